@@ -1,0 +1,78 @@
+// Command api is Keel's REST API: it validates, authorizes, writes to
+// PostgreSQL and hands slow work to the worker through the outbox.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/keelhq/keel/internal/config"
+	"github.com/keelhq/keel/internal/health"
+	"github.com/keelhq/keel/internal/httpapi"
+	"github.com/keelhq/keel/internal/platform/httpserver"
+	"github.com/keelhq/keel/internal/platform/logging"
+	"github.com/keelhq/keel/internal/platform/metrics"
+	"github.com/keelhq/keel/internal/platform/postgres"
+	"github.com/keelhq/keel/internal/platform/redis"
+	"github.com/keelhq/keel/internal/platform/sentry"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "api:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	cfg, err := config.LoadAPI(nil)
+	if err != nil {
+		return err
+	}
+	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat, "api")
+	if err := sentry.Init(cfg.SentryDSN, cfg.Env, cfg.Release, "api"); err != nil {
+		return err
+	}
+	defer sentry.Flush(2 * time.Second)
+
+	db, err := postgres.Open(cfg.Postgres.URL, postgres.Options{MaxOpenConns: cfg.MaxOpenConns, MaxIdleConns: cfg.MaxIdleConns, ConnMaxLifetime: cfg.ConnMaxLifetime})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rdb, err := redis.New(cfg.Redis.URL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+
+	reg := metrics.NewRegistry()
+	checker := &health.Checker{Timeout: time.Second, Checks: []health.Check{
+		{Name: "postgres", Probe: func(ctx context.Context) error { return postgres.Ping(ctx, db) }},
+		{Name: "redis", Probe: func(ctx context.Context) error { return redis.Ping(ctx, rdb) }},
+	}}
+	h, err := httpapi.New(httpapi.Deps{
+		Log:                log,
+		Metrics:            metrics.NewHTTP(reg),
+		MetricsHandler:     metrics.Handler(reg),
+		Health:             checker,
+		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
+		MaxBodyBytes:       int64(cfg.MaxBodyBytes),
+		Production:         cfg.Env == "production",
+	})
+	if err != nil {
+		return err
+	}
+	log.Info().Str("env", cfg.Env).Str("database", config.Redact(cfg.Postgres.URL)).Msg("api starting")
+	if err := httpserver.Run(ctx, cfg.HTTPAddr, h, cfg.ShutdownTimeout, log); err != nil {
+		return err
+	}
+	log.Info().Msg("api stopped")
+	return nil
+}

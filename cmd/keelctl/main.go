@@ -1,0 +1,177 @@
+// Command keelctl is the operator's CLI: migrations, dependency checks and
+// the commands later capabilities add.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/keelhq/keel/internal/config"
+	"github.com/keelhq/keel/internal/doctor"
+	"github.com/keelhq/keel/internal/migrate"
+	"github.com/keelhq/keel/internal/platform/mail"
+	"github.com/keelhq/keel/internal/platform/postgres"
+	"github.com/keelhq/keel/internal/platform/redis"
+)
+
+const usage = `usage: keelctl COMMAND
+
+commands:
+  migrate up       apply pending migrations as DATABASE_OWNER_URL and provision the
+                   application role named in DATABASE_URL
+  migrate down     roll back the latest migration
+  migrate redo     roll back the latest migration and apply it again
+  migrate status   list migrations and whether each is applied
+  migrate reset    roll back every migration (drops all of Keel's tables)
+  doctor           check PostgreSQL, migrations, Redis and SMTP
+`
+
+// errUsage marks a command-line mistake: exit code 2.
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout)
+	switch {
+	case errors.Is(err, errUsage):
+		fmt.Fprint(os.Stderr, err.Error()[len("usage: "):]+"\n\n"+usage)
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "keelctl:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(out, usage)
+		return nil
+	}
+	cfg, err := config.LoadCtl(nil)
+	if err != nil {
+		return err
+	}
+	switch args[0] {
+	case "migrate":
+		return runMigrate(ctx, cfg, args[1:], out)
+	case "doctor":
+		return runDoctor(ctx, cfg, out)
+	}
+	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+}
+
+func runMigrate(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer) error {
+	if len(args) != 1 {
+		return fmt.Errorf("%w: migrate needs one of up, down, redo, status, reset", errUsage)
+	}
+	mc, err := cfg.Migrate()
+	if err != nil {
+		return err
+	}
+	m, err := migrate.New(mc.OwnerURL)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	switch args[0] {
+	case "up":
+		if err := m.Up(ctx, out); err != nil {
+			return err
+		}
+		if err := m.EnsureAppRole(ctx, mc.AppURL); err != nil {
+			return err
+		}
+		fmt.Fprintln(out, "application role ready")
+		return nil
+	case "down":
+		return m.Down(ctx, out)
+	case "redo":
+		if err := m.Redo(ctx, out); err != nil {
+			return err
+		}
+		return m.EnsureAppRole(ctx, mc.AppURL)
+	case "status":
+		return m.Status(ctx, out)
+	case "reset":
+		return m.DownAll(ctx, out)
+	}
+	return fmt.Errorf("%w: unknown migrate command %q", errUsage, args[0])
+}
+
+func runDoctor(ctx context.Context, cfg *config.Ctl, out io.Writer) error {
+	dc, err := cfg.Doctor()
+	if err != nil {
+		return err
+	}
+	db, err := postgres.Open(dc.Postgres.URL, postgres.Options{MaxOpenConns: 2})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rdb, err := redis.New(dc.Redis.URL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	smtp, err := mail.NewSMTP(dc.SMTPURL, dc.From)
+	if err != nil {
+		return err
+	}
+	checks := []doctor.Check{
+		{Name: "postgres", Probe: func(ctx context.Context) (string, error) {
+			var v, role string
+			if err := db.QueryRowContext(ctx, `SELECT current_setting('server_version'), current_user`).Scan(&v, &role); err != nil {
+				return "", err
+			}
+			var bypass, super bool
+			if err := db.QueryRowContext(ctx, `SELECT rolbypassrls, rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&bypass, &super); err != nil {
+				return "", err
+			}
+			if bypass || super {
+				return "", fmt.Errorf("DATABASE_URL connects as %q, which bypasses Row Level Security; use the application role", role)
+			}
+			return fmt.Sprintf("PostgreSQL %s as %s", v, role), nil
+		}},
+		{Name: "migrations", Probe: func(ctx context.Context) (string, error) {
+			var cur int64
+			if err := db.QueryRowContext(ctx, `SELECT COALESCE(max(version_id), 0) FROM goose_db_version WHERE is_applied`).Scan(&cur); err != nil {
+				return "", fmt.Errorf("cannot read goose_db_version (run keelctl migrate up): %w", err)
+			}
+			target, err := migrate.Latest()
+			if err != nil {
+				return "", err
+			}
+			if cur != target {
+				return "", fmt.Errorf("database at version %d, binaries expect %d: run keelctl migrate up", cur, target)
+			}
+			return fmt.Sprintf("at version %d", cur), nil
+		}},
+		{Name: "redis", Probe: func(ctx context.Context) (string, error) {
+			if err := redis.Ping(ctx, rdb); err != nil {
+				return "", err
+			}
+			info, err := rdb.ConfigGet(ctx, "maxmemory-policy").Result()
+			if err == nil && info["maxmemory-policy"] != "" && info["maxmemory-policy"] != "noeviction" {
+				return "", fmt.Errorf("maxmemory-policy is %s; queues need noeviction or tasks can vanish", info["maxmemory-policy"])
+			}
+			return "PONG", nil
+		}},
+		{Name: "smtp", Probe: func(ctx context.Context) (string, error) {
+			if err := smtp.Ping(ctx); err != nil {
+				return "", err
+			}
+			return config.Redact(dc.SMTPURL), nil
+		}},
+	}
+	if n := doctor.Run(ctx, out, 3*time.Second, checks); n > 0 {
+		return fmt.Errorf("%d check(s) failed", n)
+	}
+	return nil
+}

@@ -1,0 +1,101 @@
+// Command scheduler enqueues Keel's periodic tasks from jobs.Schedule. It
+// only enqueues; the worker runs them. Replicas are safe: each slot's task ID
+// is fixed, so a second replica's firing is refused by Redis.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/keelhq/keel/internal/config"
+	"github.com/keelhq/keel/internal/health"
+	"github.com/keelhq/keel/internal/platform/httpserver"
+	"github.com/keelhq/keel/internal/platform/logging"
+	"github.com/keelhq/keel/internal/platform/metrics"
+	"github.com/keelhq/keel/internal/platform/postgres"
+	"github.com/keelhq/keel/internal/platform/redis"
+	"github.com/keelhq/keel/internal/platform/sentry"
+	"github.com/keelhq/keel/internal/schedule"
+	"github.com/keelhq/keel/jobs"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "scheduler:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	cfg, err := config.LoadScheduler(nil)
+	if err != nil {
+		return err
+	}
+	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat, "scheduler")
+	if err := sentry.Init(cfg.SentryDSN, cfg.Env, cfg.Release, "scheduler"); err != nil {
+		return err
+	}
+	defer sentry.Flush(2 * time.Second)
+
+	db, err := postgres.Open(cfg.Postgres.URL, postgres.Options{MaxOpenConns: 4, MaxIdleConns: 1, ConnMaxLifetime: cfg.ConnMaxLifetime})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rdb, err := redis.New(cfg.Redis.URL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	client := asynq.NewClient(cfg.Redis.Opt)
+	defer client.Close()
+
+	reg := metrics.NewRegistry()
+	fired := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keel_scheduler_firings_total", Help: "Periodic firings by entry and result (enqueued, duplicate, error).",
+	}, []string{"entry", "result"})
+	reg.MustRegister(fired)
+	s := &schedule.Scheduler{Entries: jobs.Schedule(), Queue: client, Log: log,
+		Fired: func(entry string, enqueued bool, err error) {
+			switch {
+			case err != nil:
+				fired.WithLabelValues(entry, "error").Inc()
+				sentry.Capture(ctx, fmt.Errorf("schedule %s: %w", entry, err), map[string]string{"entry": entry})
+			case enqueued:
+				fired.WithLabelValues(entry, "enqueued").Inc()
+			default:
+				fired.WithLabelValues(entry, "duplicate").Inc()
+			}
+		}}
+	if err := s.Parse(); err != nil {
+		return err
+	}
+	checker := &health.Checker{Timeout: time.Second, Checks: []health.Check{
+		{Name: "postgres", Probe: func(ctx context.Context) error { return postgres.Ping(ctx, db) }},
+		{Name: "redis", Probe: func(ctx context.Context) error { return redis.Ping(ctx, rdb) }},
+	}}
+
+	// Either half failing stops the other, so a taken port cannot leave a
+	// scheduler running without health endpoints.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return httpserver.Run(gctx, cfg.MetricsAddr, health.Mux(checker, metrics.Handler(reg)), 5*time.Second, log)
+	})
+	g.Go(func() error { return s.Run(gctx) })
+	log.Info().Int("entries", len(s.Entries)).Msg("scheduler started")
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	log.Info().Msg("scheduler stopped")
+	return nil
+}

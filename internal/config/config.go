@@ -1,0 +1,244 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// Base is what every binary reads.
+type Base struct {
+	Env       string // development | test | staging | production
+	LogLevel  string
+	LogFormat string // json | console
+	SentryDSN string
+	Release   string
+}
+
+func loadBase(l *Loader) Base {
+	b := Base{
+		Env:       l.OneOf("ENV", "development", "development", "test", "staging", "production"),
+		LogLevel:  l.OneOf("LOG_LEVEL", "info", "trace", "debug", "info", "warn", "error"),
+		SentryDSN: l.String("SENTRY_DSN", ""),
+		Release:   l.String("RELEASE", "dev"),
+	}
+	def := "json"
+	if b.Env == "development" {
+		def = "console"
+	}
+	b.LogFormat = l.OneOf("LOG_FORMAT", def, "json", "console")
+	if b.SentryDSN != "" {
+		l.URL("SENTRY_DSN", "", false, "https", "http")
+	}
+	return b
+}
+
+// Postgres is the application's database connection: the non-owner role that
+// Row Level Security applies to.
+type Postgres struct {
+	URL             string
+	MaxOpenConns    int
+	MaxIdleConns    int
+	ConnMaxLifetime time.Duration
+}
+
+func loadPostgres(l *Loader) Postgres {
+	return Postgres{
+		URL:             l.URL("DATABASE_URL", "", true, "postgres", "postgresql"),
+		MaxOpenConns:    l.Int("DATABASE_MAX_OPEN_CONNS", 20, 1, 1000),
+		MaxIdleConns:    l.Int("DATABASE_MAX_IDLE_CONNS", 10, 0, 1000),
+		ConnMaxLifetime: l.Duration("DATABASE_CONN_MAX_LIFETIME", 30*time.Minute, time.Second),
+	}
+}
+
+// Redis is the queue's and the cache's server.
+type Redis struct {
+	URL string
+	// Opt is the parsed form for Asynq.
+	Opt asynq.RedisClientOpt
+}
+
+func loadRedis(l *Loader) Redis {
+	r := Redis{URL: l.URL("REDIS_URL", "", true, "redis", "rediss")}
+	if r.URL == "" {
+		return r
+	}
+	opt, err := asynq.ParseRedisURI(r.URL)
+	if err != nil {
+		l.fail("REDIS_URL", "%v", err)
+		return r
+	}
+	if o, ok := opt.(asynq.RedisClientOpt); ok {
+		r.Opt = o
+	} else {
+		l.fail("REDIS_URL", "must name a single Redis server (redis:// or rediss://)")
+	}
+	return r
+}
+
+// Mail is the outgoing SMTP server.
+type Mail struct {
+	SMTPURL string
+	From    string
+}
+
+func loadMail(l *Loader) Mail {
+	m := Mail{
+		SMTPURL: l.URL("SMTP_URL", "smtp://127.0.0.1:1025", false, "smtp", "smtps"),
+		From:    l.String("MAIL_FROM", "Keel <no-reply@keel.localhost>"),
+	}
+	return m
+}
+
+// App is what code that writes links to users needs.
+type App struct {
+	BaseURL string
+}
+
+func loadApp(l *Loader) App {
+	return App{BaseURL: l.URL("APP_BASE_URL", "http://localhost:8080", false, "http", "https")}
+}
+
+// API is cmd/api's configuration.
+type API struct {
+	Base
+	Postgres
+	Redis
+	App
+	HTTPAddr           string
+	CORSAllowedOrigins []string
+	MaxBodyBytes       int
+	ShutdownTimeout    time.Duration
+}
+
+// LoadAPI reads cmd/api's configuration.
+func LoadAPI(get Getenv) (API, error) {
+	l := NewLoader(get)
+	c := API{
+		Base:               loadBase(l),
+		Postgres:           loadPostgres(l),
+		Redis:              loadRedis(l),
+		App:                loadApp(l),
+		HTTPAddr:           l.Addr("HTTP_ADDR", ":8080"),
+		CORSAllowedOrigins: l.List("CORS_ALLOWED_ORIGINS"),
+		MaxBodyBytes:       l.Int("HTTP_MAX_BODY_BYTES", 1<<20, 1024, 1<<30),
+		ShutdownTimeout:    l.Duration("SHUTDOWN_TIMEOUT", 15*time.Second, time.Second),
+	}
+	for _, o := range c.CORSAllowedOrigins {
+		if o == "*" {
+			l.fail("CORS_ALLOWED_ORIGINS", "must list origins; * is not allowed with credentials")
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" {
+			l.fail("CORS_ALLOWED_ORIGINS", "must be origins such as https://app.example.com, got %q", o)
+		}
+	}
+	return c, l.Err()
+}
+
+// Worker is cmd/worker's configuration.
+type Worker struct {
+	Base
+	Postgres
+	Redis
+	Mail
+	App
+	MetricsAddr     string
+	Concurrency     int
+	ShutdownTimeout time.Duration
+	RelayInterval   time.Duration
+	RelayBatch      int
+}
+
+// LoadWorker reads cmd/worker's configuration.
+func LoadWorker(get Getenv) (Worker, error) {
+	l := NewLoader(get)
+	c := Worker{
+		Base:            loadBase(l),
+		Postgres:        loadPostgres(l),
+		Redis:           loadRedis(l),
+		Mail:            loadMail(l),
+		App:             loadApp(l),
+		MetricsAddr:     l.Addr("METRICS_ADDR", ":9091"),
+		Concurrency:     l.Int("WORKER_CONCURRENCY", 10, 1, 1000),
+		ShutdownTimeout: l.Duration("SHUTDOWN_TIMEOUT", 20*time.Second, time.Second),
+		RelayInterval:   l.Duration("OUTBOX_RELAY_INTERVAL", 500*time.Millisecond, 10*time.Millisecond),
+		RelayBatch:      l.Int("OUTBOX_RELAY_BATCH", 100, 1, 10000),
+	}
+	return c, l.Err()
+}
+
+// Scheduler is cmd/scheduler's configuration.
+type Scheduler struct {
+	Base
+	Postgres
+	Redis
+	MetricsAddr     string
+	ShutdownTimeout time.Duration
+}
+
+// LoadScheduler reads cmd/scheduler's configuration.
+func LoadScheduler(get Getenv) (Scheduler, error) {
+	l := NewLoader(get)
+	c := Scheduler{
+		Base:            loadBase(l),
+		Postgres:        loadPostgres(l),
+		Redis:           loadRedis(l),
+		MetricsAddr:     l.Addr("METRICS_ADDR", ":9092"),
+		ShutdownTimeout: l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Second),
+	}
+	return c, l.Err()
+}
+
+// Ctl is keelctl's configuration. Which parts are required depends on the
+// command, so each command asks for what it needs.
+type Ctl struct {
+	Base
+	l *Loader
+}
+
+// LoadCtl reads the variables every keelctl command shares.
+func LoadCtl(get Getenv) (*Ctl, error) {
+	l := NewLoader(get)
+	c := &Ctl{Base: loadBase(l), l: l}
+	return c, l.Err()
+}
+
+// Migrate is what `keelctl migrate` needs: the owner to run DDL as, and the
+// application role to create and grant.
+type Migrate struct {
+	OwnerURL string
+	AppURL   string
+}
+
+// Migrate reads DATABASE_OWNER_URL and DATABASE_URL.
+func (c *Ctl) Migrate() (Migrate, error) {
+	l := NewLoader(c.l.get)
+	m := Migrate{
+		OwnerURL: l.URL("DATABASE_OWNER_URL", "", true, "postgres", "postgresql"),
+		AppURL:   l.URL("DATABASE_URL", "", true, "postgres", "postgresql"),
+	}
+	return m, l.Err()
+}
+
+// Doctor is what `keelctl doctor` checks.
+type Doctor struct {
+	Postgres
+	Redis
+	Mail
+	OwnerURL string
+}
+
+// Doctor reads every dependency's settings.
+func (c *Ctl) Doctor() (Doctor, error) {
+	l := NewLoader(c.l.get)
+	d := Doctor{Postgres: loadPostgres(l), Redis: loadRedis(l), Mail: loadMail(l),
+		OwnerURL: l.URL("DATABASE_OWNER_URL", "", false, "postgres", "postgresql")}
+	return d, l.Err()
+}
+
+// String renders a config-safe summary of a URL for logs.
+func (p Postgres) String() string { return fmt.Sprintf("postgres(%s)", Redact(p.URL)) }

@@ -1,0 +1,65 @@
+// Package httpapi is Keel's REST API: the Gin router, the middleware chain
+// every route runs through, the error-to-problem+json mapping and the
+// OpenAPI document.
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"github.com/rs/zerolog"
+
+	"github.com/keelhq/keel/internal/health"
+	"github.com/keelhq/keel/internal/platform/metrics"
+)
+
+// Deps is what the router needs. Later capabilities add their services here.
+type Deps struct {
+	Log                zerolog.Logger
+	Metrics            *metrics.HTTP
+	MetricsHandler     http.Handler
+	Health             *health.Checker
+	CORSAllowedOrigins []string
+	MaxBodyBytes       int64
+	Production         bool
+	// Mounts add handlers outside Gin's routing (e.g. the queue UI) under a prefix.
+	Mounts map[string]http.Handler
+}
+
+// New builds the API handler. The middleware order matters: the request ID
+// comes first so every later step logs it; the access log wraps recovery so
+// a panic's 500 is logged and counted; CORS answers preflights before the
+// body limit and handlers run.
+func New(d Deps) (http.Handler, error) {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = false
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.ContextWithFallback = true
+	if err := r.SetTrustedProxies(nil); err != nil {
+		return nil, err
+	}
+	if d.MaxBodyBytes <= 0 {
+		d.MaxBodyBytes = 1 << 20
+	}
+	doc, err := Document()
+	if err != nil {
+		return nil, err
+	}
+	r.Use(requestID(d.Log), accessLog(d.Metrics), recovery(), securityHeaders(d.Production),
+		cors(d.CORSAllowedOrigins), bodyLimit(d.MaxBodyBytes))
+	r.NoRoute(notFound)
+
+	r.GET("/healthz", gin.WrapF(health.Live))
+	r.GET("/readyz", gin.WrapF(d.Health.Ready))
+	if d.MetricsHandler != nil {
+		r.GET("/metrics", gin.WrapH(d.MetricsHandler))
+	}
+	r.GET("/api/v1/openapi.json", serveDocument(doc))
+	r.GET("/api/docs", serveDocsPage(doc))
+	for prefix, h := range d.Mounts {
+		r.Any(prefix+"/*path", gin.WrapH(h))
+	}
+	return r, nil
+}

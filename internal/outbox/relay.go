@@ -1,0 +1,259 @@
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/rs/zerolog"
+)
+
+// Enqueuer is the part of *asynq.Client the relay uses.
+type Enqueuer interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+// Relay moves committed outbox rows to Asynq. Any number of relays, in one
+// process or many, may run at once: each claims its rows with
+// FOR UPDATE SKIP LOCKED, so no two enqueue the same row at the same time.
+type Relay struct {
+	DB    *sqlx.DB
+	Queue Enqueuer
+	Log   zerolog.Logger
+	Batch int           // rows claimed per transaction
+	Loops int           // concurrent claim loops in this process
+	Idle  time.Duration // poll interval when nothing is pending and no NOTIFY came
+	// Retention keeps a finished task's ID in Redis so a late second relay of
+	// the same row is still refused; handlers stay idempotent for later ones.
+	Retention time.Duration
+	// Wake, when set, delivers a value whenever a writer committed rows.
+	Wake <-chan struct{}
+	// Dispatched, when set, is told how many rows each pass moved; for metrics.
+	Dispatched func(n int)
+}
+
+func (r *Relay) defaults() {
+	if r.Batch <= 0 {
+		r.Batch = 100
+	}
+	if r.Loops <= 0 {
+		r.Loops = 4
+	}
+	if r.Idle <= 0 {
+		r.Idle = 500 * time.Millisecond
+	}
+	if r.Retention <= 0 {
+		r.Retention = 24 * time.Hour
+	}
+}
+
+type row struct {
+	ID        string     `db:"id"`
+	Type      string     `db:"task_type"`
+	Payload   []byte     `db:"payload"`
+	Headers   []byte     `db:"headers"`
+	Queue     string     `db:"queue"`
+	MaxRetry  int        `db:"max_retry"`
+	TimeoutMS int64      `db:"timeout_ms"`
+	ProcessAt *time.Time `db:"process_at"`
+}
+
+// RunOnce claims one batch, enqueues it and marks what was enqueued. It
+// returns how many rows it dispatched. When Redis fails it records the error
+// on the rows it could not move and returns the error; those rows stay
+// pending for the next pass.
+func (r *Relay) RunOnce(ctx context.Context) (int, error) {
+	r.defaults()
+	tx, err := r.DB.BeginTxx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("relay begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	var rows []row
+	const claim = `SELECT id, task_type, payload, headers, queue, max_retry, timeout_ms, process_at
+		FROM outbox WHERE dispatched_at IS NULL
+		ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED`
+	if err := tx.SelectContext(ctx, &rows, claim, r.Batch); err != nil {
+		return 0, fmt.Errorf("relay claim: %w", err)
+	}
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	done := make([]string, 0, len(rows))
+	var failed []string
+	var firstErr error
+	var mu sync.Mutex
+	// Enqueue concurrently: each Enqueue is a Redis round trip, and a batch
+	// moved one at a time would cap the relay at one round trip per row.
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for i := range rows {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(rw *row) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			err := r.enqueue(ctx, rw)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed = append(failed, rw.ID)
+				if firstErr == nil {
+					firstErr = err
+				}
+				return
+			}
+			done = append(done, rw.ID)
+		}(&rows[i])
+	}
+	wg.Wait()
+	if len(done) > 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET dispatched_at = now() WHERE id = ANY($1::uuid[])`, pq.Array(done)); err != nil {
+			return 0, fmt.Errorf("relay mark: %w", err)
+		}
+	}
+	if len(failed) > 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::uuid[])`,
+			pq.Array(failed), firstErr.Error()); err != nil {
+			return 0, fmt.Errorf("relay record failure: %w", err)
+		}
+	}
+	// A crash before this commit leaves the rows pending: the next pass
+	// re-enqueues them and Asynq refuses the duplicate IDs.
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("relay commit: %w", err)
+	}
+	if r.Dispatched != nil {
+		r.Dispatched(len(done))
+	}
+	if firstErr != nil {
+		return len(done), fmt.Errorf("relay enqueue: %w", firstErr)
+	}
+	return len(done), nil
+}
+
+func (r *Relay) enqueue(ctx context.Context, rw *row) error {
+	var headers map[string]string
+	if len(rw.Headers) > 0 {
+		if err := json.Unmarshal(rw.Headers, &headers); err != nil {
+			return fmt.Errorf("row %s headers: %w", rw.ID, err)
+		}
+	}
+	opts := []asynq.Option{asynq.TaskID(rw.ID), asynq.Queue(rw.Queue), asynq.MaxRetry(rw.MaxRetry), asynq.Retention(r.Retention)}
+	if rw.TimeoutMS > 0 {
+		opts = append(opts, asynq.Timeout(time.Duration(rw.TimeoutMS)*time.Millisecond))
+	}
+	if rw.ProcessAt != nil {
+		opts = append(opts, asynq.ProcessAt(*rw.ProcessAt))
+	}
+	_, err := r.Queue.EnqueueContext(ctx, asynq.NewTaskWithHeaders(rw.Type, rw.Payload, headers), opts...)
+	if errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {
+		// Already enqueued by an earlier pass that crashed before marking.
+		return nil
+	}
+	return err
+}
+
+// Run relays until ctx ends, with Loops claim loops. A loop that moved a full
+// batch goes again at once; otherwise it waits for a NOTIFY or Idle. Redis
+// failures back off up to 5 s so an outage does not spin.
+func (r *Relay) Run(ctx context.Context) {
+	r.defaults()
+	wake := make(chan struct{}, r.Loops)
+	if r.Wake != nil {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-r.Wake:
+					for i := 0; i < r.Loops; i++ {
+						select {
+						case wake <- struct{}{}:
+						default:
+						}
+					}
+				}
+			}
+		}()
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < r.Loops; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.loop(ctx, wake)
+		}()
+	}
+	wg.Wait()
+}
+
+func (r *Relay) loop(ctx context.Context, wake <-chan struct{}) {
+	backoff := time.Duration(0)
+	for ctx.Err() == nil {
+		n, err := r.RunOnce(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			if backoff == 0 {
+				backoff = 100 * time.Millisecond
+			} else if backoff < 5*time.Second {
+				backoff *= 2
+			}
+			r.Log.Warn().Err(err).Dur("retry_in", backoff).Msg("outbox relay failed")
+			sleep(ctx, backoff, nil)
+		case n == r.Batch:
+			backoff = 0
+		default:
+			backoff = 0
+			sleep(ctx, r.Idle, wake)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	case <-wake:
+	}
+}
+
+// Listen returns a channel that receives a value whenever an outbox row is
+// committed, using PostgreSQL LISTEN on its own connection; it closes the
+// listener when ctx ends. The relay still polls, so a lost notification only
+// delays a row by the idle interval.
+func Listen(ctx context.Context, dbURL string, log zerolog.Logger) (<-chan struct{}, error) {
+	l := pq.NewListener(dbURL, 100*time.Millisecond, 5*time.Second, func(ev pq.ListenerEventType, err error) {
+		if err != nil {
+			log.Debug().Err(err).Msg("outbox listener")
+		}
+	})
+	if err := l.Listen("keel_outbox"); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("listen keel_outbox: %w", err)
+	}
+	out := make(chan struct{}, 1)
+	go func() {
+		defer l.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-l.Notify:
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return out, nil
+}

@@ -1,0 +1,114 @@
+// Package postgres opens the PostgreSQL pool, runs tenant-scoped transactions
+// and translates driver errors into the application's error kinds. It is the
+// only package that names the driver, so lib/pq can be swapped for pgx here.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// DriverName is the database/sql driver in use.
+const DriverName = "postgres"
+
+// Errors the stores return, whatever the driver said.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+)
+
+// Options tunes the pool.
+type Options struct {
+	MaxOpenConns    int
+	MaxIdleConns    int
+	ConnMaxLifetime time.Duration
+}
+
+// Open connects to url and returns a pool. It does not wait for the server:
+// binaries start and answer /readyz 503 until the database is reachable.
+func Open(url string, o Options) (*sqlx.DB, error) {
+	db, err := sqlx.Open(DriverName, url)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	if o.MaxOpenConns > 0 {
+		db.SetMaxOpenConns(o.MaxOpenConns)
+	}
+	db.SetMaxIdleConns(o.MaxIdleConns)
+	if o.ConnMaxLifetime > 0 {
+		db.SetConnMaxLifetime(o.ConnMaxLifetime)
+	}
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	return db, nil
+}
+
+// InTx runs fn in one transaction and commits when fn returns nil. When orgID
+// is not uuid.Nil, the transaction first sets app.org_id for Row Level
+// Security; set_config(..., true) is transaction-local, so a pooled connection
+// never carries one tenant into another's request.
+func InTx(ctx context.Context, db *sqlx.DB, orgID uuid.UUID, fn func(tx *sqlx.Tx) error) (err error) {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			panic(p)
+		}
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if orgID != uuid.Nil {
+		if _, err = tx.ExecContext(ctx, `SELECT set_config('app.org_id', $1, true)`, orgID.String()); err != nil {
+			return fmt.Errorf("set tenant: %w", err)
+		}
+	}
+	if err = fn(tx); err != nil {
+		return err
+	}
+	if err = tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Translate maps driver errors to ErrNotFound and ErrConflict, keeping the
+// original for logs. Other errors pass through.
+func Translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code == "23505" {
+		return fmt.Errorf("%w: %s: %w", ErrConflict, pqErr.Constraint, err)
+	}
+	return err
+}
+
+// IsUniqueViolation reports whether err is a unique-constraint violation on
+// the named constraint (any constraint when name is empty).
+func IsUniqueViolation(err error, name string) bool {
+	var pqErr *pq.Error
+	return errors.As(err, &pqErr) && pqErr.Code == "23505" && (name == "" || pqErr.Constraint == name)
+}
+
+// Ping checks the database answers within ctx.
+func Ping(ctx context.Context, db *sqlx.DB) error {
+	var one int
+	if err := db.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,215 @@
+// Package postgrestest gives each test its own PostgreSQL database, cloned
+// from a template migrated once per test binary, and an application role of
+// its own, so tests run in parallel and leave the server as they found it.
+//
+// A package that uses it calls Main from TestMain so the template and the
+// role are dropped after the last test.
+package postgrestest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/keelhq/keel/internal/migrate"
+	"github.com/keelhq/keel/internal/platform/postgres"
+)
+
+// EnvAdminURL names the variable holding a superuser URL of the test server.
+const EnvAdminURL = "KEEL_TEST_DATABASE_URL"
+
+// DefaultAdminURL works with trust auth and with the password the project's
+// setup script gives the postgres role on a fresh install.
+const DefaultAdminURL = "postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+var (
+	once     sync.Once
+	setupErr error
+	suffix   string
+	template string
+	appRole  string
+)
+
+const appPassword = "keel-test"
+
+// AdminURL returns the superuser URL the tests use.
+func AdminURL() string {
+	if v := os.Getenv(EnvAdminURL); v != "" {
+		return v
+	}
+	return DefaultAdminURL
+}
+
+// withDB returns base with its database (and user, when user is not empty) replaced.
+func withDB(base, db, user, password string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		panic(err)
+	}
+	u.Path = "/" + db
+	if user != "" {
+		u.User = url.UserPassword(user, password)
+	}
+	q := u.Query()
+	if q.Get("sslmode") == "" {
+		q.Set("sslmode", "disable")
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func admin() (*sql.DB, error) {
+	db, err := sql.Open("postgres", AdminURL())
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(4)
+	return db, nil
+}
+
+func setup() error {
+	suffix = randHex(5)
+	template = "keel_tpl_" + suffix
+	appRole = "keel_app_" + suffix
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	db, err := admin()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(template)); err != nil {
+		return fmt.Errorf("create template database (is PostgreSQL running at %s? run `make services`): %w", config(AdminURL()), err)
+	}
+	m, err := migrate.New(withDB(AdminURL(), template, "", ""))
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if err := m.Up(ctx, io.Discard); err != nil {
+		return err
+	}
+	return m.EnsureAppRole(ctx, withDB(AdminURL(), template, appRole, appPassword))
+}
+
+func config(u string) string { return postgresRedact(u) }
+
+func postgresRedact(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "?"
+	}
+	p.User = nil
+	return p.String()
+}
+
+// Main runs the package's tests and then drops the template and role.
+func Main(m *testing.M) int {
+	code := m.Run()
+	if template != "" {
+		if err := teardown(); err != nil {
+			fmt.Fprintln(os.Stderr, "postgrestest: cleanup:", err)
+		}
+	}
+	return code
+}
+
+func teardown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := admin()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+pq.QuoteIdentifier(template)+" WITH (FORCE)"); err != nil {
+		return err
+	}
+	// Databases a killed test left behind still hold grants to the role.
+	rows, err := db.QueryContext(ctx, `SELECT datname FROM pg_database WHERE datname LIKE $1`, "keel_t_"+suffix+"_%")
+	if err == nil {
+		var names []string
+		for rows.Next() {
+			var n string
+			_ = rows.Scan(&n)
+			names = append(names, n)
+		}
+		rows.Close()
+		for _, n := range names {
+			_, _ = db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+pq.QuoteIdentifier(n)+" WITH (FORCE)")
+		}
+	}
+	_, err = db.ExecContext(ctx, "DROP ROLE IF EXISTS "+pq.QuoteIdentifier(appRole))
+	return err
+}
+
+// DB is one test's database.
+type DB struct {
+	Name     string
+	OwnerURL string // superuser; for setup and assertions that must see every row
+	AppURL   string // the non-owner application role, under Row Level Security
+	Owner    *sqlx.DB
+	App      *sqlx.DB
+}
+
+// New returns a fresh, migrated database dropped when t ends.
+func New(t testing.TB) *DB {
+	t.Helper()
+	once.Do(func() { setupErr = setup() })
+	if setupErr != nil {
+		t.Fatalf("postgrestest: %v", setupErr)
+	}
+	name := "keel_t_" + suffix + "_" + randHex(4)
+	db, err := admin()
+	if err != nil {
+		t.Fatalf("postgrestest: %v", err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("CREATE DATABASE " + pq.QuoteIdentifier(name) + " TEMPLATE " + pq.QuoteIdentifier(template)); err != nil {
+		t.Fatalf("postgrestest: clone template: %v", err)
+	}
+	d := &DB{
+		Name:     name,
+		OwnerURL: withDB(AdminURL(), name, "", ""),
+		AppURL:   withDB(AdminURL(), name, appRole, appPassword),
+	}
+	d.Owner = sqlx.MustOpen("postgres", d.OwnerURL)
+	d.App, err = postgres.Open(d.AppURL, postgres.Options{MaxOpenConns: 20, MaxIdleConns: 5})
+	if err != nil {
+		t.Fatalf("postgrestest: %v", err)
+	}
+	t.Cleanup(func() {
+		d.App.Close()
+		d.Owner.Close()
+		db, err := admin()
+		if err != nil {
+			t.Errorf("postgrestest: %v", err)
+			return
+		}
+		defer db.Close()
+		if _, err := db.Exec("DROP DATABASE IF EXISTS " + pq.QuoteIdentifier(name) + " WITH (FORCE)"); err != nil {
+			t.Errorf("postgrestest: drop %s: %v", name, err)
+		}
+	})
+	return d
+}
+
+// AppRole is the non-owner role the app URLs connect as.
+func AppRole() string { return appRole }

@@ -1,0 +1,35 @@
+// Package redis opens go-redis clients from REDIS_URL for the parts of Keel
+// that use Redis directly (readiness, throttling), beside Asynq's own pool.
+package redis
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// New parses url (redis://[:password@]host:port/db) and returns a client
+// with short timeouts: callers on a request path must fail fast when Redis
+// is down rather than hold the request.
+func New(url string) (*goredis.Client, error) {
+	opt, err := goredis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	opt.DialTimeout = time.Second
+	opt.ReadTimeout = time.Second
+	opt.WriteTimeout = time.Second
+	opt.MaxRetries = 1
+	opt.PoolSize = 10
+	return goredis.NewClient(opt), nil
+}
+
+// Ping checks the server answers within ctx.
+func Ping(ctx context.Context, c *goredis.Client) error {
+	if err := c.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,94 @@
+// Package redistest starts a private redis-server on a free loopback port for
+// one test, so tests never share or flush the machine's Redis, and can stop
+// and restart it to test outages.
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Server is a running (or stopped) private Redis.
+type Server struct {
+	t    testing.TB
+	Port int
+	URL  string
+	dir  string
+	cmd  *exec.Cmd
+}
+
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Start runs a redis-server for t and stops it when t ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{t: t, Port: FreePort(t), dir: t.TempDir()}
+	s.URL = fmt.Sprintf("redis://127.0.0.1:%d/0", s.Port)
+	s.Restart()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Restart starts the server again on the same port after Stop.
+func (s *Server) Restart() {
+	s.t.Helper()
+	if s.cmd != nil {
+		return
+	}
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		s.t.Fatalf("redistest: redis-server not found (run `make services`): %v", err)
+	}
+	cmd := exec.Command(bin, "--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.dir, "--maxmemory-policy", "noeviction")
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("redistest: start: %v", err)
+	}
+	s.cmd = cmd
+	c := s.Client()
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("redistest: server on port %d did not answer: %v", s.Port, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop kills the server and waits for it to exit.
+func (s *Server) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Client returns a go-redis client of the server; the caller closes it.
+func (s *Server) Client() *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", s.Port)})
+}
