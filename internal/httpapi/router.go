@@ -9,7 +9,9 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
 
+	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/health"
+	"github.com/keelhq/keel/internal/org"
 	"github.com/keelhq/keel/internal/platform/metrics"
 )
 
@@ -24,6 +26,13 @@ type Deps struct {
 	Production         bool
 	// Mounts add handlers outside Gin's routing (e.g. the queue UI) under a prefix.
 	Mounts map[string]http.Handler
+	// Auth and Orgs serve accounts, sessions and organizations; when nil
+	// those routes are left out.
+	Auth *auth.Service
+	Orgs *org.Service
+	// RefreshCookie hands refresh tokens to the SPA as an HttpOnly cookie
+	// instead of in JSON (AUTH_REFRESH_COOKIE).
+	RefreshCookie bool
 }
 
 // New builds the API handler. The middleware order matters: the request ID
@@ -58,6 +67,9 @@ func New(d Deps) (http.Handler, error) {
 	}
 	r.GET("/api/v1/openapi.json", serveDocument(doc))
 	r.GET("/api/docs", serveDocsPage(doc))
+	if d.Auth != nil && d.Orgs != nil {
+		registerIdentity(r.Group("/api/v1"), d)
+	}
 	for prefix, h := range d.Mounts {
 		r.Any(prefix+"/*path", gin.WrapH(h))
 	}

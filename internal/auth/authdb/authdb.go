@@ -1,0 +1,220 @@
+// Package authdb stores users, sessions (refresh token families), email
+// tokens and 2FA recovery codes in PostgreSQL. These are platform tables, not
+// tenant tables: every query is keyed by a user ID or a token hash that the
+// caller already proved it holds.
+package authdb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/keelhq/keel/internal/platform/postgres"
+)
+
+// Errors.
+var (
+	ErrNotFound   = postgres.ErrNotFound
+	ErrEmailTaken = errors.New("email taken")
+)
+
+// Store runs the queries; its methods take the transaction they run in.
+type Store struct{}
+
+// User is a users row.
+type User struct {
+	ID              uuid.UUID  `db:"id"`
+	Email           string     `db:"email"`
+	Name            string     `db:"name"`
+	PasswordHash    string     `db:"password_hash"`
+	EmailVerifiedAt *time.Time `db:"email_verified_at"`
+	TOTPSecret      []byte     `db:"totp_secret"`
+	TOTPEnabledAt   *time.Time `db:"totp_enabled_at"`
+	TOTPLastStep    int64      `db:"totp_last_step"`
+	IsPlatformAdmin bool       `db:"is_platform_admin"`
+	CreatedAt       time.Time  `db:"created_at"`
+	UpdatedAt       time.Time  `db:"updated_at"`
+}
+
+const userCols = `id, email, name, password_hash, email_verified_at, totp_secret, totp_enabled_at,
+	totp_last_step, is_platform_admin, created_at, updated_at`
+
+// CreateUser inserts u; ErrEmailTaken when the address is in use.
+func (Store) CreateUser(ctx context.Context, tx sqlx.ExtContext, u *User) error {
+	const q = `INSERT INTO users (id, email, name, password_hash, email_verified_at)
+		VALUES ($1, $2, $3, $4, $5) RETURNING created_at, updated_at`
+	err := sqlx.GetContext(ctx, tx, u, q, u.ID, u.Email, u.Name, u.PasswordHash, u.EmailVerifiedAt)
+	if postgres.IsUniqueViolation(err, "users_email_key") {
+		return ErrEmailTaken
+	}
+	return postgres.Translate(err)
+}
+
+// UserByEmail returns the user with email (already lower-cased).
+func (Store) UserByEmail(ctx context.Context, tx sqlx.QueryerContext, email string) (*User, error) {
+	var u User
+	err := sqlx.GetContext(ctx, tx, &u, `SELECT `+userCols+` FROM users WHERE email = $1`, email)
+	return &u, postgres.Translate(err)
+}
+
+// UserByID returns a user; lock takes a row lock for read-modify-write.
+func (Store) UserByID(ctx context.Context, tx sqlx.QueryerContext, id uuid.UUID, lock bool) (*User, error) {
+	q := `SELECT ` + userCols + ` FROM users WHERE id = $1`
+	if lock {
+		q += ` FOR UPDATE`
+	}
+	var u User
+	err := sqlx.GetContext(ctx, tx, &u, q, id)
+	return &u, postgres.Translate(err)
+}
+
+// UsersByID returns the users with ids, in any order.
+func (Store) UsersByID(ctx context.Context, tx sqlx.QueryerContext, ids []uuid.UUID) ([]User, error) {
+	strs := make([]string, len(ids))
+	for i, id := range ids {
+		strs[i] = id.String()
+	}
+	var out []User
+	err := sqlx.SelectContext(ctx, tx, &out, `SELECT `+userCols+` FROM users WHERE id = ANY($1::uuid[])`, pq.Array(strs))
+	return out, err
+}
+
+// UpdateUser writes the mutable fields of u.
+func (Store) UpdateUser(ctx context.Context, tx sqlx.ExtContext, u *User) error {
+	const q = `UPDATE users SET email = $2, name = $3, password_hash = $4, email_verified_at = $5,
+		totp_secret = $6, totp_enabled_at = $7, totp_last_step = $8, updated_at = now()
+		WHERE id = $1 RETURNING updated_at`
+	err := sqlx.GetContext(ctx, tx, &u.UpdatedAt, q, u.ID, u.Email, u.Name, u.PasswordHash, u.EmailVerifiedAt,
+		u.TOTPSecret, u.TOTPEnabledAt, u.TOTPLastStep)
+	if postgres.IsUniqueViolation(err, "users_email_key") {
+		return ErrEmailTaken
+	}
+	return postgres.Translate(err)
+}
+
+// RefreshToken is a refresh_tokens row.
+type RefreshToken struct {
+	ID          uuid.UUID  `db:"id"`
+	FamilyID    uuid.UUID  `db:"family_id"`
+	UserID      uuid.UUID  `db:"user_id"`
+	ActiveOrgID uuid.UUID  `db:"active_org_id"` // uuid.Nil: none
+	TokenHash   []byte     `db:"token_hash"`
+	ExpiresAt   time.Time  `db:"expires_at"`
+	RotatedAt   *time.Time `db:"rotated_at"`
+	RevokedAt   *time.Time `db:"revoked_at"`
+}
+
+// CreateRefreshToken inserts t.
+func (Store) CreateRefreshToken(ctx context.Context, tx sqlx.ExtContext, t *RefreshToken) error {
+	const q = `INSERT INTO refresh_tokens (id, family_id, user_id, active_org_id, token_hash, expires_at)
+		VALUES ($1, $2, $3, NULLIF($4, '00000000-0000-0000-0000-000000000000'::uuid), $5, $6)`
+	_, err := tx.ExecContext(ctx, q, t.ID, t.FamilyID, t.UserID, t.ActiveOrgID, t.TokenHash, t.ExpiresAt)
+	return postgres.Translate(err)
+}
+
+// RefreshTokenByHash returns the token with hash, locked so two concurrent
+// rotations of one token cannot both succeed.
+func (Store) RefreshTokenByHash(ctx context.Context, tx sqlx.QueryerContext, hash []byte) (*RefreshToken, error) {
+	var t RefreshToken
+	err := sqlx.GetContext(ctx, tx, &t, `SELECT id, family_id, user_id,
+		COALESCE(active_org_id, '00000000-0000-0000-0000-000000000000'::uuid) AS active_org_id, token_hash, expires_at, rotated_at, revoked_at
+		FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE`, hash)
+	return &t, postgres.Translate(err)
+}
+
+// MarkRotated records that t was exchanged for a successor.
+func (Store) MarkRotated(ctx context.Context, tx sqlx.ExecerContext, id uuid.UUID) error {
+	_, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET rotated_at = now() WHERE id = $1`, id)
+	return err
+}
+
+// RevokeFamily revokes every token of a login.
+func (Store) RevokeFamily(ctx context.Context, tx sqlx.ExecerContext, userID, family uuid.UUID) error {
+	_, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = now()
+		WHERE user_id = $1 AND family_id = $2 AND revoked_at IS NULL`, userID, family)
+	return err
+}
+
+// RevokeUserSessions revokes every session of a user.
+func (Store) RevokeUserSessions(ctx context.Context, tx sqlx.ExecerContext, userID uuid.UUID) error {
+	_, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL`, userID)
+	return err
+}
+
+// Email token purposes.
+const (
+	PurposeVerifyEmail   = "verify_email"
+	PurposeResetPassword = "reset_password"
+)
+
+// EmailToken is an email_tokens row.
+type EmailToken struct {
+	ID        uuid.UUID  `db:"id"`
+	UserID    uuid.UUID  `db:"user_id"`
+	Purpose   string     `db:"purpose"`
+	Email     string     `db:"email"`
+	TokenHash []byte     `db:"token_hash"`
+	ExpiresAt time.Time  `db:"expires_at"`
+	UsedAt    *time.Time `db:"used_at"`
+}
+
+// CreateEmailToken inserts t and voids the user's earlier unused tokens of
+// the same purpose, so only the newest link works.
+func (Store) CreateEmailToken(ctx context.Context, tx sqlx.ExtContext, t *EmailToken) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE email_tokens SET used_at = now()
+		WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL`, t.UserID, t.Purpose); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO email_tokens (id, user_id, purpose, email, token_hash, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, t.ID, t.UserID, t.Purpose, t.Email, t.TokenHash, t.ExpiresAt)
+	return postgres.Translate(err)
+}
+
+// UseEmailToken marks the live token with hash and purpose used and returns
+// it; ErrNotFound when it is unknown, used or expired.
+func (Store) UseEmailToken(ctx context.Context, tx sqlx.QueryerContext, purpose string, hash []byte) (*EmailToken, error) {
+	var t EmailToken
+	err := sqlx.GetContext(ctx, tx, &t, `UPDATE email_tokens SET used_at = now()
+		WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()
+		RETURNING id, user_id, purpose, email, token_hash, expires_at, used_at`, hash, purpose)
+	return &t, postgres.Translate(err)
+}
+
+// ReplaceRecoveryCodes stores a user's new recovery codes, dropping old ones.
+func (Store) ReplaceRecoveryCodes(ctx context.Context, tx sqlx.ExtContext, userID uuid.UUID, hashes [][]byte) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM totp_recovery_codes WHERE user_id = $1`, userID); err != nil {
+		return err
+	}
+	for _, h := range hashes {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO totp_recovery_codes (id, user_id, code_hash) VALUES ($1, $2, $3)`,
+			uuid.New(), userID, h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// UseRecoveryCode consumes one unused code; false when none matches.
+func (Store) UseRecoveryCode(ctx context.Context, tx sqlx.ExecerContext, userID uuid.UUID, hash []byte) (bool, error) {
+	res, err := tx.ExecContext(ctx, `UPDATE totp_recovery_codes SET used_at = now()
+		WHERE id = (SELECT id FROM totp_recovery_codes WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL LIMIT 1)`, userID, hash)
+	if err != nil {
+		return false, err
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// DeleteRecoveryCodes drops a user's codes when 2FA is turned off.
+func (Store) DeleteRecoveryCodes(ctx context.Context, tx sqlx.ExecerContext, userID uuid.UUID) error {
+	_, err := tx.ExecContext(ctx, `DELETE FROM totp_recovery_codes WHERE user_id = $1`, userID)
+	return err
+}
+
+// IsNotFound reports whether err means no row.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) || errors.Is(err, sql.ErrNoRows) }

@@ -1,0 +1,154 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/keelhq/keel/internal/apperr"
+	"github.com/keelhq/keel/internal/auth/authdb"
+	"github.com/keelhq/keel/internal/org/orgdb"
+	"github.com/keelhq/keel/internal/platform/postgres"
+)
+
+// Profile is the caller's account and memberships.
+type Profile struct {
+	User        *authdb.User
+	Memberships []MembershipView
+}
+
+// MembershipView is one organization the user belongs to.
+type MembershipView struct {
+	OrgID    uuid.UUID
+	OrgName  string
+	Role     string
+	JoinedAt time.Time
+}
+
+// Me returns the caller's profile.
+func (s *Service) Me(ctx context.Context, p *Principal) (*Profile, error) {
+	if !p.IsUser() {
+		return nil, errUserOnly
+	}
+	u, err := s.Users.UserByID(ctx, s.DB, p.UserID, false)
+	if errors.Is(err, authdb.ErrNotFound) {
+		return nil, apperr.New(apperr.Unauthenticated, "unauthenticated", "The account no longer exists.")
+	}
+	if err != nil {
+		return nil, err
+	}
+	ms, err := MembershipsOf(ctx, s.DB, s.Orgs, p.UserID)
+	if err != nil {
+		return nil, err
+	}
+	return &Profile{User: u, Memberships: ms}, nil
+}
+
+// MembershipsOf lists a user's organizations with names, oldest first.
+func MembershipsOf(ctx context.Context, db sqlx.QueryerContext, st orgdb.Store, userID uuid.UUID) ([]MembershipView, error) {
+	ms, err := st.UserMemberships(ctx, db, userID)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]uuid.UUID, len(ms))
+	for i, m := range ms {
+		ids[i] = m.OrgID
+	}
+	orgs, err := st.Orgs(ctx, db, ids)
+	if err != nil {
+		return nil, err
+	}
+	names := map[uuid.UUID]string{}
+	for _, o := range orgs {
+		names[o.ID] = o.Name
+	}
+	out := make([]MembershipView, len(ms))
+	for i, m := range ms {
+		out[i] = MembershipView{OrgID: m.OrgID, OrgName: names[m.OrgID], Role: m.Role, JoinedAt: m.JoinedAt}
+	}
+	return out, nil
+}
+
+// UpdateMeInput is a profile change; nil fields stay as they are.
+type UpdateMeInput struct {
+	Name            *string
+	Email           *string
+	CurrentPassword *string
+	NewPassword     *string
+}
+
+// UpdateMe changes the caller's name, email or password. A new email is
+// only mailed a verification link; it replaces the old one once verified.
+// A new password needs the current one.
+func (s *Service) UpdateMe(ctx context.Context, p *Principal, in UpdateMeInput, meta Meta) (*Profile, error) {
+	if !p.IsUser() {
+		return nil, errUserOnly
+	}
+	var newEmail, newHash string
+	if in.Email != nil {
+		e, err := NormalizeEmail("email", *in.Email)
+		if err != nil {
+			return nil, err
+		}
+		newEmail = e
+	}
+	if in.NewPassword != nil {
+		if in.CurrentPassword == nil {
+			return nil, apperr.Validation(apperr.FieldError{Field: "current_password", Message: "is required to change the password"})
+		}
+		if err := CheckPassword("new_password", *in.NewPassword); err != nil {
+			return nil, err
+		}
+		h, err := HashPassword(*in.NewPassword, s.Params)
+		if err != nil {
+			return nil, err
+		}
+		newHash = h
+	}
+	err := postgres.InTx(ctx, s.DB, uuid.Nil, func(tx *sqlx.Tx) error {
+		u, err := s.Users.UserByID(ctx, tx, p.UserID, true)
+		if err != nil {
+			return err
+		}
+		if in.Name != nil {
+			u.Name = strings.TrimSpace(*in.Name)
+		}
+		if newHash != "" {
+			ok, err := VerifyPassword(*in.CurrentPassword, u.PasswordHash)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return apperr.New(apperr.Forbidden, "invalid_password", "The current password is wrong.")
+			}
+			u.PasswordHash = newHash
+		}
+		if err := s.Users.UpdateUser(ctx, tx, u); err != nil {
+			return err
+		}
+		if newHash != "" {
+			if err := s.auditAllOrgs(ctx, tx, u.ID, "user.password_changed", meta); err != nil {
+				return err
+			}
+		}
+		if newEmail != "" && newEmail != u.Email {
+			other, err := s.Users.UserByEmail(ctx, tx, newEmail)
+			if err == nil && other.ID != u.ID {
+				return apperr.New(apperr.Conflict, "email_taken", "An account with this email already exists.")
+			}
+			if err != nil && !errors.Is(err, authdb.ErrNotFound) {
+				return err
+			}
+			return s.sendVerification(ctx, tx, u, newEmail)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Me(ctx, p)
+}

@@ -1,0 +1,386 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/keelhq/keel/internal/apperr"
+	"github.com/keelhq/keel/internal/auth"
+	"github.com/keelhq/keel/internal/auth/authdb"
+)
+
+// fields collects validation failures of one request body.
+type fields []apperr.FieldError
+
+func (f *fields) add(field, msg string) { *f = append(*f, apperr.FieldError{Field: field, Message: msg}) }
+
+// text checks a free-text field: required or not, at most max characters.
+func (f *fields) text(field, v string, required bool, max int) {
+	v = strings.TrimSpace(v)
+	switch {
+	case required && v == "":
+		f.add(field, "is required")
+	case utf8.RuneCountInString(v) > max:
+		f.add(field, "must be at most "+itoa(max)+" characters")
+	case strings.ContainsAny(v, "\x00\r\n"):
+		f.add(field, "must be one line of text")
+	}
+}
+
+func (f *fields) required(field, v string) {
+	if v == "" {
+		f.add(field, "is required")
+	}
+}
+
+func (f fields) err() error {
+	if len(f) == 0 {
+		return nil
+	}
+	return apperr.Validation(f...)
+}
+
+type registerRequest struct {
+	Email            string `json:"email"`
+	Password         string `json:"password"`
+	Name             string `json:"name"`
+	OrganizationName string `json:"organization_name"`
+}
+
+func (r *registerRequest) Validate() error {
+	var f fields
+	f.required("email", r.Email)
+	f.required("password", r.Password)
+	f.text("name", r.Name, true, 100)
+	f.text("organization_name", r.OrganizationName, false, 100)
+	return f.err()
+}
+
+type userResponse struct {
+	ID            uuid.UUID `json:"id"`
+	Email         string    `json:"email"`
+	Name          string    `json:"name"`
+	EmailVerified bool      `json:"email_verified"`
+	TOTPEnabled   bool      `json:"totp_enabled"`
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+func toUser(u *authdb.User) userResponse {
+	return userResponse{ID: u.ID, Email: u.Email, Name: u.Name, EmailVerified: u.EmailVerifiedAt != nil,
+		TOTPEnabled: u.TOTPEnabledAt != nil, CreatedAt: u.CreatedAt.UTC()}
+}
+
+func (h *identityHandlers) register(c *gin.Context) error {
+	var req registerRequest
+	if err := BindJSON(c, &req); err != nil {
+		return err
+	}
+	res, err := h.auth.Register(c.Request.Context(), auth.RegisterInput{Email: req.Email, Password: req.Password,
+		Name: req.Name, OrganizationName: req.OrganizationName}, meta(c))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusCreated, gin.H{"user": toUser(res.User), "organization_id": res.OrgID})
+	return nil
+}
+
+type tokenRequest struct {
+	Token string `json:"token"`
+}
+
+func (r *tokenRequest) Validate() error {
+	var f fields
+	f.required("token", r.Token)
+	if len(r.Token) > 200 {
+		f.add("token", "is not a token this API issued")
+	}
+	return f.err()
+}
+
+func (h *identityHandlers) verifyEmail(c *gin.Context) error {
+	var req tokenRequest
+	if err := BindJSON(c, &req); err != nil {
+		return err
+	}
+	if err := h.auth.VerifyEmail(c.Request.Context(), req.Token); err != nil {
+		return err
+	}
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+type emailRequest struct {
+	Email string `json:"email"`
+}
+
+func (r *emailRequest) Validate() error {
+	var f fields
+	f.required("email", r.Email)
+	return f.err()
+}
+
+func accepted(c *gin.Context, msg string) {
+	c.JSON(http.StatusAccepted, gin.H{"message": msg})
+}
+
+func (h *identityHandlers) resendVerification(c *gin.Context) error {
+	var req emailRequest
+	if err := BindJSON(c, &req); err != nil {
+		return err
+	}
+	if err := h.auth.ResendVerification(c.Request.Context(), req.Email); err != nil {
+		return err
+	}
+	accepted(c, "If this address belongs to an unverified account, a new link is on its way.")
+	return nil
+}
+
+type loginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+	TOTPCode string `json:"totp_code"`
+}
+
+func (r *loginRequest) Validate() error {
+	var f fields
+	f.required("email", r.Email)
+	f.required("password", r.Password)
+	if len(r.Email) > 254 {
+		f.add("email", "must be at most 254 characters")
+	}
+	if utf8.RuneCountInString(r.Password) > auth.MaxPasswordLen {
+		f.add("password", "must be at most 128 characters")
+	}
+	if len(r.TOTPCode) > 64 {
+		f.add("totp_code", "must be a 6-digit code or a recovery code")
+	}
+	return f.err()
+}
+
+type sessionResponse struct {
+	AccessToken    string     `json:"access_token"`
+	RefreshToken   string     `json:"refresh_token,omitempty"`
+	TokenType      string     `json:"token_type"`
+	ExpiresIn      int        `json:"expires_in"`
+	OrganizationID *uuid.UUID `json:"organization_id,omitempty"`
+	Role           string     `json:"role,omitempty"`
+}
+
+// toSession renders a session; in cookie mode the refresh token goes into
+// the cookie and never into a body that scripts can read.
+func (h *identityHandlers) toSession(c *gin.Context, s *auth.Session) sessionResponse {
+	r := sessionResponse{AccessToken: s.AccessToken, RefreshToken: s.RefreshToken, TokenType: "Bearer", ExpiresIn: s.ExpiresIn, Role: s.Role}
+	if s.OrgID != uuid.Nil {
+		id := s.OrgID
+		r.OrganizationID = &id
+	}
+	if h.cookie {
+		h.setRefreshCookie(c, s.RefreshToken, auth.RefreshTokenTTL)
+		r.RefreshToken = ""
+	}
+	return r
+}
+
+func (h *identityHandlers) login(c *gin.Context) error {
+	var req loginRequest
+	if err := BindJSON(c, &req); err != nil {
+		return err
+	}
+	s, err := h.auth.Login(c.Request.Context(), auth.LoginInput{Email: req.Email, Password: req.Password, TOTPCode: req.TOTPCode}, meta(c))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, h.toSession(c, s))
+	return nil
+}
+
+type refreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+func (r *refreshRequest) Validate() error {
+	if len(r.RefreshToken) > 200 {
+		return apperr.Validation(apperr.FieldError{Field: "refresh_token", Message: "is not a token this API issued"})
+	}
+	return nil
+}
+
+// refreshToken takes the token from the body or, in cookie mode, the cookie.
+func (h *identityHandlers) refreshToken(c *gin.Context) (string, error) {
+	var req refreshRequest
+	if err := BindJSON(c, &req); err != nil {
+		return "", err
+	}
+	if req.RefreshToken != "" {
+		return req.RefreshToken, nil
+	}
+	tok, err := h.cookieToken(c)
+	if err != nil {
+		return "", err
+	}
+	if tok == "" {
+		return "", apperr.Validation(apperr.FieldError{Field: "refresh_token", Message: "is required"})
+	}
+	return tok, nil
+}
+
+func (h *identityHandlers) refresh(c *gin.Context) error {
+	tok, err := h.refreshToken(c)
+	if err != nil {
+		return err
+	}
+	s, err := h.auth.Refresh(c.Request.Context(), tok)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, h.toSession(c, s))
+	return nil
+}
+
+func (h *identityHandlers) logout(c *gin.Context) error {
+	tok, err := h.refreshToken(c)
+	if err != nil {
+		return err
+	}
+	if err := h.auth.Logout(c.Request.Context(), tok); err != nil {
+		return err
+	}
+	if h.cookie {
+		h.setRefreshCookie(c, "", -time.Second)
+	}
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+func (h *identityHandlers) forgotPassword(c *gin.Context) error {
+	var req emailRequest
+	if err := BindJSON(c, &req); err != nil {
+		return err
+	}
+	if err := h.auth.ForgotPassword(c.Request.Context(), req.Email); err != nil {
+		return err
+	}
+	accepted(c, "If this address belongs to an account, a reset link is on its way.")
+	return nil
+}
+
+type resetRequest struct {
+	Token    string `json:"token"`
+	Password string `json:"password"`
+}
+
+func (r *resetRequest) Validate() error {
+	var f fields
+	f.required("token", r.Token)
+	f.required("password", r.Password)
+	if len(r.Token) > 200 {
+		f.add("token", "is not a token this API issued")
+	}
+	return f.err()
+}
+
+func (h *identityHandlers) resetPassword(c *gin.Context) error {
+	var req resetRequest
+	if err := BindJSON(c, &req); err != nil {
+		return err
+	}
+	if err := h.auth.ResetPassword(c.Request.Context(), req.Token, req.Password, meta(c)); err != nil {
+		return err
+	}
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+type switchOrgRequest struct {
+	OrganizationID uuid.UUID `json:"organization_id"`
+}
+
+func (r *switchOrgRequest) Validate() error {
+	if r.OrganizationID == uuid.Nil {
+		return apperr.Validation(apperr.FieldError{Field: "organization_id", Message: "is required"})
+	}
+	return nil
+}
+
+func (h *identityHandlers) switchOrg(c *gin.Context) error {
+	var req switchOrgRequest
+	if err := BindJSON(c, &req); err != nil {
+		return err
+	}
+	s, err := h.auth.SwitchOrg(c.Request.Context(), principal(c), req.OrganizationID)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, h.toSession(c, s))
+	return nil
+}
+
+func (h *identityHandlers) totpSetup(c *gin.Context) error {
+	secret, u, err := h.auth.TOTPSetup(c.Request.Context(), principal(c))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, gin.H{"secret": secret, "otpauth_url": u})
+	return nil
+}
+
+type codeRequest struct {
+	Code string `json:"code"`
+}
+
+func (r *codeRequest) Validate() error {
+	var f fields
+	f.required("code", r.Code)
+	if len(r.Code) > 64 {
+		f.add("code", "must be a 6-digit code or a recovery code")
+	}
+	return f.err()
+}
+
+func (h *identityHandlers) totpEnable(c *gin.Context) error {
+	var req codeRequest
+	if err := BindJSON(c, &req); err != nil {
+		return err
+	}
+	codes, err := h.auth.TOTPEnable(c.Request.Context(), principal(c), req.Code, meta(c))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, gin.H{"recovery_codes": codes})
+	return nil
+}
+
+type totpDisableRequest struct {
+	Password string `json:"password"`
+	Code     string `json:"code"`
+}
+
+func (r *totpDisableRequest) Validate() error {
+	var f fields
+	f.required("password", r.Password)
+	f.required("code", r.Code)
+	if utf8.RuneCountInString(r.Password) > auth.MaxPasswordLen {
+		f.add("password", "must be at most 128 characters")
+	}
+	if len(r.Code) > 64 {
+		f.add("code", "must be a 6-digit code or a recovery code")
+	}
+	return f.err()
+}
+
+func (h *identityHandlers) totpDisable(c *gin.Context) error {
+	var req totpDisableRequest
+	if err := BindJSON(c, &req); err != nil {
+		return err
+	}
+	if err := h.auth.TOTPDisable(c.Request.Context(), principal(c), req.Password, req.Code, meta(c)); err != nil {
+		return err
+	}
+	c.Status(http.StatusNoContent)
+	return nil
+}

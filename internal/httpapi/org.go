@@ -1,0 +1,393 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/keelhq/keel/internal/apperr"
+	"github.com/keelhq/keel/internal/auth"
+	"github.com/keelhq/keel/internal/org/orgdb"
+)
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+type orgRequest struct {
+	Name string `json:"name"`
+}
+
+func (r *orgRequest) Validate() error {
+	var f fields
+	f.text("name", r.Name, true, 100)
+	return f.err()
+}
+
+type orgResponse struct {
+	ID        uuid.UUID `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func toOrg(o *orgdb.Organization) orgResponse {
+	return orgResponse{ID: o.ID, Name: o.Name, CreatedAt: o.CreatedAt.UTC(), UpdatedAt: o.UpdatedAt.UTC()}
+}
+
+// list writes the standard list envelope.
+func list[T any](c *gin.Context, data []T, next string) {
+	if data == nil {
+		data = []T{}
+	}
+	body := gin.H{"data": data}
+	if next != "" {
+		body["next_cursor"] = next
+	}
+	c.JSON(http.StatusOK, body)
+}
+
+func (h *identityHandlers) createOrg(c *gin.Context) error {
+	var req orgRequest
+	if err := BindJSON(c, &req); err != nil {
+		return err
+	}
+	o, err := h.orgs.Create(c.Request.Context(), principal(c), req.Name, meta(c))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusCreated, toOrg(o))
+	return nil
+}
+
+func (h *identityHandlers) listOrgs(c *gin.Context) error {
+	ms, err := h.orgs.ListMine(c.Request.Context(), principal(c))
+	if err != nil {
+		return err
+	}
+	list(c, toMemberships(ms), "")
+	return nil
+}
+
+func (h *identityHandlers) currentOrg(c *gin.Context) error {
+	o, err := h.orgs.Current(c.Request.Context(), principal(c))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, toOrg(o))
+	return nil
+}
+
+func (h *identityHandlers) updateOrg(c *gin.Context) error {
+	var req orgRequest
+	if err := BindJSON(c, &req); err != nil {
+		return err
+	}
+	o, err := h.orgs.Rename(c.Request.Context(), principal(c), req.Name, meta(c))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, toOrg(o))
+	return nil
+}
+
+type memberResponse struct {
+	UserID   uuid.UUID `json:"user_id"`
+	Email    string    `json:"email"`
+	Name     string    `json:"name"`
+	Role     string    `json:"role"`
+	JoinedAt time.Time `json:"joined_at"`
+}
+
+func toMember(m *orgdb.MemberRow) memberResponse {
+	return memberResponse{UserID: m.UserID, Email: m.Email, Name: m.Name, Role: m.Role, JoinedAt: m.CreatedAt.UTC()}
+}
+
+func (h *identityHandlers) listMembers(c *gin.Context) error {
+	pg, err := page(c)
+	if err != nil {
+		return err
+	}
+	rows, next, err := h.orgs.Members(c.Request.Context(), principal(c), pg)
+	if err != nil {
+		return err
+	}
+	out := make([]memberResponse, len(rows))
+	for i := range rows {
+		out[i] = toMember(&rows[i])
+	}
+	list(c, out, next)
+	return nil
+}
+
+type roleRequest struct {
+	Role string `json:"role"`
+}
+
+func (r *roleRequest) Validate() error {
+	if !auth.ValidRole(r.Role) {
+		return apperr.Validation(apperr.FieldError{Field: "role", Message: "must be owner, admin or member"})
+	}
+	return nil
+}
+
+func (h *identityHandlers) updateMember(c *gin.Context) error {
+	id, err := pathID(c, "user_id")
+	if err != nil {
+		return err
+	}
+	var req roleRequest
+	if err := BindJSON(c, &req); err != nil {
+		return err
+	}
+	m, err := h.orgs.SetRole(c.Request.Context(), principal(c), id, req.Role, meta(c))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, toMember(m))
+	return nil
+}
+
+func (h *identityHandlers) removeMember(c *gin.Context) error {
+	id, err := pathID(c, "user_id")
+	if err != nil {
+		return err
+	}
+	if err := h.orgs.RemoveMember(c.Request.Context(), principal(c), id, meta(c)); err != nil {
+		return err
+	}
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+type inviteRequest struct {
+	Email string `json:"email"`
+	Role  string `json:"role"`
+}
+
+func (r *inviteRequest) Validate() error {
+	var f fields
+	f.required("email", r.Email)
+	if !auth.ValidRole(r.Role) {
+		f.add("role", "must be owner, admin or member")
+	}
+	return f.err()
+}
+
+type invitationResponse struct {
+	ID        uuid.UUID  `json:"id"`
+	Email     string     `json:"email"`
+	Role      string     `json:"role"`
+	InvitedBy *uuid.UUID `json:"invited_by,omitempty"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	CreatedAt time.Time  `json:"created_at"`
+}
+
+func toInvitation(i *orgdb.Invitation) invitationResponse {
+	return invitationResponse{ID: i.ID, Email: i.Email, Role: i.Role, InvitedBy: i.InvitedBy, ExpiresAt: i.ExpiresAt.UTC(), CreatedAt: i.CreatedAt.UTC()}
+}
+
+func (h *identityHandlers) invite(c *gin.Context) error {
+	var req inviteRequest
+	if err := BindJSON(c, &req); err != nil {
+		return err
+	}
+	inv, err := h.orgs.Invite(c.Request.Context(), principal(c), req.Email, req.Role, meta(c))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusCreated, toInvitation(inv))
+	return nil
+}
+
+func (h *identityHandlers) listInvitations(c *gin.Context) error {
+	pg, err := page(c)
+	if err != nil {
+		return err
+	}
+	rows, next, err := h.orgs.Invitations(c.Request.Context(), principal(c), pg)
+	if err != nil {
+		return err
+	}
+	out := make([]invitationResponse, len(rows))
+	for i := range rows {
+		out[i] = toInvitation(&rows[i])
+	}
+	list(c, out, next)
+	return nil
+}
+
+func (h *identityHandlers) revokeInvitation(c *gin.Context) error {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	if err := h.orgs.RevokeInvitation(c.Request.Context(), principal(c), id, meta(c)); err != nil {
+		return err
+	}
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+func (h *identityHandlers) resendInvitation(c *gin.Context) error {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	inv, err := h.orgs.ResendInvitation(c.Request.Context(), principal(c), id, meta(c))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, toInvitation(inv))
+	return nil
+}
+
+type acceptRequest struct {
+	Token    string `json:"token"`
+	Name     string `json:"name"`
+	Password string `json:"password"`
+}
+
+func (r *acceptRequest) Validate() error {
+	var f fields
+	f.required("token", r.Token)
+	if len(r.Token) > 200 {
+		f.add("token", "is not a token this API issued")
+	}
+	f.text("name", r.Name, false, 100)
+	return f.err()
+}
+
+type acceptResponse struct {
+	OrganizationID uuid.UUID        `json:"organization_id"`
+	Role           string           `json:"role"`
+	Session        *sessionResponse `json:"session,omitempty"`
+}
+
+func (h *identityHandlers) acceptInvitation(c *gin.Context) error {
+	var req acceptRequest
+	if err := BindJSON(c, &req); err != nil {
+		return err
+	}
+	a, err := h.auth.AcceptInvitation(c.Request.Context(), principal(c), auth.AcceptInput{Token: req.Token, Name: req.Name, Password: req.Password}, meta(c))
+	if err != nil {
+		return err
+	}
+	out := acceptResponse{OrganizationID: a.OrgID, Role: a.Role}
+	if a.Session != nil {
+		s := h.toSession(c, a.Session)
+		out.Session = &s
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+type apiKeyRequest struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+}
+
+func (r *apiKeyRequest) Validate() error {
+	var f fields
+	f.text("name", r.Name, true, 100)
+	if r.Role != auth.RoleAdmin && r.Role != auth.RoleMember {
+		f.add("role", "must be admin or member")
+	}
+	return f.err()
+}
+
+type apiKeyResponse struct {
+	ID         uuid.UUID  `json:"id"`
+	Name       string     `json:"name"`
+	Role       string     `json:"role"`
+	Prefix     string     `json:"prefix"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	Key        string     `json:"key,omitempty"`
+}
+
+func toAPIKey(k *orgdb.APIKey) apiKeyResponse {
+	r := apiKeyResponse{ID: k.ID, Name: k.Name, Role: k.Role, Prefix: k.Prefix, CreatedAt: k.CreatedAt.UTC()}
+	if k.LastUsedAt != nil {
+		t := k.LastUsedAt.UTC()
+		r.LastUsedAt = &t
+	}
+	return r
+}
+
+func (h *identityHandlers) createAPIKey(c *gin.Context) error {
+	var req apiKeyRequest
+	if err := BindJSON(c, &req); err != nil {
+		return err
+	}
+	k, err := h.orgs.CreateAPIKey(c.Request.Context(), principal(c), req.Name, req.Role, meta(c))
+	if err != nil {
+		return err
+	}
+	r := toAPIKey(k.Key)
+	r.Key = k.Secret
+	c.JSON(http.StatusCreated, r)
+	return nil
+}
+
+func (h *identityHandlers) listAPIKeys(c *gin.Context) error {
+	pg, err := page(c)
+	if err != nil {
+		return err
+	}
+	rows, next, err := h.orgs.APIKeys(c.Request.Context(), principal(c), pg)
+	if err != nil {
+		return err
+	}
+	out := make([]apiKeyResponse, len(rows))
+	for i := range rows {
+		out[i] = toAPIKey(&rows[i])
+	}
+	list(c, out, next)
+	return nil
+}
+
+func (h *identityHandlers) revokeAPIKey(c *gin.Context) error {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	if err := h.orgs.RevokeAPIKey(c.Request.Context(), principal(c), id, meta(c)); err != nil {
+		return err
+	}
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+type auditResponse struct {
+	ID            uuid.UUID       `json:"id"`
+	Action        string          `json:"action"`
+	ActorUserID   *uuid.UUID      `json:"actor_user_id,omitempty"`
+	ActorAPIKeyID *uuid.UUID      `json:"actor_api_key_id,omitempty"`
+	TargetType    string          `json:"target_type"`
+	TargetID      string          `json:"target_id"`
+	IP            string          `json:"ip"`
+	UserAgent     string          `json:"user_agent"`
+	Details       json.RawMessage `json:"details"`
+	CreatedAt     time.Time       `json:"created_at"`
+}
+
+func (h *identityHandlers) auditLog(c *gin.Context) error {
+	pg, err := page(c)
+	if err != nil {
+		return err
+	}
+	rows, next, err := h.orgs.AuditLog(c.Request.Context(), principal(c), pg)
+	if err != nil {
+		return err
+	}
+	out := make([]auditResponse, len(rows))
+	for i, e := range rows {
+		out[i] = auditResponse{ID: e.ID, Action: e.Action, ActorUserID: e.ActorUserID, ActorAPIKeyID: e.ActorAPIKeyID,
+			TargetType: e.TargetType, TargetID: e.TargetID, IP: e.IP, UserAgent: e.UserAgent, Details: e.Details, CreatedAt: e.CreatedAt.UTC()}
+	}
+	list(c, out, next)
+	return nil
+}

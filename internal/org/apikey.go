@@ -1,0 +1,141 @@
+package org
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/rs/zerolog"
+
+	"github.com/keelhq/keel/internal/apperr"
+	"github.com/keelhq/keel/internal/auth"
+	"github.com/keelhq/keel/internal/org/orgdb"
+	"github.com/keelhq/keel/internal/platform/postgres"
+)
+
+// NewAPIKey is a created key with its secret, which is shown only once.
+type NewAPIKey struct {
+	Key    *orgdb.APIKey
+	Secret string
+}
+
+// newAPIKeySecret returns keel_live_<prefix>_<secret>: the prefix (48 bits,
+// hex) is stored in clear to find the key and to show which key is which;
+// the secret (256 bits) is stored as SHA-256.
+func newAPIKeySecret() (full, prefix string, hash []byte) {
+	p := make([]byte, 6)
+	sec := make([]byte, 32)
+	_, _ = rand.Read(p)
+	_, _ = rand.Read(sec)
+	prefix = hex.EncodeToString(p)
+	secret := base64.RawURLEncoding.EncodeToString(sec)
+	h := sha256.Sum256([]byte(secret))
+	return APIKeyPrefix + prefix + "_" + secret, prefix, h[:]
+}
+
+// parseAPIKey splits a presented key; ok is false when it has the wrong shape.
+func parseAPIKey(raw string) (prefix, secret string, ok bool) {
+	rest, found := strings.CutPrefix(raw, APIKeyPrefix)
+	if !found {
+		return "", "", false
+	}
+	prefix, secret, found = strings.Cut(rest, "_")
+	if !found || len(prefix) != 12 || len(secret) < 20 || len(secret) > 100 {
+		return "", "", false
+	}
+	return prefix, secret, true
+}
+
+// IsAPIKey reports whether a bearer credential is shaped like an API key
+// rather than a JWT.
+func IsAPIKey(raw string) bool { return strings.HasPrefix(raw, APIKeyPrefix) }
+
+// CreateAPIKey makes a key acting with role (admin or member); admins and owners.
+func (s *Service) CreateAPIKey(ctx context.Context, p *auth.Principal, name, role string, meta auth.Meta) (*NewAPIKey, error) {
+	var out *NewAPIKey
+	err := s.inOrg(ctx, p, auth.RoleAdmin, func(tx *sqlx.Tx, _ string) error {
+		full, prefix, hash := newAPIKeySecret()
+		k := &orgdb.APIKey{ID: newID(), OrgID: p.OrgID, Name: strings.TrimSpace(name), Role: role, Prefix: prefix, SecretHash: hash}
+		if p.IsUser() {
+			k.CreatedBy = &p.UserID
+		}
+		if err := s.Store.CreateAPIKey(ctx, tx, k); err != nil {
+			return err
+		}
+		out = &NewAPIKey{Key: k, Secret: full}
+		return s.audit(ctx, tx, p, meta, "api_key.created", "api_key", k.ID.String(), map[string]string{"name": k.Name, "role": role, "prefix": prefix})
+	})
+	return out, err
+}
+
+// APIKeys lists live keys; admins and owners.
+func (s *Service) APIKeys(ctx context.Context, p *auth.Principal, pg Page) ([]orgdb.APIKey, string, error) {
+	after, err := ParseCursor(pg.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	var rows []orgdb.APIKey
+	err = s.inOrg(ctx, p, auth.RoleAdmin, func(tx *sqlx.Tx, _ string) error {
+		rows, err = s.Store.APIKeys(ctx, tx, p.OrgID, after, pg.Limit+1)
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(rows) > pg.Limit {
+		rows = rows[:pg.Limit]
+		last := rows[len(rows)-1]
+		next = EncodeCursor(last.CreatedAt, last.ID)
+	}
+	return rows, next, nil
+}
+
+// RevokeAPIKey revokes a key at once; admins and owners.
+func (s *Service) RevokeAPIKey(ctx context.Context, p *auth.Principal, id uuid.UUID, meta auth.Meta) error {
+	return s.inOrg(ctx, p, auth.RoleAdmin, func(tx *sqlx.Tx, _ string) error {
+		k, err := s.Store.RevokeAPIKey(ctx, tx, p.OrgID, id)
+		if errors.Is(err, orgdb.ErrNotFound) {
+			return notFound("API key")
+		}
+		if err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, p, meta, "api_key.revoked", "api_key", id.String(), map[string]string{"name": k.Name, "prefix": k.Prefix})
+	})
+}
+
+var errBadAPIKey = apperr.New(apperr.Unauthenticated, "invalid_api_key", "The API key is invalid or revoked.")
+
+// AuthenticateAPIKey resolves a presented key to its organization and role,
+// and records its use.
+func (s *Service) AuthenticateAPIKey(ctx context.Context, raw string) (*auth.Principal, error) {
+	prefix, secret, ok := parseAPIKey(raw)
+	if !ok {
+		return nil, errBadAPIKey
+	}
+	ref, err := s.Store.APIKeyByPrefix(ctx, s.DB, prefix)
+	if errors.Is(err, orgdb.ErrNotFound) {
+		return nil, errBadAPIKey
+	}
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.Sum256([]byte(secret))
+	if !equalDigest(h[:], ref.SecretHash) {
+		return nil, errBadAPIKey
+	}
+	if err := postgres.InTx(ctx, s.DB, ref.OrgID, func(tx *sqlx.Tx) error {
+		return s.Store.TouchAPIKey(ctx, tx, ref.OrgID, ref.ID)
+	}); err != nil {
+		// Recording last use must not fail the request it belongs to.
+		zerolog.Ctx(ctx).Warn().Err(err).Msg("touch api key")
+	}
+	return &auth.Principal{OrgID: ref.OrgID, Role: ref.Role, APIKeyID: ref.ID}, nil
+}
