@@ -10,9 +10,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/config"
 	"github.com/keelhq/keel/internal/health"
 	"github.com/keelhq/keel/internal/httpapi"
+	"github.com/keelhq/keel/internal/org"
 	"github.com/keelhq/keel/internal/platform/httpserver"
 	"github.com/keelhq/keel/internal/platform/logging"
 	"github.com/keelhq/keel/internal/platform/metrics"
@@ -52,6 +54,18 @@ func run(ctx context.Context) error {
 	}
 	defer rdb.Close()
 
+	issuer, err := auth.NewIssuer(cfg.JWTSigningKey, cfg.JWTPreviousSigningKey)
+	if err != nil {
+		return err
+	}
+	box, err := auth.NewSecretBox(cfg.TOTPEncryptionKey)
+	if err != nil {
+		return err
+	}
+	authSvc := &auth.Service{DB: db, Tokens: issuer, Box: box, Throttle: auth.NewThrottle(rdb),
+		Params: auth.OWASPParams, BaseURL: cfg.BaseURL, Product: "Keel"}
+	orgSvc := &org.Service{DB: db, BaseURL: cfg.BaseURL}
+
 	reg := metrics.NewRegistry()
 	checker := &health.Checker{Timeout: time.Second, Checks: []health.Check{
 		{Name: "postgres", Probe: func(ctx context.Context) error { return postgres.Ping(ctx, db) }},
@@ -65,6 +79,9 @@ func run(ctx context.Context) error {
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		MaxBodyBytes:       int64(cfg.MaxBodyBytes),
 		Production:         cfg.Env == "production",
+		Auth:               authSvc,
+		Orgs:               orgSvc,
+		RefreshCookie:      cfg.RefreshCookie,
 	})
 	if err != nil {
 		return err

@@ -107,6 +107,7 @@ type API struct {
 	Postgres
 	Redis
 	App
+	Auth
 	HTTPAddr           string
 	CORSAllowedOrigins []string
 	MaxBodyBytes       int
@@ -121,6 +122,7 @@ func LoadAPI(get Getenv) (API, error) {
 		Postgres:           loadPostgres(l),
 		Redis:              loadRedis(l),
 		App:                loadApp(l),
+		Auth:               loadAuth(l),
 		HTTPAddr:           l.Addr("HTTP_ADDR", ":8080"),
 		CORSAllowedOrigins: l.List("CORS_ALLOWED_ORIGINS"),
 		MaxBodyBytes:       l.Int("HTTP_MAX_BODY_BYTES", 1<<20, 1024, 1<<30),

@@ -1,0 +1,325 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
+
+	"github.com/keelhq/keel/internal/auth"
+	"github.com/keelhq/keel/internal/email"
+	"github.com/keelhq/keel/internal/health"
+	"github.com/keelhq/keel/internal/httpapi"
+	"github.com/keelhq/keel/internal/httpapi/apitest"
+	"github.com/keelhq/keel/internal/org"
+	"github.com/keelhq/keel/internal/outbox"
+	"github.com/keelhq/keel/internal/platform/mail"
+	"github.com/keelhq/keel/internal/platform/mailtest"
+	"github.com/keelhq/keel/internal/platform/postgrestest"
+	"github.com/keelhq/keel/internal/platform/redistest"
+	"github.com/keelhq/keel/jobs"
+)
+
+func TestMain(m *testing.M) { os.Exit(postgrestest.Main(m)) }
+
+const baseURL = "https://app.keel.test"
+
+// clock is a settable time source for TOTP steps.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time         { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+// env is a running API with its real dependencies: a cloned PostgreSQL
+// database (the app role under RLS), a private Redis, and a private Mailpit
+// that the outbox relay and an in-process email:send worker deliver to.
+type env struct {
+	t       testing.TB
+	h       http.Handler
+	db      *postgrestest.DB
+	redis   *redistest.Server
+	mail    *mailtest.Server
+	auth    *auth.Service
+	orgs    *org.Service
+	clock   *clock
+	noCheck bool // skip OpenAPI checks (fuzzing sends what the document forbids)
+}
+
+type envOpts struct {
+	cookie  bool
+	noMail  bool
+	params  *auth.PasswordParams
+}
+
+func newEnv(t testing.TB, o envOpts) *env {
+	t.Helper()
+	db := postgrestest.New(t)
+	rs := redistest.Start(t)
+	rdb := rs.Client()
+	t.Cleanup(func() { rdb.Close() })
+	issuer, err := auth.NewIssuer(bytes.Repeat([]byte("k"), 32), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, err := auth.NewSecretBox(bytes.Repeat([]byte("t"), 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck := &clock{t: time.Now()}
+	params := auth.OWASPParams
+	if o.params != nil {
+		params = *o.params
+	}
+	e := &env{t: t, db: db, redis: rs, clock: ck}
+	e.auth = &auth.Service{DB: db.App, Tokens: issuer, Box: box, Throttle: auth.NewThrottle(rdb), Params: params,
+		BaseURL: baseURL, Product: "Keel", Now: ck.Now}
+	e.orgs = &org.Service{DB: db.App, BaseURL: baseURL}
+	h, err := httpapi.New(httpapi.Deps{Log: zerolog.Nop(), Health: &health.Checker{}, Auth: e.auth, Orgs: e.orgs,
+		RefreshCookie: o.cookie, CORSAllowedOrigins: []string{"https://spa.keel.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.h = h
+	if !o.noMail {
+		e.startMail()
+	}
+	return e
+}
+
+// startMail runs the outbox relay and an Asynq server with the email:send
+// handler, so queued emails really reach Mailpit over SMTP.
+func (e *env) startMail() {
+	t := e.t
+	e.mail = mailtest.Start(t)
+	opt := asynq.RedisClientOpt{Addr: fmt.Sprintf("127.0.0.1:%d", e.redis.Port)}
+	client := asynq.NewClient(opt)
+	ctx, cancel := context.WithCancel(context.Background())
+	relay := &outbox.Relay{DB: e.db.App, Queue: client, Log: zerolog.Nop(), Idle: 20 * time.Millisecond, Loops: 1}
+	done := make(chan struct{})
+	go func() { relay.Run(ctx); close(done) }()
+	smtp, err := mail.NewSMTP(e.mail.SMTPURL+"?tls=none", "Keel <no-reply@keel.test>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	render, err := email.NewRenderer(baseURL, "Keel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := asynq.NewServer(opt, asynq.Config{Concurrency: 2, Queues: map[string]int{jobs.QueueCritical: 6, jobs.QueueDefault: 3},
+		Logger: nopLogger{}, LogLevel: asynq.FatalLevel, ShutdownTimeout: 2 * time.Second})
+	mux := asynq.NewServeMux()
+	if err := jobs.Register(mux, jobs.Deps{DB: e.db.App, Mail: smtp, Render: render}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(mux); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		srv.Shutdown()
+		client.Close()
+	})
+}
+
+type nopLogger struct{}
+
+func (nopLogger) Debug(...any) {}
+func (nopLogger) Info(...any)  {}
+func (nopLogger) Warn(...any)  {}
+func (nopLogger) Error(...any) {}
+func (nopLogger) Fatal(...any) {}
+
+// req describes one call.
+type req struct {
+	method, path string
+	body         any
+	token        string
+	ip           string
+	header       map[string]string
+	cookies      []*http.Cookie
+}
+
+// do sends r through the router, checks it against the OpenAPI document and
+// returns the response.
+func (e *env) do(r req) *httptest.ResponseRecorder {
+	e.t.Helper()
+	var body []byte
+	switch b := r.body.(type) {
+	case nil:
+	case string:
+		body = []byte(b)
+	case []byte:
+		body = b
+	default:
+		var err error
+		if body, err = json.Marshal(b); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	hr := httptest.NewRequest(r.method, r.path, bytes.NewReader(body))
+	if body != nil {
+		hr.Header.Set("Content-Type", "application/json")
+	}
+	if r.token != "" {
+		hr.Header.Set("Authorization", "Bearer "+r.token)
+	}
+	if r.ip != "" {
+		hr.RemoteAddr = r.ip + ":4321"
+	}
+	for k, v := range r.header {
+		hr.Header.Set(k, v)
+	}
+	for _, c := range r.cookies {
+		hr.AddCookie(c)
+	}
+	if e.noCheck {
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, hr)
+		return w
+	}
+	return apitest.Do(e.t, e.h, hr)
+}
+
+// expect sends r and fails unless the status is want; it decodes a JSON
+// body into out when out is not nil.
+func (e *env) expect(r req, want int, out any) *httptest.ResponseRecorder {
+	e.t.Helper()
+	w := e.do(r)
+	if w.Code != want {
+		e.t.Fatalf("%s %s: status %d, want %d: %s", r.method, r.path, w.Code, want, w.Body.String())
+	}
+	if out != nil {
+		if err := json.Unmarshal(w.Body.Bytes(), out); err != nil {
+			e.t.Fatalf("%s %s: decode: %v: %s", r.method, r.path, err, w.Body.String())
+		}
+	}
+	return w
+}
+
+// problem sends r and fails unless it answers status with problem code.
+func (e *env) problem(r req, status int, code string) *httptest.ResponseRecorder {
+	e.t.Helper()
+	w := e.do(r)
+	var p struct {
+		Code string `json:"code"`
+	}
+	_ = json.Unmarshal(w.Body.Bytes(), &p)
+	if w.Code != status || p.Code != code {
+		e.t.Fatalf("%s %s: got %d %q, want %d %q: %s", r.method, r.path, w.Code, p.Code, status, code, w.Body.String())
+	}
+	if ct := w.Header().Get("Content-Type"); ct != "application/problem+json" {
+		e.t.Fatalf("%s %s: content type %q", r.method, r.path, ct)
+	}
+	return w
+}
+
+var tokenRE = regexp.MustCompile(`token=([A-Za-z0-9_\-]+)`)
+
+// mailToken waits for the n-th email (1-based) to `to` whose subject holds
+// subject, and returns the token of the link in its text body.
+func (e *env) mailToken(to, subject string, n int) string {
+	e.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		list, _, err := e.mail.Messages(context.Background())
+		if err == nil {
+			var hits []mailtest.Summary
+			for _, m := range list {
+				if strings.Contains(m.Subject, subject) && len(m.To) > 0 && m.To[0].Address == to {
+					hits = append(hits, m)
+				}
+			}
+			if len(hits) >= n {
+				msg, err := e.mail.Message(context.Background(), hits[len(hits)-n].ID) // list is newest first
+				if err != nil {
+					e.t.Fatal(err)
+				}
+				m := tokenRE.FindStringSubmatch(msg.Text)
+				if m == nil {
+					e.t.Fatalf("no token in mail to %s: %s", to, msg.Text)
+				}
+				if !strings.Contains(msg.Text, baseURL+"/") {
+					e.t.Fatalf("link in mail to %s is not under APP_BASE_URL: %s", to, msg.Text)
+				}
+				return m[1]
+			}
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("no mail #%d to %s about %q (last error %v)", n, to, subject, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// mailCount counts delivered emails to `to` whose subject holds subject.
+func (e *env) mailCount(to, subject string) int {
+	list, _, err := e.mail.Messages(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	n := 0
+	for _, m := range list {
+		if strings.Contains(m.Subject, subject) && len(m.To) > 0 && m.To[0].Address == to {
+			n++
+		}
+	}
+	return n
+}
+
+type session struct {
+	AccessToken    string `json:"access_token"`
+	RefreshToken   string `json:"refresh_token"`
+	TokenType      string `json:"token_type"`
+	ExpiresIn      int    `json:"expires_in"`
+	OrganizationID string `json:"organization_id"`
+	Role           string `json:"role"`
+}
+
+const password = "correct horse battery staple 42"
+
+// signup registers email, verifies it through the emailed link and logs in.
+func (e *env) signup(emailAddr, name, orgName string) session {
+	e.t.Helper()
+	e.expect(req{method: "POST", path: "/api/v1/auth/register", body: map[string]any{
+		"email": emailAddr, "password": password, "name": name, "organization_name": orgName}}, 201, nil)
+	tok := e.mailToken(emailAddr, "Confirm your email", 1)
+	e.expect(req{method: "POST", path: "/api/v1/auth/verify-email", body: map[string]string{"token": tok}}, 204, nil)
+	return e.login(emailAddr, password)
+}
+
+func (e *env) login(emailAddr, pw string) session {
+	e.t.Helper()
+	var s session
+	e.expect(req{method: "POST", path: "/api/v1/auth/login", body: map[string]string{"email": emailAddr, "password": pw}}, 200, &s)
+	return s
+}
+
+// join invites emailAddr into the org of admin with role and has them
+// register through the link; it returns their session in that org.
+func (e *env) join(admin session, emailAddr, role string, nth int) session {
+	e.t.Helper()
+	e.expect(req{method: "POST", path: "/api/v1/organizations/current/invitations", token: admin.AccessToken,
+		body: map[string]string{"email": emailAddr, "role": role}}, 201, nil)
+	tok := e.mailToken(emailAddr, "invited you", nth)
+	var acc struct {
+		Session session `json:"session"`
+	}
+	e.expect(req{method: "POST", path: "/api/v1/invitations/accept", body: map[string]string{
+		"token": tok, "name": "Invitee", "password": password}}, 200, &acc)
+	return acc.Session
+}
