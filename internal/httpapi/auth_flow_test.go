@@ -56,9 +56,9 @@ func TestRegisterVerifyLogin(t *testing.T) {
 	e.problem(login, 403, "email_not_verified")
 
 	// A resend voids the first link.
+	first := e.mailToken("ada@example.com", "Confirm your email", 1)
 	e.expect(req{method: "POST", path: "/api/v1/auth/resend-verification", body: map[string]string{"email": "ada@example.com"}}, 202, nil)
 	e.expect(req{method: "POST", path: "/api/v1/auth/resend-verification", body: map[string]string{"email": "nobody@example.com"}}, 202, nil)
-	first := e.mailToken("ada@example.com", "Confirm your email", 1)
 	second := e.mailToken("ada@example.com", "Confirm your email", 2)
 	e.problem(req{method: "POST", path: "/api/v1/auth/verify-email", body: map[string]string{"token": first}}, 400, "invalid_token")
 	e.expect(req{method: "POST", path: "/api/v1/auth/verify-email", body: map[string]string{"token": second}}, 204, nil)
