@@ -281,14 +281,9 @@ func (s *Service) Login(ctx context.Context, in LoginInput, meta Meta) (*Session
 	if err := s.Throttle.Reset(ctx, email); err != nil {
 		zerolog.Ctx(ctx).Warn().Err(err).Msg("reset login throttle")
 	}
-	ms, err := s.Orgs.UserMemberships(ctx, s.DB, u.ID)
+	orgID, role, err := s.defaultOrg(ctx, u.ID)
 	if err != nil {
 		return nil, err
-	}
-	var orgID uuid.UUID
-	var role string
-	if len(ms) > 0 {
-		orgID, role = ms[0].OrgID, ms[0].Role
 	}
 	var sess *Session
 	err = postgres.InTx(ctx, s.DB, orgID, func(tx *sqlx.Tx) error {
@@ -303,6 +298,33 @@ func (s *Service) Login(ctx context.Context, in LoginInput, meta Meta) (*Session
 			TargetType: "user", TargetID: u.ID.String(), IP: meta.IP, UserAgent: meta.UserAgent})
 	})
 	return sess, err
+}
+
+// defaultOrg picks the organization a login starts in: the oldest
+// membership whose organization is not suspended, else the oldest.
+func (s *Service) defaultOrg(ctx context.Context, userID uuid.UUID) (uuid.UUID, string, error) {
+	ms, err := s.Orgs.UserMemberships(ctx, s.DB, userID)
+	if err != nil || len(ms) == 0 {
+		return uuid.Nil, "", err
+	}
+	ids := make([]uuid.UUID, len(ms))
+	for i, m := range ms {
+		ids[i] = m.OrgID
+	}
+	orgs, err := s.Orgs.Orgs(ctx, s.DB, ids)
+	if err != nil {
+		return uuid.Nil, "", err
+	}
+	suspended := map[uuid.UUID]bool{}
+	for _, o := range orgs {
+		suspended[o.ID] = o.SuspendedAt != nil
+	}
+	for _, m := range ms {
+		if !suspended[m.OrgID] {
+			return m.OrgID, m.Role, nil
+		}
+	}
+	return ms[0].OrgID, ms[0].Role, nil
 }
 
 // failLogin counts a failure and, when it locks the account, records the

@@ -26,7 +26,7 @@ const (
 // registerIdentity adds the auth, me, organization and invitation routes.
 func registerIdentity(v1 *gin.RouterGroup, d Deps) {
 	h := &identityHandlers{auth: d.Auth, orgs: d.Orgs, cookie: d.RefreshCookie, origins: d.CORSAllowedOrigins}
-	authn := h.authenticate()
+	authn := h.authenticate(true)
 
 	a := v1.Group("/auth")
 	a.POST("/register", H(h.register))
@@ -37,7 +37,9 @@ func registerIdentity(v1 *gin.RouterGroup, d Deps) {
 	a.POST("/logout", H(h.logout))
 	a.POST("/password/forgot", H(h.forgotPassword))
 	a.POST("/password/reset", H(h.resetPassword))
-	a.POST("/switch-org", authn, H(h.switchOrg))
+	// Switching away is how a member of a suspended organization reaches
+	// their other ones, so it skips the suspension check (the target is checked).
+	a.POST("/switch-org", h.authenticate(false), H(h.switchOrg))
 	a.POST("/2fa/setup", authn, H(h.totpSetup))
 	a.POST("/2fa/enable", authn, H(h.totpEnable))
 	a.POST("/2fa/disable", authn, H(h.totpDisable))
@@ -78,9 +80,9 @@ var errUnauthenticated = apperr.New(apperr.Unauthenticated, "unauthenticated", "
 // key starting keel_live_) to a Principal on the request context, then
 // refuses requests for a suspended organization. It runs before handlers
 // that need a caller and after the body limit.
-func (h *identityHandlers) authenticate() gin.HandlerFunc {
+func (h *identityHandlers) authenticate(checkSuspended bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if err := h.resolve(c, true); err != nil {
+		if err := h.resolve(c, true, checkSuspended); err != nil {
 			writeProblem(c, err)
 			return
 		}
@@ -92,7 +94,7 @@ func (h *identityHandlers) authenticate() gin.HandlerFunc {
 // anonymous callers: no Authorization header means no principal.
 func (h *identityHandlers) optionalAuthenticate() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if err := h.resolve(c, false); err != nil {
+		if err := h.resolve(c, false, true); err != nil {
 			writeProblem(c, err)
 			return
 		}
@@ -100,7 +102,7 @@ func (h *identityHandlers) optionalAuthenticate() gin.HandlerFunc {
 	}
 }
 
-func (h *identityHandlers) resolve(c *gin.Context, required bool) error {
+func (h *identityHandlers) resolve(c *gin.Context, required, checkSuspended bool) error {
 	hdr := c.GetHeader("Authorization")
 	if hdr == "" && !required {
 		return nil
@@ -126,8 +128,10 @@ func (h *identityHandlers) resolve(c *gin.Context, required bool) error {
 			p.OrgID = uuid.MustParse(cl.Org)
 		}
 	}
-	if err := h.orgs.CheckActive(ctx, p.OrgID); err != nil {
-		return err
+	if checkSuspended {
+		if err := h.orgs.CheckActive(ctx, p.OrgID); err != nil {
+			return err
+		}
 	}
 	c.Request = c.Request.WithContext(auth.WithPrincipal(ctx, p))
 	return nil
