@@ -134,29 +134,32 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_log_org_idx ON audit_log (org_id, created_at DESC, id DESC);
 
+-- The policies compare with NULLIF(current_setting('app.org_id', true), ''):
+-- once a pooled connection has run a tenant transaction the setting reads
+-- '' instead of NULL, and '' must mean "no tenant" (no rows), not a cast error.
 ALTER TABLE memberships ENABLE ROW LEVEL SECURITY;
 ALTER TABLE memberships FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON memberships
-    USING (org_id = current_setting('app.org_id', true)::uuid)
-    WITH CHECK (org_id = current_setting('app.org_id', true)::uuid);
+    USING (org_id = NULLIF(current_setting('app.org_id', true), '')::uuid)
+    WITH CHECK (org_id = NULLIF(current_setting('app.org_id', true), '')::uuid);
 
 ALTER TABLE invitations ENABLE ROW LEVEL SECURITY;
 ALTER TABLE invitations FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON invitations
-    USING (org_id = current_setting('app.org_id', true)::uuid)
-    WITH CHECK (org_id = current_setting('app.org_id', true)::uuid);
+    USING (org_id = NULLIF(current_setting('app.org_id', true), '')::uuid)
+    WITH CHECK (org_id = NULLIF(current_setting('app.org_id', true), '')::uuid);
 
 ALTER TABLE api_keys ENABLE ROW LEVEL SECURITY;
 ALTER TABLE api_keys FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON api_keys
-    USING (org_id = current_setting('app.org_id', true)::uuid)
-    WITH CHECK (org_id = current_setting('app.org_id', true)::uuid);
+    USING (org_id = NULLIF(current_setting('app.org_id', true), '')::uuid)
+    WITH CHECK (org_id = NULLIF(current_setting('app.org_id', true), '')::uuid);
 
 ALTER TABLE audit_log ENABLE ROW LEVEL SECURITY;
 ALTER TABLE audit_log FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON audit_log
-    USING (org_id = current_setting('app.org_id', true)::uuid)
-    WITH CHECK (org_id = current_setting('app.org_id', true)::uuid);
+    USING (org_id = NULLIF(current_setting('app.org_id', true), '')::uuid)
+    WITH CHECK (org_id = NULLIF(current_setting('app.org_id', true), '')::uuid);
 
 -- Three questions are asked before the tenant is known: which organizations
 -- a user belongs to (login, GET /me), which key a presented API key prefix

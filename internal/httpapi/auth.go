@@ -17,7 +17,9 @@ import (
 // fields collects validation failures of one request body.
 type fields []apperr.FieldError
 
-func (f *fields) add(field, msg string) { *f = append(*f, apperr.FieldError{Field: field, Message: msg}) }
+func (f *fields) add(field, msg string) {
+	*f = append(*f, apperr.FieldError{Field: field, Message: msg})
+}
 
 // text checks a free-text field: required or not, at most max characters.
 func (f *fields) text(field, v string, required bool, max int) {

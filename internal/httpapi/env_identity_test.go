@@ -41,7 +41,7 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) Now() time.Time         { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 // env is a running API with its real dependencies: a cloned PostgreSQL
@@ -60,9 +60,9 @@ type env struct {
 }
 
 type envOpts struct {
-	cookie  bool
-	noMail  bool
-	params  *auth.PasswordParams
+	cookie bool
+	noMail bool
+	params *auth.PasswordParams
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
