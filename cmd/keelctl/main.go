@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/config"
 	"github.com/keelhq/keel/internal/doctor"
 	"github.com/keelhq/keel/internal/migrate"
@@ -30,6 +33,11 @@ commands:
   migrate status   list migrations and whether each is applied
   migrate reset    roll back every migration (drops all of Keel's tables)
   doctor           check PostgreSQL, migrations, Redis and SMTP
+  seed-demo        create a demo organization with an owner, an admin and a member,
+                   a second organization and invitations; prints the logins
+                   (a second run changes nothing)
+  gen-keys         print fresh JWT_SIGNING_KEY and TOTP_ENCRYPTION_KEY lines for an
+                   env file (e.g. keelctl gen-keys >> .env)
 `
 
 // errUsage marks a command-line mistake: exit code 2.
@@ -54,6 +62,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprint(out, usage)
 		return nil
 	}
+	if args[0] == "gen-keys" {
+		return runGenKeys(out)
+	}
 	cfg, err := config.LoadCtl(nil)
 	if err != nil {
 		return err
@@ -63,6 +74,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return runMigrate(ctx, cfg, args[1:], out)
 	case "doctor":
 		return runDoctor(ctx, cfg, out)
+	case "seed-demo":
+		return runSeedDemo(ctx, cfg, out)
 	}
 	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 }
@@ -103,6 +116,32 @@ func runMigrate(ctx context.Context, cfg *config.Ctl, args []string, out io.Writ
 		return m.DownAll(ctx, out)
 	}
 	return fmt.Errorf("%w: unknown migrate command %q", errUsage, args[0])
+}
+
+func runSeedDemo(ctx context.Context, cfg *config.Ctl, out io.Writer) error {
+	pc, err := cfg.Seed()
+	if err != nil {
+		return err
+	}
+	db, err := postgres.Open(pc.URL, postgres.Options{MaxOpenConns: 2})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return auth.SeedDemo(ctx, db, out)
+}
+
+// runGenKeys prints new random secrets in the format config expects, so a
+// developer (or `make dev`) can create an env file without inventing keys.
+func runGenKeys(out io.Writer) error {
+	for _, name := range []string{"JWT_SIGNING_KEY", "TOTP_ENCRYPTION_KEY"} {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s=%s\n", name, base64.RawURLEncoding.EncodeToString(b))
+	}
+	return nil
 }
 
 func runDoctor(ctx context.Context, cfg *config.Ctl, out io.Writer) error {

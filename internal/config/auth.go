@@ -66,3 +66,11 @@ func decodeKey(v string) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// Seed is what `keelctl seed-demo` needs: the application's database
+// connection (it writes through RLS like the API does).
+func (c *Ctl) Seed() (Postgres, error) {
+	l := NewLoader(c.l.get)
+	p := loadPostgres(l)
+	return p, l.Err()
+}
