@@ -178,9 +178,10 @@ CREATE POLICY definer_lookup ON invitations FOR SELECT TO CURRENT_USER USING (tr
 
 -- +goose StatementBegin
 CREATE FUNCTION identity_user_memberships(p_user_id uuid)
-RETURNS TABLE (org_id uuid, role text, joined_at timestamptz)
+RETURNS TABLE (org_id uuid, role text, joined_at timestamptz, org_name text, suspended boolean)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-    SELECT m.org_id, m.role, m.created_at FROM memberships m
+    SELECT m.org_id, m.role, m.created_at, o.name, o.suspended_at IS NOT NULL
+    FROM memberships m JOIN organizations o ON o.id = m.org_id
     WHERE m.user_id = p_user_id ORDER BY m.created_at, m.org_id
 $$;
 -- +goose StatementEnd

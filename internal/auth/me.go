@@ -54,21 +54,9 @@ func MembershipsOf(ctx context.Context, db sqlx.QueryerContext, st orgdb.Store, 
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]uuid.UUID, len(ms))
-	for i, m := range ms {
-		ids[i] = m.OrgID
-	}
-	orgs, err := st.Orgs(ctx, db, ids)
-	if err != nil {
-		return nil, err
-	}
-	names := map[uuid.UUID]string{}
-	for _, o := range orgs {
-		names[o.ID] = o.Name
-	}
 	out := make([]MembershipView, len(ms))
 	for i, m := range ms {
-		out[i] = MembershipView{OrgID: m.OrgID, OrgName: names[m.OrgID], Role: m.Role, JoinedAt: m.JoinedAt}
+		out[i] = MembershipView{OrgID: m.OrgID, OrgName: m.OrgName, Role: m.Role, JoinedAt: m.JoinedAt}
 	}
 	return out, nil
 }

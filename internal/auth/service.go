@@ -307,20 +307,8 @@ func (s *Service) defaultOrg(ctx context.Context, userID uuid.UUID) (uuid.UUID, 
 	if err != nil || len(ms) == 0 {
 		return uuid.Nil, "", err
 	}
-	ids := make([]uuid.UUID, len(ms))
-	for i, m := range ms {
-		ids[i] = m.OrgID
-	}
-	orgs, err := s.Orgs.Orgs(ctx, s.DB, ids)
-	if err != nil {
-		return uuid.Nil, "", err
-	}
-	suspended := map[uuid.UUID]bool{}
-	for _, o := range orgs {
-		suspended[o.ID] = o.SuspendedAt != nil
-	}
 	for _, m := range ms {
-		if !suspended[m.OrgID] {
+		if !m.Suspended {
 			return m.OrgID, m.Role, nil
 		}
 	}

@@ -85,16 +85,18 @@ type Membership struct {
 
 // UserMembership is one of a user's memberships, read before the tenant is known.
 type UserMembership struct {
-	OrgID    uuid.UUID `db:"org_id"`
-	Role     string    `db:"role"`
-	JoinedAt time.Time `db:"joined_at"`
+	OrgID     uuid.UUID `db:"org_id"`
+	Role      string    `db:"role"`
+	JoinedAt  time.Time `db:"joined_at"`
+	OrgName   string    `db:"org_name"`
+	Suspended bool      `db:"suspended"`
 }
 
 // UserMemberships lists every organization a user belongs to, oldest first,
 // through the identity_user_memberships SECURITY DEFINER function.
 func (Store) UserMemberships(ctx context.Context, db sqlx.QueryerContext, userID uuid.UUID) ([]UserMembership, error) {
 	var out []UserMembership
-	err := sqlx.SelectContext(ctx, db, &out, `SELECT org_id, role, joined_at FROM identity_user_memberships($1)`, userID)
+	err := sqlx.SelectContext(ctx, db, &out, `SELECT org_id, role, joined_at, org_name, suspended FROM identity_user_memberships($1)`, userID)
 	return out, err
 }
 

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Measures authenticated GET /api/v1/me (JWT check, suspension check, user and
+# memberships queries under RLS) under wrk at 64 connections, beside a bare
+# Gin handler in the same run, and prints both and their ratio.
+#
+# Needs PostgreSQL (superuser URL in KEEL_BENCH_ADMIN_URL, default the local
+# trust-auth server) and redis-server on PATH; starts its own Redis, scratch
+# database, API and Gin baseline on loopback ports and removes them after.
+# Installs wrk (Debian package) when missing.
+#
+#   bench/wrk-me.sh            # 10 s per run
+#   DURATION=30s bench/wrk-me.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+export PGOPTIONS="-c client_min_messages=warning"
+ADMIN_URL=${KEEL_BENCH_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
+DB=keel_bench_identity
+API_PORT=${API_PORT:-18180}
+GIN_PORT=${GIN_PORT:-18181}
+REDIS_PORT=${REDIS_PORT:-18179}
+
+if ! command -v wrk >/dev/null; then
+  echo "wrk-me: installing wrk" >&2
+  if [ "$(id -u)" = 0 ]; then apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
+  else sudo apt-get install -y wrk >/dev/null; fi
+fi
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+go build -o "$work/api" ./cmd/api
+go build -o "$work/keelctl" ./cmd/keelctl
+go build -o "$work/baregin" ./bench/baregin
+
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >/dev/null &
+pids+=($!)
+psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
+owner_url=${ADMIN_URL%/*}/$DB?sslmode=disable
+hostpart=${ADMIN_URL#*@}
+export DATABASE_OWNER_URL=$owner_url
+export DATABASE_URL="postgres://keel_bench_app:bench@${hostpart%%/*}/$DB?sslmode=disable"
+export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
+export HTTP_ADDR=127.0.0.1:$API_PORT LOG_LEVEL=error ENV=production
+eval "$("$work/keelctl" gen-keys | sed 's/^/export /')"
+"$work/keelctl" migrate up >/dev/null
+"$work/keelctl" seed-demo >/dev/null
+
+"$work/api" 2>"$work/api.log" &
+pids+=($!)
+"$work/baregin" "127.0.0.1:$GIN_PORT" &
+pids+=($!)
+for _ in $(seq 50); do
+  curl -sf "http://127.0.0.1:$API_PORT/healthz" >/dev/null && curl -sf "http://127.0.0.1:$GIN_PORT/me" >/dev/null && break
+  sleep 0.1
+done
+
+token=$(curl -sf -X POST "http://127.0.0.1:$API_PORT/api/v1/auth/login" -H 'Content-Type: application/json' \
+  -d '{"email":"owner@demo.keel.localhost","password":"keel-demo-password-2026"}' |
+  python3 -c 'import sys, json; print(json.load(sys.stdin)["access_token"])')
+curl -sf "http://127.0.0.1:$API_PORT/api/v1/me" -H "Authorization: Bearer $token" >/dev/null
+
+run() { wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$@"; }
+echo "== bare Gin handler: GET /me (no auth, no database)"
+run "http://127.0.0.1:$GIN_PORT/me" | tee "$work/gin.txt"
+echo "== Keel API: authenticated GET /api/v1/me (JWT + suspension check + user + memberships)"
+run -H "Authorization: Bearer $token" "http://127.0.0.1:$API_PORT/api/v1/me" | tee "$work/me.txt"
+
+rps() { awk '/^Requests\/sec/ {print $2}' "$1"; }
+non2xx() { awk '/Non-2xx/ {print $NF}' "$1"; }
+g=$(rps "$work/gin.txt"); m=$(rps "$work/me.txt")
+if [ -n "$(non2xx "$work/me.txt")" ]; then echo "wrk-me: GET /me had non-2xx answers: $(non2xx "$work/me.txt")" >&2; exit 1; fi
+echo
+printf 'bare Gin: %s req/s   GET /me: %s req/s   ratio: %.1f%% of bare Gin (%d connections, %s, %d cores)\n' \
+  "$g" "$m" "$(echo "$m / $g * 100" | bc -l)" "$CONNS" "$DURATION" "$(nproc)"
