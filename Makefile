@@ -19,7 +19,7 @@ build: ## build api, worker, scheduler and keelctl into bin/
 lint: ## gofmt, go vet, staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	go vet ./...
-	@test -x .tools/bin/staticcheck || GOBIN=$$PWD/.tools/bin go install honnef.co/go/tools/cmd/staticcheck@2025.1.1
+	@test -x .tools/bin/staticcheck || GOBIN=$$PWD/.tools/bin go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 	.tools/bin/staticcheck ./...
 
 bench: ## run the benchmarks; results in bench/results/, summary in docs/benchmarks.md
