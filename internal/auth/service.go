@@ -208,6 +208,18 @@ func (s *Service) VerifyEmail(ctx context.Context, token string) error {
 // ResendVerification mails a new verification link when email names an
 // unverified account. It says nothing about whether it did.
 func (s *Service) ResendVerification(ctx context.Context, email string) error {
+	return s.ifAccount(ctx, email, func(tx *sqlx.Tx, u *authdb.User) error {
+		if u.EmailVerifiedAt != nil {
+			return nil
+		}
+		return s.sendVerification(ctx, tx, u, u.Email)
+	})
+}
+
+// ifAccount runs fn in a transaction when email names an account, and does
+// nothing otherwise: endpoints that must not reveal which addresses have
+// accounts answer the same either way.
+func (s *Service) ifAccount(ctx context.Context, email string, fn func(tx *sqlx.Tx, u *authdb.User) error) error {
 	email, err := NormalizeEmail("email", email)
 	if err != nil {
 		return err
@@ -217,10 +229,10 @@ func (s *Service) ResendVerification(ctx context.Context, email string) error {
 		if errors.Is(err, authdb.ErrNotFound) {
 			return nil
 		}
-		if err != nil || u.EmailVerifiedAt != nil {
+		if err != nil {
 			return err
 		}
-		return s.sendVerification(ctx, tx, u, u.Email)
+		return fn(tx, u)
 	})
 }
 
@@ -483,18 +495,7 @@ func (s *Service) Logout(ctx context.Context, token string) error {
 // ForgotPassword mails a one-hour reset link when email names an account.
 // It says nothing about whether it did.
 func (s *Service) ForgotPassword(ctx context.Context, email string) error {
-	email, err := NormalizeEmail("email", email)
-	if err != nil {
-		return err
-	}
-	return postgres.InTx(ctx, s.DB, uuid.Nil, func(tx *sqlx.Tx) error {
-		u, err := s.Users.UserByEmail(ctx, tx, email)
-		if errors.Is(err, authdb.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	return s.ifAccount(ctx, email, func(tx *sqlx.Tx, u *authdb.User) error {
 		token, hash := NewOpaqueToken()
 		if err := s.Users.CreateEmailToken(ctx, tx, &authdb.EmailToken{ID: newID(), UserID: u.ID, Purpose: authdb.PurposeResetPassword,
 			Email: u.Email, TokenHash: hash, ExpiresAt: s.now().Add(ResetTokenTTL)}); err != nil {
@@ -684,7 +685,11 @@ func (s *Service) TOTPDisable(ctx context.Context, p *Principal, password, code 
 	})
 }
 
-func newID() uuid.UUID {
+func newID() uuid.UUID { return NewID() }
+
+// NewID returns a time-ordered (v7) UUID for a new row, so inserts append
+// to indexes instead of scattering.
+func NewID() uuid.UUID {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return uuid.New()

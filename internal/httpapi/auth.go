@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -28,7 +29,7 @@ func (f *fields) text(field, v string, required bool, max int) {
 	case required && v == "":
 		f.add(field, "is required")
 	case utf8.RuneCountInString(v) > max:
-		f.add(field, "must be at most "+itoa(max)+" characters")
+		f.add(field, "must be at most "+strconv.Itoa(max)+" characters")
 	case strings.ContainsAny(v, "\x00\r\n"):
 		f.add(field, "must be one line of text")
 	}

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -13,8 +12,6 @@ import (
 	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/org/orgdb"
 )
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 type orgRequest struct {
 	Name string `json:"name"`

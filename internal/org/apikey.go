@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -76,25 +77,9 @@ func (s *Service) CreateAPIKey(ctx context.Context, p *auth.Principal, name, rol
 
 // APIKeys lists live keys; admins and owners.
 func (s *Service) APIKeys(ctx context.Context, p *auth.Principal, pg Page) ([]orgdb.APIKey, string, error) {
-	after, err := ParseCursor(pg.Cursor)
-	if err != nil {
-		return nil, "", err
-	}
-	var rows []orgdb.APIKey
-	err = s.inOrg(ctx, p, auth.RoleAdmin, func(tx *sqlx.Tx, _ string) error {
-		rows, err = s.Store.APIKeys(ctx, tx, p.OrgID, after, pg.Limit+1)
-		return err
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	next := ""
-	if len(rows) > pg.Limit {
-		rows = rows[:pg.Limit]
-		last := rows[len(rows)-1]
-		next = EncodeCursor(last.CreatedAt, last.ID)
-	}
-	return rows, next, nil
+	return listPage(ctx, s, p, pg, auth.RoleAdmin, func(tx *sqlx.Tx, after *orgdb.Cursor, limit int) ([]orgdb.APIKey, error) {
+		return s.Store.APIKeys(ctx, tx, p.OrgID, after, limit)
+	}, func(k *orgdb.APIKey) (time.Time, uuid.UUID) { return k.CreatedAt, k.ID })
 }
 
 // RevokeAPIKey revokes a key at once; admins and owners.

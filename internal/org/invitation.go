@@ -3,6 +3,7 @@ package org
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -69,25 +70,9 @@ func (s *Service) mailInvitation(ctx context.Context, tx *sqlx.Tx, p *auth.Princ
 
 // Invitations lists pending invitations; admins and owners.
 func (s *Service) Invitations(ctx context.Context, p *auth.Principal, pg Page) ([]orgdb.Invitation, string, error) {
-	after, err := ParseCursor(pg.Cursor)
-	if err != nil {
-		return nil, "", err
-	}
-	var rows []orgdb.Invitation
-	err = s.inOrg(ctx, p, auth.RoleAdmin, func(tx *sqlx.Tx, _ string) error {
-		rows, err = s.Store.Invitations(ctx, tx, p.OrgID, after, pg.Limit+1)
-		return err
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	next := ""
-	if len(rows) > pg.Limit {
-		rows = rows[:pg.Limit]
-		last := rows[len(rows)-1]
-		next = EncodeCursor(last.CreatedAt, last.ID)
-	}
-	return rows, next, nil
+	return listPage(ctx, s, p, pg, auth.RoleAdmin, func(tx *sqlx.Tx, after *orgdb.Cursor, limit int) ([]orgdb.Invitation, error) {
+		return s.Store.Invitations(ctx, tx, p.OrgID, after, limit)
+	}, func(i *orgdb.Invitation) (time.Time, uuid.UUID) { return i.CreatedAt, i.ID })
 }
 
 // RevokeInvitation deletes a pending invitation; its link stops working.

@@ -200,15 +200,18 @@ func EncodeCursor(at time.Time, id uuid.UUID) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(at.UTC().Format(time.RFC3339Nano) + "|" + id.String()))
 }
 
-// Members lists the organization's members; every member may.
-func (s *Service) Members(ctx context.Context, p *auth.Principal, pg Page) ([]orgdb.MemberRow, string, error) {
+// listPage runs one keyset page of a tenant list for a caller holding at
+// least min: it fetches one row more than asked to learn whether a next page
+// exists, and makes the cursor from the last row's key.
+func listPage[T any](ctx context.Context, s *Service, p *auth.Principal, pg Page, min string,
+	fetch func(tx *sqlx.Tx, after *orgdb.Cursor, limit int) ([]T, error), key func(*T) (time.Time, uuid.UUID)) ([]T, string, error) {
 	after, err := ParseCursor(pg.Cursor)
 	if err != nil {
 		return nil, "", err
 	}
-	var rows []orgdb.MemberRow
-	err = s.inOrg(ctx, p, auth.RoleMember, func(tx *sqlx.Tx, _ string) error {
-		rows, err = s.Store.Members(ctx, tx, p.OrgID, after, pg.Limit+1)
+	var rows []T
+	err = s.inOrg(ctx, p, min, func(tx *sqlx.Tx, _ string) error {
+		rows, err = fetch(tx, after, pg.Limit+1)
 		return err
 	})
 	if err != nil {
@@ -217,10 +220,16 @@ func (s *Service) Members(ctx context.Context, p *auth.Principal, pg Page) ([]or
 	next := ""
 	if len(rows) > pg.Limit {
 		rows = rows[:pg.Limit]
-		last := rows[len(rows)-1]
-		next = EncodeCursor(last.CreatedAt, last.UserID)
+		next = EncodeCursor(key(&rows[len(rows)-1]))
 	}
 	return rows, next, nil
+}
+
+// Members lists the organization's members; every member may.
+func (s *Service) Members(ctx context.Context, p *auth.Principal, pg Page) ([]orgdb.MemberRow, string, error) {
+	return listPage(ctx, s, p, pg, auth.RoleMember, func(tx *sqlx.Tx, after *orgdb.Cursor, limit int) ([]orgdb.MemberRow, error) {
+		return s.Store.Members(ctx, tx, p.OrgID, after, limit)
+	}, func(m *orgdb.MemberRow) (time.Time, uuid.UUID) { return m.CreatedAt, m.UserID })
 }
 
 // mayManage reports whether actorRole may change a member holding
@@ -307,33 +316,11 @@ func (s *Service) RemoveMember(ctx context.Context, p *auth.Principal, userID uu
 
 // AuditLog lists the organization's audit log; admins and owners.
 func (s *Service) AuditLog(ctx context.Context, p *auth.Principal, pg Page) ([]orgdb.AuditEntry, string, error) {
-	after, err := ParseCursor(pg.Cursor)
-	if err != nil {
-		return nil, "", err
-	}
-	var rows []orgdb.AuditEntry
-	err = s.inOrg(ctx, p, auth.RoleAdmin, func(tx *sqlx.Tx, _ string) error {
-		rows, err = s.Store.Audit(ctx, tx, p.OrgID, after, pg.Limit+1)
-		return err
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	next := ""
-	if len(rows) > pg.Limit {
-		rows = rows[:pg.Limit]
-		last := rows[len(rows)-1]
-		next = EncodeCursor(last.CreatedAt, last.ID)
-	}
-	return rows, next, nil
+	return listPage(ctx, s, p, pg, auth.RoleAdmin, func(tx *sqlx.Tx, after *orgdb.Cursor, limit int) ([]orgdb.AuditEntry, error) {
+		return s.Store.Audit(ctx, tx, p.OrgID, after, limit)
+	}, func(e *orgdb.AuditEntry) (time.Time, uuid.UUID) { return e.CreatedAt, e.ID })
 }
 
-func newID() uuid.UUID {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return uuid.New()
-	}
-	return id
-}
+func newID() uuid.UUID { return auth.NewID() }
 
 func equalDigest(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }

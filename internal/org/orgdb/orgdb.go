@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -128,14 +129,8 @@ type MemberRow struct {
 // Members lists an organization's members after the cursor (joined_at, user_id), oldest first.
 func (Store) Members(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, after *Cursor, limit int) ([]MemberRow, error) {
 	var out []MemberRow
-	q := `SELECT m.org_id, m.user_id, m.role, m.created_at, m.updated_at, u.email, u.name
-		FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = $1`
-	args := []any{orgID}
-	if after != nil {
-		q += ` AND (m.created_at, m.user_id) > ($2, $3)`
-		args = append(args, after.At, after.ID)
-	}
-	q += ` ORDER BY m.created_at, m.user_id LIMIT ` + itoa(limit)
+	q, args := keyset(`SELECT m.org_id, m.user_id, m.role, m.created_at, m.updated_at, u.email, u.name
+		FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = $1`, "m.created_at, m.user_id", false, orgID, after, limit)
 	err := sqlx.SelectContext(ctx, tx, &out, q, args...)
 	return out, err
 }
@@ -228,13 +223,7 @@ func SetTenant(ctx context.Context, tx sqlx.ExecerContext, orgID uuid.UUID) erro
 
 // Invitations lists pending invitations, newest first, after the cursor.
 func (Store) Invitations(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, after *Cursor, limit int) ([]Invitation, error) {
-	q := `SELECT ` + invCols + ` FROM invitations WHERE org_id = $1 AND accepted_at IS NULL`
-	args := []any{orgID}
-	if after != nil {
-		q += ` AND (created_at, id) < ($2, $3)`
-		args = append(args, after.At, after.ID)
-	}
-	q += ` ORDER BY created_at DESC, id DESC LIMIT ` + itoa(limit)
+	q, args := keyset(`SELECT `+invCols+` FROM invitations WHERE org_id = $1 AND accepted_at IS NULL`, "created_at, id", true, orgID, after, limit)
 	var out []Invitation
 	err := sqlx.SelectContext(ctx, tx, &out, q, args...)
 	return out, err
@@ -285,13 +274,7 @@ func (Store) CreateAPIKey(ctx context.Context, tx sqlx.ExtContext, k *APIKey) er
 
 // APIKeys lists an organization's live keys, newest first, after the cursor.
 func (Store) APIKeys(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, after *Cursor, limit int) ([]APIKey, error) {
-	q := `SELECT ` + keyCols + ` FROM api_keys WHERE org_id = $1 AND revoked_at IS NULL`
-	args := []any{orgID}
-	if after != nil {
-		q += ` AND (created_at, id) < ($2, $3)`
-		args = append(args, after.At, after.ID)
-	}
-	q += ` ORDER BY created_at DESC, id DESC LIMIT ` + itoa(limit)
+	q, args := keyset(`SELECT `+keyCols+` FROM api_keys WHERE org_id = $1 AND revoked_at IS NULL`, "created_at, id", true, orgID, after, limit)
 	var out []APIKey
 	err := sqlx.SelectContext(ctx, tx, &out, q, args...)
 	return out, err
@@ -360,14 +343,8 @@ func (Store) AddAudit(ctx context.Context, tx sqlx.ExecerContext, e *AuditEntry)
 
 // Audit lists an organization's audit log, newest first, after the cursor.
 func (Store) Audit(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, after *Cursor, limit int) ([]AuditEntry, error) {
-	q := `SELECT id, org_id, actor_user_id, actor_api_key_id, action, target_type, target_id, ip, user_agent, details, created_at
-		FROM audit_log WHERE org_id = $1`
-	args := []any{orgID}
-	if after != nil {
-		q += ` AND (created_at, id) < ($2, $3)`
-		args = append(args, after.At, after.ID)
-	}
-	q += ` ORDER BY created_at DESC, id DESC LIMIT ` + itoa(limit)
+	q, args := keyset(`SELECT id, org_id, actor_user_id, actor_api_key_id, action, target_type, target_id, ip, user_agent, details, created_at
+		FROM audit_log WHERE org_id = $1`, "created_at, id", true, orgID, after, limit)
 	var out []AuditEntry
 	err := sqlx.SelectContext(ctx, tx, &out, q, args...)
 	return out, err
@@ -396,12 +373,24 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// itoa renders a LIMIT clamped to 1..1000; callers validate limits already.
-func itoa(n int) string {
-	if n <= 0 || n > 1000 {
-		n = 20
+// keyset completes base (a SELECT whose WHERE binds org_id to $1) into one
+// page ordered by key ("time_col, id_col"), ascending or descending, that
+// starts after the cursor; limit is clamped to 1..1000.
+func keyset(base, key string, desc bool, orgID uuid.UUID, after *Cursor, limit int) (string, []any) {
+	if limit <= 0 || limit > 1000 {
+		limit = 20
 	}
-	return strconv.Itoa(n)
+	cmp, dir := ">", ""
+	if desc {
+		cmp, dir = "<", " DESC"
+	}
+	col, id, _ := strings.Cut(key, ", ")
+	q, args := base, []any{orgID}
+	if after != nil {
+		q += ` AND (` + key + `) ` + cmp + ` ($2, $3)`
+		args = append(args, after.At, after.ID)
+	}
+	return q + ` ORDER BY ` + col + dir + `, ` + id + dir + ` LIMIT ` + strconv.Itoa(limit), args
 }
 
 func uuidArray(ids []uuid.UUID) any {
