@@ -17,7 +17,7 @@ DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 export PGOPTIONS="-c client_min_messages=warning"
-ADMIN_URL=${KEEL_BENCH_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
+ADMIN_URL=${KEEL_BENCH_ADMIN_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable}
 DB=keel_bench_identity
 API_PORT=${API_PORT:-18180}
 GIN_PORT=${GIN_PORT:-18181}

@@ -246,7 +246,7 @@ type LoginInput struct {
 func (s *Service) Login(ctx context.Context, in LoginInput, meta Meta) (*Session, error) {
 	email := strings.ToLower(strings.TrimSpace(in.Email))
 	if wait, err := s.Throttle.Locked(ctx, email, meta.IP); err != nil {
-		return nil, err
+		return nil, throttleDown(err)
 	} else if wait > 0 {
 		return nil, tooMany(wait)
 	}
@@ -332,7 +332,7 @@ func (s *Service) defaultOrg(ctx context.Context, userID uuid.UUID) (uuid.UUID, 
 func (s *Service) failLogin(ctx context.Context, email string, u *authdb.User, meta Meta, cause error) error {
 	lockedNow, err := s.Throttle.Fail(ctx, email, meta.IP)
 	if err != nil {
-		return err
+		return throttleDown(err)
 	}
 	if lockedNow && u != nil {
 		err := postgres.InTx(ctx, s.DB, uuid.Nil, func(tx *sqlx.Tx) error {
@@ -343,6 +343,14 @@ func (s *Service) failLogin(ctx context.Context, email string, u *authdb.User, m
 		}
 	}
 	return cause
+}
+
+// throttleDown answers logins while Redis is unreachable: without the
+// throttle, guessing would be unlimited, so logins wait rather than run
+// unthrottled (fail closed); sessions already open are unaffected.
+func throttleDown(err error) error {
+	return &apperr.Error{Kind: apperr.Unavailable, Code: "login_unavailable", RetryAfter: 5, Err: err,
+		Message: "Logging in is briefly unavailable; try again in a few seconds."}
 }
 
 func tooMany(wait int) error {

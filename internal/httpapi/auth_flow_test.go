@@ -4,9 +4,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func claimsOf(t *testing.T, jwt string) map[string]any {
@@ -97,7 +99,10 @@ func TestRegisterVerifyLogin(t *testing.T) {
 	e.problem(req{method: "POST", path: "/api/v1/auth/login", body: map[string]string{"email": "ada@example.com", "password": "wrong password 123"}}, 401, "invalid_credentials")
 	e.problem(req{method: "POST", path: "/api/v1/auth/login", body: map[string]string{"email": "nobody@example.com", "password": "wrong password 123"}}, 401, "invalid_credentials")
 
+	e.problem(req{method: "POST", path: "/api/v1/auth/login", body: "x", header: map[string]string{"Content-Type": "text/plain"}}, 415, "unsupported_media_type")
+	e.problem(req{method: "POST", path: "/api/v1/auth/login", body: "{"}, 400, "invalid_json")
 	e.problem(req{method: "GET", path: "/api/v1/me"}, 401, "unauthenticated")
+	e.problem(req{method: "GET", path: "/api/v1/me", header: map[string]string{"Authorization": "Basic eDp5"}}, 401, "unauthenticated")
 	e.problem(req{method: "GET", path: "/api/v1/me", token: s.AccessToken + "x"}, 401, "invalid_token")
 	e.problem(req{method: "GET", path: "/api/v1/me", token: "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."}, 401, "invalid_token")
 }
@@ -132,6 +137,44 @@ func TestLoginThrottle(t *testing.T) {
 		body: map[string]string{"email": "other@example.com", "password": "wrong password 123"}}, 429, "too_many_attempts")
 	e.problem(req{method: "POST", path: "/api/v1/auth/login", ip: "192.0.2.78",
 		body: map[string]string{"email": "other@example.com", "password": "wrong password 123"}}, 401, "invalid_credentials")
+}
+
+// TestLoginTiming: a login naming no account costs about what a wrong
+// password costs (one argon2id run each), so timing reveals no accounts.
+func TestLoginTiming(t *testing.T) {
+	e := newEnv(t, envOpts{noMail: true})
+	e.expect(req{method: "POST", path: "/api/v1/auth/register", body: map[string]any{
+		"email": "tim@example.com", "password": password, "name": "Tim"}}, 201, nil)
+	measure := func(email string) time.Duration {
+		start := time.Now()
+		e.problem(req{method: "POST", path: "/api/v1/auth/login", body: map[string]string{"email": email, "password": "wrong password 123"}}, 401, "invalid_credentials")
+		return time.Since(start)
+	}
+	var known, unknown []time.Duration
+	for i := range 5 {
+		known = append(known, measure("tim@example.com"))
+		unknown = append(unknown, measure("nobody"+strconv.Itoa(i)+"@example.com"))
+	}
+	k, u := median(known), median(unknown)
+	if k > 2*u || u > 2*k {
+		t.Fatalf("wrong password takes %s, unknown email %s", k, u)
+	}
+}
+
+func median(d []time.Duration) time.Duration {
+	slices.Sort(d)
+	return d[len(d)/2]
+}
+
+// TestLoginWithRedisDown: without the throttle, logins fail closed with 503.
+func TestLoginWithRedisDown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{noMail: true})
+	e.redis.Stop()
+	w := e.problem(req{method: "POST", path: "/api/v1/auth/login", body: map[string]string{"email": "a@example.com", "password": "wrong password 123"}}, 503, "login_unavailable")
+	if w.Header().Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
+	}
 }
 
 func TestRefreshRotationReuseAndLogout(t *testing.T) {

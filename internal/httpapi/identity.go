@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"github.com/rs/zerolog"
 
 	"github.com/keelhq/keel/internal/apperr"
 	"github.com/keelhq/keel/internal/auth"
@@ -133,7 +134,15 @@ func (h *identityHandlers) resolve(c *gin.Context, required, checkSuspended bool
 			return err
 		}
 	}
-	c.Request = c.Request.WithContext(auth.WithPrincipal(ctx, p))
+	// Later log lines of this request (the access log included) name the caller.
+	lc := zerolog.Ctx(ctx).With().Str("org_id", p.OrgID.String())
+	if p.IsUser() {
+		lc = lc.Str("user_id", p.UserID.String())
+	} else {
+		lc = lc.Str("api_key_id", p.APIKeyID.String())
+	}
+	l := lc.Logger()
+	c.Request = c.Request.WithContext(auth.WithPrincipal(l.WithContext(ctx), p))
 	return nil
 }
 
