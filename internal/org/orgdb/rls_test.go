@@ -90,9 +90,28 @@ func TestRowLevelSecurityCatalog(t *testing.T) {
 			if seeded[table] && (mine == 0 || ofB == 0) {
 				t.Fatalf("seed missing: A sees %d, B has %d", mine, ofB)
 			}
+			// With the application's own filter turned against it (B's org_id
+			// named outright), RLS alone keeps a transaction scoped to A off B's rows.
+			var touched int64
+			err := postgres.InTx(ctx, db.App, orgA, func(tx *sqlx.Tx) error {
+				res, err := tx.ExecContext(ctx, `DELETE FROM `+pq.QuoteIdentifier(table)+` WHERE org_id = $1`, orgB)
+				if err != nil {
+					return err
+				}
+				touched, err = res.RowsAffected()
+				return err
+			})
+			if err != nil || touched != 0 {
+				t.Fatalf("delete of B's rows scoped to A: %d rows, %v", touched, err)
+			}
+			var ofBAfter int
+			_ = db.Owner.Get(&ofBAfter, `SELECT count(*) FROM `+pq.QuoteIdentifier(table)+` WHERE org_id = $1`, orgB)
+			if ofBAfter != ofB {
+				t.Fatalf("B had %d rows, now %d", ofB, ofBAfter)
+			}
 			// Writing a row of B while scoped to A is refused by WITH CHECK.
 			if table == "memberships" {
-				err := postgres.InTx(ctx, db.App, orgA, func(tx *sqlx.Tx) error {
+				err = postgres.InTx(ctx, db.App, orgA, func(tx *sqlx.Tx) error {
 					_, err := tx.ExecContext(ctx, `UPDATE memberships SET role = 'member' WHERE org_id = $1`, orgB)
 					return err
 				})
