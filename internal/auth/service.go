@@ -116,7 +116,7 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, meta Meta) (*R
 		if err := s.Users.CreateUser(ctx, tx, u); err != nil {
 			return err
 		}
-		if err := s.createOrgWithOwner(ctx, tx, o, u.ID, meta); err != nil {
+		if err := CreateOrgWithOwner(ctx, tx, s.Orgs, o, u.ID, meta); err != nil {
 			return err
 		}
 		return s.sendVerification(ctx, tx, u, email)
@@ -128,12 +128,6 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, meta Meta) (*R
 		return nil, fmt.Errorf("register: %w", err)
 	}
 	return &Registered{User: u, OrgID: o.ID}, nil
-}
-
-// createOrgWithOwner inserts o with ownerID as its owner, inside tx, leaving
-// tx's tenant set to o.
-func (s *Service) createOrgWithOwner(ctx context.Context, tx *sqlx.Tx, o *orgdb.Organization, ownerID uuid.UUID, meta Meta) error {
-	return CreateOrgWithOwner(ctx, tx, s.Orgs, o, ownerID, meta)
 }
 
 // CreateOrgWithOwner inserts o with ownerID as its owner and records it in

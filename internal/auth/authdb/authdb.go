@@ -6,13 +6,11 @@ package authdb
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
 	"github.com/keelhq/keel/internal/platform/postgres"
 )
@@ -71,17 +69,6 @@ func (Store) UserByID(ctx context.Context, tx sqlx.QueryerContext, id uuid.UUID,
 	var u User
 	err := sqlx.GetContext(ctx, tx, &u, q, id)
 	return &u, postgres.Translate(err)
-}
-
-// UsersByID returns the users with ids, in any order.
-func (Store) UsersByID(ctx context.Context, tx sqlx.QueryerContext, ids []uuid.UUID) ([]User, error) {
-	strs := make([]string, len(ids))
-	for i, id := range ids {
-		strs[i] = id.String()
-	}
-	var out []User
-	err := sqlx.SelectContext(ctx, tx, &out, `SELECT `+userCols+` FROM users WHERE id = ANY($1::uuid[])`, pq.Array(strs))
-	return out, err
 }
 
 // UpdateUser writes the mutable fields of u.
@@ -215,6 +202,3 @@ func (Store) DeleteRecoveryCodes(ctx context.Context, tx sqlx.ExecerContext, use
 	_, err := tx.ExecContext(ctx, `DELETE FROM totp_recovery_codes WHERE user_id = $1`, userID)
 	return err
 }
-
-// IsNotFound reports whether err means no row.
-func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) || errors.Is(err, sql.ErrNoRows) }

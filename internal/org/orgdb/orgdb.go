@@ -9,14 +9,12 @@ package orgdb
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
 	"github.com/keelhq/keel/internal/platform/postgres"
 )
@@ -24,7 +22,6 @@ import (
 // Errors.
 var (
 	ErrNotFound = postgres.ErrNotFound
-	ErrConflict = postgres.ErrConflict
 )
 
 // Store runs the queries; its methods take the transaction they run in.
@@ -52,13 +49,6 @@ func (Store) Org(ctx context.Context, tx sqlx.QueryerContext, id uuid.UUID) (*Or
 	var o Organization
 	err := sqlx.GetContext(ctx, tx, &o, `SELECT `+orgCols+` FROM organizations WHERE id = $1`, id)
 	return &o, postgres.Translate(err)
-}
-
-// Orgs returns the organizations with ids, in any order.
-func (Store) Orgs(ctx context.Context, tx sqlx.QueryerContext, ids []uuid.UUID) ([]Organization, error) {
-	var out []Organization
-	err := sqlx.SelectContext(ctx, tx, &out, `SELECT `+orgCols+` FROM organizations WHERE id = ANY($1::uuid[])`, uuidArray(ids))
-	return out, err
 }
 
 // SuspendedAt returns when org was suspended (nil when active); the hot
@@ -392,14 +382,3 @@ func keyset(base, key string, desc bool, orgID uuid.UUID, after *Cursor, limit i
 	}
 	return q + ` ORDER BY ` + col + dir + `, ` + id + dir + ` LIMIT ` + strconv.Itoa(limit), args
 }
-
-func uuidArray(ids []uuid.UUID) any {
-	s := make([]string, len(ids))
-	for i, id := range ids {
-		s[i] = id.String()
-	}
-	return pq.Array(s)
-}
-
-// IsNotFound reports whether err means no row.
-func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
