@@ -203,11 +203,25 @@ func (s *Service) VerifyEmail(ctx context.Context, token string) error {
 // unverified account. It says nothing about whether it did.
 func (s *Service) ResendVerification(ctx context.Context, email string) error {
 	return s.ifAccount(ctx, email, func(tx *sqlx.Tx, u *authdb.User) error {
-		if u.EmailVerifiedAt != nil {
+		if u.EmailVerifiedAt != nil || !s.allowMail(ctx, "verify", u.Email) {
 			return nil
 		}
 		return s.sendVerification(ctx, tx, u, u.Email)
 	})
+}
+
+// allowMail applies the per-address mail limit; when Redis is unreachable
+// it lets the email go (a lost limit for a while beats a lost reset link).
+func (s *Service) allowMail(ctx context.Context, kind, address string) bool {
+	ok, err := s.Throttle.AllowMail(ctx, kind, address)
+	if err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Msg("mail throttle")
+		return true
+	}
+	if !ok {
+		zerolog.Ctx(ctx).Info().Str("kind", kind).Msg("mail limit reached; not sending")
+	}
+	return ok
 }
 
 // ifAccount runs fn in a transaction when email names an account, and does
@@ -498,6 +512,9 @@ func (s *Service) Logout(ctx context.Context, token string) error {
 // It says nothing about whether it did.
 func (s *Service) ForgotPassword(ctx context.Context, email string) error {
 	return s.ifAccount(ctx, email, func(tx *sqlx.Tx, u *authdb.User) error {
+		if !s.allowMail(ctx, "reset", u.Email) {
+			return nil
+		}
 		token, hash := NewOpaqueToken()
 		if err := s.Users.CreateEmailToken(ctx, tx, &authdb.EmailToken{ID: newID(), UserID: u.ID, Purpose: authdb.PurposeResetPassword,
 			Email: u.Email, TokenHash: hash, ExpiresAt: s.now().Add(ResetTokenTTL)}); err != nil {

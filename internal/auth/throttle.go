@@ -83,6 +83,26 @@ func (t *Throttle) Fail(ctx context.Context, email, ip string) (lockedNow bool, 
 	return n == t.AccountLimit, nil
 }
 
+// MailLimit and MailWindow bound how many verification or reset emails one
+// address is sent, so the always-202 endpoints cannot be used to flood a
+// mailbox.
+const (
+	MailLimit  = 5
+	MailWindow = time.Hour
+)
+
+// AllowMail records one email of kind to address and reports whether it is
+// within MailLimit per MailWindow.
+func (t *Throttle) AllowMail(ctx context.Context, kind, address string) (bool, error) {
+	now := t.now().UnixMilli()
+	member := strconv.FormatInt(now, 10) + ":" + uuid.NewString()
+	n, err := recordScript.Run(ctx, t.Redis, []string{t.Prefix + "mail:" + kind + ":" + address}, now, MailWindow.Milliseconds(), member).Int()
+	if err != nil {
+		return false, fmt.Errorf("throttle: %w", err)
+	}
+	return n <= MailLimit, nil
+}
+
 // Reset forgets an account's failures after a successful login or a
 // password reset.
 func (t *Throttle) Reset(ctx context.Context, email string) error {

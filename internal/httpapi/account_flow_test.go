@@ -35,6 +35,18 @@ func TestPasswordReset(t *testing.T) {
 		t.Fatalf("mailed an unknown address")
 	}
 	assertAudit(t, e, s.OrganizationID, "user.password_reset")
+
+	// At most auth.MailLimit reset emails per address per hour, still 202.
+	for range auth.MailLimit + 2 {
+		e.expect(req{method: "POST", path: "/api/v1/auth/password/forgot", body: map[string]string{"email": "pat@example.com"}}, 202, nil)
+	}
+	var queued int
+	if err := e.db.Owner.Get(&queued, `SELECT count(*) FROM outbox WHERE task_type = 'email:send' AND convert_from(payload, 'UTF8') LIKE '%reset_password%'`); err != nil {
+		t.Fatal(err)
+	}
+	if queued != auth.MailLimit {
+		t.Fatalf("%d reset emails queued, want the limit %d", queued, auth.MailLimit)
+	}
 }
 
 func assertAudit(t *testing.T, e *env, orgID string, actions ...string) {
