@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/keelhq/keel/internal/auth"
+	"github.com/keelhq/keel/internal/auth/authdb"
 	"github.com/keelhq/keel/internal/config"
 	"github.com/keelhq/keel/internal/health"
 	"github.com/keelhq/keel/internal/httpapi"
 	"github.com/keelhq/keel/internal/org"
+	"github.com/keelhq/keel/internal/org/orgdb"
 	"github.com/keelhq/keel/internal/platform/httpserver"
 	"github.com/keelhq/keel/internal/platform/logging"
 	"github.com/keelhq/keel/internal/platform/metrics"
@@ -62,9 +64,9 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	authSvc := &auth.Service{DB: db, Tokens: issuer, Box: box, Throttle: auth.NewThrottle(rdb),
+	authSvc := &auth.Service{DB: db, Users: authdb.Store{}, Orgs: orgdb.Store{}, Tokens: issuer, Box: box, Throttle: auth.NewThrottle(rdb),
 		Params: auth.OWASPParams, BaseURL: cfg.BaseURL, Product: "Keel"}
-	orgSvc := &org.Service{DB: db, BaseURL: cfg.BaseURL}
+	orgSvc := &org.Service{DB: db, Store: orgdb.Store{}, Users: authdb.Store{}, BaseURL: cfg.BaseURL}
 
 	reg := metrics.NewRegistry()
 	checker := &health.Checker{Timeout: time.Second, Checks: []health.Check{

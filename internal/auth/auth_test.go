@@ -13,6 +13,8 @@ import (
 
 	"github.com/keelhq/keel/internal/apperr"
 	"github.com/keelhq/keel/internal/auth"
+	"github.com/keelhq/keel/internal/auth/authdb"
+	"github.com/keelhq/keel/internal/org/orgdb"
 	"github.com/keelhq/keel/internal/platform/postgrestest"
 	"github.com/keelhq/keel/internal/platform/redistest"
 )
@@ -213,7 +215,7 @@ func TestSeedDemo(t *testing.T) {
 	rdb := rs.Client()
 	defer rdb.Close()
 	iss, _ := auth.NewIssuer(bytes.Repeat([]byte("k"), 32), nil)
-	svc := &auth.Service{DB: db.App, Tokens: iss, Throttle: auth.NewThrottle(rdb), Params: auth.OWASPParams}
+	svc := &auth.Service{DB: db.App, Users: authdb.Store{}, Orgs: orgdb.Store{}, Tokens: iss, Throttle: auth.NewThrottle(rdb), Params: auth.OWASPParams}
 	for email, role := range map[string]string{"owner@demo.keel.localhost": "owner", "admin@demo.keel.localhost": "admin", "member@demo.keel.localhost": "member"} {
 		s, err := svc.Login(ctx, auth.LoginInput{Email: email, Password: auth.DemoPassword}, auth.Meta{IP: "127.0.0.1"})
 		if err != nil || s.Role != role {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/keelhq/keel/internal/apperr"
 	"github.com/keelhq/keel/internal/auth/authdb"
-	"github.com/keelhq/keel/internal/org/orgdb"
 	"github.com/keelhq/keel/internal/platform/postgres"
 )
 
@@ -49,7 +48,7 @@ func (s *Service) Me(ctx context.Context, p *Principal) (*Profile, error) {
 }
 
 // MembershipsOf lists a user's organizations with names, oldest first.
-func MembershipsOf(ctx context.Context, db sqlx.QueryerContext, st orgdb.Store, userID uuid.UUID) ([]MembershipView, error) {
+func MembershipsOf(ctx context.Context, db sqlx.QueryerContext, st OrgStore, userID uuid.UUID) ([]MembershipView, error) {
 	ms, err := st.UserMemberships(ctx, db, userID)
 	if err != nil {
 		return nil, err

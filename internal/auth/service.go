@@ -35,8 +35,8 @@ const (
 // invitation acceptance (which may create an account).
 type Service struct {
 	DB       *sqlx.DB
-	Users    authdb.Store
-	Orgs     orgdb.Store
+	Users    UserStore
+	Orgs     OrgStore
 	Tokens   *Issuer
 	Box      *SecretBox
 	Throttle *Throttle
@@ -132,7 +132,7 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, meta Meta) (*R
 
 // CreateOrgWithOwner inserts o with ownerID as its owner and records it in
 // the new organization's audit log, inside tx, leaving tx's tenant set to o.
-func CreateOrgWithOwner(ctx context.Context, tx *sqlx.Tx, st orgdb.Store, o *orgdb.Organization, ownerID uuid.UUID, meta Meta) error {
+func CreateOrgWithOwner(ctx context.Context, tx *sqlx.Tx, st OrgStore, o *orgdb.Organization, ownerID uuid.UUID, meta Meta) error {
 	if err := st.CreateOrg(ctx, tx, o); err != nil {
 		return err
 	}

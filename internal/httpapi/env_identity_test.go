@@ -18,11 +18,13 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/keelhq/keel/internal/auth"
+	"github.com/keelhq/keel/internal/auth/authdb"
 	"github.com/keelhq/keel/internal/email"
 	"github.com/keelhq/keel/internal/health"
 	"github.com/keelhq/keel/internal/httpapi"
 	"github.com/keelhq/keel/internal/httpapi/apitest"
 	"github.com/keelhq/keel/internal/org"
+	"github.com/keelhq/keel/internal/org/orgdb"
 	"github.com/keelhq/keel/internal/outbox"
 	"github.com/keelhq/keel/internal/platform/mail"
 	"github.com/keelhq/keel/internal/platform/mailtest"
@@ -85,9 +87,9 @@ func newEnv(t testing.TB, o envOpts) *env {
 		params = *o.params
 	}
 	e := &env{t: t, db: db, redis: rs, clock: ck}
-	e.auth = &auth.Service{DB: db.App, Tokens: issuer, Box: box, Throttle: auth.NewThrottle(rdb), Params: params,
+	e.auth = &auth.Service{DB: db.App, Users: authdb.Store{}, Orgs: orgdb.Store{}, Tokens: issuer, Box: box, Throttle: auth.NewThrottle(rdb), Params: params,
 		BaseURL: baseURL, Product: "Keel", Now: ck.Now}
-	e.orgs = &org.Service{DB: db.App, BaseURL: baseURL}
+	e.orgs = &org.Service{DB: db.App, Store: orgdb.Store{}, Users: authdb.Store{}, BaseURL: baseURL}
 	h, err := httpapi.New(httpapi.Deps{Log: zerolog.Nop(), Health: &health.Checker{}, Auth: e.auth, Orgs: e.orgs,
 		RefreshCookie: o.cookie, CORSAllowedOrigins: []string{"https://spa.keel.test"}})
 	if err != nil {

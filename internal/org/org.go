@@ -18,7 +18,6 @@ import (
 
 	"github.com/keelhq/keel/internal/apperr"
 	"github.com/keelhq/keel/internal/auth"
-	"github.com/keelhq/keel/internal/auth/authdb"
 	"github.com/keelhq/keel/internal/org/orgdb"
 	"github.com/keelhq/keel/internal/platform/postgres"
 )
@@ -29,8 +28,8 @@ const APIKeyPrefix = "keel_live_"
 // Service runs organizations.
 type Service struct {
 	DB    *sqlx.DB
-	Store orgdb.Store
-	Users authdb.Store
+	Store Store
+	Users Users
 	// BaseURL is APP_BASE_URL; invitation links start with it.
 	BaseURL string
 	Now     func() time.Time
