@@ -20,12 +20,20 @@ type Throttle struct {
 	AccountLimit int           // failures per account per window: 10
 	IPLimit      int           // failures per IP per window
 	Prefix       string        // key prefix, "keel:login:"
-	now          func() time.Time
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+func (t *Throttle) now() time.Time {
+	if t.Now != nil {
+		return t.Now()
+	}
+	return time.Now()
 }
 
 // NewThrottle returns a Throttle with Keel's limits.
 func NewThrottle(rdb *redis.Client) *Throttle {
-	return &Throttle{Redis: rdb, Window: 15 * time.Minute, AccountLimit: 10, IPLimit: 100, Prefix: "keel:login:", now: time.Now}
+	return &Throttle{Redis: rdb, Window: 15 * time.Minute, AccountLimit: 10, IPLimit: 100, Prefix: "keel:login:"}
 }
 
 func (t *Throttle) accountKey(email string) string { return t.Prefix + "acct:" + email }
