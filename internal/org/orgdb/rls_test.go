@@ -67,20 +67,22 @@ func TestRowLevelSecurityCatalog(t *testing.T) {
 				t.Fatalf("no policy for every role on current_setting('app.org_id'): %v", policies)
 			}
 			q := `SELECT count(*) AS total, count(*) FILTER (WHERE org_id = $1) AS mine FROM ` + pq.QuoteIdentifier(table)
-			count := func(tenant uuid.UUID) (total, mine int) {
-				err := postgres.InTx(ctx, db.App, tenant, func(tx *sqlx.Tx) error {
+			count := func(tenant uuid.UUID) (total, mine int, err error) {
+				err = postgres.InTx(ctx, db.App, tenant, func(tx *sqlx.Tx) error {
 					return tx.QueryRowContext(ctx, q, orgA).Scan(&total, &mine)
 				})
-				if err != nil {
-					t.Fatalf("select as app role: %v", err)
-				}
-				return total, mine
+				return total, mine, err
 			}
-			total, mine := count(orgA)
+			total, mine, err := count(orgA)
+			if err != nil {
+				t.Fatalf("select as app role with app.org_id = A: %v", err)
+			}
 			if total != mine {
 				t.Fatalf("with app.org_id = A the app role sees %d rows, %d of them A's", total, mine)
 			}
-			if total, _ := count(uuid.Nil); total != 0 {
+			// No tenant: no rows, or an error (a policy that casts an unset
+			// setting fails closed, which is as safe).
+			if total, _, err := count(uuid.Nil); err == nil && total != 0 {
 				t.Fatalf("with no app.org_id the app role sees %d rows", total)
 			}
 			var all, ofB int
@@ -93,7 +95,7 @@ func TestRowLevelSecurityCatalog(t *testing.T) {
 			// With the application's own filter turned against it (B's org_id
 			// named outright), RLS alone keeps a transaction scoped to A off B's rows.
 			var touched int64
-			err := postgres.InTx(ctx, db.App, orgA, func(tx *sqlx.Tx) error {
+			err = postgres.InTx(ctx, db.App, orgA, func(tx *sqlx.Tx) error {
 				res, err := tx.ExecContext(ctx, `DELETE FROM `+pq.QuoteIdentifier(table)+` WHERE org_id = $1`, orgB)
 				if err != nil {
 					return err
