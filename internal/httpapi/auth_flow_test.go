@@ -151,12 +151,14 @@ func TestLoginTiming(t *testing.T) {
 		return time.Since(start)
 	}
 	var known, unknown []time.Duration
-	for i := range 5 {
+	for i := range 7 {
 		known = append(known, measure("tim@example.com"))
 		unknown = append(unknown, measure("nobody"+strconv.Itoa(i)+"@example.com"))
 	}
 	k, u := median(known), median(unknown)
-	if k > 2*u || u > 2*k {
+	// Without the dummy hash an unknown email answers ~50x faster; a factor
+	// of 3 leaves room for a busy machine.
+	if k > 3*u || u > 3*k {
 		t.Fatalf("wrong password takes %s, unknown email %s", k, u)
 	}
 }
