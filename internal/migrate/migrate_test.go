@@ -109,6 +109,7 @@ func versions(t *testing.T, m *migrate.Migrator) (int64, int64) {
 }
 
 func TestUpDownUpRedo(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := postgrestest.NewEmpty(t)
 	m := mustNew(t, e.OwnerURL)
@@ -196,6 +197,7 @@ func TestUpDownUpRedo(t *testing.T) {
 // Each migration steps down on its own, so `keelctl migrate down` works at
 // every version, not only all at once.
 func TestEveryMigrationStepsDown(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := postgrestest.NewEmpty(t)
 	m := mustNew(t, e.OwnerURL)
@@ -279,6 +281,7 @@ func tables(t *testing.T, db *sql.DB) []string {
 }
 
 func TestEnsureAppRole(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := postgrestest.NewEmpty(t)
 	m := mustNew(t, e.OwnerURL)
@@ -347,6 +350,7 @@ func TestEnsureAppRole(t *testing.T) {
 // Grants made by one `migrate up` cover tables a later migration adds only
 // when up runs EnsureAppRole again; redo loses nothing either.
 func TestEnsureAppRoleAfterDownAndUp(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := postgrestest.NewEmpty(t)
 	m := mustNew(t, e.OwnerURL)
@@ -372,6 +376,7 @@ func TestEnsureAppRoleAfterDownAndUp(t *testing.T) {
 }
 
 func TestEnsureAppRoleRefuses(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := postgrestest.NewEmpty(t)
 	m := mustNew(t, e.OwnerURL)
@@ -431,6 +436,7 @@ func TestEnsureAppRoleRefuses(t *testing.T) {
 
 // Two `keelctl migrate up` at once (two deploys racing) both succeed.
 func TestConcurrentUp(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := postgrestest.NewEmpty(t)
 	errs := make(chan error, 2)
