@@ -53,10 +53,7 @@ func run(ctx context.Context) error {
 	defer rdb.Close()
 
 	reg := metrics.NewRegistry()
-	checker := &health.Checker{Timeout: time.Second, Checks: []health.Check{
-		{Name: "postgres", Probe: func(ctx context.Context) error { return postgres.Ping(ctx, db) }},
-		{Name: "redis", Probe: func(ctx context.Context) error { return redis.Ping(ctx, rdb) }},
-	}}
+	checker := health.Stores(db, rdb)
 	h, err := httpapi.New(httpapi.Deps{
 		Log:                log,
 		Metrics:            metrics.NewHTTP(reg),

@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/jmoiron/sqlx"
-	goredis "github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/keelhq/keel/internal/outbox"
@@ -25,13 +24,9 @@ import (
 
 func TestMain(m *testing.M) {
 	// The outage test makes go-redis log every refused dial.
-	goredis.SetLogger(quiet{})
+	redistest.QuietClientLogs()
 	os.Exit(postgrestest.Main(m))
 }
-
-type quiet struct{}
-
-func (quiet) Printf(context.Context, string, ...any) {}
 
 // countingQueue is a real Asynq client that counts, per task ID, how often
 // the relay asked to enqueue it and how often Redis accepted.
