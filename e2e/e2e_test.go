@@ -380,3 +380,41 @@ func TestKeelctl(t *testing.T) {
 		t.Errorf("keelctl help: exit %d\n%s", code, out)
 	}
 }
+
+// Binaries may start before PostgreSQL and Redis answer (compose, a cold
+// cluster): they serve /healthz, report 503 on /readyz, turn ready when the
+// stores come up, and stop cleanly on SIGTERM even while a store is down.
+func TestBinariesStartBeforeTheirStores(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	admin := sqlx.MustOpen("postgres", postgrestest.URL("postgres", "", ""))
+	defer admin.Close()
+	admin.MustExec(`ALTER DATABASE ` + s.db.Name + ` ALLOW_CONNECTIONS false`)
+	t.Cleanup(func() { _, _ = admin.Exec(`ALTER DATABASE ` + s.db.Name + ` ALLOW_CONNECTIONS true`) })
+	s.redis.Stop()
+
+	services := map[string]*service{}
+	for _, name := range []string{"api", "worker", "scheduler"} {
+		addr := freeAddr(t)
+		p := proctest.Start(t, bin(name), s.env("HTTP_ADDR", addr, "METRICS_ADDR", addr))
+		services[name] = &service{proc: p, base: "http://" + addr}
+		p.WaitStatus(t, services[name].base+"/healthz", 200, 10*time.Second)
+	}
+	waitReadiness(t, services, 503, "postgres", 2*time.Second)
+	waitReadiness(t, services, 503, "redis", 2*time.Second)
+
+	admin.MustExec(`ALTER DATABASE ` + s.db.Name + ` ALLOW_CONNECTIONS true`)
+	s.redis.Restart()
+	waitReadiness(t, services, 200, "", 5*time.Second)
+	sendWelcome(t, s.db.AppURL, "edsger@example.com", "Edsger")
+	s.mail.WaitFor(t, "edsger@example.com", 20*time.Second)
+
+	s.redis.Stop()
+	waitReadiness(t, services, 503, "redis", 2*time.Second)
+	for name, svc := range services {
+		code, ok := svc.proc.Terminate(10 * time.Second)
+		if !ok || code != 0 {
+			t.Errorf("%s after SIGTERM with Redis down: exited=%v code=%d\n%s", name, ok, code, svc.proc.Output())
+		}
+	}
+}

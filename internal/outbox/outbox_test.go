@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -345,10 +346,7 @@ func TestListenWakesOnCommit(t *testing.T) {
 	d := postgrestest.New(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	wake, err := outbox.Listen(ctx, d.AppURL, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
+	wake := outbox.Listen(ctx, d.AppURL, zerolog.Nop())
 	// A rolled-back Add notifies nobody.
 	_ = postgres.InTx(ctx, d.App, uuid.Nil, func(tx *sqlx.Tx) error {
 		if _, err := outbox.Add(ctx, tx, outbox.Task{Type: "test:noop"}); err != nil {
@@ -367,6 +365,24 @@ func TestListenWakesOnCommit(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no wake-up after a commit")
 	}
+}
+
+// Listen must not wait for PostgreSQL: the worker calls it at start, before
+// it serves health or watches for SIGTERM.
+func TestListenDoesNotWaitForTheDatabase(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		outbox.Listen(ctx, "postgres://nobody@127.0.0.1:"+strconv.Itoa(redistest.FreePort(t))+"/none?sslmode=disable", zerolog.Nop())
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Listen blocks while the database is unreachable")
+	}
+	cancel()
 }
 
 func TestBacklog(t *testing.T) {
