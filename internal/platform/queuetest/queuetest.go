@@ -49,7 +49,8 @@ func Serve(t testing.TB, s *redistest.Server, h asynq.Handler) {
 		LogLevel:        asynq.FatalLevel,
 		ShutdownTimeout: 5 * time.Second,
 		// Retries come back at once so tests of failure paths stay short.
-		RetryDelayFunc: func(int, error, *asynq.Task) time.Duration { return 10 * time.Millisecond },
+		RetryDelayFunc:           func(int, error, *asynq.Task) time.Duration { return 10 * time.Millisecond },
+		DelayedTaskCheckInterval: 100 * time.Millisecond,
 	})
 	if err := srv.Start(h); err != nil {
 		t.Fatalf("queuetest: start server: %v", err)
