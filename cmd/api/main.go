@@ -69,10 +69,7 @@ func run(ctx context.Context) error {
 	orgSvc := &org.Service{DB: db, Store: orgdb.Store{}, Users: authdb.Store{}, BaseURL: cfg.BaseURL}
 
 	reg := metrics.NewRegistry()
-	checker := &health.Checker{Timeout: time.Second, Checks: []health.Check{
-		{Name: "postgres", Probe: func(ctx context.Context) error { return postgres.Ping(ctx, db) }},
-		{Name: "redis", Probe: func(ctx context.Context) error { return redis.Ping(ctx, rdb) }},
-	}}
+	checker := health.Stores(db, rdb)
 	h, err := httpapi.New(httpapi.Deps{
 		Log:                log,
 		Metrics:            metrics.NewHTTP(reg),
