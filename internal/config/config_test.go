@@ -16,6 +16,9 @@ func valid() map[string]string {
 		"DATABASE_URL":       "postgres://app:app-secret@127.0.0.1:5432/keel?sslmode=disable",
 		"DATABASE_OWNER_URL": "postgres://owner:owner-secret@127.0.0.1:5432/keel?sslmode=disable",
 		"REDIS_URL":          "redis://127.0.0.1:6379/0",
+		// api's identity secrets (base64 of 32 bytes).
+		"JWT_SIGNING_KEY":     "a2VlbC10ZXN0LWp3dC1zaWduaW5nLWtleS0zMmJ5dGU",
+		"TOTP_ENCRYPTION_KEY": "a2VlbC10ZXN0LXRvdHAtZW5jcnlwdGlvbi1rZXktMzI",
 	}
 }
 

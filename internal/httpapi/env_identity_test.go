@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -32,8 +31,6 @@ import (
 	"github.com/keelhq/keel/internal/platform/redistest"
 	"github.com/keelhq/keel/jobs"
 )
-
-func TestMain(m *testing.M) { os.Exit(postgrestest.Main(m)) }
 
 const baseURL = "https://app.keel.test"
 
