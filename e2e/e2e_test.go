@@ -78,6 +78,8 @@ func (s *stack) env(kv ...string) []string {
 		"APP_BASE_URL", "https://app.keel.test",
 		"OUTBOX_RELAY_INTERVAL", "100ms",
 		"SHUTDOWN_TIMEOUT", "5s",
+		"JWT_SIGNING_KEY", testJWTKey,
+		"TOTP_ENCRYPTION_KEY", testTOTPKey,
 	}
 	return proctest.Env(append(base, kv...)...)
 }
@@ -85,6 +87,12 @@ func (s *stack) env(kv ...string) []string {
 func (s *stack) ctlEnv(kv ...string) []string {
 	return s.env(append([]string{"DATABASE_OWNER_URL", s.db.OwnerURL}, kv...)...)
 }
+
+// The api's identity secrets: base64 of 32 bytes each, test-only.
+const (
+	testJWTKey  = "a2VlbC1lMmUtand0LXNpZ25pbmcta2V5LTMyYnl0ZXM"
+	testTOTPKey = "a2VlbC1lMmUtdG90cC1lbmNyeXB0aW9uLWtleS0zMmI"
+)
 
 func freeAddr(t *testing.T) string { return "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t)) }
 
@@ -253,9 +261,11 @@ func grep(body, prefix string) string {
 func TestBadConfigExitsFast(t *testing.T) {
 	t.Parallel()
 	good := map[string]string{
-		"DATABASE_URL":       "postgres://app:pw@127.0.0.1:5432/keel?sslmode=disable",
-		"DATABASE_OWNER_URL": "postgres://owner:pw@127.0.0.1:5432/keel?sslmode=disable",
-		"REDIS_URL":          "redis://127.0.0.1:6379/0",
+		"DATABASE_URL":        "postgres://app:pw@127.0.0.1:5432/keel?sslmode=disable",
+		"DATABASE_OWNER_URL":  "postgres://owner:pw@127.0.0.1:5432/keel?sslmode=disable",
+		"REDIS_URL":           "redis://127.0.0.1:6379/0",
+		"JWT_SIGNING_KEY":     testJWTKey,
+		"TOTP_ENCRYPTION_KEY": testTOTPKey,
 	}
 	cases := []struct {
 		name    string
@@ -266,6 +276,8 @@ func TestBadConfigExitsFast(t *testing.T) {
 	}{
 		{"api", nil, "DATABASE_URL", "", "DATABASE_URL"},
 		{"api", nil, "REDIS_URL", "notaurl", "REDIS_URL"},
+		{"api", nil, "JWT_SIGNING_KEY", "", "JWT_SIGNING_KEY"},
+		{"api", nil, "TOTP_ENCRYPTION_KEY", "dG9vIHNob3J0", "TOTP_ENCRYPTION_KEY"},
 		{"worker", nil, "DATABASE_URL", "", "DATABASE_URL"},
 		{"worker", nil, "REDIS_URL", "notaurl", "REDIS_URL"},
 		{"scheduler", nil, "DATABASE_URL", "", "DATABASE_URL"},
