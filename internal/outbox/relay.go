@@ -62,6 +62,7 @@ type row struct {
 	MaxRetry  int        `db:"max_retry"`
 	TimeoutMS int64      `db:"timeout_ms"`
 	ProcessAt *time.Time `db:"process_at"`
+	UniqueMS  int64      `db:"unique_ttl_ms"`
 }
 
 // RunOnce claims one batch, enqueues it and marks what was enqueued. It
@@ -76,7 +77,7 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
 	var rows []row
-	const claim = `SELECT id, task_type, payload, headers, queue, max_retry, timeout_ms, process_at
+	const claim = `SELECT id, task_type, payload, headers, queue, max_retry, timeout_ms, process_at, unique_ttl_ms
 		FROM outbox WHERE dispatched_at IS NULL
 		ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED`
 	if err := tx.SelectContext(ctx, &rows, claim, r.Batch); err != nil {
@@ -151,6 +152,9 @@ func (r *Relay) enqueue(ctx context.Context, rw *row) error {
 	}
 	if rw.ProcessAt != nil {
 		opts = append(opts, asynq.ProcessAt(*rw.ProcessAt))
+	}
+	if rw.UniqueMS > 0 {
+		opts = append(opts, asynq.Unique(time.Duration(rw.UniqueMS)*time.Millisecond))
 	}
 	_, err := r.Queue.EnqueueContext(ctx, asynq.NewTaskWithHeaders(rw.Type, rw.Payload, headers), opts...)
 	if errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {

@@ -1,5 +1,7 @@
 // Package queue adapts Asynq: the server's task middleware (context from
-// headers, logs, metrics, Sentry) and readiness probes.
+// headers, logs, metrics), per-organization fairness, the retry policy, the
+// handler of final failures (dead tasks, Sentry), queue metrics and the
+// Asynqmon UI.
 package queue
 
 import (
@@ -8,25 +10,40 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
 	"github.com/keelhq/keel/internal/outbox"
 	"github.com/keelhq/keel/internal/platform/logging"
 	"github.com/keelhq/keel/internal/platform/metrics"
-	"github.com/keelhq/keel/internal/platform/sentry"
 )
 
+type orgKey struct{}
+
+// OrgID returns the organization the running task acts for (from its
+// org_id header), or uuid.Nil for platform tasks. Handlers pass it to
+// postgres.InTx so Row Level Security scopes their transactions.
+func OrgID(ctx context.Context) uuid.UUID {
+	id, _ := ctx.Value(orgKey{}).(uuid.UUID)
+	return id
+}
+
+// WithOrgID returns ctx carrying org; for handlers' tests.
+func WithOrgID(ctx context.Context, org uuid.UUID) context.Context {
+	return context.WithValue(ctx, orgKey{}, org)
+}
+
 // Middleware restores what the task's writer knew (request ID, org, actor)
-// onto the context and its logger, logs the outcome with the duration, counts
-// it, and reports a task's last failed attempt to Sentry.
+// onto the context and its logger, logs the outcome with the duration and
+// counts it. Final failures are reported by FailureHandler, not here, so a
+// task is reported once however its last attempt ended.
 func Middleware(log zerolog.Logger, m *metrics.Tasks) asynq.MiddlewareFunc {
 	return func(next asynq.Handler) asynq.Handler {
 		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 			id, _ := asynq.GetTaskID(ctx)
 			queueName, _ := asynq.GetQueueName(ctx)
 			retried, _ := asynq.GetRetryCount(ctx)
-			maxRetry, _ := asynq.GetMaxRetry(ctx)
 			lc := log.With().Str("task_id", id).Str("task_type", t.Type()).Str("queue", queueName).Int("retry", retried)
 			h := t.Headers()
 			for _, k := range []string{outbox.HeaderOrgID, outbox.HeaderActorID} {
@@ -39,6 +56,15 @@ func Middleware(log zerolog.Logger, m *metrics.Tasks) asynq.MiddlewareFunc {
 			if rid := h[outbox.HeaderRequestID]; rid != "" {
 				ctx = logging.WithRequestID(ctx, rid)
 			}
+			if v := h[outbox.HeaderOrgID]; v != "" {
+				org, err := uuid.Parse(v)
+				if err != nil {
+					// A task that cannot say which tenant it acts for must not
+					// run as no tenant; it never will decode, so no retries.
+					return fmt.Errorf("task %s: bad org_id header %q: %w", id, v, asynq.SkipRetry)
+				}
+				ctx = WithOrgID(ctx, org)
+			}
 			start := time.Now()
 			err := next.ProcessTask(ctx, t)
 			d := time.Since(start)
@@ -47,18 +73,23 @@ func Middleware(log zerolog.Logger, m *metrics.Tasks) asynq.MiddlewareFunc {
 			}
 			ev := zerolog.Ctx(ctx).Info()
 			if err != nil {
-				final := retried >= maxRetry || errors.Is(err, asynq.SkipRetry)
-				ev = zerolog.Ctx(ctx).Warn().Err(err).Bool("final", final)
-				if final {
-					ev = zerolog.Ctx(ctx).Error().Err(err).Bool("final", true)
-					sentry.Capture(ctx, fmt.Errorf("task %s %s: %w", t.Type(), id, err),
-						map[string]string{"task_type": t.Type(), "queue": queueName})
-				}
+				ev = zerolog.Ctx(ctx).Warn().Err(err).Bool("final", IsFinal(ctx, err))
 			}
 			ev.Dur("duration", d).Msg("task")
 			return err
 		})
 	}
+}
+
+// IsFinal reports whether err ends the task for good: its retries are spent
+// or it asked to skip them. ctx is the task's context.
+func IsFinal(ctx context.Context, err error) bool {
+	if err == nil || errors.Is(err, asynq.RevokeTask) || errors.Is(err, ErrOrgBusy) {
+		return false
+	}
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	return retried >= maxRetry || errors.Is(err, asynq.SkipRetry)
 }
 
 // Logger adapts zerolog to Asynq's logger interface.
