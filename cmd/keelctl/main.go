@@ -30,7 +30,7 @@ commands:
   migrate status   list migrations and whether each is applied
   migrate reset    roll back every migration (drops all of Keel's tables)
   doctor           check PostgreSQL, migrations, Redis and SMTP
-`
+` + fleetUsage
 
 // errUsage marks a command-line mistake: exit code 2.
 var errUsage = errors.New("usage")
@@ -63,6 +63,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return runMigrate(ctx, cfg, args[1:], out)
 	case "doctor":
 		return runDoctor(ctx, cfg, out)
+	case "tasks":
+		return runTasks(ctx, cfg, args[1:], out)
+	case "jobs":
+		return runJobs(ctx, cfg, args[1:], out)
+	case "backup":
+		return runBackup(ctx, cfg, args[1:], out)
 	}
 	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 }

@@ -111,6 +111,7 @@ type API struct {
 	CORSAllowedOrigins []string
 	MaxBodyBytes       int
 	ShutdownTimeout    time.Duration
+	AdminQueuesToken   string
 }
 
 // LoadAPI reads cmd/api's configuration.
@@ -125,6 +126,7 @@ func LoadAPI(get Getenv) (API, error) {
 		CORSAllowedOrigins: l.List("CORS_ALLOWED_ORIGINS"),
 		MaxBodyBytes:       l.Int("HTTP_MAX_BODY_BYTES", 1<<20, 1024, 1<<30),
 		ShutdownTimeout:    l.Duration("SHUTDOWN_TIMEOUT", 15*time.Second, time.Second),
+		AdminQueuesToken:   loadAdminQueuesToken(l),
 	}
 	for _, o := range c.CORSAllowedOrigins {
 		if o == "*" {
@@ -151,6 +153,7 @@ type Worker struct {
 	ShutdownTimeout time.Duration
 	RelayInterval   time.Duration
 	RelayBatch      int
+	Fleet
 }
 
 // LoadWorker reads cmd/worker's configuration.
@@ -168,6 +171,7 @@ func LoadWorker(get Getenv) (Worker, error) {
 		RelayInterval:   l.Duration("OUTBOX_RELAY_INTERVAL", 500*time.Millisecond, 10*time.Millisecond),
 		RelayBatch:      l.Int("OUTBOX_RELAY_BATCH", 100, 1, 10000),
 	}
+	c.Fleet = loadFleet(l, c.Concurrency)
 	return c, l.Err()
 }
 
@@ -242,3 +246,13 @@ func (c *Ctl) Doctor() (Doctor, error) {
 
 // String renders a config-safe summary of a URL for logs.
 func (p Postgres) String() string { return fmt.Sprintf("postgres(%s)", Redact(p.URL)) }
+
+// AdminQueuesToken is the bearer token that opens Asynqmon at /admin/queues
+// until platform admins exist; empty keeps the UI off.
+func loadAdminQueuesToken(l *Loader) string {
+	t := l.String("ADMIN_QUEUES_TOKEN", "")
+	if t != "" && len(t) < 32 {
+		l.fail("ADMIN_QUEUES_TOKEN", "must be at least 32 characters (e.g. openssl rand -hex 32)")
+	}
+	return t
+}

@@ -122,3 +122,34 @@ func (t *Tasks) Archived(typ, queue string) { t.archived.WithLabelValues(typ, qu
 
 // Throttled counts a task put back by per-organization fairness.
 func (t *Tasks) Throttled(typ, queue string) { t.throttled.WithLabelValues(typ, queue).Inc() }
+
+// Jobs counts periodic job runs by outcome and remembers the last success,
+// so an alert can fire when, say, backup:verify has not passed for a day.
+type Jobs struct {
+	runs        *prometheus.CounterVec
+	lastSuccess *prometheus.GaugeVec
+}
+
+// NewJobs registers the job collectors on r.
+func NewJobs(r prometheus.Registerer) *Jobs {
+	j := &Jobs{
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keel_job_runs_total", Help: "Periodic job runs by job and status (ok, failed).",
+		}, []string{"job", "status"}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "keel_job_last_success_timestamp_seconds", Help: "Unix time of each periodic job's last successful run on this worker.",
+		}, []string{"job"}),
+	}
+	r.MustRegister(j.runs, j.lastSuccess)
+	return j
+}
+
+// Observe records one run of job.
+func (j *Jobs) Observe(job string, err error) {
+	if err != nil {
+		j.runs.WithLabelValues(job, "failed").Inc()
+		return
+	}
+	j.runs.WithLabelValues(job, "ok").Inc()
+	j.lastSuccess.WithLabelValues(job).SetToCurrentTime()
+}
