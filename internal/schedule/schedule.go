@@ -240,7 +240,7 @@ func (s *Scheduler) fireInSlot(ctx context.Context, e *Entry, slot time.Time, la
 			return
 		}
 		wait := backoff
-		if until := time.Until(deadline); until <= wait {
+		if until := deadline.Sub(s.now()); until <= wait {
 			s.Log.Error().Err(err).Str("entry", e.Name).Time("slot", slot).Int("attempts", attempt).Msg("schedule gave up on slot")
 			return
 		}
