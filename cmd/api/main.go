@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,8 +18,10 @@ import (
 	"github.com/keelhq/keel/internal/platform/logging"
 	"github.com/keelhq/keel/internal/platform/metrics"
 	"github.com/keelhq/keel/internal/platform/postgres"
+	"github.com/keelhq/keel/internal/platform/queue"
 	"github.com/keelhq/keel/internal/platform/redis"
 	"github.com/keelhq/keel/internal/platform/sentry"
+	"github.com/keelhq/keel/jobs"
 )
 
 func main() {
@@ -57,6 +60,18 @@ func run(ctx context.Context) error {
 		{Name: "postgres", Probe: func(ctx context.Context) error { return postgres.Ping(ctx, db) }},
 		{Name: "redis", Probe: func(ctx context.Context) error { return redis.Ping(ctx, rdb) }},
 	}}
+	var queuesUI http.Handler
+	if cfg.AdminQueuesToken != "" {
+		mon, err := queue.NewMonitor(cfg.Redis.Opt, httpapi.QueuesPath)
+		if err != nil {
+			return err
+		}
+		defer mon.Close()
+		if err := queue.RegisterQueues(ctx, rdb, jobs.Queues); err != nil {
+			log.Warn().Err(err).Msg("could not register queue names for the monitor")
+		}
+		queuesUI = mon
+	}
 	h, err := httpapi.New(httpapi.Deps{
 		Log:                log,
 		Metrics:            metrics.NewHTTP(reg),
@@ -65,6 +80,8 @@ func run(ctx context.Context) error {
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		MaxBodyBytes:       int64(cfg.MaxBodyBytes),
 		Production:         cfg.Env == "production",
+		QueuesUI:           queuesUI,
+		AdminQueuesToken:   cfg.AdminQueuesToken,
 	})
 	if err != nil {
 		return err

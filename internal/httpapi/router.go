@@ -24,6 +24,10 @@ type Deps struct {
 	Production         bool
 	// Mounts add handlers outside Gin's routing (e.g. the queue UI) under a prefix.
 	Mounts map[string]http.Handler
+	// QueuesUI is the queue monitor (Asynqmon), served at /admin/queues only
+	// when AdminQueuesToken is set, and only to requests that carry it.
+	QueuesUI         http.Handler
+	AdminQueuesToken string
 }
 
 // New builds the API handler. The middleware order matters: the request ID
@@ -58,6 +62,9 @@ func New(d Deps) (http.Handler, error) {
 	}
 	r.GET("/api/v1/openapi.json", serveDocument(doc))
 	r.GET("/api/docs", serveDocsPage(doc))
+	if d.QueuesUI != nil && d.AdminQueuesToken != "" {
+		mountQueues(r, d.QueuesUI, d.AdminQueuesToken, d.Production)
+	}
 	for prefix, h := range d.Mounts {
 		r.Any(prefix+"/*path", gin.WrapH(h))
 	}
