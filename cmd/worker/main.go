@@ -109,6 +109,7 @@ func run(ctx context.Context) error {
 		// Throttled tasks and short retries wait in the retry set; check it
 		// every second so a one-second delay is not five.
 		DelayedTaskCheckInterval: time.Second,
+		TaskCheckInterval:        cfg.PollInterval,
 		HealthCheckFunc: func(err error) {
 			if err != nil {
 				log.Warn().Err(err).Msg("redis health check failed")

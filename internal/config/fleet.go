@@ -18,6 +18,9 @@ type Fleet struct {
 	// OrgConcurrency caps how many tasks of one organization run at once on
 	// this worker.
 	OrgConcurrency int
+	// PollInterval is how often an idle worker asks Redis for a task; it
+	// bounds the pickup latency of a task enqueued to empty queues.
+	PollInterval time.Duration
 	// RetryBase and RetryMax bound the exponential retry backoff.
 	RetryBase time.Duration
 	RetryMax  time.Duration
@@ -41,6 +44,7 @@ func loadFleet(l *Loader, concurrency int) Fleet {
 	f := Fleet{
 		Queues:               parseQueues(l, "WORKER_QUEUES", "critical=6,default=3,low=1"),
 		OrgConcurrency:       l.Int("WORKER_ORG_CONCURRENCY", max(1, (concurrency+1)/2), 1, 1000),
+		PollInterval:         l.Duration("WORKER_POLL_INTERVAL", 200*time.Millisecond, 10*time.Millisecond),
 		RetryBase:            l.Duration("WORKER_RETRY_BASE", 10*time.Second, 10*time.Millisecond),
 		RetryMax:             l.Duration("WORKER_RETRY_MAX", 6*time.Hour, time.Second),
 		BackupDatabaseURL:    l.URL("BACKUP_DATABASE_URL", "", false, "postgres", "postgresql"),
