@@ -147,4 +147,3 @@ func received(api string) (map[string]time.Time, error) {
 		}
 	}
 }
-

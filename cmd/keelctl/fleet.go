@@ -39,6 +39,14 @@ func openTasksDB(cfg *config.Ctl) (*sqlx.DB, error) {
 	return postgres.Open(tc.Postgres.URL, postgres.Options{MaxOpenConns: 2})
 }
 
+// openListing parses a command's flags and opens the database it lists from.
+func openListing(cfg *config.Ctl, fs *flag.FlagSet, args []string) (*sqlx.DB, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return openTasksDB(cfg)
+}
+
 func runTasks(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer) error {
 	if len(args) == 0 {
 		return fmt.Errorf("%w: tasks needs dead or replay", errUsage)
@@ -48,10 +56,7 @@ func runTasks(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer
 		fs := flag.NewFlagSet("tasks dead", flag.ContinueOnError)
 		all := fs.Bool("all", false, "include replayed tasks")
 		limit := fs.Int("limit", 50, "how many")
-		if err := fs.Parse(args[1:]); err != nil {
-			return fmt.Errorf("%w: %v", errUsage, err)
-		}
-		db, err := openTasksDB(cfg)
+		db, err := openListing(cfg, fs, args[1:])
 		if err != nil {
 			return err
 		}
@@ -111,10 +116,7 @@ func runJobs(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer)
 	fs := flag.NewFlagSet("jobs runs", flag.ContinueOnError)
 	job := fs.String("job", "", "only this job (e.g. backup:verify)")
 	limit := fs.Int("limit", 20, "how many")
-	if err := fs.Parse(args[1:]); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	db, err := openTasksDB(cfg)
+	db, err := openListing(cfg, fs, args[1:])
 	if err != nil {
 		return err
 	}
