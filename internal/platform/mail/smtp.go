@@ -91,7 +91,7 @@ func (s *SMTP) Send(ctx context.Context, m email.Message) error {
 	}
 	if err := c.DialAndSendWithContext(ctx, msg); err != nil {
 		var se *gomail.SendError
-		if errors.As(err, &se) && se.IsTemp() == false && se.Reason == gomail.ErrSMTPRcptTo {
+		if errors.As(err, &se) && !se.IsTemp() && se.Reason == gomail.ErrSMTPRcptTo {
 			return fmt.Errorf("%w: %v", email.ErrPermanent, err)
 		}
 		return fmt.Errorf("smtp send: %w", err)
