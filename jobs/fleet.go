@@ -13,11 +13,10 @@ import (
 )
 
 // registerFleet adds the worker fleet's own handlers: the canary and the
-// periodic maintenance jobs.
+// periodic maintenance jobs. Queue and Archive are optional here so tests of
+// other task types can register with DB, Mail and Render alone; the jobs
+// that need them fail with a message saying so (cmd/worker always sets them).
 func registerFleet(mux *asynq.ServeMux, d Deps) error {
-	if d.Queue == nil || d.Archive == nil {
-		return errors.New("jobs: Register needs Queue and Archive")
-	}
 	ret := d.Retention.withDefaults()
 	runs := &jobrun.Store{DB: d.DB}
 	p := &purger{db: d.DB}
@@ -27,15 +26,26 @@ func registerFleet(mux *asynq.ServeMux, d Deps) error {
 	}
 	mux.Handle(TypeCanary, &CanaryHandler{DB: d.DB})
 	for typ, run := range map[string]func(ctx context.Context) (any, error){
-		TypeOutboxSweep:    (&outboxSweep{db: d.DB, queue: d.Queue, log: d.Log}).run,
+		TypeOutboxSweep:    needs(d.Queue != nil, "Queue", (&outboxSweep{db: d.DB, queue: d.Queue, log: d.Log}).run),
 		TypeTokensPurge:    (&tokensPurge{p: p, ret: ret}).run,
 		TypeRetentionPurge: (&retentionPurge{p: p, ret: ret}).run,
 		TypeBackupVerify:   (&backupVerify{v: v}).run,
-		TypeDeadSync:       (&deadSync{archive: d.Archive, dead: &deadtask.Store{DB: d.DB}}).run,
+		TypeDeadSync:       needs(d.Archive != nil, "Archive", (&deadSync{archive: d.Archive, dead: &deadtask.Store{DB: d.DB}}).run),
 	} {
 		mux.Handle(typ, &periodic{runs: runs, observe: d.JobObserved, run: run})
 	}
 	return nil
+}
+
+// needs returns run, or when ok is false a run that fails naming the
+// missing dependency.
+func needs(ok bool, dep string, run func(context.Context) (any, error)) func(context.Context) (any, error) {
+	if ok {
+		return run
+	}
+	return func(context.Context) (any, error) {
+		return nil, errors.New("not configured: jobs.Deps." + dep + " is nil")
+	}
 }
 
 func (r Retention) withDefaults() Retention {

@@ -31,12 +31,11 @@ func RetryDelay(base, max time.Duration) asynq.RetryDelayFunc {
 		if errors.Is(err, ErrOrgBusy) {
 			return 500*time.Millisecond + rand.N(time.Second)
 		}
-		d := max
-		if n < 40 {
-			if e := base << n; e > 0 && e < max {
-				d = e
-			}
+		d := base
+		for i := 0; i < n && d < max; i++ {
+			d *= 2
 		}
+		d = min(d, max)
 		return d/2 + rand.N(d/2+1)
 	}
 }
