@@ -18,7 +18,7 @@ import (
 	"github.com/keelhq/keel/internal/platform/logging"
 	"github.com/keelhq/keel/internal/platform/metrics"
 	"github.com/keelhq/keel/internal/platform/postgres"
-	"github.com/keelhq/keel/internal/platform/queue"
+	"github.com/keelhq/keel/internal/platform/queueui"
 	"github.com/keelhq/keel/internal/platform/redis"
 	"github.com/keelhq/keel/internal/platform/sentry"
 	"github.com/keelhq/keel/jobs"
@@ -62,12 +62,12 @@ func run(ctx context.Context) error {
 	}}
 	var queuesUI http.Handler
 	if cfg.AdminQueuesToken != "" {
-		mon, err := queue.NewMonitor(cfg.Redis.Opt, httpapi.QueuesPath)
+		mon, err := queueui.NewMonitor(cfg.Redis.Opt, httpapi.QueuesPath)
 		if err != nil {
 			return err
 		}
 		defer mon.Close()
-		if err := queue.RegisterQueues(ctx, rdb, jobs.Queues); err != nil {
+		if err := queueui.RegisterQueues(ctx, rdb, jobs.Queues); err != nil {
 			log.Warn().Err(err).Msg("could not register queue names for the monitor")
 		}
 		queuesUI = mon

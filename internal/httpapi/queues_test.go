@@ -17,7 +17,7 @@ import (
 
 	"github.com/keelhq/keel/internal/health"
 	"github.com/keelhq/keel/internal/httpapi"
-	"github.com/keelhq/keel/internal/platform/queue"
+	"github.com/keelhq/keel/internal/platform/queueui"
 	"github.com/keelhq/keel/internal/platform/redistest"
 	"github.com/keelhq/keel/jobs"
 )
@@ -31,14 +31,14 @@ func mustQueuesRouter(t *testing.T, token string) http.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mon, err := queue.NewMonitor(opt, httpapi.QueuesPath)
+	mon, err := queueui.NewMonitor(opt, httpapi.QueuesPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mon.Close() })
 	rdb := r.Client()
 	defer rdb.Close()
-	if err := queue.RegisterQueues(context.Background(), rdb, jobs.Queues); err != nil {
+	if err := queueui.RegisterQueues(context.Background(), rdb, jobs.Queues); err != nil {
 		t.Fatal(err)
 	}
 	c := asynq.NewClient(opt)

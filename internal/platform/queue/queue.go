@@ -1,7 +1,6 @@
 // Package queue adapts Asynq: the server's task middleware (context from
 // headers, logs, metrics), per-organization fairness, the retry policy, the
-// handler of final failures (dead tasks, Sentry), queue metrics and the
-// Asynqmon UI.
+// handler of final failures (dead tasks, Sentry) and queue metrics.
 package queue
 
 import (

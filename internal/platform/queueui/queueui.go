@@ -1,4 +1,7 @@
-package queue
+// Package queueui serves Asynqmon, the queue monitor UI and its JSON API,
+// with a Content-Security-Policy fitted to its page. It is a package of its
+// own so only the api binary carries the UI's embedded assets.
+package queueui
 
 import (
 	"bytes"
