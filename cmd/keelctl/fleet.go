@@ -17,6 +17,7 @@ import (
 	"github.com/keelhq/keel/internal/config"
 	"github.com/keelhq/keel/internal/deadtask"
 	"github.com/keelhq/keel/internal/jobrun"
+	"github.com/keelhq/keel/internal/outbox"
 	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/jobs"
 )
@@ -24,6 +25,9 @@ import (
 const fleetUsage = `  tasks dead [-all] [-limit N]
                    list dead tasks (final attempt failed), newest first
   tasks replay ID  enqueue dead task ID again (through the outbox, new task ID)
+  tasks canary [-n N] [-wait 1m]
+                   send N ops:canary probes through outbox, relay, Redis and a worker,
+                   and wait until each has run
   jobs runs [-job NAME] [-limit N]
                    list the latest periodic job runs (backup:verify, purges, ...)
   backup verify    pg_dump the database, restore it into a scratch database and
@@ -105,8 +109,64 @@ func runTasks(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer
 		}
 		fmt.Fprintf(out, "replayed %s as task %s (the worker's relay enqueues it)\n", id, newID)
 		return nil
+	case "canary":
+		return runCanary(ctx, cfg, args[1:], out)
 	}
 	return fmt.Errorf("%w: unknown tasks command %q", errUsage, args[0])
+}
+
+// runCanary proves the whole task path works: it commits probes to the
+// outbox, as the API would, and waits for a worker to record them.
+func runCanary(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("tasks canary", flag.ContinueOnError)
+	n := fs.Int("n", 1, "how many probes")
+	wait := fs.Duration("wait", time.Minute, "how long to wait for them")
+	db, err := openListing(cfg, fs, args)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if *n < 1 || *n > 10000 {
+		return fmt.Errorf("%w: -n must be 1..10000", errUsage)
+	}
+	task, err := jobs.NewCanaryTask(jobs.CanaryPayload{})
+	if err != nil {
+		return err
+	}
+	ids := make([]string, 0, *n)
+	start := time.Now()
+	err = postgres.InTx(ctx, db, uuid.Nil, func(tx *sqlx.Tx) error {
+		for i := 0; i < *n; i++ {
+			id, err := outbox.Add(ctx, tx, task)
+			if err != nil {
+				return err
+			}
+			ids = append(ids, id.String())
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(*wait)
+	for {
+		var done int
+		if err := db.GetContext(ctx, &done, `SELECT count(*) FROM canary_runs WHERE task_id = ANY($1)`, postgres.Array(ids)); err != nil {
+			return err
+		}
+		if done == len(ids) {
+			fmt.Fprintf(out, "%d canary task(s) ran in %s\n", done, time.Since(start).Round(time.Millisecond))
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d canary task(s) ran within %s: check workers, Redis and keel_outbox_backlog", done, len(ids), *wait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func runJobs(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer) error {

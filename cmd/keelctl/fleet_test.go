@@ -10,6 +10,8 @@ import (
 	"github.com/keelhq/keel/internal/deadtask"
 	"github.com/keelhq/keel/internal/platform/postgrestest"
 	"github.com/keelhq/keel/internal/platform/queue"
+	"github.com/keelhq/keel/internal/platform/redistest"
+	"github.com/keelhq/keel/internal/platform/workertest"
 )
 
 func TestMain(m *testing.M) { os.Exit(postgrestest.Main(m)) }
@@ -67,5 +69,19 @@ func TestTasksJobsBackupCommands(t *testing.T) {
 	}
 	if out := cmd("jobs", "runs"); !strings.Contains(out, "backup:verify") || !strings.Contains(out, " ok ") {
 		t.Fatalf("jobs runs:\n%s", out)
+	}
+}
+
+func TestTasksCanaryWithWorker(t *testing.T) {
+	db := postgrestest.New(t)
+	r := redistest.Start(t)
+	workertest.Start(t, workertest.Binary(t, "worker"), "DATABASE_URL="+db.AppURL, "REDIS_URL="+r.URL)
+	t.Setenv("DATABASE_URL", db.AppURL)
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"tasks", "canary", "-n", "5", "-wait", "30s"}, &out); err != nil {
+		t.Fatalf("tasks canary: %v", err)
+	}
+	if !strings.Contains(out.String(), "5 canary task(s) ran in") {
+		t.Fatalf("output: %s", out.String())
 	}
 }
