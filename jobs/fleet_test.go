@@ -22,7 +22,6 @@ import (
 	"github.com/keelhq/keel/jobs"
 )
 
-func TestMain(m *testing.M) { os.Exit(postgrestest.Main(m)) }
 
 type fleet struct {
 	db    *postgrestest.DB

@@ -56,10 +56,7 @@ func run(ctx context.Context) error {
 	defer rdb.Close()
 
 	reg := metrics.NewRegistry()
-	checker := &health.Checker{Timeout: time.Second, Checks: []health.Check{
-		{Name: "postgres", Probe: func(ctx context.Context) error { return postgres.Ping(ctx, db) }},
-		{Name: "redis", Probe: func(ctx context.Context) error { return redis.Ping(ctx, rdb) }},
-	}}
+	checker := health.Stores(db, rdb)
 	var queuesUI http.Handler
 	if cfg.AdminQueuesToken != "" {
 		mon, err := queueui.NewMonitor(cfg.Redis.Opt, httpapi.QueuesPath)

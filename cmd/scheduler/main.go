@@ -84,10 +84,7 @@ func run(ctx context.Context) error {
 	if err := s.Parse(); err != nil {
 		return err
 	}
-	checker := &health.Checker{Timeout: time.Second, Checks: []health.Check{
-		{Name: "postgres", Probe: func(ctx context.Context) error { return postgres.Ping(ctx, db) }},
-		{Name: "redis", Probe: func(ctx context.Context) error { return redis.Ping(ctx, rdb) }},
-	}}
+	checker := health.Stores(db, rdb)
 
 	// Either half failing stops the other, so a taken port cannot leave a
 	// scheduler running without health endpoints.

@@ -117,19 +117,13 @@ func run(ctx context.Context) error {
 		},
 	})
 
-	checker := &health.Checker{Timeout: time.Second, Checks: []health.Check{
-		{Name: "postgres", Probe: func(ctx context.Context) error { return postgres.Ping(ctx, db) }},
-		{Name: "redis", Probe: func(ctx context.Context) error { return redis.Ping(ctx, rdb) }},
-	}}
+	checker := health.Stores(db, rdb)
 
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start asynq server: %w", err)
 	}
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
-	wake, err := outbox.Listen(relayCtx, cfg.Postgres.URL, log)
-	if err != nil {
-		log.Warn().Err(err).Msg("outbox LISTEN unavailable; relay polls only")
-	}
+	wake := outbox.Listen(relayCtx, cfg.Postgres.URL, log)
 	relay := &outbox.Relay{DB: db, Queue: client, Log: log, Batch: cfg.RelayBatch, Idle: cfg.RelayInterval, Wake: wake}
 	var wg sync.WaitGroup
 	wg.Add(1)

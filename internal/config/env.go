@@ -209,13 +209,38 @@ func IsConfigError(err error) bool {
 // redact hides a password inside a URL so config errors never print secrets.
 func redact(v string) string {
 	u, err := url.Parse(v)
-	if err != nil || u.User == nil {
+	if err != nil {
+		return redactUnparsed(v)
+	}
+	if u.User == nil {
 		return v
 	}
 	if _, ok := u.User.Password(); ok {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}
 	return u.String()
+}
+
+// redactUnparsed masks the password of a URL that url.Parse rejects (a bad
+// port, a stray space): exactly the values a config error quotes back. It
+// masks from the first colon of the userinfo to the last '@', erring towards
+// hiding too much.
+func redactUnparsed(v string) string {
+	i := strings.Index(v, "://")
+	if i < 0 {
+		return v
+	}
+	rest := v[i+3:]
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return v
+	}
+	user := rest[:at]
+	c := strings.Index(user, ":")
+	if c < 0 {
+		return v
+	}
+	return v[:i+3] + user[:c+1] + "xxxxx" + rest[at:]
 }
 
 // Redact returns v with any URL password masked; for logging configs.

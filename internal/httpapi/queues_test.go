@@ -53,7 +53,7 @@ func mustQueuesRouter(t *testing.T, token string) http.Handler {
 	return h
 }
 
-func do(h http.Handler, method, path string, hdr map[string]string) *httptest.ResponseRecorder {
+func doQueues(h http.Handler, method, path string, hdr map[string]string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, path, nil)
 	for k, v := range hdr {
 		req.Header.Set(k, v)
@@ -67,7 +67,7 @@ func TestQueuesUIRequiresToken(t *testing.T) {
 	t.Parallel()
 	h := mustQueuesRouter(t, queuesToken)
 	for _, hdr := range []map[string]string{nil, {"Authorization": "Bearer wrong"}, {"Cookie": "keel_admin_queues=" + queuesToken}} {
-		w := do(h, http.MethodGet, "/admin/queues/api/queues", hdr)
+		w := doQueues(h, http.MethodGet, "/admin/queues/api/queues", hdr)
 		if w.Code != http.StatusUnauthorized || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/problem+json") {
 			t.Fatalf("%v: %d %s", hdr, w.Code, w.Header().Get("Content-Type"))
 		}
@@ -76,7 +76,7 @@ func TestQueuesUIRequiresToken(t *testing.T) {
 			t.Fatalf("problem: %s", w.Body)
 		}
 	}
-	if w := do(mustQueuesRouter(t, ""), http.MethodGet, "/admin/queues", map[string]string{"Authorization": "Bearer "}); w.Code != http.StatusNotFound {
+	if w := doQueues(mustQueuesRouter(t, ""), http.MethodGet, "/admin/queues", map[string]string{"Authorization": "Bearer "}); w.Code != http.StatusNotFound {
 		t.Fatalf("without ADMIN_QUEUES_TOKEN the monitor answered %d", w.Code)
 	}
 }
@@ -88,7 +88,7 @@ func TestQueuesUIServesAsynqmon(t *testing.T) {
 	h := mustQueuesRouter(t, queuesToken)
 	bearer := map[string]string{"Authorization": "Bearer " + queuesToken}
 	for _, path := range []string{"/admin/queues", "/admin/queues/", "/admin/queues/queues/default"} {
-		w := do(h, http.MethodGet, path, bearer)
+		w := doQueues(h, http.MethodGet, path, bearer)
 		if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "<title>Asynq - Monitoring</title>") {
 			t.Fatalf("%s: %d %.200s", path, w.Code, w.Body)
 		}
@@ -103,20 +103,20 @@ func TestQueuesUIServesAsynqmon(t *testing.T) {
 			t.Fatalf("CSP: %s", csp)
 		}
 	}
-	page := do(h, http.MethodGet, "/admin/queues", bearer).Body.String()
+	page := doQueues(h, http.MethodGet, "/admin/queues", bearer).Body.String()
 	js := regexp.MustCompile(`src="(/admin/queues/static/js/[^"]+\.js)"`).FindAllStringSubmatch(page, -1)
 	if len(js) == 0 {
 		t.Fatal("no script assets on the page")
 	}
 	for _, m := range js {
-		w := do(h, http.MethodGet, m[1], bearer)
+		w := doQueues(h, http.MethodGet, m[1], bearer)
 		if w.Code != http.StatusOK || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/javascript") {
 			t.Fatalf("%s: %d %s", m[1], w.Code, w.Header().Get("Content-Type"))
 		}
 	}
 
 	// ?token= sets the session cookie the UI's XHRs then carry.
-	w := do(h, http.MethodGet, "/admin/queues?token="+queuesToken, nil)
+	w := doQueues(h, http.MethodGet, "/admin/queues?token="+queuesToken, nil)
 	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/admin/queues" {
 		t.Fatalf("token login: %d %q", w.Code, w.Header().Get("Location"))
 	}
@@ -124,7 +124,7 @@ func TestQueuesUIServesAsynqmon(t *testing.T) {
 	if !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode || cookie.Value == queuesToken {
 		t.Fatalf("cookie: %+v", cookie)
 	}
-	w = do(h, http.MethodGet, "/admin/queues/api/queues", map[string]string{"Cookie": cookie.Name + "=" + cookie.Value})
+	w = doQueues(h, http.MethodGet, "/admin/queues/api/queues", map[string]string{"Cookie": cookie.Name + "=" + cookie.Value})
 	if w.Code != http.StatusOK {
 		t.Fatalf("api/queues: %d %s", w.Code, w.Body)
 	}
@@ -149,7 +149,7 @@ func TestQueuesUIServesAsynqmon(t *testing.T) {
 			t.Fatalf("queue %s missing from %v", q, names)
 		}
 	}
-	w = do(h, http.MethodPost, "/admin/queues/api/queues/default:pause", map[string]string{
+	w = doQueues(h, http.MethodPost, "/admin/queues/api/queues/default:pause", map[string]string{
 		"Cookie": cookie.Name + "=" + cookie.Value, "Origin": "https://evil.example"})
 	if w.Code != http.StatusForbidden {
 		t.Fatalf("cross-origin action with the cookie: %d", w.Code)

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"strings"
 
 	"github.com/lib/pq"
 	"github.com/pressly/goose/v3"
@@ -154,8 +153,19 @@ func (m *Migrator) EnsureAppRole(ctx context.Context, appURL string) error {
 	role := u.User.Username()
 	password, hasPassword := u.User.Password()
 
+	tx, err := m.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("ensure app role: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	// Two deploys running `migrate up` at once would otherwise race to create
+	// the role (the loser fails on pg_authid's unique index) and to grant.
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('keel.ensure_app_role'))`); err != nil {
+		return fmt.Errorf("ensure app role lock: %w", err)
+	}
+
 	var owner string
-	if err := m.db.QueryRowContext(ctx, `SELECT current_user`).Scan(&owner); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT current_user`).Scan(&owner); err != nil {
 		return fmt.Errorf("ensure app role: %w", err)
 	}
 	if owner == role {
@@ -163,14 +173,14 @@ func (m *Migrator) EnsureAppRole(ctx context.Context, appURL string) error {
 	}
 
 	var super, bypass bool
-	err = m.db.QueryRowContext(ctx, `SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1`, role).Scan(&super, &bypass)
+	err = tx.QueryRowContext(ctx, `SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1`, role).Scan(&super, &bypass)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		q := "CREATE ROLE " + pq.QuoteIdentifier(role) + " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT"
 		if hasPassword {
 			q += " PASSWORD " + pq.QuoteLiteral(password)
 		}
-		if _, err := m.db.ExecContext(ctx, q); err != nil && !isDuplicateRole(err) {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("create role %s: %w", role, err)
 		}
 	case err != nil:
@@ -179,24 +189,25 @@ func (m *Migrator) EnsureAppRole(ctx context.Context, appURL string) error {
 		return fmt.Errorf("role %q from DATABASE_URL is a superuser or has BYPASSRLS; Row Level Security would not apply to it: use a plain role", role)
 	default:
 		if hasPassword {
-			if _, err := m.db.ExecContext(ctx, "ALTER ROLE "+pq.QuoteIdentifier(role)+" PASSWORD "+pq.QuoteLiteral(password)); err != nil {
+			if _, err := tx.ExecContext(ctx, "ALTER ROLE "+pq.QuoteIdentifier(role)+" PASSWORD "+pq.QuoteLiteral(password)); err != nil {
 				return fmt.Errorf("set password of role %s: %w", role, err)
 			}
 		}
 	}
 
 	var owned int
-	if err := m.db.QueryRowContext(ctx, `SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
-		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE r.rolname = $1 AND n.nspname = 'public'`, role).Scan(&owned); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
+		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE r.rolname = $1 AND n.nspname = 'public'
+		AND c.relkind NOT IN ('i', 'I', 't')`, role).Scan(&owned); err != nil {
 		return fmt.Errorf("check role ownership: %w", err)
 	}
 	if owned > 0 {
-		return fmt.Errorf("role %q owns %d tables; the application role must own nothing, so Row Level Security binds it", role, owned)
+		return fmt.Errorf("role %q owns %d tables, views or sequences; the application role must own nothing, so Row Level Security binds it", role, owned)
 	}
 
 	r := pq.QuoteIdentifier(role)
 	var dbname string
-	if err := m.db.QueryRowContext(ctx, `SELECT current_database()`).Scan(&dbname); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT current_database()`).Scan(&dbname); err != nil {
 		return fmt.Errorf("ensure app role: %w", err)
 	}
 	stmts := []string{
@@ -209,16 +220,14 @@ func (m *Migrator) EnsureAppRole(ctx context.Context, appURL string) error {
 		"GRANT SELECT ON goose_db_version TO " + r,
 	}
 	for _, s := range stmts {
-		if _, err := m.db.ExecContext(ctx, s); err != nil {
+		if _, err := tx.ExecContext(ctx, s); err != nil {
 			return fmt.Errorf("grant to %s: %q: %w", role, s, err)
 		}
 	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("ensure app role: %w", err)
+	}
 	return nil
-}
-
-func isDuplicateRole(err error) bool {
-	var pqErr *pq.Error
-	return errors.As(err, &pqErr) && pqErr.Code == "42710" || err != nil && strings.Contains(err.Error(), "already exists")
 }
 
 // Latest returns the newest embedded migration version.

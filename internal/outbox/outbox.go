@@ -58,6 +58,9 @@ func Add(ctx context.Context, tx sqlx.ExtContext, t Task) (uuid.UUID, error) {
 	if t.MaxRetry == 0 {
 		t.MaxRetry = 25
 	}
+	if t.Payload == nil {
+		t.Payload = []byte{} // a task may carry nothing; the column is NOT NULL
+	}
 	h := map[string]string{}
 	for k, v := range t.Headers {
 		h[k] = v

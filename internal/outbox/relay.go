@@ -242,26 +242,36 @@ func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) {
 
 // Listen returns a channel that receives a value whenever an outbox row is
 // committed, using PostgreSQL LISTEN on its own connection; it closes the
-// listener when ctx ends. The relay still polls, so a lost notification only
-// delays a row by the idle interval.
-func Listen(ctx context.Context, dbURL string, log zerolog.Logger) (<-chan struct{}, error) {
+// listener when ctx ends. It never blocks: pq's Listen waits for the first
+// connection, so it runs in the background and a worker started before
+// PostgreSQL still serves health and stops on SIGTERM. The relay still
+// polls, so a lost notification only delays a row by the idle interval.
+func Listen(ctx context.Context, dbURL string, log zerolog.Logger) <-chan struct{} {
 	l := pq.NewListener(dbURL, 100*time.Millisecond, 5*time.Second, func(ev pq.ListenerEventType, err error) {
 		if err != nil {
 			log.Debug().Err(err).Msg("outbox listener")
 		}
 	})
-	if err := l.Listen("keel_outbox"); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("listen keel_outbox: %w", err)
-	}
 	out := make(chan struct{}, 1)
 	go func() {
-		defer l.Close()
+		<-ctx.Done()
+		_ = l.Close() // also releases a Listen still waiting for its first connection
+	}()
+	go func() {
+		if err := l.Listen("keel_outbox"); err != nil {
+			if ctx.Err() == nil {
+				log.Warn().Err(err).Msg("outbox LISTEN unavailable; relay polls only")
+			}
+			return
+		}
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-l.Notify:
+			case _, ok := <-l.Notify:
+				if !ok {
+					return
+				}
 				select {
 				case out <- struct{}{}:
 				default:
@@ -269,5 +279,5 @@ func Listen(ctx context.Context, dbURL string, log zerolog.Logger) (<-chan struc
 			}
 		}
 	}()
-	return out, nil
+	return out
 }

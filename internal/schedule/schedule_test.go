@@ -1,161 +1,109 @@
-package schedule
+package schedule_test
 
 import (
 	"context"
-	"errors"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
+
+	"github.com/keelhq/keel/internal/platform/queuetest"
+	"github.com/keelhq/keel/internal/platform/redistest"
+	"github.com/keelhq/keel/internal/schedule"
 )
 
-func mustEntry(t *testing.T, spec string, missed Missed) *Entry {
-	t.Helper()
-	s := &Scheduler{Entries: []Entry{{Name: "e", Spec: spec, Missed: missed,
-		Task: func(time.Time) *asynq.Task { return asynq.NewTask("e", nil) }}}}
+func entry(name, spec string) schedule.Entry {
+	return schedule.Entry{Name: name, Spec: spec, Task: func(slot time.Time) *asynq.Task {
+		return asynq.NewTask("test:"+name, []byte(slot.UTC().Format(time.RFC3339)))
+	}}
+}
+
+func TestParseRejectsBadTables(t *testing.T) {
+	t.Parallel()
+	cases := map[string][]schedule.Entry{
+		"bad spec":      {entry("a", "every minute")},
+		"six fields":    {entry("a", "0 * * * * *")},
+		"empty name":    {entry("", "* * * * *")},
+		"repeated name": {entry("a", "* * * * *"), entry("a", "0 * * * *")},
+	}
+	for name, entries := range cases {
+		s := &schedule.Scheduler{Entries: entries}
+		if err := s.Parse(); err == nil {
+			t.Errorf("%s: Parse accepted %+v", name, entries)
+		}
+	}
+	s := &schedule.Scheduler{Entries: []schedule.Entry{entry("a", "*/5 * * * *"), entry("b", "0 3 * * *")}}
 	if err := s.Parse(); err != nil {
 		t.Fatal(err)
 	}
-	return &s.Entries[0]
 }
 
-func at(s string) time.Time {
-	v, err := time.Parse(time.RFC3339, s)
+// Two scheduler replicas firing the same slot enqueue it once, and the slot
+// stays taken after the task has run (retention), while the next slot is new.
+func TestReplicasFireEachSlotOnce(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	insp := queuetest.Inspector(t, rs)
+	replica := func() *schedule.Scheduler {
+		s := &schedule.Scheduler{Entries: []schedule.Entry{entry("tick", "*/5 * * * *")}, Queue: queuetest.Client(t, rs), Log: zerolog.Nop()}
+		if err := s.Parse(); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a, b := replica(), replica()
+	slot := time.Date(2026, 11, 26, 9, 5, 0, 0, time.UTC)
+	ctx := context.Background()
+	enq, err := a.Fire(ctx, &a.Entries[0], slot)
+	if !enq || err != nil {
+		t.Fatalf("first replica: %v, %v", enq, err)
+	}
+	if enq, err := b.Fire(ctx, &b.Entries[0], slot); enq || err != nil {
+		t.Fatalf("second replica, same slot: %v, %v; want a silent duplicate", enq, err)
+	}
+	id := schedule.SlotID("tick", slot)
+	if id != "tick:2026-11-26T09:05:00Z" {
+		t.Errorf("SlotID = %q", id)
+	}
+	info, err := insp.GetTaskInfo("default", id)
 	if err != nil {
-		panic(err)
+		t.Fatal(err)
 	}
-	return v
+	if info.Retention < 5*time.Minute {
+		t.Errorf("retention %s is shorter than the slot", info.Retention)
+	}
+
+	rec := &queuetest.Recorder{}
+	queuetest.Serve(t, rs, rec)
+	rec.WaitFor(t, 1, 10*time.Second)
+	queuetest.Eventually(t, 10*time.Second, "slot task completed", func() bool {
+		i, err := insp.GetTaskInfo("default", id)
+		return err == nil && i.State == asynq.TaskStateCompleted
+	})
+	if enq, err := b.Fire(ctx, &b.Entries[0], slot); enq || err != nil {
+		t.Fatalf("late replica after the task ran: %v, %v", enq, err)
+	}
+	if enq, err := b.Fire(ctx, &b.Entries[0], slot.Add(5*time.Minute)); !enq || err != nil {
+		t.Fatalf("next slot: %v, %v", enq, err)
+	}
+	if c := rec.Counts(); c[id] != 1 {
+		t.Errorf("slot task ran %d times", c[id])
+	}
 }
 
-func TestDue(t *testing.T) {
+func TestRunWithEmptyScheduleWaitsForCancel(t *testing.T) {
 	t.Parallel()
-	hourlySkip := mustEntry(t, "0 * * * *", MissedSkip)
-	hourlyOnce := mustEntry(t, "0 * * * *", MissedFireOnce)
-	for _, tc := range []struct {
-		name   string
-		e      *Entry
-		cursor string
-		now    string
-		want   Decision
-		slot   string
-	}{
-		{"nothing due", hourlySkip, "2026-01-01T10:00:00Z", "2026-01-01T10:59:59Z", Wait, ""},
-		{"on time", hourlySkip, "2026-01-01T10:00:00Z", "2026-01-01T11:00:01Z", FireSlot, "2026-01-01T11:00:00Z"},
-		{"within grace", hourlySkip, "2026-01-01T10:00:00Z", "2026-01-01T11:00:30Z", FireSlot, "2026-01-01T11:00:00Z"},
-		{"missed, skip", hourlySkip, "2026-01-01T10:00:00Z", "2026-01-01T11:05:00Z", SkipSlot, "2026-01-01T11:00:00Z"},
-		{"missed, fire once", hourlyOnce, "2026-01-01T10:00:00Z", "2026-01-01T11:05:00Z", FireSlot, "2026-01-01T11:00:00Z"},
-		{"many missed fire only the latest", hourlyOnce, "2026-01-01T02:00:00Z", "2026-01-01T11:05:00Z", FireSlot, "2026-01-01T11:00:00Z"},
-		{"many missed, skip", hourlySkip, "2026-01-01T02:00:00Z", "2026-01-01T11:05:00Z", SkipSlot, "2026-01-01T11:00:00Z"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			d, slot := Due(tc.e, at(tc.cursor), at(tc.now), 30*time.Second)
-			if d != tc.want {
-				t.Fatalf("decision %v, want %v", d, tc.want)
-			}
-			if tc.slot != "" && !slot.Equal(at(tc.slot)) {
-				t.Fatalf("slot %s, want %s", slot, tc.slot)
-			}
-		})
-	}
-}
-
-type memState struct {
-	mu   sync.Mutex
-	last map[string]time.Time
-}
-
-func (m *memState) Last(_ context.Context, e string) (time.Time, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.last[e], nil
-}
-
-func (m *memState) Advance(_ context.Context, e string, slot time.Time) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if slot.After(m.last[e]) {
-		m.last[e] = slot
-	}
-	return nil
-}
-
-// flaky fails its first fails enqueues, then records task IDs.
-type flaky struct {
-	mu    sync.Mutex
-	fails int
-	ids   []string
-	fired chan string
-}
-
-func (f *flaky) EnqueueContext(_ context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.fails > 0 {
-		f.fails--
-		return nil, errors.New("redis down")
-	}
-	for _, o := range opts {
-		if o.Type() == asynq.TaskIDOpt {
-			f.ids = append(f.ids, o.Value().(string))
-			f.fired <- o.Value().(string)
-		}
-	}
-	return &asynq.TaskInfo{}, nil
-}
-
-// After downtime, a fire-once entry fires its latest missed slot at start,
-// retrying a failing enqueue within the slot; a skip entry only records it.
-func TestRunAppliesMissedPolicyAndRetries(t *testing.T) {
-	t.Parallel()
-	now := at("2026-03-04T12:20:00Z")
-	state := &memState{last: map[string]time.Time{
-		"daily": at("2026-03-01T04:15:00Z"), "hourly": at("2026-03-04T09:00:00Z"),
-	}}
-	q := &flaky{fails: 2, fired: make(chan string, 4)}
-	var skipped []string
-	var smu sync.Mutex
-	task := func(time.Time) *asynq.Task { return asynq.NewTask("x", nil) }
-	s := &Scheduler{
-		Entries: []Entry{
-			{Name: "daily", Spec: "15 4 * * *", Task: task, Missed: MissedFireOnce},
-			{Name: "hourly", Spec: "0 * * * *", Task: task, Missed: MissedSkip},
-		},
-		Queue: q, Log: zerolog.Nop(), State: state, now: func() time.Time { return now },
-		Skipped: func(e string, slot time.Time) {
-			smu.Lock()
-			skipped = append(skipped, SlotID(e, slot))
-			smu.Unlock()
-		},
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- s.Run(ctx) }()
+	done := make(chan error, 1)
+	go func() { done <- (&schedule.Scheduler{Log: zerolog.Nop()}).Run(ctx) }()
 	select {
-	case id := <-q.fired:
-		if id != "daily:2026-03-04T04:15:00Z" {
-			t.Fatalf("fired %s", id)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("missed daily slot not fired")
+	case err := <-done:
+		t.Fatalf("Run returned before cancel: %v", err)
+	case <-time.After(50 * time.Millisecond):
 	}
 	cancel()
 	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	smu.Lock()
-	defer smu.Unlock()
-	if len(skipped) != 1 || skipped[0] != "hourly:2026-03-04T12:00:00Z" {
-		t.Fatalf("skipped %v", skipped)
-	}
-	if l, _ := state.Last(ctx, "hourly"); !l.Equal(at("2026-03-04T12:00:00Z")) {
-		t.Fatalf("hourly state %s", l)
-	}
-	if l, _ := state.Last(ctx, "daily"); !l.Equal(at("2026-03-04T04:15:00Z")) {
-		t.Fatalf("daily state %s", l)
-	}
-	if len(q.ids) != 1 {
-		t.Fatalf("enqueued %v", q.ids)
+		t.Fatalf("Run = %v", err)
 	}
 }

@@ -5,9 +5,11 @@ package apitest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -17,23 +19,33 @@ import (
 	"github.com/keelhq/keel/internal/httpapi"
 )
 
-var router routers.Router
+var (
+	routerOnce sync.Once
+	router     routers.Router
+	routerErr  error
+)
 
+func init() {
+	// kin-openapi decodes text/plain but not text/html; the docs page is
+	// checked the same way, as an opaque string.
+	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.RegisteredBodyDecoder("text/plain"))
+}
+
+// docRouter builds the router once; parallel tests share it.
 func docRouter(t testing.TB) routers.Router {
 	t.Helper()
-	if router != nil {
-		return router
+	routerOnce.Do(func() {
+		doc, err := httpapi.Document()
+		if err != nil {
+			routerErr = fmt.Errorf("document: %w", err)
+			return
+		}
+		router, routerErr = gorillamux.NewRouter(doc)
+	})
+	if routerErr != nil {
+		t.Fatalf("apitest: %v", routerErr)
 	}
-	doc, err := httpapi.Document()
-	if err != nil {
-		t.Fatalf("apitest: document: %v", err)
-	}
-	r, err := gorillamux.NewRouter(doc)
-	if err != nil {
-		t.Fatalf("apitest: router: %v", err)
-	}
-	router = r
-	return r
+	return router
 }
 
 // Check fails t when the exchange (req with reqBody, and the recorded

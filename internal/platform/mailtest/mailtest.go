@@ -24,8 +24,9 @@ type Server struct {
 	cmd     *exec.Cmd
 }
 
-// Start runs Mailpit for t and stops it when t ends.
-func Start(t testing.TB) *Server {
+// Start runs Mailpit for t and stops it when t ends; args are extra Mailpit
+// flags (e.g. --smtp-allowed-recipients to make it refuse some mail).
+func Start(t testing.TB, args ...string) *Server {
 	t.Helper()
 	bin := tooltest.Bin(t, "mailpit")
 	smtpPort, httpPort := redistest.FreePort(t), redistest.FreePort(t)
@@ -33,12 +34,12 @@ func Start(t testing.TB) *Server {
 		SMTPURL: fmt.Sprintf("smtp://127.0.0.1:%d", smtpPort),
 		APIURL:  fmt.Sprintf("http://127.0.0.1:%d", httpPort),
 	}
-	s.cmd = exec.Command(bin,
+	s.cmd = exec.Command(bin, append([]string{
 		"--smtp", fmt.Sprintf("127.0.0.1:%d", smtpPort),
 		"--listen", fmt.Sprintf("127.0.0.1:%d", httpPort),
 		"--database", filepath.Join(t.TempDir(), "mailpit.db"),
 		"--smtp-auth-accept-any", "--smtp-auth-allow-insecure",
-		"--quiet")
+		"--quiet"}, args...)...)
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("mailtest: start mailpit: %v", err)
 	}

@@ -213,3 +213,50 @@ func New(t testing.TB) *DB {
 
 // AppRole is the non-owner role the app URLs connect as.
 func AppRole() string { return appRole }
+
+// Empty is a database with no schema and the name of an application role
+// that does not exist yet: for tests of migrations and of a first start.
+type Empty struct {
+	Name        string
+	OwnerURL    string // superuser, on this database
+	AppRole     string
+	AppPassword string
+	AppURL      string // AppRole with AppPassword, on this database
+}
+
+// NewEmpty creates an empty database with a random name. When t ends it drops
+// the database and then the role, whoever created the role.
+func NewEmpty(t testing.TB) *Empty {
+	t.Helper()
+	id := randHex(5)
+	e := &Empty{Name: "keel_e_" + id, AppRole: "keel_e_app_" + id, AppPassword: randHex(12)}
+	e.OwnerURL = withDB(AdminURL(), e.Name, "", "")
+	e.AppURL = withDB(AdminURL(), e.Name, e.AppRole, e.AppPassword)
+	db, err := admin()
+	if err != nil {
+		t.Fatalf("postgrestest: %v", err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("CREATE DATABASE " + pq.QuoteIdentifier(e.Name)); err != nil {
+		t.Fatalf("postgrestest: create %s (is PostgreSQL running at %s?): %v", e.Name, config(AdminURL()), err)
+	}
+	t.Cleanup(func() {
+		db, err := admin()
+		if err != nil {
+			t.Errorf("postgrestest: %v", err)
+			return
+		}
+		defer db.Close()
+		if _, err := db.Exec("DROP DATABASE IF EXISTS " + pq.QuoteIdentifier(e.Name) + " WITH (FORCE)"); err != nil {
+			t.Errorf("postgrestest: drop %s: %v", e.Name, err)
+		}
+		if _, err := db.Exec("DROP ROLE IF EXISTS " + pq.QuoteIdentifier(e.AppRole)); err != nil {
+			t.Errorf("postgrestest: drop role %s: %v", e.AppRole, err)
+		}
+	})
+	return e
+}
+
+// URL returns the test server's URL for database db as user (the admin's own
+// credentials when user is empty).
+func URL(db, user, password string) string { return withDB(AdminURL(), db, user, password) }

@@ -56,13 +56,13 @@ func Middleware(log zerolog.Logger, m *metrics.Tasks) asynq.MiddlewareFunc {
 				ctx = logging.WithRequestID(ctx, rid)
 			}
 			if v := h[outbox.HeaderOrgID]; v != "" {
-				org, err := uuid.Parse(v)
-				if err != nil {
-					// A task that cannot say which tenant it acts for must not
-					// run as no tenant; it never will decode, so no retries.
-					return fmt.Errorf("task %s: bad org_id header %q: %w", id, v, asynq.SkipRetry)
+				// A malformed org_id leaves the task without a tenant, which
+				// Row Level Security treats as no rows at all: it fails closed.
+				if org, err := uuid.Parse(v); err == nil {
+					ctx = WithOrgID(ctx, org)
+				} else {
+					zerolog.Ctx(ctx).Warn().Str("org_id", v).Msg("task org_id is not a UUID; running without a tenant")
 				}
-				ctx = WithOrgID(ctx, org)
 			}
 			start := time.Now()
 			err := next.ProcessTask(ctx, t)
@@ -72,7 +72,12 @@ func Middleware(log zerolog.Logger, m *metrics.Tasks) asynq.MiddlewareFunc {
 			}
 			ev := zerolog.Ctx(ctx).Info()
 			if err != nil {
-				ev = zerolog.Ctx(ctx).Warn().Err(err).Bool("final", IsFinal(ctx, err))
+				final := IsFinal(ctx, err)
+				ev = zerolog.Ctx(ctx).Warn()
+				if final {
+					ev = zerolog.Ctx(ctx).Error()
+				}
+				ev = ev.Err(err).Bool("final", final)
 			}
 			ev.Dur("duration", d).Msg("task")
 			return err

@@ -107,7 +107,18 @@ func (s *Server) Stop() {
 	s.cmd = nil
 }
 
+// Addr is the server's host:port.
+func (s *Server) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.Port) }
+
 // Client returns a go-redis client of the server; the caller closes it.
 func (s *Server) Client() *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", s.Port)})
+	return redis.NewClient(&redis.Options{Addr: s.Addr()})
 }
+
+// QuietClientLogs stops go-redis from printing every refused dial to
+// stderr; call it from TestMain in packages that stop Redis on purpose.
+func QuietClientLogs() { redis.SetLogger(quiet{}) }
+
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}

@@ -1,0 +1,463 @@
+package migrate_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/lib/pq"
+
+	"github.com/keelhq/keel/internal/migrate"
+	"github.com/keelhq/keel/internal/platform/postgrestest"
+)
+
+func mustNew(t *testing.T, ownerURL string) *migrate.Migrator {
+	t.Helper()
+	m, err := migrate.New(ownerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	return m
+}
+
+func mustOpen(t *testing.T, u string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("postgres", u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// schema fingerprints everything the migrations create in public, so a
+// down-and-up that loses or changes anything shows as a difference.
+func schema(t *testing.T, db *sql.DB) string {
+	t.Helper()
+	const q = `
+	SELECT 'col ' || c.table_name || '.' || c.column_name || ' ' || c.data_type || ' ' || c.is_nullable || ' ' || COALESCE(c.column_default, '')
+	  FROM information_schema.columns c WHERE c.table_schema = 'public' AND c.table_name <> 'goose_db_version'
+	UNION ALL
+	SELECT 'idx ' || indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename <> 'goose_db_version'
+	UNION ALL
+	SELECT 'con ' || conrelid::regclass || ' ' || pg_get_constraintdef(oid) FROM pg_constraint
+	  WHERE connamespace = 'public'::regnamespace AND conrelid <> 0 AND conrelid::regclass::text <> 'goose_db_version'
+	UNION ALL
+	SELECT 'pol ' || tablename || ' ' || policyname || ' ' || COALESCE(qual, '') || ' ' || COALESCE(with_check, '') FROM pg_policies WHERE schemaname = 'public'
+	UNION ALL
+	SELECT 'rls ' || relname || ' ' || relrowsecurity || ' ' || relforcerowsecurity FROM pg_class
+	  WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' AND relname <> 'goose_db_version'
+	UNION ALL
+	SELECT 'fn ' || p.oid::regprocedure::text FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace
+	UNION ALL
+	SELECT 'type ' || typname FROM pg_type WHERE typnamespace = 'public'::regnamespace AND typtype IN ('e', 'd', 'c') AND typrelid = 0
+	ORDER BY 1`
+	rows, err := db.Query(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString(s + "\n")
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// leftovers lists what remains in public besides goose's own ledger.
+func leftovers(t *testing.T, db *sql.DB) []string {
+	t.Helper()
+	rows, err := db.Query(`
+	SELECT relkind::text || ' ' || relname FROM pg_class WHERE relnamespace = 'public'::regnamespace
+	   AND relname NOT LIKE 'goose_db_version%'
+	UNION ALL SELECT 'fn ' || proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace
+	UNION ALL SELECT 'type ' || typname FROM pg_type WHERE typnamespace = 'public'::regnamespace
+	   AND typtype IN ('e', 'd', 'c') AND typrelid = 0
+	ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		_ = rows.Scan(&s)
+		out = append(out, s)
+	}
+	return out
+}
+
+func versions(t *testing.T, m *migrate.Migrator) (int64, int64) {
+	t.Helper()
+	cur, target, err := m.Pending(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cur, target
+}
+
+func TestUpDownUpRedo(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := postgrestest.NewEmpty(t)
+	m := mustNew(t, e.OwnerURL)
+	db := mustOpen(t, e.OwnerURL)
+
+	latest, err := migrate.Latest()
+	if err != nil || latest < 1 {
+		t.Fatalf("Latest = %d, %v", latest, err)
+	}
+
+	var out bytes.Buffer
+	if err := m.Up(ctx, &out); err != nil {
+		t.Fatalf("up from empty: %v\n%s", err, out.String())
+	}
+	if cur, target := versions(t, m); cur != latest || target != latest {
+		t.Fatalf("after up: at %d of %d, want %d", cur, target, latest)
+	}
+	if !strings.Contains(out.String(), "OK   up") {
+		t.Errorf("up output: %q", out.String())
+	}
+	first := schema(t, db)
+	for _, want := range []string{"col outbox.id uuid", "col sent_emails.task_id text"} {
+		if !strings.Contains(first, want) {
+			t.Errorf("schema lacks %q:\n%s", want, first)
+		}
+	}
+
+	out.Reset()
+	if err := m.Up(ctx, &out); err != nil || !strings.Contains(out.String(), "no pending migrations") {
+		t.Fatalf("second up: %v %q", err, out.String())
+	}
+
+	out.Reset()
+	if err := m.Status(ctx, &out); err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(out.String(), "\n"); lines != int(countSources(t)) || strings.Contains(out.String(), "pending") {
+		t.Errorf("status after up (%d lines):\n%s", lines, out.String())
+	}
+
+	out.Reset()
+	if err := m.DownAll(ctx, &out); err != nil {
+		t.Fatalf("down all: %v\n%s", err, out.String())
+	}
+	if cur, _ := versions(t, m); cur != 0 {
+		t.Fatalf("after down all: at %d", cur)
+	}
+	if left := leftovers(t, db); len(left) != 0 {
+		t.Fatalf("down all left %v behind", left)
+	}
+	out.Reset()
+	if err := m.Status(ctx, &out); err != nil || strings.Contains(out.String(), "applied") {
+		t.Errorf("status after down all: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := m.Down(ctx, &out); err != nil || !strings.Contains(out.String(), "nothing to roll back") {
+		t.Errorf("down at 0: %v %q", err, out.String())
+	}
+	if err := m.Redo(ctx, &out); err == nil {
+		t.Error("redo at 0: want an error")
+	}
+
+	if err := m.Up(ctx, &out); err != nil {
+		t.Fatalf("up again: %v", err)
+	}
+	if again := schema(t, db); again != first {
+		t.Fatalf("schema after down and up differs:\nfirst:\n%s\nagain:\n%s", first, again)
+	}
+
+	out.Reset()
+	if err := m.Redo(ctx, &out); err != nil {
+		t.Fatalf("redo: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "OK   down") || !strings.Contains(out.String(), "OK   up") {
+		t.Errorf("redo output: %q", out.String())
+	}
+	if cur, _ := versions(t, m); cur != latest {
+		t.Fatalf("after redo: at %d, want %d", cur, latest)
+	}
+	if again := schema(t, db); again != first {
+		t.Fatalf("schema after redo differs:\n%s", again)
+	}
+}
+
+// Each migration steps down on its own, so `keelctl migrate down` works at
+// every version, not only all at once.
+func TestEveryMigrationStepsDown(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := postgrestest.NewEmpty(t)
+	m := mustNew(t, e.OwnerURL)
+	if err := m.Up(ctx, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	n := countSources(t)
+	for i := int64(0); i < n; i++ {
+		var out bytes.Buffer
+		if err := m.Down(ctx, &out); err != nil {
+			t.Fatalf("down step %d: %v\n%s", i+1, err, out.String())
+		}
+	}
+	if cur, _ := versions(t, m); cur != 0 {
+		t.Fatalf("after %d downs: at %d", n, cur)
+	}
+}
+
+func countSources(t *testing.T) int64 {
+	t.Helper()
+	e := postgrestest.NewEmpty(t)
+	m := mustNew(t, e.OwnerURL)
+	var out bytes.Buffer
+	if err := m.Status(context.Background(), &out); err != nil {
+		t.Fatal(err)
+	}
+	return int64(strings.Count(out.String(), "\n"))
+}
+
+type roleAttrs struct {
+	super, bypass, createDB, createRole, canLogin bool
+}
+
+func attrs(t *testing.T, db *sql.DB, role string) roleAttrs {
+	t.Helper()
+	var a roleAttrs
+	err := db.QueryRow(`SELECT rolsuper, rolbypassrls, rolcreatedb, rolcreaterole, rolcanlogin FROM pg_roles WHERE rolname = $1`, role).
+		Scan(&a.super, &a.bypass, &a.createDB, &a.createRole, &a.canLogin)
+	if err != nil {
+		t.Fatalf("role %s: %v", role, err)
+	}
+	return a
+}
+
+// privileges lists, per public table, which privileges role holds.
+func privileges(t *testing.T, db *sql.DB, role string) map[string]string {
+	t.Helper()
+	rows, err := db.Query(`
+	SELECT c.relname, string_agg(p, ',' ORDER BY p)
+	  FROM pg_class c
+	 CROSS JOIN unnest(ARRAY['SELECT','INSERT','UPDATE','DELETE','TRUNCATE','REFERENCES','TRIGGER']) p
+	 WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND has_table_privilege($1, c.oid, p)
+	 GROUP BY c.relname`, role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var rel, p string
+		_ = rows.Scan(&rel, &p)
+		out[rel] = p
+	}
+	return out
+}
+
+func tables(t *testing.T, db *sql.DB) []string {
+	t.Helper()
+	rows, err := db.Query(`SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		_ = rows.Scan(&s)
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestEnsureAppRole(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := postgrestest.NewEmpty(t)
+	m := mustNew(t, e.OwnerURL)
+	owner := mustOpen(t, e.OwnerURL)
+	if err := m.Up(ctx, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	for run := 1; run <= 2; run++ {
+		if err := m.EnsureAppRole(ctx, e.AppURL); err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		if a := attrs(t, owner, e.AppRole); a != (roleAttrs{canLogin: true}) {
+			t.Errorf("run %d: role attributes %+v, want only LOGIN", run, a)
+		}
+		privs := privileges(t, owner, e.AppRole)
+		for _, tbl := range tables(t, owner) {
+			want := "DELETE,INSERT,SELECT,UPDATE"
+			if tbl == "goose_db_version" {
+				want = "SELECT"
+			}
+			if privs[tbl] != want {
+				t.Errorf("run %d: %s privileges on %s = %q, want %q", run, e.AppRole, tbl, privs[tbl], want)
+			}
+		}
+		var owns int
+		if err := owner.QueryRow(`SELECT count(*) FROM pg_class WHERE relowner = (SELECT oid FROM pg_roles WHERE rolname = $1)`, e.AppRole).Scan(&owns); err != nil || owns != 0 {
+			t.Errorf("run %d: role owns %d relations (%v)", run, owns, err)
+		}
+		var createInPublic bool
+		_ = owner.QueryRow(`SELECT has_schema_privilege($1, 'public', 'CREATE')`, e.AppRole).Scan(&createInPublic)
+		if createInPublic {
+			t.Errorf("run %d: role may create objects in public", run)
+		}
+	}
+
+	// The role works with the URL's password, and the data grants are real.
+	app := mustOpen(t, e.AppURL)
+	var who string
+	if err := app.QueryRow(`SELECT current_user`).Scan(&who); err != nil || who != e.AppRole {
+		t.Fatalf("connect as app role: %q, %v", who, err)
+	}
+	if _, err := app.Exec(`INSERT INTO outbox (id, task_type, payload) VALUES (gen_random_uuid(), 't', '\x00')`); err != nil {
+		t.Errorf("app role insert: %v", err)
+	}
+	if _, err := app.Exec(`DELETE FROM outbox`); err != nil {
+		t.Errorf("app role delete: %v", err)
+	}
+	for _, ddl := range []string{`CREATE TABLE mine (x int)`, `DROP TABLE outbox`, `TRUNCATE outbox`, `DELETE FROM goose_db_version`} {
+		if _, err := app.Exec(ddl); err == nil {
+			t.Errorf("app role could run %q", ddl)
+		}
+	}
+
+	// A changed password in DATABASE_URL is applied on the next run.
+	u, _ := url.Parse(e.AppURL)
+	u.User = url.UserPassword(e.AppRole, "rotated-"+e.AppPassword)
+	if err := m.EnsureAppRole(ctx, u.String()); err != nil {
+		t.Fatalf("rotate password: %v", err)
+	}
+	var hash string
+	if err := owner.QueryRow(`SELECT rolpassword FROM pg_authid WHERE rolname = $1`, e.AppRole).Scan(&hash); err != nil || hash == "" {
+		t.Fatalf("password not set: %q %v", hash, err)
+	}
+}
+
+// Grants made by one `migrate up` cover tables a later migration adds only
+// when up runs EnsureAppRole again; redo loses nothing either.
+func TestEnsureAppRoleAfterDownAndUp(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := postgrestest.NewEmpty(t)
+	m := mustNew(t, e.OwnerURL)
+	owner := mustOpen(t, e.OwnerURL)
+	if err := m.Up(ctx, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.EnsureAppRole(ctx, e.AppURL); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.DownAll(ctx, &bytes.Buffer{}); err != nil {
+		t.Fatalf("down all with the app role granted: %v", err)
+	}
+	if err := m.Up(ctx, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.EnsureAppRole(ctx, e.AppURL); err != nil {
+		t.Fatal(err)
+	}
+	if p := privileges(t, owner, e.AppRole)["outbox"]; p != "DELETE,INSERT,SELECT,UPDATE" {
+		t.Errorf("outbox privileges after down/up = %q", p)
+	}
+}
+
+func TestEnsureAppRoleRefuses(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := postgrestest.NewEmpty(t)
+	m := mustNew(t, e.OwnerURL)
+	owner := mustOpen(t, e.OwnerURL)
+	if err := m.Up(ctx, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	var current string
+	if err := owner.QueryRow(`SELECT current_user`).Scan(&current); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("the owner itself", func(t *testing.T) {
+		err := m.EnsureAppRole(ctx, postgrestest.URL(e.Name, current, "x"))
+		if err == nil || !strings.Contains(err.Error(), "separate, non-owner role") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("no role in the URL", func(t *testing.T) {
+		if err := m.EnsureAppRole(ctx, "postgres://127.0.0.1/"+e.Name); err == nil {
+			t.Fatal("want an error")
+		}
+	})
+
+	exec := func(t *testing.T, q string) {
+		t.Helper()
+		if _, err := owner.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each case makes the role unfit in one way; EnsureAppRole must refuse
+	// rather than hand the binaries a role that RLS does not bind.
+	cases := []struct {
+		name, setup, want string
+	}{
+		{"superuser", "CREATE ROLE %s LOGIN SUPERUSER", "superuser or has BYPASSRLS"},
+		{"bypassrls", "CREATE ROLE %s LOGIN BYPASSRLS", "superuser or has BYPASSRLS"},
+		{"owns a table", "CREATE ROLE %[1]s LOGIN; ALTER TABLE sent_emails OWNER TO %[1]s", "owns 1 tables, views or sequences"},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			role := fmt.Sprintf("%s_r%d", e.AppRole, i)
+			q := pq.QuoteIdentifier(role)
+			exec(t, fmt.Sprintf(tc.setup, q))
+			t.Cleanup(func() {
+				_, _ = owner.Exec("ALTER TABLE sent_emails OWNER TO " + pq.QuoteIdentifier(current))
+				_, _ = owner.Exec("DROP OWNED BY " + q)
+				_, _ = owner.Exec("DROP ROLE IF EXISTS " + q)
+			})
+			err := m.EnsureAppRole(ctx, postgrestest.URL(e.Name, role, "pw"))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// Two `keelctl migrate up` at once (two deploys racing) both succeed.
+func TestConcurrentUp(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := postgrestest.NewEmpty(t)
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			m, err := migrate.New(e.OwnerURL)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer m.Close()
+			if err := m.Up(ctx, &bytes.Buffer{}); err != nil {
+				errs <- err
+				return
+			}
+			errs <- m.EnsureAppRole(ctx, e.AppURL)
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
