@@ -22,7 +22,6 @@ import (
 	"github.com/keelhq/keel/jobs"
 )
 
-
 type fleet struct {
 	db    *postgrestest.DB
 	mux   *asynq.ServeMux
