@@ -1,13 +1,13 @@
-// Package workertest runs Keel's real binaries (worker, scheduler) as child
-// processes for end-to-end tests: built once per test binary, started with an
-// environment, killed with SIGKILL or stopped with SIGTERM.
+// Package workertest runs Keel's worker and scheduler binaries (built and
+// started by proctest) for the fleet's end-to-end tests: killed with SIGKILL,
+// stopped with SIGTERM, with their metrics listener on a free port, and with
+// helpers to feed the outbox and wait for outcomes.
 package workertest
 
 import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -18,74 +18,55 @@ import (
 
 	"github.com/keelhq/keel/internal/outbox"
 	"github.com/keelhq/keel/internal/platform/postgres"
+	"github.com/keelhq/keel/internal/platform/proctest"
 	"github.com/keelhq/keel/internal/platform/redistest"
-	"github.com/keelhq/keel/internal/platform/tooltest"
 )
 
 var (
-	mu    sync.Mutex
-	built = map[string]string{}
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
 )
 
-// Binary builds cmd/<name> once per test binary and returns its path.
+// Binary returns the path of cmd/<name>, building every command once per
+// test binary.
 func Binary(t testing.TB, name string) string {
 	t.Helper()
-	mu.Lock()
-	defer mu.Unlock()
-	if p, ok := built[name]; ok {
-		return p
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "keel-bin-")
+		if buildErr == nil {
+			buildErr = proctest.Build(binDir)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("workertest: %v", buildErr)
 	}
-	dir, err := os.MkdirTemp("", "keel-bin-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-o", out, "github.com/keelhq/keel/cmd/"+name)
-	if root, err := tooltest.RepoRoot(); err == nil {
-		cmd.Dir = root
-	}
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build cmd/%s: %v\n%s", name, err, b)
-	}
-	built[name] = out
-	return out
+	return filepath.Join(binDir, name)
 }
 
 // Proc is a running binary.
 type Proc struct {
+	*proctest.Proc
 	t       testing.TB
-	Cmd     *exec.Cmd
-	LogPath string
 	Metrics string // http://127.0.0.1:PORT of METRICS_ADDR
-	done    chan error
 }
 
-// Start runs bin with env (KEY=VALUE) added to a minimal environment; its
-// stderr goes to a log file that is printed when the test fails.
+// Start runs bin with env (KEY=VALUE pairs) over a minimal environment, with
+// JSON logs and METRICS_ADDR on a free port. Its output is printed when the
+// test fails.
 func Start(t testing.TB, bin string, env ...string) *Proc {
 	t.Helper()
 	port := redistest.FreePort(t)
-	f, err := os.CreateTemp(t.TempDir(), filepath.Base(bin)+"-*.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &Proc{t: t, LogPath: f.Name(), Metrics: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan error, 1)}
-	p.Cmd = exec.Command(bin)
-	p.Cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "ENV=test", "LOG_FORMAT=json", "LOG_LEVEL=info",
-		fmt.Sprintf("METRICS_ADDR=127.0.0.1:%d", port)}, env...)
-	p.Cmd.Stdout, p.Cmd.Stderr = f, f
-	if err := p.Cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	go func() { p.done <- p.Cmd.Wait(); f.Close() }()
+	full := append(proctest.Env("ENV", "test", "LOG_FORMAT", "json", "LOG_LEVEL", "info",
+		"METRICS_ADDR", fmt.Sprintf("127.0.0.1:%d", port)), env...)
+	p := &Proc{Proc: proctest.Start(t, bin, full), t: t, Metrics: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	t.Cleanup(func() {
-		p.Kill()
 		if t.Failed() {
-			b, _ := os.ReadFile(p.LogPath)
-			if len(b) > 20000 {
-				b = b[len(b)-20000:]
+			out := p.Output()
+			if len(out) > 20000 {
+				out = out[len(out)-20000:]
 			}
-			t.Logf("%s log (tail):\n%s", filepath.Base(bin), b)
+			t.Logf("%s output (tail):\n%s", p.Name, out)
 		}
 	})
 	return p
@@ -93,28 +74,24 @@ func Start(t testing.TB, bin string, env ...string) *Proc {
 
 // Kill sends SIGKILL and waits for the process to end.
 func (p *Proc) Kill() {
-	if p.Cmd.ProcessState != nil {
-		return
+	p.t.Helper()
+	_ = syscall.Kill(p.Pid(), syscall.SIGKILL)
+	if _, ok := p.Wait(10 * time.Second); !ok {
+		p.t.Fatalf("workertest: %s survived SIGKILL", p.Name)
 	}
-	_ = p.Cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-	p.done <- nil
 }
 
-// Term sends SIGTERM and returns how long the process took to exit (failing
-// the test after limit).
+// Term sends SIGTERM and returns how long the process took to exit, failing
+// the test when it exits non-zero or not within limit.
 func (p *Proc) Term(limit time.Duration) time.Duration {
 	p.t.Helper()
 	start := time.Now()
-	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.done:
-		p.done <- err
-		if err != nil {
-			p.t.Errorf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(limit):
-		p.t.Fatalf("process did not exit within %s of SIGTERM", limit)
+	code, ok := p.Terminate(limit)
+	if !ok {
+		p.t.Fatalf("workertest: %s did not exit within %s of SIGTERM", p.Name, limit)
+	}
+	if code != 0 {
+		p.t.Errorf("workertest: %s exited %d after SIGTERM", p.Name, code)
 	}
 	return time.Since(start)
 }
