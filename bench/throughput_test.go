@@ -99,16 +99,13 @@ func BenchmarkOutboxRelay(b *testing.B) {
 	var moved atomic.Int64
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	wake, err := outbox.Listen(ctx, db.AppURL, zerolog.Nop())
-	if err != nil {
-		b.Fatal(err)
-	}
+	wake := outbox.Listen(ctx, db.AppURL, zerolog.Nop())
 	relay := &outbox.Relay{DB: db.App, Queue: client, Log: zerolog.Nop(), Wake: wake, Idle: 50 * time.Millisecond,
 		Dispatched: func(n int) { moved.Add(int64(n)) }}
 	b.ResetTimer()
 	start := time.Now()
 	go relay.Run(ctx)
-	err = split(b.N, func(i int) error {
+	err := split(b.N, func(i int) error {
 		return postgres.InTx(ctx, db.App, uuid.Nil, func(tx *sqlx.Tx) error {
 			_, err := outbox.Add(ctx, tx, outbox.Task{Type: "bench:noop", Payload: []byte(`{}`)})
 			return err
