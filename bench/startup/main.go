@@ -13,7 +13,6 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
@@ -29,10 +28,10 @@ import (
 	"time"
 
 	"github.com/lib/pq"
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/keelhq/keel/internal/platform/postgrestest"
 	"github.com/keelhq/keel/internal/platform/proctest"
+	"github.com/keelhq/keel/internal/platform/redistest"
 )
 
 // Result is one binary's measurement.
@@ -89,7 +88,7 @@ func run(runs int) (err error) {
 	}
 	defer func() { _ = redis.Process.Kill(); _ = redis.Wait() }()
 	redisURL := fmt.Sprintf("redis://127.0.0.1:%d/0", redisPort)
-	if err := waitRedis(redisURL); err != nil {
+	if err := redistest.Await(fmt.Sprintf("127.0.0.1:%d", redisPort), 10*time.Second); err != nil {
 		return err
 	}
 
@@ -149,28 +148,6 @@ func measure(path, appURL, redisURL string) (readyMS float64, rssKB int, err err
 		return 0, 0, fmt.Errorf("exit %d (exited: %v) after SIGTERM\n%s", code, ok, p.Output())
 	}
 	return float64(d.Microseconds()) / 1000, rssKB, nil
-}
-
-func waitRedis(u string) error {
-	opt, err := goredis.ParseURL(u)
-	if err != nil {
-		return err
-	}
-	c := goredis.NewClient(opt)
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("redis-server did not answer: %w", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func freePort() (int, error) {
