@@ -140,8 +140,10 @@ func TestBinariesEndToEnd(t *testing.T) {
 	if m.Subject != "Welcome to Keel" || !strings.Contains(m.Text, "Hello Grace") || !strings.Contains(m.HTML, "Hello Grace") {
 		t.Errorf("mail: %q\n%s", m.Subject, m.Text)
 	}
+	owner := sqlx.MustOpen("postgres", s.db.OwnerURL)
+	defer owner.Close()
 	var dispatched bool
-	if err := sqlx.MustOpen("postgres", s.db.OwnerURL).Get(&dispatched, `SELECT dispatched_at IS NOT NULL FROM outbox WHERE id = $1`, id); err != nil || !dispatched {
+	if err := owner.Get(&dispatched, `SELECT dispatched_at IS NOT NULL FROM outbox WHERE id = $1`, id); err != nil || !dispatched {
 		t.Errorf("outbox row dispatched=%v (%v)", dispatched, err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
