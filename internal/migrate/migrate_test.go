@@ -375,6 +375,28 @@ func TestEnsureAppRoleAfterDownAndUp(t *testing.T) {
 	}
 }
 
+// A pre-existing role with powers the app does not need is restricted,
+// not refused: operators often create the role by hand first.
+func TestEnsureAppRoleRestrictsExistingRole(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := postgrestest.NewEmpty(t)
+	m := mustNew(t, e.OwnerURL)
+	owner := mustOpen(t, e.OwnerURL)
+	if _, err := owner.Exec("CREATE ROLE " + pq.QuoteIdentifier(e.AppRole) + " NOLOGIN CREATEDB CREATEROLE"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Up(ctx, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.EnsureAppRole(ctx, e.AppURL); err != nil {
+		t.Fatal(err)
+	}
+	if a := attrs(t, owner, e.AppRole); a != (roleAttrs{canLogin: true}) {
+		t.Errorf("role attributes %+v, want only LOGIN", a)
+	}
+}
+
 func TestEnsureAppRoleRefuses(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
