@@ -214,11 +214,7 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}) {
 		n, err := r.RunOnce(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
-			if backoff == 0 {
-				backoff = 100 * time.Millisecond
-			} else if backoff < 5*time.Second {
-				backoff *= 2
-			}
+			backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
 			r.Log.Warn().Err(err).Dur("retry_in", backoff).Msg("outbox relay failed")
 			sleep(ctx, backoff, nil)
 		case n == r.Batch:

@@ -80,18 +80,25 @@ func (s *Server) Restart() {
 		s.t.Fatalf("redistest: start: %v", err)
 	}
 	s.cmd = cmd
-	c := s.Client()
+	if err := Await(s.Addr(), 10*time.Second); err != nil {
+		s.t.Fatalf("redistest: %v", err)
+	}
+}
+
+// Await pings the Redis at addr until it answers, or fails after timeout.
+func Await(addr string, timeout time.Duration) error {
+	c := redis.NewClient(&redis.Options{Addr: addr})
 	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(timeout)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		err := c.Ping(ctx).Err()
 		cancel()
 		if err == nil {
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("redistest: server on port %d did not answer: %v", s.Port, err)
+			return fmt.Errorf("redis at %s did not answer: %w", addr, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
