@@ -8,11 +8,15 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -144,8 +148,10 @@ func TestBinariesEndToEnd(t *testing.T) {
 	if m.Subject != "Welcome to Keel" || !strings.Contains(m.Text, "Hello Grace") || !strings.Contains(m.HTML, "Hello Grace") {
 		t.Errorf("mail: %q\n%s", m.Subject, m.Text)
 	}
+	owner := sqlx.MustOpen("postgres", s.db.OwnerURL)
+	defer owner.Close()
 	var dispatched bool
-	if err := sqlx.MustOpen("postgres", s.db.OwnerURL).Get(&dispatched, `SELECT dispatched_at IS NOT NULL FROM outbox WHERE id = $1`, id); err != nil || !dispatched {
+	if err := owner.Get(&dispatched, `SELECT dispatched_at IS NOT NULL FROM outbox WHERE id = $1`, id); err != nil || !dispatched {
 		t.Errorf("outbox row dispatched=%v (%v)", dispatched, err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -192,16 +198,22 @@ func TestBinariesEndToEnd(t *testing.T) {
 	}
 }
 
-// sendWelcome adds an email:send to the outbox the way a feature does: in a
-// transaction of the application role.
+// sendWelcome adds a welcome email to the outbox.
 func sendWelcome(t *testing.T, appURL, to, name string) uuid.UUID {
+	t.Helper()
+	return addEmail(t, appURL, jobs.EmailSendPayload{To: to, Template: "welcome", Data: map[string]string{"name": name}})
+}
+
+// addEmail adds an email:send to the outbox the way a feature does: in a
+// transaction of the application role.
+func addEmail(t *testing.T, appURL string, p jobs.EmailSendPayload) uuid.UUID {
 	t.Helper()
 	app, err := postgres.Open(appURL, postgres.Options{MaxOpenConns: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer app.Close()
-	task, err := jobs.NewEmailSendTask(jobs.EmailSendPayload{To: to, Template: "welcome", Data: map[string]string{"name": name}}, "")
+	task, err := jobs.NewEmailSendTask(p, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,5 +440,49 @@ func TestBinariesStartBeforeTheirStores(t *testing.T) {
 		if !ok || code != 0 {
 			t.Errorf("%s after SIGTERM with Redis down: exited=%v code=%d\n%s", name, ok, code, svc.proc.Output())
 		}
+	}
+}
+
+// With SENTRY_DSN set, the worker reports a task's final failure, tagged
+// with its type.
+func TestWorkerReportsFinalFailuresToSentry(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	var mu sync.Mutex
+	var events []string
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		events = append(events, string(b))
+		mu.Unlock()
+	}))
+	defer fake.Close()
+	dsn := strings.Replace(fake.URL, "http://", "http://publickey@", 1) + "/7"
+
+	addr := freeAddr(t)
+	w := proctest.Start(t, bin("worker"), s.env("METRICS_ADDR", addr, "SENTRY_DSN", dsn, "RELEASE", "e2e-1"))
+	w.WaitStatus(t, "http://"+addr+"/readyz", 200, 15*time.Second)
+
+	addEmail(t, s.db.AppURL, jobs.EmailSendPayload{To: "x@example.com", Template: "no-such-template"})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		got := strings.Join(events, "\n")
+		mu.Unlock()
+		if strings.Contains(got, "no-such-template") {
+			for _, want := range []string{`"task_type":"email:send"`, `"release":"e2e-1"`, `"environment":"test"`} {
+				if !strings.Contains(got, want) {
+					t.Errorf("event lacks %s:\n%.1500s", want, got)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no Sentry event for the failed task; got %.500s\nworker:\n%s", got, w.Output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, ok := w.Terminate(10 * time.Second); !ok || code != 0 {
+		t.Errorf("worker after SIGTERM: %v %d", ok, code)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
-	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/jmoiron/sqlx"
@@ -14,6 +13,7 @@ import (
 	"github.com/keelhq/keel/internal/email"
 	"github.com/keelhq/keel/internal/outbox"
 	"github.com/keelhq/keel/internal/platform/postgres"
+	"github.com/keelhq/keel/internal/platform/queue"
 )
 
 // TypeEmailSend renders a template and sends it over SMTP.
@@ -28,7 +28,7 @@ type EmailSendPayload struct {
 
 // NewEmailSendTask builds the outbox task for p. Auth emails go to the
 // critical queue: a user is waiting for them.
-func NewEmailSendTask(p EmailSendPayload, queue string) (outbox.Task, error) {
+func NewEmailSendTask(p EmailSendPayload, queueName string) (outbox.Task, error) {
 	if _, err := mail.ParseAddress(p.To); err != nil {
 		return outbox.Task{}, fmt.Errorf("email:send: bad recipient %q: %w", p.To, err)
 	}
@@ -39,10 +39,11 @@ func NewEmailSendTask(p EmailSendPayload, queue string) (outbox.Task, error) {
 	if err != nil {
 		return outbox.Task{}, err
 	}
-	if queue == "" {
-		queue = QueueDefault
+	t := SpecOf(TypeEmailSend).Outbox(b)
+	if queueName != "" {
+		t.Queue = queueName
 	}
-	return outbox.Task{Type: TypeEmailSend, Payload: b, Queue: queue, MaxRetry: 10, Timeout: time.Minute}, nil
+	return t, nil
 }
 
 // EmailSendHandler sends each email once per task ID: it records the send in
@@ -66,7 +67,7 @@ func (h *EmailSendHandler) ProcessTask(ctx context.Context, t *asynq.Task) error
 	}
 	id := taskID(ctx)
 	msg.MessageID = id + "@keel"
-	return postgres.InTx(ctx, h.DB, [16]byte{}, func(tx *sqlx.Tx) error {
+	return postgres.InTx(ctx, h.DB, queue.OrgID(ctx), func(tx *sqlx.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO sent_emails (task_id, recipient, template) VALUES ($1, $2, $3)
 			ON CONFLICT (task_id) DO NOTHING`, id, p.To, p.Template)
 		if err != nil {

@@ -11,8 +11,11 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/jmoiron/sqlx"
+	"github.com/rs/zerolog"
 
+	"github.com/keelhq/keel/internal/backup"
 	"github.com/keelhq/keel/internal/email"
+	"github.com/keelhq/keel/internal/outbox"
 )
 
 // Queue names, in priority order.
@@ -27,6 +30,19 @@ type Deps struct {
 	DB     *sqlx.DB
 	Mail   email.Sender
 	Render *email.Renderer
+
+	// Queue enqueues directly; outbox:sweep relays with it.
+	Queue outbox.Enqueuer
+	// Archive is Asynq's inspector; dead:sync reads its archive.
+	Archive ArchiveReader
+	// Backup checks restores; when its SourceURL is empty, backup:verify
+	// fails with a message naming BACKUP_DATABASE_URL.
+	Backup *backup.Verifier
+	// Retention of purged rows; zero fields take DefaultRetention's.
+	Retention Retention
+	// JobObserved, when set, is told how each periodic job run ended.
+	JobObserved JobObserver
+	Log         zerolog.Logger
 }
 
 // Register adds every handler to mux. It fails when a dependency a handler
@@ -37,6 +53,9 @@ func Register(mux *asynq.ServeMux, d Deps) error {
 		return errors.New("jobs: Register needs DB, Mail and Render")
 	}
 	mux.Handle(TypeEmailSend, &EmailSendHandler{DB: d.DB, Mail: d.Mail, Render: d.Render})
+	if err := registerFleet(mux, d); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -1,9 +1,48 @@
 package jobs
 
-import "github.com/keelhq/keel/internal/schedule"
+import (
+	"time"
 
-// Schedule is the scheduler's periodic table. Later capabilities add their
-// entries here (trial expiry, reconciliation, purges, backup checks).
+	"github.com/hibiken/asynq"
+
+	"github.com/keelhq/keel/internal/schedule"
+)
+
+// Periodic is one row of the schedule table: which task fires when, and
+// what happens to slots missed while no scheduler ran. Queue, retries and
+// timeout come from the task type's Spec.
+type Periodic struct {
+	Type   string
+	Spec   string // cron, 5 fields, UTC
+	Missed schedule.Missed
+}
+
+// periodicTable is the scheduler's table. Later capabilities add their rows
+// here (trial expiry, reconciliation).
+var periodicTable = []Periodic{
+	{Type: TypeOutboxSweep, Spec: "* * * * *", Missed: schedule.MissedSkip},
+	{Type: TypeDeadSync, Spec: "*/10 * * * *", Missed: schedule.MissedSkip},
+	{Type: TypeTokensPurge, Spec: "17 * * * *", Missed: schedule.MissedFireOnce},
+	{Type: TypeRetentionPurge, Spec: "37 3 * * *", Missed: schedule.MissedFireOnce},
+	{Type: TypeBackupVerify, Spec: "15 4 * * *", Missed: schedule.MissedFireOnce},
+}
+
+// Schedule is the scheduler's periodic table as entries.
 func Schedule() []schedule.Entry {
-	return []schedule.Entry{}
+	out := make([]schedule.Entry, 0, len(periodicTable))
+	for _, p := range periodicTable {
+		out = append(out, entry(p))
+	}
+	return out
+}
+
+func entry(p Periodic) schedule.Entry {
+	typ := p.Type
+	return schedule.Entry{
+		Name:    typ,
+		Spec:    p.Spec,
+		Task:    func(slot time.Time) *asynq.Task { return NewPeriodicTask(typ, slot) },
+		Options: SpecOf(typ).Options(),
+		Missed:  p.Missed,
+	}
 }

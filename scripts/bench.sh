@@ -21,6 +21,9 @@ go test -run '^$' -bench 'EnqueueBare|OutboxRelayDrain|OutboxRelay$|ProcessBare|
 
 go run ./bench/summarize "$raw" | tee bench/results/throughput-latest.md
 
+echo "== worker fleet: email:send end to end (outbox -> relay -> worker -> Mailpit)"
+go test -run '^$' -bench 'EmailSend' -benchtime "${BENCH_EMAIL_N:-2000}x" ./bench/fleet/ | tee "bench/results/emailsend-$stamp.txt"
+
 if [ -d bench/startup ]; then
   echo "== startup and idle memory"
   go run ./bench/startup | tee "bench/results/startup-$stamp.json"

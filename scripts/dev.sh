@@ -29,6 +29,7 @@ set +a
 ADMIN_URL=${KEEL_DEV_ADMIN_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable}
 DB=${KEEL_DEV_DB:-keel_dev}
 export DATABASE_OWNER_URL=${DATABASE_OWNER_URL:-postgres://postgres:postgres@127.0.0.1:5432/$DB?sslmode=disable}
+export BACKUP_DATABASE_URL=${BACKUP_DATABASE_URL:-$DATABASE_OWNER_URL}
 export DATABASE_URL=${DATABASE_URL:-postgres://keel_app:keel_app_dev@127.0.0.1:5432/$DB?sslmode=disable}
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
 export SMTP_URL=${SMTP_URL:-smtp://127.0.0.1:1025?tls=none}

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -21,8 +22,10 @@ import (
 	"github.com/keelhq/keel/internal/platform/logging"
 	"github.com/keelhq/keel/internal/platform/metrics"
 	"github.com/keelhq/keel/internal/platform/postgres"
+	"github.com/keelhq/keel/internal/platform/queueui"
 	"github.com/keelhq/keel/internal/platform/redis"
 	"github.com/keelhq/keel/internal/platform/sentry"
+	"github.com/keelhq/keel/jobs"
 )
 
 func main() {
@@ -70,6 +73,18 @@ func run(ctx context.Context) error {
 
 	reg := metrics.NewRegistry()
 	checker := health.Stores(db, rdb)
+	var queuesUI http.Handler
+	if cfg.AdminQueuesToken != "" {
+		mon, err := queueui.NewMonitor(cfg.Redis.Opt, httpapi.QueuesPath)
+		if err != nil {
+			return err
+		}
+		defer mon.Close()
+		if err := queueui.RegisterQueues(ctx, rdb, jobs.Queues); err != nil {
+			log.Warn().Err(err).Msg("could not register queue names for the monitor")
+		}
+		queuesUI = mon
+	}
 	h, err := httpapi.New(httpapi.Deps{
 		Log:                log,
 		Metrics:            metrics.NewHTTP(reg),
@@ -81,6 +96,8 @@ func run(ctx context.Context) error {
 		Auth:               authSvc,
 		Orgs:               orgSvc,
 		RefreshCookie:      cfg.RefreshCookie,
+		QueuesUI:           queuesUI,
+		AdminQueuesToken:   cfg.AdminQueuesToken,
 	})
 	if err != nil {
 		return err

@@ -38,7 +38,7 @@ commands:
                    (a second run changes nothing)
   gen-keys         print fresh JWT_SIGNING_KEY and TOTP_ENCRYPTION_KEY lines for an
                    env file (e.g. keelctl gen-keys >> .env)
-`
+` + fleetUsage
 
 // errUsage marks a command-line mistake: exit code 2.
 var errUsage = errors.New("usage")
@@ -76,6 +76,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return runDoctor(ctx, cfg, out)
 	case "seed-demo":
 		return runSeedDemo(ctx, cfg, out)
+	case "tasks":
+		return runTasks(ctx, cfg, args[1:], out)
+	case "jobs":
+		return runJobs(ctx, cfg, args[1:], out)
+	case "backup":
+		return runBackup(ctx, cfg, args[1:], out)
 	}
 	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 }

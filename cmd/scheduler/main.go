@@ -62,10 +62,14 @@ func run(ctx context.Context) error {
 
 	reg := metrics.NewRegistry()
 	fired := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "keel_scheduler_firings_total", Help: "Periodic firings by entry and result (enqueued, duplicate, error).",
+		Name: "keel_scheduler_firings_total", Help: "Periodic firings by entry and result (enqueued, duplicate, error, skipped).",
 	}, []string{"entry", "result"})
 	reg.MustRegister(fired)
 	s := &schedule.Scheduler{Entries: jobs.Schedule(), Queue: client, Log: log,
+		State: &schedule.RedisState{Client: rdb},
+		Skipped: func(entry string, _ time.Time) {
+			fired.WithLabelValues(entry, "skipped").Inc()
+		},
 		Fired: func(entry string, enqueued bool, err error) {
 			switch {
 			case err != nil:

@@ -1,6 +1,7 @@
 // Command worker runs Keel's background jobs: the Asynq server with every
 // handler in jobs/, and the outbox relay that feeds it. Run as many replicas
-// as the load needs; none is special.
+// as the load needs; none is special. WORKER_QUEUES picks the queues a
+// replica serves, so a fleet can be dedicated to one queue.
 package main
 
 import (
@@ -14,7 +15,9 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/keelhq/keel/internal/backup"
 	"github.com/keelhq/keel/internal/config"
+	"github.com/keelhq/keel/internal/deadtask"
 	"github.com/keelhq/keel/internal/email"
 	"github.com/keelhq/keel/internal/health"
 	"github.com/keelhq/keel/internal/outbox"
@@ -67,26 +70,52 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	client := asynq.NewClient(cfg.Redis.Opt)
+	defer client.Close()
+	inspector := asynq.NewInspector(cfg.Redis.Opt)
+	defer inspector.Close()
 
 	reg := metrics.NewRegistry()
+	taskMetrics := metrics.NewTasks(reg)
+	jobMetrics := metrics.NewJobs(reg)
+	reg.MustRegister(queue.NewCollector(inspector, jobs.Queues), outbox.NewCollector(db))
+
 	mux := asynq.NewServeMux()
-	mux.Use(queue.Middleware(log, metrics.NewTasks(reg)))
-	if err := jobs.Register(mux, jobs.Deps{DB: db, Mail: smtp, Render: render}); err != nil {
+	// The org limiter is outermost: a throttled task is neither run, logged
+	// as a failure, nor counted as processed.
+	limiter := &queue.OrgLimiter{Limit: cfg.OrgConcurrency, Metrics: taskMetrics}
+	mux.Use(limiter.Middleware(), queue.Middleware(log, taskMetrics))
+	err = jobs.Register(mux, jobs.Deps{
+		DB: db, Mail: smtp, Render: render,
+		Queue: client, Archive: inspector, Log: log,
+		Backup: &backup.Verifier{SourceURL: cfg.BackupDatabaseURL, PgDump: cfg.PgDump, PgRestore: cfg.PgRestore},
+		Retention: jobs.Retention{
+			Outbox: cfg.OutboxRetention, SentEmails: cfg.SentEmailRetention, DeadTasks: cfg.DeadTaskRetention,
+			JobRuns: cfg.JobRunRetention, Audit: cfg.AuditRetention, SoftDeleted: cfg.SoftDeletedRetention,
+		},
+		JobObserved: jobMetrics.Observe,
+	})
+	if err != nil {
 		return err
 	}
 	srv := asynq.NewServer(cfg.Redis.Opt, asynq.Config{
 		Concurrency:     cfg.Concurrency,
-		Queues:          map[string]int{jobs.QueueCritical: 6, jobs.QueueDefault: 3, jobs.QueueLow: 1},
+		Queues:          cfg.Queues,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Logger:          queue.Logger(log),
+		RetryDelayFunc:  queue.RetryDelay(cfg.RetryBase, cfg.RetryMax),
+		IsFailure:       queue.IsFailure,
+		ErrorHandler:    &queue.FailureHandler{Dead: &deadtask.Store{DB: db}, Metrics: taskMetrics, Log: log},
+		// Throttled tasks and short retries wait in the retry set; check it
+		// every second so a one-second delay is not five.
+		DelayedTaskCheckInterval: time.Second,
+		TaskCheckInterval:        cfg.PollInterval,
 		HealthCheckFunc: func(err error) {
 			if err != nil {
 				log.Warn().Err(err).Msg("redis health check failed")
 			}
 		},
 	})
-	client := asynq.NewClient(cfg.Redis.Opt)
-	defer client.Close()
 
 	checker := health.Stores(db, rdb)
 
@@ -100,14 +129,31 @@ func run(ctx context.Context) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); relay.Run(relayCtx) }()
 
-	log.Info().Str("env", cfg.Env).Int("concurrency", cfg.Concurrency).Msg("worker started")
-	err = httpserver.Run(ctx, cfg.MetricsAddr, health.Mux(checker, metrics.Handler(reg)), 5*time.Second, log)
+	// Metrics and health outlive the task server, so the drain is observable.
+	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
+	httpErr := make(chan error, 1)
+	go func() {
+		httpErr <- httpserver.Run(httpCtx, cfg.MetricsAddr, health.Mux(checker, metrics.Handler(reg)), 5*time.Second, log)
+	}()
+	log.Info().Str("env", cfg.Env).Int("concurrency", cfg.Concurrency).Interface("queues", cfg.Queues).
+		Int("org_concurrency", cfg.OrgConcurrency).Msg("worker started")
+	select {
+	case <-ctx.Done():
+	case err = <-httpErr:
+		httpErr <- nil
+	}
 
-	// Stop relaying first so nothing new arrives, then let in-flight tasks
+	// Stop taking tasks at once, stop relaying, then let in-flight tasks
 	// finish within ShutdownTimeout; Asynq re-queues what is left.
+	log.Info().Dur("timeout", cfg.ShutdownTimeout).Msg("worker draining")
+	srv.Stop()
 	stopRelay()
 	wg.Wait()
 	srv.Shutdown()
+	stopHTTP()
+	if herr := <-httpErr; err == nil {
+		err = herr
+	}
 	log.Info().Msg("worker stopped")
 	return err
 }

@@ -112,6 +112,7 @@ type API struct {
 	CORSAllowedOrigins []string
 	MaxBodyBytes       int
 	ShutdownTimeout    time.Duration
+	AdminQueuesToken   string
 }
 
 // LoadAPI reads cmd/api's configuration.
@@ -128,6 +129,7 @@ func LoadAPI(get Getenv) (API, error) {
 		MaxBodyBytes:       l.Int("HTTP_MAX_BODY_BYTES", 1<<20, 1024, 1<<30),
 		ShutdownTimeout:    l.Duration("SHUTDOWN_TIMEOUT", 15*time.Second, time.Second),
 	}
+	c.AdminQueuesToken = loadAdminQueuesToken(l, c.Env)
 	for _, o := range c.CORSAllowedOrigins {
 		if o == "*" {
 			l.fail("CORS_ALLOWED_ORIGINS", "must list origins; * is not allowed with credentials")
@@ -153,6 +155,7 @@ type Worker struct {
 	ShutdownTimeout time.Duration
 	RelayInterval   time.Duration
 	RelayBatch      int
+	Fleet
 }
 
 // LoadWorker reads cmd/worker's configuration.
@@ -170,6 +173,7 @@ func LoadWorker(get Getenv) (Worker, error) {
 		RelayInterval:   l.Duration("OUTBOX_RELAY_INTERVAL", 500*time.Millisecond, 10*time.Millisecond),
 		RelayBatch:      l.Int("OUTBOX_RELAY_BATCH", 100, 1, 10000),
 	}
+	c.Fleet = loadFleet(l, c.Concurrency)
 	return c, l.Err()
 }
 
@@ -244,3 +248,14 @@ func (c *Ctl) Doctor() (Doctor, error) {
 
 // String renders a config-safe summary of a URL for logs.
 func (p Postgres) String() string { return fmt.Sprintf("postgres(%s)", Redact(p.URL)) }
+
+// loadAdminQueuesToken reads the bearer token that opens Asynqmon at
+// /admin/queues until platform admins exist; empty keeps the UI off. In
+// production it must be long enough not to be guessed.
+func loadAdminQueuesToken(l *Loader, env string) string {
+	t := l.String("ADMIN_QUEUES_TOKEN", "")
+	if t != "" && len(t) < 32 && env == "production" {
+		l.fail("ADMIN_QUEUES_TOKEN", "must be at least 32 characters in production (e.g. openssl rand -hex 32)")
+	}
+	return t
+}

@@ -281,7 +281,7 @@ func TestRedact(t *testing.T) {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
 		}
 	}
-	for _, in := range []string{"postgres://app:s3cret@h:bad/db", "postgres://app:s3cr@t@h/db", "redis://:s3cret@h:63 79"} {
+	for _, in := range []string{"postgres://app:s3cret@h:bad/db", "postgres://app:s3cr@t@h/db", "redis://:s3cret@h:63 79", "postgres://app:5432?s3cret@h/db"} {
 		if got := config.Redact(in); strings.Contains(got, "s3cr") {
 			t.Errorf("Redact(%q) = %q leaks the password", in, got)
 		}
@@ -290,4 +290,23 @@ func TestRedact(t *testing.T) {
 	if s := p.String(); strings.Contains(s, "s3cret") {
 		t.Errorf("Postgres.String() = %q", s)
 	}
+}
+
+// Whatever a password holds, unescaped or not, Redact never prints it.
+func FuzzRedactHidesPasswords(f *testing.F) {
+	for _, pw := range []string{"s3cret", "12345?abc", "ab/cd", "p@ss:word", "x#y", "a b", "%zz", "::", "pw@@"} {
+		f.Add("postgres", pw, "db.example.com:5432/keel?sslmode=disable")
+		f.Add("redis", pw, "cache:6379/0")
+	}
+	f.Fuzz(func(t *testing.T, scheme, pw, rest string) {
+		const marker = "Qz7"
+		if scheme == "" || strings.ContainsAny(scheme, ":/@?#") || strings.Contains(rest, "@") || strings.Contains(rest, marker) || strings.Contains(scheme, marker) {
+			t.Skip()
+		}
+		secret := marker + pw + marker
+		got := config.Redact(scheme + "://app:" + secret + "@" + rest)
+		if strings.Contains(got, secret) || strings.Contains(got, marker+pw) {
+			t.Fatalf("Redact leaks the password: %q", got)
+		}
+	})
 }

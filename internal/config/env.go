@@ -209,11 +209,10 @@ func IsConfigError(err error) bool {
 // redact hides a password inside a URL so config errors never print secrets.
 func redact(v string) string {
 	u, err := url.Parse(v)
-	if err != nil {
+	if err != nil || u.User == nil {
+		// No userinfo can still mean a password: an unescaped '?', '#' or
+		// '/' in it makes url.Parse read the rest as query, fragment or path.
 		return redactUnparsed(v)
-	}
-	if u.User == nil {
-		return v
 	}
 	if _, ok := u.User.Password(); ok {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
@@ -222,9 +221,9 @@ func redact(v string) string {
 }
 
 // redactUnparsed masks the password of a URL that url.Parse rejects (a bad
-// port, a stray space): exactly the values a config error quotes back. It
-// masks from the first colon of the userinfo to the last '@', erring towards
-// hiding too much.
+// port, a stray space) or reads without userinfo: exactly the values a
+// config error quotes back. It masks from the first colon after "://" to the
+// last '@', erring towards hiding too much.
 func redactUnparsed(v string) string {
 	i := strings.Index(v, "://")
 	if i < 0 {

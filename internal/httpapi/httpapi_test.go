@@ -387,6 +387,9 @@ func TestCORS(t *testing.T) {
 				t.Errorf("origin %s got %s", origin, k)
 			}
 		}
+		if w.Header().Get("Vary") != "Origin" {
+			t.Errorf("origin %s: Vary %q; a cache could mix refused and allowed answers", origin, w.Header().Get("Vary"))
+		}
 	}
 
 	pre := httptest.NewRequest(http.MethodOptions, "/api/v1/anything", strings.NewReader(strings.Repeat("x", 4096)))

@@ -118,12 +118,15 @@ func cors(allowed []string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		origin := c.GetHeader("Origin")
 		ok := origin != "" && slices.Contains(allowed, origin)
+		// Every answer depends on Origin, refused ones too: without Vary a
+		// shared cache could hand a refused origin's answer (no CORS headers)
+		// to an allowed origin, or the reverse.
+		c.Writer.Header().Add("Vary", "Origin")
 		if ok {
 			h := c.Writer.Header()
 			h.Set("Access-Control-Allow-Origin", origin)
 			h.Set("Access-Control-Allow-Credentials", "true")
 			h.Set("Access-Control-Expose-Headers", "X-Request-ID, ETag, Retry-After, Location")
-			h.Add("Vary", "Origin")
 		}
 		if c.Request.Method == http.MethodOptions && c.GetHeader("Access-Control-Request-Method") != "" {
 			if ok {

@@ -33,6 +33,10 @@ type Deps struct {
 	// RefreshCookie hands refresh tokens to the SPA as an HttpOnly cookie
 	// instead of in JSON (AUTH_REFRESH_COOKIE).
 	RefreshCookie bool
+	// QueuesUI is the queue monitor (Asynqmon), served at /admin/queues only
+	// when AdminQueuesToken is set, and only to requests that carry it.
+	QueuesUI         http.Handler
+	AdminQueuesToken string
 }
 
 // New builds the API handler. The middleware order matters: the request ID
@@ -69,6 +73,9 @@ func New(d Deps) (http.Handler, error) {
 	r.GET("/api/docs", serveDocsPage(doc))
 	if d.Auth != nil && d.Orgs != nil {
 		registerIdentity(r.Group("/api/v1"), d)
+	}
+	if d.QueuesUI != nil && d.AdminQueuesToken != "" {
+		mountQueues(r, d.QueuesUI, d.AdminQueuesToken, d.Production)
 	}
 	for prefix, h := range d.Mounts {
 		r.Any(prefix+"/*path", gin.WrapH(h))

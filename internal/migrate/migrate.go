@@ -188,10 +188,14 @@ func (m *Migrator) EnsureAppRole(ctx context.Context, appURL string) error {
 	case super || bypass:
 		return fmt.Errorf("role %q from DATABASE_URL is a superuser or has BYPASSRLS; Row Level Security would not apply to it: use a plain role", role)
 	default:
+		// An existing role keeps its name and login but loses any power the
+		// app does not need, whoever created it.
+		q := "ALTER ROLE " + pq.QuoteIdentifier(role) + " LOGIN NOCREATEDB NOCREATEROLE"
 		if hasPassword {
-			if _, err := tx.ExecContext(ctx, "ALTER ROLE "+pq.QuoteIdentifier(role)+" PASSWORD "+pq.QuoteLiteral(password)); err != nil {
-				return fmt.Errorf("set password of role %s: %w", role, err)
-			}
+			q += " PASSWORD " + pq.QuoteLiteral(password)
+		}
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("restrict role %s: %w", role, err)
 		}
 	}
 

@@ -375,6 +375,28 @@ func TestEnsureAppRoleAfterDownAndUp(t *testing.T) {
 	}
 }
 
+// A pre-existing role with powers the app does not need is restricted,
+// not refused: operators often create the role by hand first.
+func TestEnsureAppRoleRestrictsExistingRole(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := postgrestest.NewEmpty(t)
+	m := mustNew(t, e.OwnerURL)
+	owner := mustOpen(t, e.OwnerURL)
+	if _, err := owner.Exec("CREATE ROLE " + pq.QuoteIdentifier(e.AppRole) + " NOLOGIN CREATEDB CREATEROLE"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Up(ctx, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.EnsureAppRole(ctx, e.AppURL); err != nil {
+		t.Fatal(err)
+	}
+	if a := attrs(t, owner, e.AppRole); a != (roleAttrs{canLogin: true}) {
+		t.Errorf("role attributes %+v, want only LOGIN", a)
+	}
+}
+
 func TestEnsureAppRoleRefuses(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -460,4 +482,45 @@ func TestConcurrentUp(t *testing.T) {
 			t.Error(err)
 		}
 	}
+}
+
+// Every tenant-owned table (one with org_id) is under Row Level Security
+// that the owner cannot skip either, with a policy on app.org_id. A later
+// migration that forgets one fails here, not in production.
+func TestTenantTablesAreUnderRLS(t *testing.T) {
+	t.Parallel()
+	e := postgrestest.NewEmpty(t)
+	m := mustNew(t, e.OwnerURL)
+	if err := m.Up(context.Background(), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	db := mustOpen(t, e.OwnerURL)
+	rows, err := db.Query(`
+	SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
+	       EXISTS (SELECT 1 FROM pg_policies p WHERE p.schemaname = 'public' AND p.tablename = c.relname
+	                 AND (p.qual LIKE '%app.org_id%' OR p.with_check LIKE '%app.org_id%'))
+	  FROM pg_class c
+	  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'org_id' AND NOT a.attisdropped
+	 WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
+	 ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var name string
+		var enabled, forced, policy bool
+		if err := rows.Scan(&name, &enabled, &forced, &policy); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if !enabled || !forced || !policy {
+			t.Errorf("tenant table %s: RLS enabled=%v forced=%v, policy on app.org_id=%v; want all true", name, enabled, forced, policy)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d tenant tables checked", n)
 }

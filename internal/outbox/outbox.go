@@ -33,6 +33,9 @@ type Task struct {
 	Queue    string        // default "default"
 	MaxRetry int           // default 25 (Asynq's)
 	Timeout  time.Duration // 0: Asynq's default
+	// Unique, when positive, makes Asynq refuse another task of the same
+	// type, payload and queue for this long (or until this one finishes).
+	Unique time.Duration
 	// ProcessAt delays the task; zero runs it at once.
 	ProcessAt time.Time
 	// Headers travel with the task; Add fills request_id from ctx.
@@ -77,9 +80,9 @@ func Add(ctx context.Context, tx sqlx.ExtContext, t Task) (uuid.UUID, error) {
 	if !t.ProcessAt.IsZero() {
 		processAt = &t.ProcessAt
 	}
-	const q = `INSERT INTO outbox (id, task_type, payload, headers, queue, max_retry, timeout_ms, process_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
-	if _, err := tx.ExecContext(ctx, q, id, t.Type, t.Payload, headers, t.Queue, t.MaxRetry, t.Timeout.Milliseconds(), processAt); err != nil {
+	const q = `INSERT INTO outbox (id, task_type, payload, headers, queue, max_retry, timeout_ms, process_at, unique_ttl_ms)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	if _, err := tx.ExecContext(ctx, q, id, t.Type, t.Payload, headers, t.Queue, t.MaxRetry, t.Timeout.Milliseconds(), processAt, t.Unique.Milliseconds()); err != nil {
 		return uuid.Nil, fmt.Errorf("outbox add %s: %w", t.Type, err)
 	}
 	// Wakes relays at commit; NOTIFY inside a transaction is delivered only then.

@@ -67,6 +67,7 @@ type row struct {
 	MaxRetry  int        `db:"max_retry"`
 	TimeoutMS int64      `db:"timeout_ms"`
 	ProcessAt *time.Time `db:"process_at"`
+	UniqueMS  int64      `db:"unique_ttl_ms"`
 }
 
 // RunOnce claims one batch, enqueues it and marks what was enqueued. It
@@ -86,7 +87,7 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("relay begin: %w", err)
 	}
 	var rows []row
-	const claim = `SELECT id, task_type, payload, headers, queue, max_retry, timeout_ms, process_at
+	const claim = `SELECT id, task_type, payload, headers, queue, max_retry, timeout_ms, process_at, unique_ttl_ms
 		FROM outbox WHERE dispatched_at IS NULL
 		ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED`
 	if err := tx.SelectContext(ctx, &rows, claim, r.Batch); err != nil {
@@ -162,6 +163,9 @@ func (r *Relay) enqueue(ctx context.Context, rw *row) error {
 	if rw.ProcessAt != nil {
 		opts = append(opts, asynq.ProcessAt(*rw.ProcessAt))
 	}
+	if rw.UniqueMS > 0 {
+		opts = append(opts, asynq.Unique(time.Duration(rw.UniqueMS)*time.Millisecond))
+	}
 	_, err := r.Queue.EnqueueContext(ctx, asynq.NewTaskWithHeaders(rw.Type, rw.Payload, headers), opts...)
 	if errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {
 		// Already enqueued by an earlier pass that crashed before marking.
@@ -210,11 +214,7 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}) {
 		n, err := r.RunOnce(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
-			if backoff == 0 {
-				backoff = 100 * time.Millisecond
-			} else if backoff < 5*time.Second {
-				backoff *= 2
-			}
+			backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
 			r.Log.Warn().Err(err).Dur("retry_in", backoff).Msg("outbox relay failed")
 			sleep(ctx, backoff, nil)
 		case n == r.Batch:

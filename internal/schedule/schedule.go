@@ -2,12 +2,17 @@
 // ID derived from its slot (`<type>:<slot time>`) and retained for at least
 // the slot's length, so any number of scheduler replicas, or a restart within
 // a slot, enqueue each slot once.
+//
+// Replicas share, through State, the latest slot each entry fired for. After
+// downtime (every replica down, or a process suspended past a slot), an
+// entry's Missed policy decides: fire the latest missed slot once, or skip.
 package schedule
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -15,12 +20,33 @@ import (
 	"github.com/rs/zerolog"
 )
 
+// Missed is what an entry does about slots that passed while no scheduler
+// was running.
+type Missed int
+
+const (
+	// MissedSkip drops missed slots; the entry next fires at its next slot.
+	// For frequent entries, where the next slot comes soon anyway.
+	MissedSkip Missed = iota
+	// MissedFireOnce fires the latest missed slot once (however many were
+	// missed), at start. For daily jobs that must not wait a day.
+	MissedFireOnce
+)
+
+func (m Missed) String() string {
+	if m == MissedFireOnce {
+		return "fire-once"
+	}
+	return "skip"
+}
+
 // Entry is one periodic task.
 type Entry struct {
 	Name     string // stable; used in task IDs and metrics
 	Spec     string // cron spec, 5 fields, UTC
 	Task     func(slot time.Time) *asynq.Task
 	Options  []asynq.Option
+	Missed   Missed
 	schedule cron.Schedule
 }
 
@@ -29,14 +55,31 @@ type Enqueuer interface {
 	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
 }
 
+// State remembers, across replicas and restarts, the latest slot each entry
+// fired (or deliberately skipped) for.
+type State interface {
+	// Last returns the entry's latest slot, the zero time when none.
+	Last(ctx context.Context, entry string) (time.Time, error)
+	// Advance records slot unless a later one is recorded.
+	Advance(ctx context.Context, entry string, slot time.Time) error
+}
+
 // Scheduler fires Entries.
 type Scheduler struct {
 	Entries []Entry
 	Queue   Enqueuer
 	Log     zerolog.Logger
+	// State, when set, lets the scheduler see missed slots; without it every
+	// start is fresh and nothing counts as missed.
+	State State
+	// Grace is how late a slot may still fire as on time; later, it is
+	// missed. Default 30 s.
+	Grace time.Duration
 	// Fired, when set, is told of each firing and whether it was new.
 	Fired func(entry string, enqueued bool, err error)
-	now   func() time.Time
+	// Skipped, when set, is told of each missed slot dropped by MissedSkip.
+	Skipped func(entry string, slot time.Time)
+	now     func() time.Time
 }
 
 // Parse checks every entry's spec; call before Run so a bad table fails at start.
@@ -79,10 +122,44 @@ func (s *Scheduler) Fire(ctx context.Context, e *Entry, slot time.Time) (bool, e
 	return err == nil, err
 }
 
-// Run fires every entry at each of its slots until ctx ends.
+// Decision is what to do about an entry at a moment.
+type Decision int
+
+// The decisions of Due.
+const (
+	Wait     Decision = iota // no slot is due
+	FireSlot                 // fire the slot (on time, or the latest missed one under MissedFireOnce)
+	SkipSlot                 // record the slot as handled without firing (MissedSkip)
+)
+
+// Due decides, for an entry whose latest handled slot is cursor, what to do
+// at now: find the latest slot in (cursor, now]; fire it when it is at most
+// grace old, else apply the entry's missed policy to it. Earlier slots in
+// the window are dropped either way: a missed run fires at most once.
+func Due(e *Entry, cursor, now time.Time, grace time.Duration) (Decision, time.Time) {
+	var latest time.Time
+	for s, n := e.schedule.Next(cursor), 0; !s.After(now) && n < 1_000_000; s, n = e.schedule.Next(s), n+1 {
+		latest = s
+	}
+	switch {
+	case latest.IsZero():
+		return Wait, time.Time{}
+	case now.Sub(latest) <= grace || e.Missed == MissedFireOnce:
+		return FireSlot, latest
+	default:
+		return SkipSlot, latest
+	}
+}
+
+// Run fires every entry at each of its slots until ctx ends. A failed
+// enqueue (Redis down) is retried with backoff until the entry's next slot
+// begins; firings of one entry never block another's.
 func (s *Scheduler) Run(ctx context.Context) error {
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.Grace <= 0 {
+		s.Grace = 30 * time.Second
 	}
 	if len(s.Entries) == 0 {
 		s.Log.Info().Msg("schedule is empty")
@@ -97,35 +174,93 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			break
 		}
 	}
-	next := make([]time.Time, len(s.Entries))
+	now := s.now().UTC()
+	cursor := make([]time.Time, len(s.Entries))
 	for i := range s.Entries {
-		next[i] = s.Entries[i].schedule.Next(s.now().UTC())
-	}
-	for {
-		soonest := 0
-		for i := range next {
-			if next[i].Before(next[soonest]) {
-				soonest = i
+		// Without a recorded slot only what falls within grace counts, so
+		// a first deployment does not fire yesterday's slot.
+		cursor[i] = now.Add(-s.Grace - time.Nanosecond)
+		if s.State != nil {
+			last, err := s.State.Last(ctx, s.Entries[i].Name)
+			if err != nil {
+				s.Log.Warn().Err(err).Str("entry", s.Entries[i].Name).Msg("schedule state unreadable; missed runs not detected")
+			} else if !last.IsZero() {
+				cursor[i] = last
 			}
 		}
-		t := time.NewTimer(time.Until(next[soonest]))
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		now = s.now().UTC()
+		wake := time.Time{}
+		for i := range s.Entries {
+			e := &s.Entries[i]
+			switch d, slot := Due(e, cursor[i], now, s.Grace); d {
+			case FireSlot:
+				cursor[i] = slot
+				late := now.Sub(slot) > s.Grace
+				wg.Add(1)
+				go func() { defer wg.Done(); s.fireInSlot(ctx, e, slot, late) }()
+			case SkipSlot:
+				cursor[i] = slot
+				s.Log.Warn().Str("entry", e.Name).Time("slot", slot).Str("policy", e.Missed.String()).Msg("schedule skipped a missed slot")
+				if s.Skipped != nil {
+					s.Skipped(e.Name, slot)
+				}
+				s.advance(ctx, e, slot)
+			}
+			if n := e.schedule.Next(cursor[i]); wake.IsZero() || n.Before(wake) {
+				wake = n
+			}
+		}
+		t := time.NewTimer(time.Until(wake))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
 		case <-t.C:
 		}
-		e := &s.Entries[soonest]
-		slot := next[soonest]
+	}
+}
+
+// fireInSlot fires e for slot, retrying failures with backoff until the next
+// slot starts or ctx ends.
+func (s *Scheduler) fireInSlot(ctx context.Context, e *Entry, slot time.Time, late bool) {
+	deadline := e.schedule.Next(slot)
+	backoff := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
 		enq, err := s.Fire(ctx, e, slot)
 		if s.Fired != nil {
 			s.Fired(e.Name, enq, err)
 		}
-		if err != nil {
-			s.Log.Error().Err(err).Str("entry", e.Name).Time("slot", slot).Msg("schedule fire failed")
-		} else {
-			s.Log.Info().Str("entry", e.Name).Time("slot", slot).Bool("enqueued", enq).Msg("schedule fired")
+		if err == nil {
+			s.Log.Info().Str("entry", e.Name).Time("slot", slot).Bool("enqueued", enq).Bool("missed", late).Int("attempt", attempt).Msg("schedule fired")
+			s.advance(ctx, e, slot)
+			return
 		}
-		next[soonest] = e.schedule.Next(slot)
+		wait := backoff
+		if until := deadline.Sub(s.now()); until <= wait {
+			s.Log.Error().Err(err).Str("entry", e.Name).Time("slot", slot).Int("attempts", attempt).Msg("schedule gave up on slot")
+			return
+		}
+		s.Log.Warn().Err(err).Str("entry", e.Name).Time("slot", slot).Dur("retry_in", wait).Msg("schedule fire failed")
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		if backoff < 10*time.Second {
+			backoff *= 2
+		}
+	}
+}
+
+func (s *Scheduler) advance(ctx context.Context, e *Entry, slot time.Time) {
+	if s.State == nil {
+		return
+	}
+	if err := s.State.Advance(ctx, e.Name, slot); err != nil {
+		s.Log.Warn().Err(err).Str("entry", e.Name).Msg("schedule state not saved")
 	}
 }

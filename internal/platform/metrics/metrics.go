@@ -56,6 +56,7 @@ type Tasks struct {
 	processed *prometheus.CounterVec
 	failed    *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
+	TaskOutcomes
 }
 
 // NewTasks registers the task collectors on r.
@@ -73,6 +74,7 @@ func NewTasks(r prometheus.Registerer) *Tasks {
 		}, []string{"type", "queue", "outcome"}),
 	}
 	r.MustRegister(t.processed, t.failed, t.duration)
+	t.TaskOutcomes = newTaskOutcomes(r)
 	return t
 }
 
@@ -85,4 +87,69 @@ func (t *Tasks) Observe(typ, queue string, err error, d time.Duration) {
 		t.failed.WithLabelValues(typ, queue).Inc()
 	}
 	t.duration.WithLabelValues(typ, queue, outcome).Observe(d.Seconds())
+}
+
+// TaskOutcomes counts what Asynq did with failed attempts: retried (a retry
+// spent), archived (dead), and throttled (put back by per-organization
+// fairness without spending a retry).
+type TaskOutcomes struct {
+	retried   *prometheus.CounterVec
+	archived  *prometheus.CounterVec
+	throttled *prometheus.CounterVec
+}
+
+func newTaskOutcomes(r prometheus.Registerer) TaskOutcomes {
+	o := TaskOutcomes{
+		retried: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keel_tasks_retried_total", Help: "Failed task attempts that will be retried, by type and queue.",
+		}, []string{"type", "queue"}),
+		archived: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keel_tasks_archived_total", Help: "Tasks whose final attempt failed (dead tasks), by type and queue.",
+		}, []string{"type", "queue"}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keel_tasks_throttled_total", Help: "Tasks put back because their organization hit its concurrency limit on a worker.",
+		}, []string{"type", "queue"}),
+	}
+	r.MustRegister(o.retried, o.archived, o.throttled)
+	return o
+}
+
+// Retried counts a failed attempt that Asynq will retry.
+func (t *Tasks) Retried(typ, queue string) { t.retried.WithLabelValues(typ, queue).Inc() }
+
+// Archived counts a task whose final attempt failed.
+func (t *Tasks) Archived(typ, queue string) { t.archived.WithLabelValues(typ, queue).Inc() }
+
+// Throttled counts a task put back by per-organization fairness.
+func (t *Tasks) Throttled(typ, queue string) { t.throttled.WithLabelValues(typ, queue).Inc() }
+
+// Jobs counts periodic job runs by outcome and remembers the last success,
+// so an alert can fire when, say, backup:verify has not passed for a day.
+type Jobs struct {
+	runs        *prometheus.CounterVec
+	lastSuccess *prometheus.GaugeVec
+}
+
+// NewJobs registers the job collectors on r.
+func NewJobs(r prometheus.Registerer) *Jobs {
+	j := &Jobs{
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keel_job_runs_total", Help: "Periodic job runs by job and status (ok, failed).",
+		}, []string{"job", "status"}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "keel_job_last_success_timestamp_seconds", Help: "Unix time of each periodic job's last successful run on this worker.",
+		}, []string{"job"}),
+	}
+	r.MustRegister(j.runs, j.lastSuccess)
+	return j
+}
+
+// Observe records one run of job.
+func (j *Jobs) Observe(job string, err error) {
+	if err != nil {
+		j.runs.WithLabelValues(job, "failed").Inc()
+		return
+	}
+	j.runs.WithLabelValues(job, "ok").Inc()
+	j.lastSuccess.WithLabelValues(job).SetToCurrentTime()
 }

@@ -6,6 +6,7 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"time"
@@ -111,4 +112,12 @@ func Ping(ctx context.Context, db *sqlx.DB) error {
 		return fmt.Errorf("postgres: %w", err)
 	}
 	return nil
+}
+
+// Array adapts a Go slice to a PostgreSQL array parameter or scan target.
+func Array(a any) interface {
+	driver.Valuer
+	sql.Scanner
+} {
+	return pq.Array(a)
 }

@@ -77,10 +77,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// Start runs path with env and args, stdout and stderr captured together.
-// The process is killed when t ends if it still runs.
-func Start(t testing.TB, path string, env []string, args ...string) *Proc {
-	t.Helper()
+// Exec runs path with env and args, stdout and stderr captured together.
+// The caller stops it (Terminate or Kill); tests use Start instead.
+func Exec(path string, env []string, args ...string) (*Proc, error) {
 	p := &Proc{Name: filepath.Base(path), out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(path, args...)
 	p.cmd.Env = env
@@ -88,18 +87,32 @@ func Start(t testing.TB, path string, env []string, args ...string) *Proc {
 	p.cmd.Stderr = p.out
 	p.Started = time.Now()
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("proctest: start %s: %v", p.Name, err)
+		return nil, fmt.Errorf("proctest: start %s: %w", p.Name, err)
 	}
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	return p, nil
+}
+
+// Start is Exec for a test: it fails t when the process cannot start and
+// kills the process when t ends if it still runs.
+func Start(t testing.TB, path string, env []string, args ...string) *Proc {
+	t.Helper()
+	p, err := Exec(path, env, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Kill)
 	return p
+}
+
+// Kill stops the process at once if it still runs and waits for it.
+func (p *Proc) Kill() {
+	select {
+	case <-p.done:
+	default:
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
 }
 
 // Pid is the process ID.
@@ -158,27 +171,36 @@ func Get(url string) (int, string) {
 	return resp.StatusCode, b.String()
 }
 
-// WaitStatus polls url every few milliseconds until it answers want, and
-// returns when that was, measured from the process's start. It fails t
-// when the process exits or timeout passes first.
-func (p *Proc) WaitStatus(t testing.TB, url string, want int, timeout time.Duration) time.Duration {
-	t.Helper()
+// Await polls url every few milliseconds until it answers want, and
+// returns when that was, measured from the process's start. It fails when
+// the process exits or timeout passes first.
+func (p *Proc) Await(url string, want int, timeout time.Duration) (time.Duration, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		code, body := Get(url)
 		if code == want {
-			return time.Since(p.Started)
+			return time.Since(p.Started), nil
 		}
 		select {
 		case <-p.done:
-			t.Fatalf("proctest: %s exited before %s answered %d:\n%s", p.Name, url, want, p.Output())
+			return 0, fmt.Errorf("proctest: %s exited before %s answered %d:\n%s", p.Name, url, want, p.Output())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("proctest: %s answered %d (%s), not %d, within %s:\n%s", url, code, body, want, timeout, p.Output())
+			return 0, fmt.Errorf("proctest: %s answered %d (%s), not %d, within %s:\n%s", url, code, body, want, timeout, p.Output())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// WaitStatus is Await failing t.
+func (p *Proc) WaitStatus(t testing.TB, url string, want int, timeout time.Duration) time.Duration {
+	t.Helper()
+	d, err := p.Await(url, want, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // RSSKB reads the process's resident set size, in KiB, from /proc.

@@ -1,5 +1,6 @@
 // Package queue adapts Asynq: the server's task middleware (context from
-// headers, logs, metrics, Sentry) and readiness probes.
+// headers, logs, metrics), per-organization fairness, the retry policy, the
+// handler of final failures (dead tasks, Sentry) and queue metrics.
 package queue
 
 import (
@@ -8,25 +9,40 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
 	"github.com/keelhq/keel/internal/outbox"
 	"github.com/keelhq/keel/internal/platform/logging"
 	"github.com/keelhq/keel/internal/platform/metrics"
-	"github.com/keelhq/keel/internal/platform/sentry"
 )
 
+type orgKey struct{}
+
+// OrgID returns the organization the running task acts for (from its
+// org_id header), or uuid.Nil for platform tasks. Handlers pass it to
+// postgres.InTx so Row Level Security scopes their transactions.
+func OrgID(ctx context.Context) uuid.UUID {
+	id, _ := ctx.Value(orgKey{}).(uuid.UUID)
+	return id
+}
+
+// WithOrgID returns ctx carrying org; for handlers' tests.
+func WithOrgID(ctx context.Context, org uuid.UUID) context.Context {
+	return context.WithValue(ctx, orgKey{}, org)
+}
+
 // Middleware restores what the task's writer knew (request ID, org, actor)
-// onto the context and its logger, logs the outcome with the duration, counts
-// it, and reports a task's last failed attempt to Sentry.
+// onto the context and its logger, logs the outcome with the duration and
+// counts it. Final failures are reported by FailureHandler, not here, so a
+// task is reported once however its last attempt ended.
 func Middleware(log zerolog.Logger, m *metrics.Tasks) asynq.MiddlewareFunc {
 	return func(next asynq.Handler) asynq.Handler {
 		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 			id, _ := asynq.GetTaskID(ctx)
 			queueName, _ := asynq.GetQueueName(ctx)
 			retried, _ := asynq.GetRetryCount(ctx)
-			maxRetry, _ := asynq.GetMaxRetry(ctx)
 			lc := log.With().Str("task_id", id).Str("task_type", t.Type()).Str("queue", queueName).Int("retry", retried)
 			h := t.Headers()
 			for _, k := range []string{outbox.HeaderOrgID, outbox.HeaderActorID} {
@@ -39,6 +55,15 @@ func Middleware(log zerolog.Logger, m *metrics.Tasks) asynq.MiddlewareFunc {
 			if rid := h[outbox.HeaderRequestID]; rid != "" {
 				ctx = logging.WithRequestID(ctx, rid)
 			}
+			if v := h[outbox.HeaderOrgID]; v != "" {
+				// A malformed org_id leaves the task without a tenant, which
+				// Row Level Security treats as no rows at all: it fails closed.
+				if org, err := uuid.Parse(v); err == nil {
+					ctx = WithOrgID(ctx, org)
+				} else {
+					zerolog.Ctx(ctx).Warn().Str("org_id", v).Msg("task org_id is not a UUID; running without a tenant")
+				}
+			}
 			start := time.Now()
 			err := next.ProcessTask(ctx, t)
 			d := time.Since(start)
@@ -47,18 +72,28 @@ func Middleware(log zerolog.Logger, m *metrics.Tasks) asynq.MiddlewareFunc {
 			}
 			ev := zerolog.Ctx(ctx).Info()
 			if err != nil {
-				final := retried >= maxRetry || errors.Is(err, asynq.SkipRetry)
-				ev = zerolog.Ctx(ctx).Warn().Err(err).Bool("final", final)
+				final := IsFinal(ctx, err)
+				ev = zerolog.Ctx(ctx).Warn()
 				if final {
-					ev = zerolog.Ctx(ctx).Error().Err(err).Bool("final", true)
-					sentry.Capture(ctx, fmt.Errorf("task %s %s: %w", t.Type(), id, err),
-						map[string]string{"task_type": t.Type(), "queue": queueName})
+					ev = zerolog.Ctx(ctx).Error()
 				}
+				ev = ev.Err(err).Bool("final", final)
 			}
 			ev.Dur("duration", d).Msg("task")
 			return err
 		})
 	}
+}
+
+// IsFinal reports whether err ends the task for good: its retries are spent
+// or it asked to skip them. ctx is the task's context.
+func IsFinal(ctx context.Context, err error) bool {
+	if err == nil || errors.Is(err, asynq.RevokeTask) || errors.Is(err, ErrOrgBusy) {
+		return false
+	}
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	return retried >= maxRetry || errors.Is(err, asynq.SkipRetry)
 }
 
 // Logger adapts zerolog to Asynq's logger interface.

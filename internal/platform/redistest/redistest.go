@@ -22,6 +22,8 @@ type Server struct {
 	URL  string
 	dir  string
 	cmd  *exec.Cmd
+	// persistent servers keep an fsync-always AOF in dir across restarts.
+	persistent bool
 }
 
 // FreePort returns a loopback port that was free a moment ago.
@@ -45,6 +47,18 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
+// StartPersistent is Start with an append-only file synced on every write,
+// as production Redis runs, so what the server acknowledged survives Stop
+// (a kill -9) and Restart.
+func StartPersistent(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{t: t, Port: FreePort(t), dir: t.TempDir(), persistent: true}
+	s.URL = fmt.Sprintf("redis://127.0.0.1:%d/0", s.Port)
+	s.Restart()
+	t.Cleanup(s.Stop)
+	return s
+}
+
 // Restart starts the server again on the same port after Stop.
 func (s *Server) Restart() {
 	s.t.Helper()
@@ -55,24 +69,36 @@ func (s *Server) Restart() {
 	if err != nil {
 		s.t.Fatalf("redistest: redis-server not found (run `make services`): %v", err)
 	}
-	cmd := exec.Command(bin, "--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir, "--maxmemory-policy", "noeviction")
+	aof := []string{"--appendonly", "no"}
+	if s.persistent {
+		aof = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	}
+	args := append([]string{"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
+		"--save", "", "--dir", s.dir, "--maxmemory-policy", "noeviction"}, aof...)
+	cmd := exec.Command(bin, args...)
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("redistest: start: %v", err)
 	}
 	s.cmd = cmd
-	c := s.Client()
+	if err := Await(s.Addr(), 10*time.Second); err != nil {
+		s.t.Fatalf("redistest: %v", err)
+	}
+}
+
+// Await pings the Redis at addr until it answers, or fails after timeout.
+func Await(addr string, timeout time.Duration) error {
+	c := redis.NewClient(&redis.Options{Addr: addr})
 	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(timeout)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		err := c.Ping(ctx).Err()
 		cancel()
 		if err == nil {
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("redistest: server on port %d did not answer: %v", s.Port, err)
+			return fmt.Errorf("redis at %s did not answer: %w", addr, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

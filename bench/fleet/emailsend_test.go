@@ -1,0 +1,149 @@
+// Package fleet benchmarks the worker fleet end to end; the benchmarks start
+// the real binaries against real PostgreSQL, Redis and Mailpit.
+package fleet
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/keelhq/keel/internal/outbox"
+	"github.com/keelhq/keel/internal/platform/mailtest"
+	"github.com/keelhq/keel/internal/platform/postgrestest"
+	"github.com/keelhq/keel/internal/platform/redistest"
+	"github.com/keelhq/keel/internal/platform/workertest"
+	"github.com/keelhq/keel/jobs"
+)
+
+func TestMain(m *testing.M) { os.Exit(postgrestest.Main(m)) }
+
+// BenchmarkEmailSendBurst commits b.N email:send tasks to the outbox at once
+// (in transactions of 100) and measures until Mailpit has accepted them all:
+// outbox insert → relay → Redis → worker → SMTP. Reports messages per second
+// and the latency percentiles of the burst (which include queueing).
+//
+//	go test ./bench/fleet -run '^$' -bench EmailSendBurst -benchtime 2000x
+func BenchmarkEmailSendBurst(b *testing.B) {
+	run(b, b.N, 0)
+}
+
+// BenchmarkEmailSendPaced offers b.N emails at 50 per second, below
+// capacity, so the latencies are the pipeline's own, not a backlog's.
+//
+//	go test ./bench/fleet -run '^$' -bench EmailSendPaced -benchtime 500x
+func BenchmarkEmailSendPaced(b *testing.B) {
+	run(b, b.N, 50)
+}
+
+func run(b *testing.B, n int, perSecond int) {
+	bin := workertest.Binary(b, "worker")
+	db := postgrestest.New(b)
+	r := redistest.Start(b)
+	mp := mailtest.Start(b)
+	workertest.Start(b, bin, "DATABASE_URL="+db.AppURL, "REDIS_URL="+r.URL, "SMTP_URL="+mp.SMTPURL,
+		"WORKER_CONCURRENCY=20", "LOG_LEVEL=warn")
+	// Warm up: the first task pays for connections.
+	warm := mustTask(b, "warmup@bench.keel.test")
+	workertest.AddTasks(b, db.App, []outbox.Task{warm}, 1)
+	mp.WaitFor(b, "warmup@bench.keel.test", 30*time.Second)
+
+	sent := make(map[string]time.Time, n)
+	tasks := make([]outbox.Task, n)
+	for i := range tasks {
+		tasks[i] = mustTask(b, fmt.Sprintf("user%d@bench.keel.test", i))
+	}
+	b.ResetTimer()
+	start := time.Now()
+	batch := 100
+	if perSecond > 0 {
+		batch = 1
+	}
+	for i := 0; i < n; i += batch {
+		end := min(i+batch, n)
+		if perSecond > 0 {
+			if d := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(perSecond))); d > 0 {
+				time.Sleep(d)
+			}
+		}
+		workertest.AddTasks(b, db.App, tasks[i:end], batch)
+		now := time.Now()
+		for j := i; j < end; j++ {
+			sent[fmt.Sprintf("user%d@bench.keel.test", j)] = now
+		}
+	}
+	var got map[string]time.Time
+	deadline := time.Now().Add(5*time.Minute + time.Duration(n)*10*time.Millisecond)
+	for {
+		var err error
+		got, err = received(mp.APIURL)
+		if err == nil && len(got) >= n+1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("only %d of %d emails arrived (%v)", len(got)-1, n, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var last time.Time
+	lat := make([]time.Duration, 0, n)
+	for to, at := range sent {
+		arr, ok := got[to]
+		if !ok {
+			b.Fatalf("no email to %s", to)
+		}
+		if arr.After(last) {
+			last = arr
+		}
+		lat = append(lat, max(0, arr.Sub(at)))
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Milliseconds()) }
+	b.ReportMetric(float64(n)/last.Sub(start).Seconds(), "emails/s")
+	b.ReportMetric(pct(0.5), "p50_ms")
+	b.ReportMetric(pct(0.99), "p99_ms")
+	b.ReportMetric(pct(1), "max_ms")
+}
+
+func mustTask(b *testing.B, to string) outbox.Task {
+	t, err := jobs.NewEmailSendTask(jobs.EmailSendPayload{To: to, Template: "welcome", Data: map[string]string{"name": "Bench"}}, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return t
+}
+
+// received lists every message Mailpit accepted with the time it did.
+func received(api string) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	for start := 0; ; start += 1000 {
+		resp, err := http.Get(fmt.Sprintf("%s/api/v1/messages?start=%d&limit=1000", api, start))
+		if err != nil {
+			return out, err
+		}
+		var body struct {
+			Total    int `json:"total"`
+			Messages []struct {
+				To      []struct{ Address string } `json:"To"`
+				Created time.Time                  `json:"Created"`
+			} `json:"messages"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if err != nil {
+			return out, err
+		}
+		for _, m := range body.Messages {
+			if len(m.To) > 0 {
+				out[m.To[0].Address] = m.Created
+			}
+		}
+		if start+1000 >= body.Total {
+			return out, nil
+		}
+	}
+}

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/keelhq/keel/internal/backup"
+	"github.com/keelhq/keel/internal/config"
+	"github.com/keelhq/keel/internal/deadtask"
+	"github.com/keelhq/keel/internal/jobrun"
+	"github.com/keelhq/keel/internal/outbox"
+	"github.com/keelhq/keel/internal/platform/postgres"
+	"github.com/keelhq/keel/jobs"
+)
+
+const fleetUsage = `  tasks dead [-all] [-limit N]
+                   list dead tasks (final attempt failed), newest first
+  tasks replay ID  enqueue dead task ID again (through the outbox, new task ID)
+  tasks canary [-n N] [-wait 1m]
+                   send N ops:canary probes through outbox, relay, Redis and a worker,
+                   and wait until each has run
+  jobs runs [-job NAME] [-limit N]
+                   list the latest periodic job runs (backup:verify, purges, ...)
+  backup verify    pg_dump the database, restore it into a scratch database and
+                   compare row counts and migration version; as BACKUP_DATABASE_URL
+                   (or DATABASE_OWNER_URL), recorded in job_runs
+`
+
+func openTasksDB(cfg *config.Ctl) (*sqlx.DB, error) {
+	tc, err := cfg.Tasks()
+	if err != nil {
+		return nil, err
+	}
+	return postgres.Open(tc.Postgres.URL, postgres.Options{MaxOpenConns: 2})
+}
+
+// openListing parses a command's flags and opens the database it lists from.
+func openListing(cfg *config.Ctl, fs *flag.FlagSet, args []string) (*sqlx.DB, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return openTasksDB(cfg)
+}
+
+func runTasks(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: tasks needs dead or replay", errUsage)
+	}
+	switch args[0] {
+	case "dead":
+		fs := flag.NewFlagSet("tasks dead", flag.ContinueOnError)
+		all := fs.Bool("all", false, "include replayed tasks")
+		limit := fs.Int("limit", 50, "how many")
+		db, err := openListing(cfg, fs, args[1:])
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		list, err := (&deadtask.Store{DB: db}).List(ctx, *limit, *all)
+		if err != nil {
+			return err
+		}
+		w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "ID\tDIED\tTYPE\tQUEUE\tORG\tRETRIED\tREPLAYED\tERROR")
+		for _, t := range list {
+			org, replayed := "-", "-"
+			if t.OrgID.Valid {
+				org = t.OrgID.UUID.String()
+			}
+			if t.ReplayedAt.Valid {
+				replayed = t.ReplayTaskID.UUID.String()
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", t.ID, t.DiedAt.UTC().Format(time.RFC3339), t.Type, t.Queue,
+				org, t.Retried, t.MaxRetry, replayed, oneLine(t.LastError, 100))
+		}
+		return w.Flush()
+	case "replay":
+		if len(args) != 2 {
+			return fmt.Errorf("%w: tasks replay needs one dead task ID", errUsage)
+		}
+		id, err := uuid.Parse(args[1])
+		if err != nil {
+			return fmt.Errorf("%w: %q is not a dead task ID", errUsage, args[1])
+		}
+		db, err := openTasksDB(cfg)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		newID, err := (&deadtask.Store{DB: db}).Replay(ctx, id, func(typ string) (int, time.Duration, bool) {
+			for _, s := range jobs.Specs() {
+				if s.Type == typ {
+					return s.MaxRetry, s.Timeout, true
+				}
+			}
+			return 0, 0, false
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "replayed %s as task %s (the worker's relay enqueues it)\n", id, newID)
+		return nil
+	case "canary":
+		return runCanary(ctx, cfg, args[1:], out)
+	}
+	return fmt.Errorf("%w: unknown tasks command %q", errUsage, args[0])
+}
+
+// runCanary proves the whole task path works: it commits probes to the
+// outbox, as the API would, and waits for a worker to record them.
+func runCanary(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("tasks canary", flag.ContinueOnError)
+	n := fs.Int("n", 1, "how many probes")
+	wait := fs.Duration("wait", time.Minute, "how long to wait for them")
+	db, err := openListing(cfg, fs, args)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if *n < 1 || *n > 10000 {
+		return fmt.Errorf("%w: -n must be 1..10000", errUsage)
+	}
+	task, err := jobs.NewCanaryTask(jobs.CanaryPayload{})
+	if err != nil {
+		return err
+	}
+	ids := make([]string, 0, *n)
+	start := time.Now()
+	err = postgres.InTx(ctx, db, uuid.Nil, func(tx *sqlx.Tx) error {
+		for i := 0; i < *n; i++ {
+			id, err := outbox.Add(ctx, tx, task)
+			if err != nil {
+				return err
+			}
+			ids = append(ids, id.String())
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(*wait)
+	for {
+		var done int
+		if err := db.GetContext(ctx, &done, `SELECT count(*) FROM canary_runs WHERE task_id = ANY($1)`, postgres.Array(ids)); err != nil {
+			return err
+		}
+		if done == len(ids) {
+			fmt.Fprintf(out, "%d canary task(s) ran in %s\n", done, time.Since(start).Round(time.Millisecond))
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d canary task(s) ran within %s: check workers, Redis and keel_outbox_backlog", done, len(ids), *wait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func runJobs(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer) error {
+	if len(args) == 0 || args[0] != "runs" {
+		return fmt.Errorf("%w: jobs needs runs", errUsage)
+	}
+	fs := flag.NewFlagSet("jobs runs", flag.ContinueOnError)
+	job := fs.String("job", "", "only this job (e.g. backup:verify)")
+	limit := fs.Int("limit", 20, "how many")
+	db, err := openListing(cfg, fs, args[1:])
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	runs, err := (&jobrun.Store{DB: db}).List(ctx, *job, *limit)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "STARTED\tJOB\tSTATUS\tDURATION\tDETAIL / ERROR")
+	for _, r := range runs {
+		d := "-"
+		if r.FinishedAt.Valid {
+			d = r.FinishedAt.Time.Sub(r.StartedAt).Round(time.Millisecond).String()
+		}
+		info := string(r.Detail)
+		if r.Error.Valid {
+			info = r.Error.String
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.StartedAt.UTC().Format(time.RFC3339), r.Job, r.Status, d, oneLine(info, 160))
+	}
+	return w.Flush()
+}
+
+func runBackup(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer) error {
+	if len(args) != 1 || args[0] != "verify" {
+		return fmt.Errorf("%w: backup needs verify", errUsage)
+	}
+	src, err := cfg.BackupURL()
+	if err != nil {
+		return err
+	}
+	db, err := openTasksDB(cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	v := &backup.Verifier{SourceURL: src}
+	var rep backup.Report
+	err = (&jobrun.Store{DB: db}).Track(ctx, jobs.TypeBackupVerify, "keelctl:"+uuid.NewString(), func(ctx context.Context) (any, error) {
+		var err error
+		rep, err = v.Verify(ctx)
+		return rep, err
+	})
+	b, _ := json.MarshalIndent(rep, "", "  ")
+	fmt.Fprintln(out, string(b))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "backup verified")
+	return nil
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}

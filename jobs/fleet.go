@@ -1,0 +1,62 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/keelhq/keel/internal/backup"
+	"github.com/keelhq/keel/internal/deadtask"
+	"github.com/keelhq/keel/internal/jobrun"
+)
+
+// registerFleet adds the worker fleet's own handlers: the canary and the
+// periodic maintenance jobs. Queue and Archive are optional here so tests of
+// other task types can register with DB, Mail and Render alone; the jobs
+// that need them fail with a message saying so (cmd/worker always sets them).
+func registerFleet(mux *asynq.ServeMux, d Deps) error {
+	ret := d.Retention.withDefaults()
+	runs := &jobrun.Store{DB: d.DB}
+	p := &purger{db: d.DB}
+	v := d.Backup
+	if v == nil {
+		v = &backup.Verifier{}
+	}
+	mux.Handle(TypeCanary, &CanaryHandler{DB: d.DB})
+	for typ, run := range map[string]func(ctx context.Context) (any, error){
+		TypeOutboxSweep:    needs(d.Queue != nil, "Queue", (&outboxSweep{db: d.DB, queue: d.Queue, log: d.Log}).run),
+		TypeTokensPurge:    (&tokensPurge{p: p, ret: ret}).run,
+		TypeRetentionPurge: (&retentionPurge{p: p, ret: ret}).run,
+		TypeBackupVerify:   (&backupVerify{v: v}).run,
+		TypeDeadSync:       needs(d.Archive != nil, "Archive", (&deadSync{archive: d.Archive, dead: &deadtask.Store{DB: d.DB}}).run),
+	} {
+		mux.Handle(typ, &periodic{runs: runs, observe: d.JobObserved, run: run})
+	}
+	return nil
+}
+
+// needs returns run, or when ok is false a run that fails naming the
+// missing dependency.
+func needs(ok bool, dep string, run func(context.Context) (any, error)) func(context.Context) (any, error) {
+	if ok {
+		return run
+	}
+	return func(context.Context) (any, error) {
+		return nil, errors.New("not configured: jobs.Deps." + dep + " is nil")
+	}
+}
+
+func (r Retention) withDefaults() Retention {
+	def := DefaultRetention
+	for _, f := range []struct{ v, d *time.Duration }{
+		{&r.Outbox, &def.Outbox}, {&r.SentEmails, &def.SentEmails}, {&r.DeadTasks, &def.DeadTasks},
+		{&r.JobRuns, &def.JobRuns}, {&r.Audit, &def.Audit}, {&r.SoftDeleted, &def.SoftDeleted}, {&r.TokenGrace, &def.TokenGrace},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.d
+		}
+	}
+	return r
+}

@@ -1,0 +1,62 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/rs/zerolog"
+
+	"github.com/keelhq/keel/internal/outbox"
+)
+
+// TypeOutboxSweep re-dispatches outbox rows that no relay marked within a
+// minute (every worker's relay stopped, or kept failing on them). It runs
+// ordinary relay passes, which claim rows with SKIP LOCKED and enqueue them
+// under their own IDs, so it is safe alongside running relays.
+const TypeOutboxSweep = "outbox:sweep"
+
+type outboxSweep struct {
+	db    *sqlx.DB
+	queue outbox.Enqueuer
+	log   zerolog.Logger
+}
+
+// sweepPasses bounds one sweep; what is left waits for the next minute.
+const sweepPasses = 50
+
+func (s *outboxSweep) run(ctx context.Context) (any, error) {
+	stale := func() (int64, error) {
+		var n int64
+		err := s.db.GetContext(ctx, &n, `SELECT count(*) FROM outbox
+			WHERE dispatched_at IS NULL AND created_at < now() - interval '1 minute'`)
+		return n, err
+	}
+	before, err := stale()
+	if err != nil {
+		return nil, fmt.Errorf("count stale outbox rows: %w", err)
+	}
+	detail := map[string]int64{"stale_before": before}
+	if before == 0 {
+		return detail, nil
+	}
+	r := &outbox.Relay{DB: s.db, Queue: s.queue, Log: s.log, Batch: 200}
+	var moved int64
+	for i := 0; i < sweepPasses; i++ {
+		n, err := r.RunOnce(ctx)
+		moved += int64(n)
+		if err != nil {
+			detail["dispatched"] = moved
+			return detail, err
+		}
+		if n < r.Batch {
+			break
+		}
+	}
+	detail["dispatched"] = moved
+	after, err := stale()
+	if err == nil {
+		detail["stale_after"] = after
+	}
+	return detail, nil
+}
