@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 scripts/services.sh
 scripts/tools.sh
+scripts/sweep-test-db.sh
 
 echo "== go vet"
 go vet ./...
