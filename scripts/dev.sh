@@ -61,9 +61,8 @@ fi
 echo "dev: building binaries"
 go build -o bin/ ./cmd/...
 bin/keelctl migrate up
-if bin/keelctl help | grep -q seed-demo; then
-  bin/keelctl seed-demo || true
-fi
+# Idempotent: on an existing demo it says so and changes nothing.
+bin/keelctl seed-demo || echo "dev: seed-demo failed (see above); continuing without demo data"
 
 METRICS_ADDR=127.0.0.1:9091 bin/worker & pids+=($!)
 METRICS_ADDR=127.0.0.1:9092 bin/scheduler & pids+=($!)
