@@ -85,6 +85,37 @@ func BenchmarkEnqueueBare(b *testing.B) {
 	b.ReportMetric(float64(b.N)/el.Seconds(), "tasks/s")
 }
 
+// BenchmarkOutboxRelayDrain: rows already committed (by 8 clients, untimed);
+// measures the relay alone moving them to Asynq.
+func BenchmarkOutboxRelayDrain(b *testing.B) {
+	rs := redistest.Start(b)
+	db := postgrestest.New(b)
+	client := asynq.NewClient(redisOpt(rs))
+	defer client.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := split(b.N, func(i int) error {
+		return postgres.InTx(ctx, db.App, uuid.Nil, func(tx *sqlx.Tx) error {
+			_, err := outbox.Add(ctx, tx, outbox.Task{Type: "bench:noop", Payload: []byte(`{}`)})
+			return err
+		})
+	}); err != nil {
+		b.Fatal(err)
+	}
+	var moved atomic.Int64
+	relay := &outbox.Relay{DB: db.App, Queue: client, Log: zerolog.Nop(), Idle: 50 * time.Millisecond, Batch: benchBatch(), Loops: benchLoops(), InFlight: envInt("BENCH_INFLIGHT", 0),
+		Dispatched: func(n int) { moved.Add(int64(n)) }}
+	b.ResetTimer()
+	start := time.Now()
+	go relay.Run(ctx)
+	for moved.Load() < int64(b.N) {
+		time.Sleep(time.Millisecond)
+	}
+	el := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/el.Seconds(), "rows/s")
+}
+
 // BenchmarkOutboxRelay: 8 clients each commit outbox rows (one transaction
 // per row, as an API request would) while the relay runs; measured from the
 // first insert until the last row is enqueued.
@@ -182,37 +213,6 @@ func BenchmarkProcessWorker(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
-// BenchmarkOutboxRelayDrain: rows already committed (by 8 clients, untimed);
-// measures the relay alone moving them to Asynq.
-func BenchmarkOutboxRelayDrain(b *testing.B) {
-	rs := redistest.Start(b)
-	db := postgrestest.New(b)
-	client := asynq.NewClient(redisOpt(rs))
-	defer client.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := split(b.N, func(i int) error {
-		return postgres.InTx(ctx, db.App, uuid.Nil, func(tx *sqlx.Tx) error {
-			_, err := outbox.Add(ctx, tx, outbox.Task{Type: "bench:noop", Payload: []byte(`{}`)})
-			return err
-		})
-	}); err != nil {
-		b.Fatal(err)
-	}
-	var moved atomic.Int64
-	relay := &outbox.Relay{DB: db.App, Queue: client, Log: zerolog.Nop(), Idle: 50 * time.Millisecond, Batch: benchBatch(), Loops: benchLoops(), InFlight: envInt("BENCH_INFLIGHT", 0),
-		Dispatched: func(n int) { moved.Add(int64(n)) }}
-	b.ResetTimer()
-	start := time.Now()
-	go relay.Run(ctx)
-	for moved.Load() < int64(b.N) {
-		time.Sleep(time.Millisecond)
-	}
-	el := time.Since(start)
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/el.Seconds(), "rows/s")
-}
 
 func benchBatch() int { return envInt("BENCH_BATCH", 0) }
 func benchLoops() int { return envInt("BENCH_LOOPS", 0) }

@@ -15,11 +15,15 @@ N=${BENCH_N:-20000}
 COUNT=${BENCH_COUNT:-3}
 
 raw=bench/results/throughput-$stamp.txt
-echo "== throughput (N=$N, count=$COUNT) -> $raw"
-# Keel's path and its bare-Asynq twin alternate within one run (-count), so
-# both see the same machine load.
-go test -run '^$' -bench 'EnqueueBare|OutboxRelayDrain|OutboxRelay$|ProcessBare|ProcessWorker' \
-  -benchtime "${N}x" -count "$COUNT" ./bench/ | tee "$raw"
+echo "== throughput (N=$N, $COUNT rounds) -> $raw"
+: > "$raw"
+# Each round runs Keel's path right after its bare-Asynq twin (benchmarks run
+# in source order), so a change in the machine's load hits both alike.
+for round in $(seq 1 "$COUNT"); do
+  echo "-- round $round" | tee -a "$raw"
+  go test -run '^$' -bench 'EnqueueBare|OutboxRelayDrain|OutboxRelay$|ProcessBare|ProcessWorker' \
+    -benchtime "${N}x" ./bench/ | tee -a "$raw"
+done
 
 go run ./bench/summarize "$raw" | tee bench/results/throughput-latest.md
 

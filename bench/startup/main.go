@@ -15,6 +15,7 @@ package main
 import (
 	"crypto/rand"
 	"database/sql"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
@@ -131,7 +132,8 @@ func measure(path, appURL, redisURL string) (readyMS float64, rssKB int, err err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	p, err := proctest.Exec(path, proctest.Env("ENV", "production", "LOG_LEVEL", "warn",
-		"DATABASE_URL", appURL, "REDIS_URL", redisURL, "HTTP_ADDR", addr, "METRICS_ADDR", addr))
+		"DATABASE_URL", appURL, "REDIS_URL", redisURL, "HTTP_ADDR", addr, "METRICS_ADDR", addr,
+		"JWT_SIGNING_KEY", randomKey(), "TOTP_ENCRYPTION_KEY", randomKey()))
 	if err != nil {
 		return 0, 0, err
 	}
@@ -163,4 +165,11 @@ func randHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// randomKey is a fresh base64 32-byte key, as `keelctl gen-keys` prints.
+func randomKey() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
 }

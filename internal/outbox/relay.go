@@ -86,10 +86,13 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
 		return 0, fmt.Errorf("relay begin: %w", err)
 	}
+	// Claim and mark in one statement: each row is written once per pass,
+	// and rows whose enqueue fails are put back below, in the same transaction.
 	var rows []row
-	const claim = `SELECT id, task_type, payload, headers, queue, max_retry, timeout_ms, process_at, unique_ttl_ms
-		FROM outbox WHERE dispatched_at IS NULL
-		ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED`
+	const claim = `UPDATE outbox SET dispatched_at = now()
+		WHERE id IN (SELECT id FROM outbox WHERE dispatched_at IS NULL
+			ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+		RETURNING id, task_type, payload, headers, queue, max_retry, timeout_ms, process_at, unique_ttl_ms`
 	if err := tx.SelectContext(ctx, &rows, claim, r.Batch); err != nil {
 		return 0, fmt.Errorf("relay claim: %w", err)
 	}
@@ -124,13 +127,9 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 		}(&rows[i])
 	}
 	wg.Wait()
-	if len(done) > 0 {
-		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET dispatched_at = now() WHERE id = ANY($1::uuid[])`, pq.Array(done)); err != nil {
-			return 0, fmt.Errorf("relay mark: %w", err)
-		}
-	}
 	if len(failed) > 0 {
-		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::uuid[])`,
+		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET dispatched_at = NULL, attempts = attempts + 1, last_error = $2
+			WHERE id = ANY($1::uuid[])`,
 			pq.Array(failed), firstErr.Error()); err != nil {
 			return 0, fmt.Errorf("relay record failure: %w", err)
 		}
