@@ -1,8 +1,9 @@
 // Package backup checks that the database can be restored: it dumps it with
 // pg_dump, restores the dump into a scratch database with pg_restore, and
 // compares every table's row count, taken in the dump's own snapshot, and
-// the migration version. A backup that has never been restored is a hope,
-// not a backup.
+// the migration version. With a bucket configured it checks the newest dump
+// stored there instead (stored.go). A backup that has never been restored is
+// a hope, not a backup.
 package backup
 
 import (
