@@ -6,9 +6,9 @@ import (
 	"github.com/keelhq/keel/internal/backup"
 )
 
-// TypeBackupVerify restores a fresh pg_dump of the database into a scratch
-// database and checks it (see internal/backup). Restoring the latest dump
-// from an S3 prefix instead is future work, for when the S3 adapter lands.
+// TypeBackupVerify restores a dump into a scratch database and checks it
+// (see internal/backup): a fresh pg_dump of the database, or, when the
+// verifier has a bucket (BACKUP_S3_BUCKET), the newest dump stored there.
 const TypeBackupVerify = "backup:verify"
 
 type backupVerify struct {

@@ -19,6 +19,7 @@ import (
 	"github.com/keelhq/keel/internal/jobrun"
 	"github.com/keelhq/keel/internal/outbox"
 	"github.com/keelhq/keel/internal/platform/postgres"
+	"github.com/keelhq/keel/internal/platform/s3"
 	"github.com/keelhq/keel/jobs"
 )
 
@@ -32,7 +33,9 @@ const fleetUsage = `  tasks dead [-all] [-limit N]
                    list the latest periodic job runs (backup:verify, purges, ...)
   backup verify    pg_dump the database, restore it into a scratch database and
                    compare row counts and migration version; as BACKUP_DATABASE_URL
-                   (or DATABASE_OWNER_URL), recorded in job_runs
+                   (or DATABASE_OWNER_URL), recorded in job_runs. With BACKUP_S3_BUCKET
+                   and BACKUP_S3_PREFIX set, restore the newest dump stored there
+                   instead (pg_dump -Fc, at most BACKUP_MAX_AGE old)
 `
 
 func openTasksDB(cfg *config.Ctl) (*sqlx.DB, error) {
@@ -214,7 +217,17 @@ func runBackup(ctx context.Context, cfg *config.Ctl, args []string, out io.Write
 		return err
 	}
 	defer db.Close()
+	stored, err := cfg.BackupS3()
+	if err != nil {
+		return err
+	}
 	v := &backup.Verifier{SourceURL: src}
+	if stored.Bucket != "" {
+		if v.Store, err = s3.New(ctx, s3.Config(stored.S3)); err != nil {
+			return err
+		}
+		v.Bucket, v.Prefix, v.MaxAge = stored.Bucket, stored.Prefix, stored.MaxAge
+	}
 	var rep backup.Report
 	err = (&jobrun.Store{DB: db}).Track(ctx, jobs.TypeBackupVerify, "keelctl:"+uuid.NewString(), func(ctx context.Context) (any, error) {
 		var err error

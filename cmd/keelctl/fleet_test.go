@@ -11,6 +11,7 @@ import (
 	"github.com/keelhq/keel/internal/platform/postgrestest"
 	"github.com/keelhq/keel/internal/platform/queue"
 	"github.com/keelhq/keel/internal/platform/redistest"
+	"github.com/keelhq/keel/internal/platform/s3test"
 	"github.com/keelhq/keel/internal/platform/workertest"
 )
 
@@ -83,5 +84,36 @@ func TestTasksCanaryWithWorker(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "5 canary task(s) ran in") {
 		t.Fatalf("output: %s", out.String())
+	}
+}
+
+// With a bucket configured, `backup verify` restores the newest stored dump
+// and says which; an empty prefix fails naming it.
+func TestBackupVerifyFromS3Command(t *testing.T) {
+	db := postgrestest.New(t)
+	srv := s3test.Start(t, "keel-backups")
+	srv.MustUpload(t, "keel/daily/latest.dump", postgrestest.MustDump(t, db.OwnerURL, "--format=custom"))
+	t.Setenv("DATABASE_URL", db.AppURL)
+	t.Setenv("BACKUP_DATABASE_URL", db.OwnerURL)
+	c := srv.Config()
+	t.Setenv("S3_ENDPOINT", c.Endpoint)
+	t.Setenv("S3_ACCESS_KEY_ID", c.AccessKeyID)
+	t.Setenv("S3_SECRET_ACCESS_KEY", c.SecretAccessKey)
+	t.Setenv("BACKUP_S3_BUCKET", srv.Bucket)
+	t.Setenv("BACKUP_S3_PREFIX", "keel/daily/")
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"backup", "verify"}, &out); err != nil ||
+		!strings.Contains(out.String(), `"object_key": "keel/daily/latest.dump"`) || !strings.Contains(out.String(), "backup verified") {
+		t.Fatalf("backup verify: %v\n%s", err, out.String())
+	}
+	t.Setenv("BACKUP_S3_PREFIX", "keel/weekly/")
+	out.Reset()
+	if err := run(context.Background(), []string{"backup", "verify"}, &out); err == nil || !strings.Contains(err.Error(), "no objects under s3://keel-backups/keel/weekly/") {
+		t.Fatalf("empty prefix: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"jobs", "runs", "-job", "backup:verify"}, &out); err != nil ||
+		!strings.Contains(out.String(), " ok ") || !strings.Contains(out.String(), " failed ") {
+		t.Fatalf("jobs runs: %v\n%s", err, out.String())
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/internal/platform/queue"
 	"github.com/keelhq/keel/internal/platform/redis"
+	"github.com/keelhq/keel/internal/platform/s3"
 	"github.com/keelhq/keel/internal/platform/sentry"
 	"github.com/keelhq/keel/jobs"
 )
@@ -80,6 +81,14 @@ func run(ctx context.Context) error {
 	jobMetrics := metrics.NewJobs(reg)
 	reg.MustRegister(queue.NewCollector(inspector, jobs.Queues), outbox.NewCollector(db))
 
+	verifier := &backup.Verifier{SourceURL: cfg.BackupDatabaseURL, PgDump: cfg.PgDump, PgRestore: cfg.PgRestore}
+	if b := cfg.BackupS3; b.Bucket != "" {
+		if verifier.Store, err = s3.New(ctx, s3.Config(b.S3)); err != nil {
+			return err
+		}
+		verifier.Bucket, verifier.Prefix, verifier.MaxAge = b.Bucket, b.Prefix, b.MaxAge
+	}
+
 	mux := asynq.NewServeMux()
 	// The org limiter is outermost: a throttled task is neither run, logged
 	// as a failure, nor counted as processed.
@@ -88,7 +97,7 @@ func run(ctx context.Context) error {
 	err = jobs.Register(mux, jobs.Deps{
 		DB: db, Mail: smtp, Render: render,
 		Queue: client, Archive: inspector, Log: log,
-		Backup: &backup.Verifier{SourceURL: cfg.BackupDatabaseURL, PgDump: cfg.PgDump, PgRestore: cfg.PgRestore},
+		Backup: verifier,
 		Retention: jobs.Retention{
 			Outbox: cfg.OutboxRetention, SentEmails: cfg.SentEmailRetention, DeadTasks: cfg.DeadTaskRetention,
 			JobRuns: cfg.JobRunRetention, Audit: cfg.AuditRetention, SoftDeleted: cfg.SoftDeletedRetention,

@@ -1,8 +1,9 @@
 // Package backup checks that the database can be restored: it dumps it with
 // pg_dump, restores the dump into a scratch database with pg_restore, and
 // compares every table's row count, taken in the dump's own snapshot, and
-// the migration version. A backup that has never been restored is a hope,
-// not a backup.
+// the migration version. With a bucket configured it checks the newest dump
+// stored there instead (stored.go). A backup that has never been restored is
+// a hope, not a backup.
 package backup
 
 import (
@@ -24,6 +25,14 @@ import (
 	"github.com/lib/pq"
 )
 
+// Errors of a verification from stored dumps.
+var (
+	ErrNoBackup = errors.New("no backup found")
+	ErrStale    = errors.New("latest backup is too old")
+	ErrFormat   = errors.New("not a custom-format dump (pg_dump -Fc)")
+	ErrRestore  = errors.New("restore failed")
+)
+
 // ErrMismatch means the restore finished but does not hold what was dumped.
 var ErrMismatch = errors.New("restored database differs from the source")
 
@@ -36,6 +45,15 @@ type Verifier struct {
 	PgDump    string // path or name on PATH; default pg_dump
 	PgRestore string // path or name on PATH; default pg_restore
 	WorkDir   string // where the dump file goes; default os.TempDir()
+
+	// Bucket, when set, makes Verify restore the newest dump stored under
+	// Prefix (read through Store) instead of taking a fresh pg_dump: it
+	// proves the backups ops would actually restore from.
+	Store  Objects
+	Bucket string
+	Prefix string
+	// MaxAge is how old that newest dump may be; zero means DefaultMaxAge.
+	MaxAge time.Duration
 }
 
 // Mismatch is one table whose restored row count differs.
@@ -45,22 +63,44 @@ type Mismatch struct {
 	Restored int64  `json:"restored"`
 }
 
+// Sources of the dump a Report checked.
+const (
+	SourcePgDump = "pg_dump" // a fresh dump of the live database
+	SourceS3     = "s3"      // the newest stored dump under a bucket prefix
+)
+
 // Report is what a verification found.
 type Report struct {
-	Database        string     `json:"database"`
-	Scratch         string     `json:"scratch"`
-	Tables          int        `json:"tables"`
-	Rows            int64      `json:"rows"`
-	DumpBytes       int64      `json:"dump_bytes"`
-	Version         int64      `json:"migration_version"`
-	RestoredVersion int64      `json:"restored_migration_version"`
-	DumpSeconds     float64    `json:"dump_seconds"`
-	RestoreSeconds  float64    `json:"restore_seconds"`
-	Mismatches      []Mismatch `json:"mismatches,omitempty"`
+	Database string `json:"database"`
+	Source   string `json:"source"`
+	Scratch  string `json:"scratch"`
+	Tables   int    `json:"tables"`
+	Rows     int64  `json:"rows"`
+	// DumpBytes is the dump's size, fresh or downloaded.
+	DumpBytes int64 `json:"dump_bytes"`
+	// Version is the live database's goose version; RestoredVersion the
+	// restored dump's.
+	Version         int64   `json:"migration_version"`
+	RestoredVersion int64   `json:"restored_migration_version"`
+	DumpSeconds     float64 `json:"dump_seconds,omitempty"`
+	DownloadSeconds float64 `json:"download_seconds,omitempty"`
+	RestoreSeconds  float64 `json:"restore_seconds"`
+	// Mismatches are tables whose restored count differs from the live
+	// snapshot's (fresh dumps only; a stored dump is older than the data).
+	Mismatches []Mismatch `json:"mismatches,omitempty"`
+
+	// For a stored dump: which object, how old, and what it restored.
+	Bucket         string           `json:"bucket,omitempty"`
+	ObjectKey      string           `json:"object_key,omitempty"`
+	ObjectModified *time.Time       `json:"object_modified,omitempty"`
+	ObjectAgeHours float64          `json:"object_age_hours,omitempty"`
+	TableRows      map[string]int64 `json:"table_rows,omitempty"`
+	MissingTables  []string         `json:"missing_tables,omitempty"`
 }
 
-// Verify dumps, restores, compares and drops the scratch database. The
-// report is filled as far as the check got, also on error.
+// Verify checks a restore and drops the scratch database: of a fresh
+// pg_dump, or, when Bucket is set, of the newest dump stored under Prefix.
+// The report is filled as far as the check got, also on error.
 func (v *Verifier) Verify(ctx context.Context) (Report, error) {
 	var rep Report
 	if v.SourceURL == "" {
@@ -76,53 +116,58 @@ func (v *Verifier) Verify(ctx context.Context) (Report, error) {
 		return rep, err
 	}
 	defer db.Close()
+	if v.Bucket != "" {
+		rep.Source = SourceS3
+		err = v.verifyStored(ctx, db, src, &rep)
+	} else {
+		rep.Source = SourcePgDump
+		err = v.verifyFresh(ctx, db, src, &rep)
+	}
+	return rep, err
+}
 
+// verifyFresh dumps the live database and compares the restore with it.
+func (v *Verifier) verifyFresh(ctx context.Context, db *sql.DB, src *url.URL, rep *Report) error {
 	// The counts and the dump read one snapshot: a REPEATABLE READ
 	// transaction exports it and pg_dump --snapshot uses it, so concurrent
 	// writes cannot make an honest restore look wrong.
 	tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
-		return rep, fmt.Errorf("backup verify: begin snapshot: %w", err)
+		return fmt.Errorf("backup verify: begin snapshot: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
 	// Off: a role under RLS gets an error instead of silently short counts.
 	if _, err := tx.ExecContext(ctx, `SET LOCAL row_security = off`); err != nil {
-		return rep, fmt.Errorf("backup verify: %w", err)
+		return fmt.Errorf("backup verify: %w", err)
 	}
 	var snapshot string
 	if err := tx.QueryRowContext(ctx, `SELECT pg_export_snapshot()`).Scan(&snapshot); err != nil {
-		return rep, fmt.Errorf("backup verify: export snapshot: %w", err)
+		return fmt.Errorf("backup verify: export snapshot: %w", err)
 	}
 	tables, err := listTables(ctx, tx)
 	if err != nil {
-		return rep, err
+		return err
 	}
 	want, err := countRows(ctx, tx, tables)
 	if err != nil {
-		return rep, fmt.Errorf("backup verify: count source rows (the role must bypass RLS): %w", err)
+		return fmt.Errorf("backup verify: count source rows (the role must bypass RLS): %w", err)
 	}
 	rep.Tables = len(tables)
 	for _, n := range want {
 		rep.Rows += n
 	}
 	if rep.Version, err = migrationVersion(ctx, tx); err != nil {
-		return rep, err
+		return err
 	}
 
-	dir := v.WorkDir
-	if dir == "" {
-		dir = os.TempDir()
-	}
-	f, err := os.CreateTemp(dir, "keel-backup-*.dump")
+	dump, cleanup, err := v.tempFile()
 	if err != nil {
-		return rep, fmt.Errorf("backup verify: %w", err)
+		return err
 	}
-	dump := f.Name()
-	f.Close()
-	defer os.Remove(dump)
+	defer cleanup()
 	start := time.Now()
-	if err := v.run(ctx, or(v.PgDump, "pg_dump"), src, "--format=custom", "--snapshot="+snapshot, "--file="+dump); err != nil {
-		return rep, fmt.Errorf("backup verify: pg_dump: %w", err)
+	if _, err := v.run(ctx, or(v.PgDump, "pg_dump"), src, "--format=custom", "--snapshot="+snapshot, "--file="+dump); err != nil {
+		return fmt.Errorf("backup verify: pg_dump: %w", err)
 	}
 	rep.DumpSeconds = time.Since(start).Seconds()
 	if st, err := os.Stat(dump); err == nil {
@@ -130,42 +175,34 @@ func (v *Verifier) Verify(ctx context.Context) (Report, error) {
 	}
 	_ = tx.Rollback()
 
-	rep.Scratch = "keel_verify_" + randHex(6)
-	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(rep.Scratch)+" TEMPLATE template0"); err != nil {
-		return rep, fmt.Errorf("backup verify: create scratch database (the role needs CREATEDB): %w", err)
+	scratch, drop, err := createScratch(ctx, db, src, rep)
+	if err != nil {
+		return err
 	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		_, _ = db.ExecContext(dctx, "DROP DATABASE IF EXISTS "+pq.QuoteIdentifier(rep.Scratch)+" WITH (FORCE)")
-	}()
-	scratch := *src
-	scratch.Path = "/" + rep.Scratch
-	start = time.Now()
-	if err := v.run(ctx, or(v.PgRestore, "pg_restore"), &scratch, "--no-owner", "--no-privileges", "--exit-on-error", dump); err != nil {
-		return rep, fmt.Errorf("backup verify: pg_restore: %w", err)
+	defer drop()
+	if err := v.restore(ctx, scratch, dump, rep); err != nil {
+		return fmt.Errorf("backup verify: %w", err)
 	}
-	rep.RestoreSeconds = time.Since(start).Seconds()
 
 	sdb, err := sql.Open("postgres", scratch.String())
 	if err != nil {
-		return rep, err
+		return err
 	}
 	defer sdb.Close()
 	stx, err := sdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return rep, fmt.Errorf("backup verify: open scratch: %w", err)
+		return fmt.Errorf("backup verify: open scratch: %w", err)
 	}
 	defer stx.Rollback() //nolint:errcheck // read-only
 	if _, err := stx.ExecContext(ctx, `SET LOCAL row_security = off`); err != nil {
-		return rep, err
+		return err
 	}
 	got, err := countRows(ctx, stx, tables)
 	if err != nil {
 		// A table missing from the restore is a mismatch, not a tool error.
 		got, err = countRowsTolerant(ctx, sdb, tables)
 		if err != nil {
-			return rep, fmt.Errorf("backup verify: count restored rows: %w", err)
+			return fmt.Errorf("backup verify: count restored rows: %w", err)
 		}
 	}
 	for _, t := range tables {
@@ -175,10 +212,52 @@ func (v *Verifier) Verify(ctx context.Context) (Report, error) {
 	}
 	rep.RestoredVersion, _ = migrationVersion(ctx, sdb)
 	if len(rep.Mismatches) > 0 || rep.Version != rep.RestoredVersion {
-		return rep, fmt.Errorf("%w: %d table(s) with other row counts (first: %s), migration version %d restored as %d",
+		return fmt.Errorf("%w: %d table(s) with other row counts (first: %s), migration version %d restored as %d",
 			ErrMismatch, len(rep.Mismatches), firstTable(rep.Mismatches), rep.Version, rep.RestoredVersion)
 	}
-	return rep, nil
+	return nil
+}
+
+// tempFile names a new empty file in the work directory for a dump.
+func (v *Verifier) tempFile() (string, func(), error) {
+	dir := v.WorkDir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	f, err := os.CreateTemp(dir, "keel-backup-*.dump")
+	if err != nil {
+		return "", nil, fmt.Errorf("backup verify: %w", err)
+	}
+	f.Close()
+	return f.Name(), func() { _ = os.Remove(f.Name()) }, nil
+}
+
+// createScratch creates an empty database beside the source and returns its
+// URL and a func that drops it, even after ctx has ended.
+func createScratch(ctx context.Context, db *sql.DB, src *url.URL, rep *Report) (*url.URL, func(), error) {
+	rep.Scratch = "keel_verify_" + randHex(6)
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(rep.Scratch)+" TEMPLATE template0"); err != nil {
+		return nil, nil, fmt.Errorf("backup verify: create scratch database (the role needs CREATEDB): %w", err)
+	}
+	drop := func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		_, _ = db.ExecContext(dctx, "DROP DATABASE IF EXISTS "+pq.QuoteIdentifier(rep.Scratch)+" WITH (FORCE)")
+	}
+	scratch := *src
+	scratch.Path = "/" + rep.Scratch
+	return &scratch, drop, nil
+}
+
+// restore loads dump into scratch, stopping at the first failed statement,
+// whose TOC entry (the table, for data) pg_restore names in the error.
+func (v *Verifier) restore(ctx context.Context, scratch *url.URL, dump string, rep *Report) error {
+	start := time.Now()
+	if _, err := v.run(ctx, or(v.PgRestore, "pg_restore"), scratch, "--no-owner", "--no-privileges", "--exit-on-error", dump); err != nil {
+		return err
+	}
+	rep.RestoreSeconds = time.Since(start).Seconds()
+	return nil
 }
 
 func firstTable(m []Mismatch) string {
@@ -265,29 +344,33 @@ func migrationVersion(ctx context.Context, q querier) (int64, error) {
 	return v, err
 }
 
-// run starts a PostgreSQL client tool against u. The password goes through
+// run starts a PostgreSQL client tool against u (without a database when u
+// is nil) and returns its standard output. The password goes through
 // PGPASSWORD, not the command line, where any local user could read it.
-func (v *Verifier) run(ctx context.Context, tool string, u *url.URL, args ...string) error {
-	conn := *u
+func (v *Verifier) run(ctx context.Context, tool string, u *url.URL, args ...string) ([]byte, error) {
 	env := os.Environ()
-	if conn.User != nil {
-		if p, ok := conn.User.Password(); ok {
-			env = append(env, "PGPASSWORD="+p)
-			conn.User = url.User(conn.User.Username())
+	if u != nil {
+		conn := *u
+		if conn.User != nil {
+			if p, ok := conn.User.Password(); ok {
+				env = append(env, "PGPASSWORD="+p)
+				conn.User = url.User(conn.User.Username())
+			}
 		}
+		args = append([]string{"--dbname=" + conn.String()}, args...)
 	}
-	cmd := exec.CommandContext(ctx, tool, append([]string{"--dbname=" + conn.String()}, args...)...)
+	cmd := exec.CommandContext(ctx, tool, args...)
 	cmd.Env = env
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		msg := strings.TrimSpace(stderr.String())
 		if len(msg) > 2000 {
 			msg = msg[:2000] + "…"
 		}
-		return fmt.Errorf("%s: %w: %s", filepath.Base(tool), err, msg)
+		return nil, fmt.Errorf("%s: %w: %s", filepath.Base(tool), err, msg)
 	}
-	return nil
+	return stdout.Bytes(), nil
 }
 
 func or(v, def string) string {

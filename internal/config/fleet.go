@@ -29,6 +29,9 @@ type Fleet struct {
 	BackupDatabaseURL string
 	PgDump            string
 	PgRestore         string
+	// BackupS3, when its Bucket is set, makes backup:verify restore the
+	// newest stored dump instead of a fresh one.
+	BackupS3 BackupS3
 	// Retention of what retention:purge deletes.
 	OutboxRetention      time.Duration
 	SentEmailRetention   time.Duration
@@ -50,6 +53,7 @@ func loadFleet(l *Loader, concurrency int) Fleet {
 		BackupDatabaseURL:    l.URL("BACKUP_DATABASE_URL", "", false, "postgres", "postgresql"),
 		PgDump:               l.String("PG_DUMP", "pg_dump"),
 		PgRestore:            l.String("PG_RESTORE", "pg_restore"),
+		BackupS3:             loadBackupS3(l),
 		OutboxRetention:      l.Duration("OUTBOX_RETENTION", day, time.Hour),
 		SentEmailRetention:   l.Duration("SENT_EMAIL_RETENTION", 30*day, time.Hour),
 		DeadTaskRetention:    l.Duration("DEAD_TASK_RETENTION", 90*day, time.Hour),

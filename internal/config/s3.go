@@ -1,0 +1,84 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// S3 is how to reach an S3 or S3-compatible object store.
+type S3 struct {
+	// Endpoint is an S3-compatible server's URL (MinIO, versitygw); empty
+	// means AWS. When set, buckets are addressed by path.
+	Endpoint string
+	Region   string
+	// AccessKeyID and SecretAccessKey are static credentials; both empty
+	// leaves credentials to the SDK's default chain (env, files, role).
+	AccessKeyID     string
+	SecretAccessKey string
+}
+
+func loadS3(l *Loader) S3 {
+	s := S3{
+		Endpoint:        l.URL("S3_ENDPOINT", "", false, "https", "http"),
+		Region:          l.String("S3_REGION", "us-east-1"),
+		AccessKeyID:     l.String("S3_ACCESS_KEY_ID", ""),
+		SecretAccessKey: l.String("S3_SECRET_ACCESS_KEY", ""),
+	}
+	if (s.AccessKeyID == "") != (s.SecretAccessKey == "") {
+		l.fail("S3_ACCESS_KEY_ID", "and S3_SECRET_ACCESS_KEY must be set together (or neither, for the SDK's default credentials)")
+	}
+	return s
+}
+
+// String describes the store without its secret.
+func (s S3) String() string {
+	where := s.Endpoint
+	if where == "" {
+		where = "aws"
+	}
+	key := "default chain"
+	if s.AccessKeyID != "" {
+		key = s.AccessKeyID + ":***"
+	}
+	return fmt.Sprintf("s3(%s, %s, %s)", where, s.Region, key)
+}
+
+// BackupS3 is where backup:verify finds stored dumps. An empty Bucket means
+// it verifies a fresh pg_dump instead.
+type BackupS3 struct {
+	S3     S3
+	Bucket string
+	Prefix string
+	// MaxAge is how old the newest stored dump may be before verification
+	// fails.
+	MaxAge time.Duration
+}
+
+var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
+func loadBackupS3(l *Loader) BackupS3 {
+	b := BackupS3{
+		S3:     loadS3(l),
+		Bucket: l.String("BACKUP_S3_BUCKET", ""),
+		Prefix: l.String("BACKUP_S3_PREFIX", ""),
+		MaxAge: l.Duration("BACKUP_MAX_AGE", 26*time.Hour, time.Minute),
+	}
+	switch {
+	case (b.Bucket == "") != (b.Prefix == ""):
+		l.fail("BACKUP_S3_BUCKET", "and BACKUP_S3_PREFIX must be set together (or neither, to verify a fresh pg_dump)")
+	case b.Bucket != "" && !bucketName.MatchString(b.Bucket):
+		l.fail("BACKUP_S3_BUCKET", "must be a bucket name (3-63 lowercase letters, digits, dots, hyphens), got %q", b.Bucket)
+	case strings.HasPrefix(b.Prefix, "/"):
+		l.fail("BACKUP_S3_PREFIX", "is a key prefix such as keel/daily/, without a leading slash, got %q", b.Prefix)
+	}
+	return b
+}
+
+// BackupS3 reads where `keelctl backup verify` finds stored dumps.
+func (c *Ctl) BackupS3() (BackupS3, error) {
+	l := NewLoader(c.l.get)
+	b := loadBackupS3(l)
+	return b, l.Err()
+}
