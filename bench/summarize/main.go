@@ -23,8 +23,15 @@ func main() {
 	}
 	defer f.Close()
 	rates := map[string][]float64{}
+	// rounds[i][name] is round i's rate, so each ratio compares runs that
+	// saw the same machine load.
+	var rounds []map[string]float64
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "-- round") {
+			rounds = append(rounds, map[string]float64{})
+			continue
+		}
 		fields := strings.Fields(sc.Text())
 		if len(fields) < 5 || !strings.HasPrefix(fields[0], "Benchmark") {
 			continue
@@ -34,6 +41,9 @@ func main() {
 			if strings.HasSuffix(fields[i+1], "/s") {
 				if v, err := strconv.ParseFloat(fields[i], 64); err == nil {
 					rates[name] = append(rates[name], v)
+					if len(rounds) > 0 {
+						rounds[len(rounds)-1][name] = v
+					}
 				}
 			}
 		}
@@ -46,11 +56,23 @@ func main() {
 		sort.Float64s(v)
 		return v[len(v)/2]
 	}
+	// ratio is the median of the per-round ratios, or of the medians when
+	// the output has no rounds.
 	ratio := func(a, b string) float64 {
-		if med(b) == 0 {
-			return 0
+		var rs []float64
+		for _, r := range rounds {
+			if r[a] > 0 && r[b] > 0 {
+				rs = append(rs, r[a]/r[b])
+			}
 		}
-		return med(a) / med(b)
+		if len(rs) == 0 {
+			if med(b) == 0 {
+				return 0
+			}
+			return med(a) / med(b)
+		}
+		sort.Float64s(rs)
+		return rs[len(rs)/2]
 	}
 	verdict := func(r, target float64) string {
 		if r >= target {
@@ -71,6 +93,7 @@ func main() {
 	r1 := ratio("OutboxRelayDrain", "EnqueueBare")
 	r2 := ratio("ProcessWorker", "ProcessBare")
 	fmt.Println()
+	fmt.Printf("ratios are medians over %d rounds\n", len(rounds))
 	fmt.Printf("relay / bare enqueue (8 clients): %.2f (target ≥ 0.50: %s)\n", r1, verdict(r1, 0.5))
 	fmt.Printf("worker / bare server (no-op):     %.2f (target ≥ 0.90: %s)\n", r2, verdict(r2, 0.9))
 	fmt.Printf("insert→enqueued, 8 committing clients: %.0f rows/s (bounded by PostgreSQL commits)\n", med("OutboxRelay"))
