@@ -31,11 +31,24 @@ func TestDefinerLookupsWithPlainOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	sfx := hex.EncodeToString(b)
 	dbName, owner, app := "keel_t_definer_"+sfx, "keel_t_owner_"+sfx, "keel_t_app_"+sfx
+	// Cleanups run after the test function's defers, so this one owns the
+	// admin handle and closes it last.
+	t.Cleanup(func() {
+		defer admin.Close()
+		for _, s := range []string{
+			"DROP DATABASE IF EXISTS " + dbName + " WITH (FORCE)",
+			"DROP ROLE IF EXISTS " + app,
+			"DROP ROLE IF EXISTS " + owner,
+		} {
+			if _, err := admin.Exec(s); err != nil {
+				t.Errorf("cleanup: %s: %v", s, err)
+			}
+		}
+	})
 	for _, s := range []string{
 		"CREATE ROLE " + owner + " LOGIN CREATEROLE PASSWORD 'owner'",
 		"CREATE DATABASE " + dbName + " OWNER " + owner,
@@ -44,11 +57,6 @@ func TestDefinerLookupsWithPlainOwner(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Cleanup(func() {
-		_, _ = admin.Exec("DROP DATABASE IF EXISTS " + dbName + " WITH (FORCE)")
-		_, _ = admin.Exec("DROP ROLE IF EXISTS " + app)
-		_, _ = admin.Exec("DROP ROLE IF EXISTS " + owner)
-	})
 	urlFor := func(user, pw, db string) string {
 		u, _ := url.Parse(postgrestest.AdminURL())
 		if user != "" {
