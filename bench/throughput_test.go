@@ -19,6 +19,7 @@ import (
 	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/internal/platform/postgrestest"
 	"github.com/keelhq/keel/internal/platform/queue"
+	"github.com/keelhq/keel/internal/platform/queuetest"
 	"github.com/keelhq/keel/internal/platform/redistest"
 )
 
@@ -26,14 +27,6 @@ func TestMain(m *testing.M) { os.Exit(postgrestest.Main(m)) }
 
 // clients is how many writers insert (or enqueue) at once.
 const clients = 8
-
-func redisOpt(s *redistest.Server) asynq.RedisClientOpt {
-	opt, err := asynq.ParseRedisURI(s.URL)
-	if err != nil {
-		panic(err)
-	}
-	return opt.(asynq.RedisClientOpt)
-}
 
 // split runs fn(i) for i in [0, n) over `clients` goroutines.
 func split(n int, fn func(i int) error) error {
@@ -65,7 +58,7 @@ func split(n int, fn func(i int) error) error {
 // task ID and retention, as the relay does).
 func BenchmarkEnqueueBare(b *testing.B) {
 	rs := redistest.Start(b)
-	client := asynq.NewClient(redisOpt(rs))
+	client := asynq.NewClient(queuetest.Opt(rs))
 	defer client.Close()
 	ids := make([]string, b.N)
 	for i := range ids {
@@ -90,7 +83,7 @@ func BenchmarkEnqueueBare(b *testing.B) {
 func BenchmarkOutboxRelayDrain(b *testing.B) {
 	rs := redistest.Start(b)
 	db := postgrestest.New(b)
-	client := asynq.NewClient(redisOpt(rs))
+	client := asynq.NewClient(queuetest.Opt(rs))
 	defer client.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -122,9 +115,9 @@ func BenchmarkOutboxRelayDrain(b *testing.B) {
 func BenchmarkOutboxRelay(b *testing.B) {
 	rs := redistest.Start(b)
 	db := postgrestest.New(b)
-	client := asynq.NewClient(redisOpt(rs))
+	client := asynq.NewClient(queuetest.Opt(rs))
 	defer client.Close()
-	insp := asynq.NewInspector(redisOpt(rs))
+	insp := asynq.NewInspector(queuetest.Opt(rs))
 	defer insp.Close()
 
 	var moved atomic.Int64
@@ -160,7 +153,7 @@ func BenchmarkOutboxRelay(b *testing.B) {
 // until all are done, and returns tasks/s.
 func process(b *testing.B, n, concurrency int, wrap func(asynq.Handler) asynq.Handler) float64 {
 	rs := redistest.Start(b)
-	opt := redisOpt(rs)
+	opt := queuetest.Opt(rs)
 	client := asynq.NewClient(opt)
 	defer client.Close()
 	if err := split(n, func(int) error {
