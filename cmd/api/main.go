@@ -11,13 +11,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/keelhq/keel/internal/auth"
-	"github.com/keelhq/keel/internal/auth/authdb"
+	"github.com/keelhq/keel/internal/app"
 	"github.com/keelhq/keel/internal/config"
 	"github.com/keelhq/keel/internal/health"
 	"github.com/keelhq/keel/internal/httpapi"
-	"github.com/keelhq/keel/internal/org"
-	"github.com/keelhq/keel/internal/org/orgdb"
 	"github.com/keelhq/keel/internal/platform/httpserver"
 	"github.com/keelhq/keel/internal/platform/logging"
 	"github.com/keelhq/keel/internal/platform/metrics"
@@ -59,18 +56,6 @@ func run(ctx context.Context) error {
 	}
 	defer rdb.Close()
 
-	issuer, err := auth.NewIssuer(cfg.JWTSigningKey, cfg.JWTPreviousSigningKey)
-	if err != nil {
-		return err
-	}
-	box, err := auth.NewSecretBox(cfg.TOTPEncryptionKey)
-	if err != nil {
-		return err
-	}
-	authSvc := &auth.Service{DB: db, Users: authdb.Store{}, Orgs: orgdb.Store{}, Tokens: issuer, Box: box, Throttle: auth.NewThrottle(rdb),
-		Params: auth.OWASPParams, BaseURL: cfg.BaseURL, Product: "Keel"}
-	orgSvc := &org.Service{DB: db, Store: orgdb.Store{}, Users: authdb.Store{}, BaseURL: cfg.BaseURL}
-
 	reg := metrics.NewRegistry()
 	checker := health.Stores(db, rdb)
 	var queuesUI http.Handler
@@ -85,25 +70,25 @@ func run(ctx context.Context) error {
 		}
 		queuesUI = mon
 	}
-	h, err := httpapi.New(httpapi.Deps{
-		Log:                log,
-		Metrics:            metrics.NewHTTP(reg),
-		MetricsHandler:     metrics.Handler(reg),
-		Health:             checker,
-		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
-		MaxBodyBytes:       int64(cfg.MaxBodyBytes),
-		Production:         cfg.Env == "production",
-		Auth:               authSvc,
-		Orgs:               orgSvc,
-		RefreshCookie:      cfg.RefreshCookie,
-		QueuesUI:           queuesUI,
-		AdminQueuesToken:   cfg.AdminQueuesToken,
-	})
+	api, err := app.NewAPI(app.APIDeps{DB: db, Redis: rdb, BaseURL: cfg.BaseURL,
+		Keys: app.Keys{JWTSigning: cfg.JWTSigningKey, JWTPreviousSigning: cfg.JWTPreviousSigningKey, TOTPEncryption: cfg.TOTPEncryptionKey},
+		HTTP: httpapi.Deps{
+			Log:                log,
+			Metrics:            metrics.NewHTTP(reg),
+			MetricsHandler:     metrics.Handler(reg),
+			Health:             checker,
+			CORSAllowedOrigins: cfg.CORSAllowedOrigins,
+			MaxBodyBytes:       int64(cfg.MaxBodyBytes),
+			Production:         cfg.Env == "production",
+			RefreshCookie:      cfg.RefreshCookie,
+			QueuesUI:           queuesUI,
+			AdminQueuesToken:   cfg.AdminQueuesToken,
+		}})
 	if err != nil {
 		return err
 	}
 	log.Info().Str("env", cfg.Env).Str("database", config.Redact(cfg.Postgres.URL)).Msg("api starting")
-	if err := httpserver.Run(ctx, cfg.HTTPAddr, h, cfg.ShutdownTimeout, log); err != nil {
+	if err := httpserver.Run(ctx, cfg.HTTPAddr, api.Handler, cfg.ShutdownTimeout, log); err != nil {
 		return err
 	}
 	log.Info().Msg("api stopped")

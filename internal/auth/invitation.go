@@ -9,9 +9,9 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/keelhq/keel/internal/apperr"
-	"github.com/keelhq/keel/internal/auth/authdb"
-	"github.com/keelhq/keel/internal/org/orgdb"
+	"github.com/keelhq/keel/internal/audit"
 	"github.com/keelhq/keel/internal/platform/postgres"
+	"github.com/keelhq/keel/internal/tenant"
 )
 
 // AcceptInput accepts an invitation. Name and Password are for an invitee
@@ -34,9 +34,9 @@ type Accepted struct {
 // must be the invited address; an anonymous caller registers (their email
 // counts as verified: the link reached it) unless an account already has
 // that address, in which case they must log in first.
-func (s *Service) AcceptInvitation(ctx context.Context, p *Principal, in AcceptInput, meta Meta) (*Accepted, error) {
+func (s *Service) AcceptInvitation(ctx context.Context, p *tenant.Principal, in AcceptInput, meta audit.Meta) (*Accepted, error) {
 	if p != nil && !p.IsUser() {
-		return nil, errUserOnly
+		return nil, tenant.ErrUserOnly
 	}
 	var hash string
 	if p == nil && in.Password != "" {
@@ -51,21 +51,14 @@ func (s *Service) AcceptInvitation(ctx context.Context, p *Principal, in AcceptI
 	}
 	var out *Accepted
 	err := postgres.InTx(ctx, s.DB, uuid.Nil, func(tx *sqlx.Tx) error {
-		inv, err := s.Orgs.InvitationByToken(ctx, tx, HashToken(in.Token))
-		if errors.Is(err, orgdb.ErrNotFound) {
+		inv, err := s.Orgs.OpenInvitation(ctx, tx, HashToken(in.Token))
+		if errors.Is(err, ErrNotFound) {
 			return errBadToken
 		}
 		if err != nil {
 			return err
 		}
-		at, err := s.Orgs.SuspendedAt(ctx, tx, inv.OrgID)
-		if err != nil {
-			return err
-		}
-		if at != nil {
-			return ErrSuspended
-		}
-		var u *authdb.User
+		var u *User
 		if p != nil {
 			if u, err = s.Users.UserByID(ctx, tx, p.UserID, true); err != nil {
 				return err
@@ -80,7 +73,7 @@ func (s *Service) AcceptInvitation(ctx context.Context, p *Principal, in AcceptI
 			case err == nil && existing != nil:
 				return apperr.New(apperr.Unauthenticated, "login_required",
 					"An account with this email already exists; log in and accept the invitation again.")
-			case !errors.Is(err, authdb.ErrNotFound):
+			case !errors.Is(err, ErrNotFound):
 				return err
 			}
 			var fields []apperr.FieldError
@@ -94,7 +87,7 @@ func (s *Service) AcceptInvitation(ctx context.Context, p *Principal, in AcceptI
 				return apperr.Validation(fields...)
 			}
 			now := s.now()
-			u = &authdb.User{ID: newID(), Email: inv.Email, Name: strings.TrimSpace(in.Name), PasswordHash: hash, EmailVerifiedAt: &now}
+			u = &User{ID: postgres.NewID(), Email: inv.Email, Name: strings.TrimSpace(in.Name), PasswordHash: hash, EmailVerifiedAt: &now}
 			if err := s.Users.CreateUser(ctx, tx, u); err != nil {
 				return err
 			}
@@ -106,19 +99,8 @@ func (s *Service) AcceptInvitation(ctx context.Context, p *Principal, in AcceptI
 				return err
 			}
 		}
-		role := inv.Role
-		if m, err := s.Orgs.Member(ctx, tx, inv.OrgID, u.ID, true); err == nil {
-			role = m.Role // already a member: accepting changes nothing but the invitation
-		} else if !errors.Is(err, orgdb.ErrNotFound) {
-			return err
-		} else if err := s.Orgs.AddMember(ctx, tx, &orgdb.Membership{OrgID: inv.OrgID, UserID: u.ID, Role: inv.Role}); err != nil {
-			return err
-		}
-		if err := s.Orgs.AcceptInvitation(ctx, tx, inv.OrgID, inv.ID); err != nil {
-			return err
-		}
-		if err := s.Orgs.AddAudit(ctx, tx, &orgdb.AuditEntry{OrgID: inv.OrgID, ActorUserID: &u.ID, Action: "invitation.accepted",
-			TargetType: "invitation", TargetID: inv.ID.String(), IP: meta.IP, UserAgent: meta.UserAgent}); err != nil {
+		role, err := s.Orgs.JoinByInvitation(ctx, tx, inv, u.ID, meta)
+		if err != nil {
 			return err
 		}
 		out = &Accepted{OrgID: inv.OrgID, Role: role}
@@ -127,7 +109,7 @@ func (s *Service) AcceptInvitation(ctx context.Context, p *Principal, in AcceptI
 		}
 		return err
 	})
-	if errors.Is(err, authdb.ErrEmailTaken) {
+	if errors.Is(err, ErrEmailTaken) {
 		return nil, apperr.New(apperr.Unauthenticated, "login_required",
 			"An account with this email already exists; log in and accept the invitation again.")
 	}

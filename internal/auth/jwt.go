@@ -9,6 +9,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+	"github.com/keelhq/keel/internal/tenant"
 )
 
 // AccessTokenTTL is how long an access token is accepted.
@@ -102,7 +103,7 @@ func (i *Issuer) Verify(token string) (*Claims, error) {
 	if _, err := uuid.Parse(c.Org); err != nil {
 		return nil, errors.New("bad org claim")
 	}
-	if !ValidRole(c.Role) {
+	if !tenant.ValidRole(c.Role) {
 		return nil, errors.New("bad role claim")
 	}
 	return &c, nil

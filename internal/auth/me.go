@@ -4,60 +4,45 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/keelhq/keel/internal/apperr"
-	"github.com/keelhq/keel/internal/auth/authdb"
+	"github.com/keelhq/keel/internal/audit"
 	"github.com/keelhq/keel/internal/platform/postgres"
+	"github.com/keelhq/keel/internal/tenant"
 )
 
-// Profile is the caller's account and memberships.
+// Profile is the caller's account and memberships. ActiveOrgSuspended and
+// ActiveOrgGone describe the organization the caller's token is for.
 type Profile struct {
-	User        *authdb.User
-	Memberships []MembershipView
+	User               *User
+	Memberships        []Membership
+	ActiveOrgSuspended bool
+	ActiveOrgGone      bool
 }
 
-// MembershipView is one organization the user belongs to.
-type MembershipView struct {
-	OrgID    uuid.UUID
-	OrgName  string
-	Role     string
-	JoinedAt time.Time
-}
-
-// Me returns the caller's profile.
-func (s *Service) Me(ctx context.Context, p *Principal) (*Profile, error) {
+// Me returns the caller's profile: one statement, no transaction, since GET
+// /me is what every client calls first and often.
+func (s *Service) Me(ctx context.Context, p *tenant.Principal) (*Profile, error) {
 	if !p.IsUser() {
-		return nil, errUserOnly
+		return nil, tenant.ErrUserOnly
 	}
-	u, err := s.Users.UserByID(ctx, s.DB, p.UserID, false)
-	if errors.Is(err, authdb.ErrNotFound) {
+	pr, err := s.Users.Profile(ctx, s.DB, p.UserID, p.OrgID)
+	if errors.Is(err, ErrNotFound) {
 		return nil, apperr.New(apperr.Unauthenticated, "unauthenticated", "The account no longer exists.")
 	}
 	if err != nil {
 		return nil, err
 	}
-	ms, err := MembershipsOf(ctx, s.DB, s.Orgs, p.UserID)
-	if err != nil {
-		return nil, err
+	switch {
+	case pr.ActiveOrgGone:
+		return nil, tenant.ErrOrgGone
+	case pr.ActiveOrgSuspended:
+		return nil, tenant.ErrSuspended
 	}
-	return &Profile{User: u, Memberships: ms}, nil
-}
-
-// MembershipsOf lists a user's organizations with names, oldest first.
-func MembershipsOf(ctx context.Context, db sqlx.QueryerContext, st OrgStore, userID uuid.UUID) ([]MembershipView, error) {
-	ms, err := st.UserMemberships(ctx, db, userID)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]MembershipView, len(ms))
-	for i, m := range ms {
-		out[i] = MembershipView{OrgID: m.OrgID, OrgName: m.OrgName, Role: m.Role, JoinedAt: m.JoinedAt}
-	}
-	return out, nil
+	return pr, nil
 }
 
 // UpdateMeInput is a profile change; nil fields stay as they are.
@@ -71,9 +56,9 @@ type UpdateMeInput struct {
 // UpdateMe changes the caller's name, email or password. A new email is
 // only mailed a verification link; it replaces the old one once verified.
 // A new password needs the current one.
-func (s *Service) UpdateMe(ctx context.Context, p *Principal, in UpdateMeInput, meta Meta) (*Profile, error) {
+func (s *Service) UpdateMe(ctx context.Context, p *tenant.Principal, in UpdateMeInput, meta audit.Meta) (*Profile, error) {
 	if !p.IsUser() {
-		return nil, errUserOnly
+		return nil, tenant.ErrUserOnly
 	}
 	var newEmail, newHash string
 	if in.Email != nil {
@@ -97,6 +82,9 @@ func (s *Service) UpdateMe(ctx context.Context, p *Principal, in UpdateMeInput, 
 		newHash = h
 	}
 	err := postgres.InTx(ctx, s.DB, uuid.Nil, func(tx *sqlx.Tx) error {
+		if err := tenant.CheckActive(ctx, tx, p.OrgID); err != nil {
+			return err
+		}
 		u, err := s.Users.UserByID(ctx, tx, p.UserID, true)
 		if err != nil {
 			return err
@@ -127,7 +115,7 @@ func (s *Service) UpdateMe(ctx context.Context, p *Principal, in UpdateMeInput, 
 			if err == nil && other.ID != u.ID {
 				return apperr.New(apperr.Conflict, "email_taken", "An account with this email already exists.")
 			}
-			if err != nil && !errors.Is(err, authdb.ErrNotFound) {
+			if err != nil && !errors.Is(err, ErrNotFound) {
 				return err
 			}
 			return s.sendVerification(ctx, tx, u, newEmail)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
+	"net/url"
 	"strings"
 	texttemplate "text/template"
 )
@@ -105,4 +106,10 @@ func (r *Renderer) Render(name, to string, data map[string]string) (Message, err
 		return Message{}, fmt.Errorf("render %s html: %w", name, err)
 	}
 	return Message{To: to, Subject: strings.TrimSpace(subj.String()), Text: text.String(), HTML: html.String()}, nil
+}
+
+// Link builds an absolute link into the app at path with a token query
+// parameter, for the links emails carry.
+func Link(base, path, token string) string {
+	return strings.TrimRight(base, "/") + path + "?token=" + url.QueryEscape(token)
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/keelhq/keel/internal/apperr"
 	"github.com/keelhq/keel/internal/auth"
-	"github.com/keelhq/keel/internal/auth/authdb"
 )
 
 // fields collects validation failures of one request body.
@@ -48,6 +47,39 @@ func (f fields) err() error {
 	return apperr.Validation(f...)
 }
 
+// authHandlers serve accounts and sessions: /auth, /me and accepting an
+// invitation.
+type authHandlers struct {
+	auth    *auth.Service
+	cookie  bool
+	origins []string
+}
+
+// register adds the routes of accounts and sessions (documented in
+// openapi/20-auth.yaml).
+func (h *authHandlers) register(v1 *gin.RouterGroup, authn *Authenticator) {
+	required := authn.Required()
+	a := v1.Group("/auth")
+	a.POST("/register", H(h.register_))
+	a.POST("/verify-email", H(h.verifyEmail))
+	a.POST("/resend-verification", H(h.resendVerification))
+	a.POST("/login", H(h.login))
+	a.POST("/refresh", H(h.refresh))
+	a.POST("/logout", H(h.logout))
+	a.POST("/password/forgot", H(h.forgotPassword))
+	a.POST("/password/reset", H(h.resetPassword))
+	// Switching away is how a member of a suspended organization reaches
+	// their other ones: the target is checked, not the current one.
+	a.POST("/switch-org", required, H(h.switchOrg))
+	a.POST("/2fa/setup", required, H(h.totpSetup))
+	a.POST("/2fa/enable", required, H(h.totpEnable))
+	a.POST("/2fa/disable", required, H(h.totpDisable))
+
+	v1.GET("/me", required, H(h.me))
+	v1.PATCH("/me", required, H(h.updateMe))
+	v1.POST("/invitations/accept", authn.Optional(), H(h.acceptInvitation))
+}
+
 type registerRequest struct {
 	Email            string `json:"email"`
 	Password         string `json:"password"`
@@ -73,12 +105,12 @@ type userResponse struct {
 	CreatedAt     time.Time `json:"created_at"`
 }
 
-func toUser(u *authdb.User) userResponse {
+func toUser(u *auth.User) userResponse {
 	return userResponse{ID: u.ID, Email: u.Email, Name: u.Name, EmailVerified: u.EmailVerifiedAt != nil,
 		TOTPEnabled: u.TOTPEnabledAt != nil, CreatedAt: u.CreatedAt.UTC()}
 }
 
-func (h *identityHandlers) register(c *gin.Context) error {
+func (h *authHandlers) register_(c *gin.Context) error {
 	var req registerRequest
 	if err := BindJSON(c, &req); err != nil {
 		return err
@@ -105,7 +137,7 @@ func (r *tokenRequest) Validate() error {
 	return f.err()
 }
 
-func (h *identityHandlers) verifyEmail(c *gin.Context) error {
+func (h *authHandlers) verifyEmail(c *gin.Context) error {
 	var req tokenRequest
 	if err := BindJSON(c, &req); err != nil {
 		return err
@@ -131,7 +163,7 @@ func accepted(c *gin.Context, msg string) {
 	c.JSON(http.StatusAccepted, gin.H{"message": msg})
 }
 
-func (h *identityHandlers) resendVerification(c *gin.Context) error {
+func (h *authHandlers) resendVerification(c *gin.Context) error {
 	var req emailRequest
 	if err := BindJSON(c, &req); err != nil {
 		return err
@@ -176,7 +208,7 @@ type sessionResponse struct {
 
 // toSession renders a session; in cookie mode the refresh token goes into
 // the cookie and never into a body that scripts can read.
-func (h *identityHandlers) toSession(c *gin.Context, s *auth.Session) sessionResponse {
+func (h *authHandlers) toSession(c *gin.Context, s *auth.Session) sessionResponse {
 	r := sessionResponse{AccessToken: s.AccessToken, RefreshToken: s.RefreshToken, TokenType: "Bearer", ExpiresIn: s.ExpiresIn, Role: s.Role}
 	if s.OrgID != uuid.Nil {
 		id := s.OrgID
@@ -189,7 +221,7 @@ func (h *identityHandlers) toSession(c *gin.Context, s *auth.Session) sessionRes
 	return r
 }
 
-func (h *identityHandlers) login(c *gin.Context) error {
+func (h *authHandlers) login(c *gin.Context) error {
 	var req loginRequest
 	if err := BindJSON(c, &req); err != nil {
 		return err
@@ -214,7 +246,7 @@ func (r *refreshRequest) Validate() error {
 }
 
 // refreshToken takes the token from the body or, in cookie mode, the cookie.
-func (h *identityHandlers) refreshToken(c *gin.Context) (string, error) {
+func (h *authHandlers) refreshToken(c *gin.Context) (string, error) {
 	var req refreshRequest
 	if err := BindJSON(c, &req); err != nil {
 		return "", err
@@ -232,7 +264,7 @@ func (h *identityHandlers) refreshToken(c *gin.Context) (string, error) {
 	return tok, nil
 }
 
-func (h *identityHandlers) refresh(c *gin.Context) error {
+func (h *authHandlers) refresh(c *gin.Context) error {
 	tok, err := h.refreshToken(c)
 	if err != nil {
 		return err
@@ -245,7 +277,7 @@ func (h *identityHandlers) refresh(c *gin.Context) error {
 	return nil
 }
 
-func (h *identityHandlers) logout(c *gin.Context) error {
+func (h *authHandlers) logout(c *gin.Context) error {
 	tok, err := h.refreshToken(c)
 	if err != nil {
 		return err
@@ -260,7 +292,7 @@ func (h *identityHandlers) logout(c *gin.Context) error {
 	return nil
 }
 
-func (h *identityHandlers) forgotPassword(c *gin.Context) error {
+func (h *authHandlers) forgotPassword(c *gin.Context) error {
 	var req emailRequest
 	if err := BindJSON(c, &req); err != nil {
 		return err
@@ -287,7 +319,7 @@ func (r *resetRequest) Validate() error {
 	return f.err()
 }
 
-func (h *identityHandlers) resetPassword(c *gin.Context) error {
+func (h *authHandlers) resetPassword(c *gin.Context) error {
 	var req resetRequest
 	if err := BindJSON(c, &req); err != nil {
 		return err
@@ -310,7 +342,7 @@ func (r *switchOrgRequest) Validate() error {
 	return nil
 }
 
-func (h *identityHandlers) switchOrg(c *gin.Context) error {
+func (h *authHandlers) switchOrg(c *gin.Context) error {
 	var req switchOrgRequest
 	if err := BindJSON(c, &req); err != nil {
 		return err
@@ -323,7 +355,7 @@ func (h *identityHandlers) switchOrg(c *gin.Context) error {
 	return nil
 }
 
-func (h *identityHandlers) totpSetup(c *gin.Context) error {
+func (h *authHandlers) totpSetup(c *gin.Context) error {
 	secret, u, err := h.auth.TOTPSetup(c.Request.Context(), principal(c))
 	if err != nil {
 		return err
@@ -345,7 +377,7 @@ func (r *codeRequest) Validate() error {
 	return f.err()
 }
 
-func (h *identityHandlers) totpEnable(c *gin.Context) error {
+func (h *authHandlers) totpEnable(c *gin.Context) error {
 	var req codeRequest
 	if err := BindJSON(c, &req); err != nil {
 		return err
@@ -376,7 +408,7 @@ func (r *totpDisableRequest) Validate() error {
 	return f.err()
 }
 
-func (h *identityHandlers) totpDisable(c *gin.Context) error {
+func (h *authHandlers) totpDisable(c *gin.Context) error {
 	var req totpDisableRequest
 	if err := BindJSON(c, &req); err != nil {
 		return err
@@ -385,5 +417,45 @@ func (h *identityHandlers) totpDisable(c *gin.Context) error {
 		return err
 	}
 	c.Status(http.StatusNoContent)
+	return nil
+}
+
+type acceptRequest struct {
+	Token    string `json:"token"`
+	Name     string `json:"name"`
+	Password string `json:"password"`
+}
+
+func (r *acceptRequest) Validate() error {
+	var f fields
+	f.required("token", r.Token)
+	if len(r.Token) > 200 {
+		f.add("token", "is not a token this API issued")
+	}
+	f.text("name", r.Name, false, 100)
+	return f.err()
+}
+
+type acceptResponse struct {
+	OrganizationID uuid.UUID        `json:"organization_id"`
+	Role           string           `json:"role"`
+	Session        *sessionResponse `json:"session,omitempty"`
+}
+
+func (h *authHandlers) acceptInvitation(c *gin.Context) error {
+	var req acceptRequest
+	if err := BindJSON(c, &req); err != nil {
+		return err
+	}
+	a, err := h.auth.AcceptInvitation(c.Request.Context(), principal(c), auth.AcceptInput{Token: req.Token, Name: req.Name, Password: req.Password}, meta(c))
+	if err != nil {
+		return err
+	}
+	out := acceptResponse{OrganizationID: a.OrgID, Role: a.Role}
+	if a.Session != nil {
+		s := h.toSession(c, a.Session)
+		out.Session = &s
+	}
+	c.JSON(http.StatusOK, out)
 	return nil
 }

@@ -23,7 +23,7 @@ type meResponse struct {
 	Memberships []membershipResponse `json:"memberships"`
 }
 
-func toMemberships(ms []auth.MembershipView) []membershipResponse {
+func toMemberships(ms []auth.Membership) []membershipResponse {
 	out := make([]membershipResponse, len(ms))
 	for i, m := range ms {
 		out[i] = membershipResponse{OrganizationID: m.OrgID, OrganizationName: m.OrgName, Role: m.Role, JoinedAt: m.JoinedAt.UTC()}
@@ -35,7 +35,7 @@ func toMe(p *auth.Profile) meResponse {
 	return meResponse{userResponse: toUser(p.User), Memberships: toMemberships(p.Memberships)}
 }
 
-func (h *identityHandlers) me(c *gin.Context) error {
+func (h *authHandlers) me(c *gin.Context) error {
 	p, err := h.auth.Me(c.Request.Context(), principal(c))
 	if err != nil {
 		return err
@@ -65,7 +65,7 @@ func (r *updateMeRequest) Validate() error {
 	return f.err()
 }
 
-func (h *identityHandlers) updateMe(c *gin.Context) error {
+func (h *authHandlers) updateMe(c *gin.Context) error {
 	var req updateMeRequest
 	if err := BindJSON(c, &req); err != nil {
 		return err

@@ -9,9 +9,37 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/keelhq/keel/internal/apperr"
-	"github.com/keelhq/keel/internal/auth"
-	"github.com/keelhq/keel/internal/org/orgdb"
+	"github.com/keelhq/keel/internal/org"
+	"github.com/keelhq/keel/internal/tenant"
 )
+
+// orgHandlers serve organizations: members, invitations, API keys and the
+// audit log.
+type orgHandlers struct {
+	orgs *org.Service
+}
+
+// register adds the organization routes (documented in
+// openapi/30-organizations.yaml).
+func (h *orgHandlers) register(v1 *gin.RouterGroup, authn *Authenticator) {
+	required := authn.Required()
+	v1.POST("/organizations", required, H(h.createOrg))
+	v1.GET("/organizations", required, H(h.listOrgs))
+	cur := v1.Group("/organizations/current", required)
+	cur.GET("", H(h.currentOrg))
+	cur.PATCH("", H(h.updateOrg))
+	cur.GET("/members", H(h.listMembers))
+	cur.PATCH("/members/:user_id", H(h.updateMember))
+	cur.DELETE("/members/:user_id", H(h.removeMember))
+	cur.POST("/invitations", H(h.invite))
+	cur.GET("/invitations", H(h.listInvitations))
+	cur.DELETE("/invitations/:id", H(h.revokeInvitation))
+	cur.POST("/invitations/:id/resend", H(h.resendInvitation))
+	cur.POST("/api-keys", H(h.createAPIKey))
+	cur.GET("/api-keys", H(h.listAPIKeys))
+	cur.DELETE("/api-keys/:id", H(h.revokeAPIKey))
+	cur.GET("/audit-log", H(h.auditLog))
+}
 
 type orgRequest struct {
 	Name string `json:"name"`
@@ -30,7 +58,7 @@ type orgResponse struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-func toOrg(o *orgdb.Organization) orgResponse {
+func toOrg(o *org.Organization) orgResponse {
 	return orgResponse{ID: o.ID, Name: o.Name, CreatedAt: o.CreatedAt.UTC(), UpdatedAt: o.UpdatedAt.UTC()}
 }
 
@@ -46,7 +74,7 @@ func list[T any](c *gin.Context, data []T, next string) {
 	c.JSON(http.StatusOK, body)
 }
 
-func (h *identityHandlers) createOrg(c *gin.Context) error {
+func (h *orgHandlers) createOrg(c *gin.Context) error {
 	var req orgRequest
 	if err := BindJSON(c, &req); err != nil {
 		return err
@@ -59,7 +87,7 @@ func (h *identityHandlers) createOrg(c *gin.Context) error {
 	return nil
 }
 
-func (h *identityHandlers) listOrgs(c *gin.Context) error {
+func (h *orgHandlers) listOrgs(c *gin.Context) error {
 	ms, err := h.orgs.ListMine(c.Request.Context(), principal(c))
 	if err != nil {
 		return err
@@ -68,7 +96,7 @@ func (h *identityHandlers) listOrgs(c *gin.Context) error {
 	return nil
 }
 
-func (h *identityHandlers) currentOrg(c *gin.Context) error {
+func (h *orgHandlers) currentOrg(c *gin.Context) error {
 	o, err := h.orgs.Current(c.Request.Context(), principal(c))
 	if err != nil {
 		return err
@@ -77,7 +105,7 @@ func (h *identityHandlers) currentOrg(c *gin.Context) error {
 	return nil
 }
 
-func (h *identityHandlers) updateOrg(c *gin.Context) error {
+func (h *orgHandlers) updateOrg(c *gin.Context) error {
 	var req orgRequest
 	if err := BindJSON(c, &req); err != nil {
 		return err
@@ -98,11 +126,11 @@ type memberResponse struct {
 	JoinedAt time.Time `json:"joined_at"`
 }
 
-func toMember(m *orgdb.MemberRow) memberResponse {
+func toMember(m *org.Member) memberResponse {
 	return memberResponse{UserID: m.UserID, Email: m.Email, Name: m.Name, Role: m.Role, JoinedAt: m.CreatedAt.UTC()}
 }
 
-func (h *identityHandlers) listMembers(c *gin.Context) error {
+func (h *orgHandlers) listMembers(c *gin.Context) error {
 	pg, err := page(c)
 	if err != nil {
 		return err
@@ -124,13 +152,13 @@ type roleRequest struct {
 }
 
 func (r *roleRequest) Validate() error {
-	if !auth.ValidRole(r.Role) {
+	if !tenant.ValidRole(r.Role) {
 		return apperr.Validation(apperr.FieldError{Field: "role", Message: "must be owner, admin or member"})
 	}
 	return nil
 }
 
-func (h *identityHandlers) updateMember(c *gin.Context) error {
+func (h *orgHandlers) updateMember(c *gin.Context) error {
 	id, err := pathID(c, "user_id")
 	if err != nil {
 		return err
@@ -147,7 +175,7 @@ func (h *identityHandlers) updateMember(c *gin.Context) error {
 	return nil
 }
 
-func (h *identityHandlers) removeMember(c *gin.Context) error {
+func (h *orgHandlers) removeMember(c *gin.Context) error {
 	id, err := pathID(c, "user_id")
 	if err != nil {
 		return err
@@ -167,7 +195,7 @@ type inviteRequest struct {
 func (r *inviteRequest) Validate() error {
 	var f fields
 	f.required("email", r.Email)
-	if !auth.ValidRole(r.Role) {
+	if !tenant.ValidRole(r.Role) {
 		f.add("role", "must be owner, admin or member")
 	}
 	return f.err()
@@ -182,11 +210,11 @@ type invitationResponse struct {
 	CreatedAt time.Time  `json:"created_at"`
 }
 
-func toInvitation(i *orgdb.Invitation) invitationResponse {
+func toInvitation(i *org.Invitation) invitationResponse {
 	return invitationResponse{ID: i.ID, Email: i.Email, Role: i.Role, InvitedBy: i.InvitedBy, ExpiresAt: i.ExpiresAt.UTC(), CreatedAt: i.CreatedAt.UTC()}
 }
 
-func (h *identityHandlers) invite(c *gin.Context) error {
+func (h *orgHandlers) invite(c *gin.Context) error {
 	var req inviteRequest
 	if err := BindJSON(c, &req); err != nil {
 		return err
@@ -199,7 +227,7 @@ func (h *identityHandlers) invite(c *gin.Context) error {
 	return nil
 }
 
-func (h *identityHandlers) listInvitations(c *gin.Context) error {
+func (h *orgHandlers) listInvitations(c *gin.Context) error {
 	pg, err := page(c)
 	if err != nil {
 		return err
@@ -216,7 +244,7 @@ func (h *identityHandlers) listInvitations(c *gin.Context) error {
 	return nil
 }
 
-func (h *identityHandlers) revokeInvitation(c *gin.Context) error {
+func (h *orgHandlers) revokeInvitation(c *gin.Context) error {
 	id, err := pathID(c, "id")
 	if err != nil {
 		return err
@@ -228,7 +256,7 @@ func (h *identityHandlers) revokeInvitation(c *gin.Context) error {
 	return nil
 }
 
-func (h *identityHandlers) resendInvitation(c *gin.Context) error {
+func (h *orgHandlers) resendInvitation(c *gin.Context) error {
 	id, err := pathID(c, "id")
 	if err != nil {
 		return err
@@ -241,46 +269,6 @@ func (h *identityHandlers) resendInvitation(c *gin.Context) error {
 	return nil
 }
 
-type acceptRequest struct {
-	Token    string `json:"token"`
-	Name     string `json:"name"`
-	Password string `json:"password"`
-}
-
-func (r *acceptRequest) Validate() error {
-	var f fields
-	f.required("token", r.Token)
-	if len(r.Token) > 200 {
-		f.add("token", "is not a token this API issued")
-	}
-	f.text("name", r.Name, false, 100)
-	return f.err()
-}
-
-type acceptResponse struct {
-	OrganizationID uuid.UUID        `json:"organization_id"`
-	Role           string           `json:"role"`
-	Session        *sessionResponse `json:"session,omitempty"`
-}
-
-func (h *identityHandlers) acceptInvitation(c *gin.Context) error {
-	var req acceptRequest
-	if err := BindJSON(c, &req); err != nil {
-		return err
-	}
-	a, err := h.auth.AcceptInvitation(c.Request.Context(), principal(c), auth.AcceptInput{Token: req.Token, Name: req.Name, Password: req.Password}, meta(c))
-	if err != nil {
-		return err
-	}
-	out := acceptResponse{OrganizationID: a.OrgID, Role: a.Role}
-	if a.Session != nil {
-		s := h.toSession(c, a.Session)
-		out.Session = &s
-	}
-	c.JSON(http.StatusOK, out)
-	return nil
-}
-
 type apiKeyRequest struct {
 	Name string `json:"name"`
 	Role string `json:"role"`
@@ -289,7 +277,7 @@ type apiKeyRequest struct {
 func (r *apiKeyRequest) Validate() error {
 	var f fields
 	f.text("name", r.Name, true, 100)
-	if r.Role != auth.RoleAdmin && r.Role != auth.RoleMember {
+	if r.Role != tenant.RoleAdmin && r.Role != tenant.RoleMember {
 		f.add("role", "must be admin or member")
 	}
 	return f.err()
@@ -305,7 +293,7 @@ type apiKeyResponse struct {
 	Key        string     `json:"key,omitempty"`
 }
 
-func toAPIKey(k *orgdb.APIKey) apiKeyResponse {
+func toAPIKey(k *org.APIKey) apiKeyResponse {
 	r := apiKeyResponse{ID: k.ID, Name: k.Name, Role: k.Role, Prefix: k.Prefix, CreatedAt: k.CreatedAt.UTC()}
 	if k.LastUsedAt != nil {
 		t := k.LastUsedAt.UTC()
@@ -314,7 +302,7 @@ func toAPIKey(k *orgdb.APIKey) apiKeyResponse {
 	return r
 }
 
-func (h *identityHandlers) createAPIKey(c *gin.Context) error {
+func (h *orgHandlers) createAPIKey(c *gin.Context) error {
 	var req apiKeyRequest
 	if err := BindJSON(c, &req); err != nil {
 		return err
@@ -329,7 +317,7 @@ func (h *identityHandlers) createAPIKey(c *gin.Context) error {
 	return nil
 }
 
-func (h *identityHandlers) listAPIKeys(c *gin.Context) error {
+func (h *orgHandlers) listAPIKeys(c *gin.Context) error {
 	pg, err := page(c)
 	if err != nil {
 		return err
@@ -346,7 +334,7 @@ func (h *identityHandlers) listAPIKeys(c *gin.Context) error {
 	return nil
 }
 
-func (h *identityHandlers) revokeAPIKey(c *gin.Context) error {
+func (h *orgHandlers) revokeAPIKey(c *gin.Context) error {
 	id, err := pathID(c, "id")
 	if err != nil {
 		return err
@@ -363,15 +351,17 @@ type auditResponse struct {
 	Action        string          `json:"action"`
 	ActorUserID   *uuid.UUID      `json:"actor_user_id,omitempty"`
 	ActorAPIKeyID *uuid.UUID      `json:"actor_api_key_id,omitempty"`
+	ActingForID   *uuid.UUID      `json:"acting_for_user_id,omitempty"`
 	TargetType    string          `json:"target_type"`
 	TargetID      string          `json:"target_id"`
+	RequestID     string          `json:"request_id"`
 	IP            string          `json:"ip"`
 	UserAgent     string          `json:"user_agent"`
 	Details       json.RawMessage `json:"details"`
 	CreatedAt     time.Time       `json:"created_at"`
 }
 
-func (h *identityHandlers) auditLog(c *gin.Context) error {
+func (h *orgHandlers) auditLog(c *gin.Context) error {
 	pg, err := page(c)
 	if err != nil {
 		return err
@@ -383,7 +373,7 @@ func (h *identityHandlers) auditLog(c *gin.Context) error {
 	out := make([]auditResponse, len(rows))
 	for i, e := range rows {
 		out[i] = auditResponse{ID: e.ID, Action: e.Action, ActorUserID: e.ActorUserID, ActorAPIKeyID: e.ActorAPIKeyID,
-			TargetType: e.TargetType, TargetID: e.TargetID, IP: e.IP, UserAgent: e.UserAgent, Details: e.Details, CreatedAt: e.CreatedAt.UTC()}
+			ActingForID: e.ActingForUserID, TargetType: e.TargetType, TargetID: e.TargetID, RequestID: e.RequestID, IP: e.IP, UserAgent: e.UserAgent, Details: e.Details, CreatedAt: e.CreatedAt.UTC()}
 	}
 	list(c, out, next)
 	return nil

@@ -26,8 +26,9 @@ type Deps struct {
 	Production         bool
 	// Mounts add handlers outside Gin's routing (e.g. the queue UI) under a prefix.
 	Mounts map[string]http.Handler
-	// Auth and Orgs serve accounts, sessions and organizations; when nil
-	// those routes are left out.
+	// The capabilities' services; a nil service leaves its routes out.
+	// Auth serves accounts and sessions (and its Tokens verify access
+	// tokens), Orgs serves organizations (and resolves API keys).
 	Auth *auth.Service
 	Orgs *org.Service
 	// RefreshCookie hands refresh tokens to the SPA as an HttpOnly cookie
@@ -71,8 +72,10 @@ func New(d Deps) (http.Handler, error) {
 	}
 	r.GET("/api/v1/openapi.json", serveDocument(doc))
 	r.GET("/api/docs", serveDocsPage(doc))
-	if d.Auth != nil && d.Orgs != nil {
-		registerIdentity(r.Group("/api/v1"), d)
+	v1 := r.Group("/api/v1")
+	authn := authenticator(d)
+	for _, c := range capabilities(d) {
+		c.register(v1, authn)
 	}
 	if d.QueuesUI != nil && d.AdminQueuesToken != "" {
 		mountQueues(r, d.QueuesUI, d.AdminQueuesToken, d.Production)
@@ -81,4 +84,37 @@ func New(d Deps) (http.Handler, error) {
 		r.Any(prefix+"/*path", gin.WrapH(h))
 	}
 	return r, nil
+}
+
+// capability is one area of the API: it adds its routes under /api/v1,
+// guarded by the shared authenticate middleware, and documents them in its
+// own fragment under openapi/.
+type capability interface {
+	register(v1 *gin.RouterGroup, authn *Authenticator)
+}
+
+// capabilities lists the areas this router serves; a new capability adds
+// its line here (see docs/adding-a-capability.md).
+func capabilities(d Deps) []capability {
+	var out []capability
+	if d.Auth != nil {
+		out = append(out, &authHandlers{auth: d.Auth, cookie: d.RefreshCookie, origins: d.CORSAllowedOrigins})
+	}
+	if d.Orgs != nil {
+		out = append(out, &orgHandlers{orgs: d.Orgs})
+	}
+	return out
+}
+
+// authenticator builds the authenticate middleware from the services that
+// verify credentials: access tokens need Auth, API keys need Orgs.
+func authenticator(d Deps) *Authenticator {
+	a := &Authenticator{}
+	if d.Auth != nil {
+		a.Tokens = d.Auth.Tokens
+	}
+	if d.Orgs != nil {
+		a.APIKeys = d.Orgs
+	}
+	return a
 }

@@ -15,14 +15,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/keelhq/keel/internal/apperr"
-	"github.com/keelhq/keel/internal/auth"
-	"github.com/keelhq/keel/internal/org/orgdb"
+	"github.com/keelhq/keel/internal/audit"
 	"github.com/keelhq/keel/internal/platform/postgres"
+	"github.com/keelhq/keel/internal/tenant"
 )
 
 // NewAPIKey is a created key with its secret, which is shown only once.
 type NewAPIKey struct {
-	Key    *orgdb.APIKey
+	Key    *APIKey
 	Secret string
 }
 
@@ -58,11 +58,11 @@ func parseAPIKey(raw string) (prefix, secret string, ok bool) {
 func IsAPIKey(raw string) bool { return strings.HasPrefix(raw, APIKeyPrefix) }
 
 // CreateAPIKey makes a key acting with role (admin or member); admins and owners.
-func (s *Service) CreateAPIKey(ctx context.Context, p *auth.Principal, name, role string, meta auth.Meta) (*NewAPIKey, error) {
+func (s *Service) CreateAPIKey(ctx context.Context, p *tenant.Principal, name, role string, meta audit.Meta) (*NewAPIKey, error) {
 	var out *NewAPIKey
-	err := s.inOrg(ctx, p, auth.RoleAdmin, func(tx *sqlx.Tx, _ string) error {
+	err := tenant.InOrg(ctx, s.DB, p, tenant.RoleAdmin, func(tx *sqlx.Tx, _ string) error {
 		full, prefix, hash := newAPIKeySecret()
-		k := &orgdb.APIKey{ID: newID(), OrgID: p.OrgID, Name: strings.TrimSpace(name), Role: role, Prefix: prefix, SecretHash: hash}
+		k := &APIKey{ID: postgres.NewID(), OrgID: p.OrgID, Name: strings.TrimSpace(name), Role: role, Prefix: prefix, SecretHash: hash}
 		if p.IsUser() {
 			k.CreatedBy = &p.UserID
 		}
@@ -70,29 +70,29 @@ func (s *Service) CreateAPIKey(ctx context.Context, p *auth.Principal, name, rol
 			return err
 		}
 		out = &NewAPIKey{Key: k, Secret: full}
-		return s.audit(ctx, tx, p, meta, "api_key.created", "api_key", k.ID.String(), map[string]string{"name": k.Name, "role": role, "prefix": prefix})
+		return record(ctx, tx, p, meta, "api_key.created", "api_key", k.ID.String(), map[string]string{"name": k.Name, "role": role, "prefix": prefix})
 	})
 	return out, err
 }
 
 // APIKeys lists live keys; admins and owners.
-func (s *Service) APIKeys(ctx context.Context, p *auth.Principal, pg Page) ([]orgdb.APIKey, string, error) {
-	return listPage(ctx, s, p, pg, auth.RoleAdmin, func(tx *sqlx.Tx, after *orgdb.Cursor, limit int) ([]orgdb.APIKey, error) {
+func (s *Service) APIKeys(ctx context.Context, p *tenant.Principal, pg tenant.Page) ([]APIKey, string, error) {
+	return tenant.List(ctx, s.DB, p, pg, tenant.RoleAdmin, func(tx *sqlx.Tx, after *tenant.Cursor, limit int) ([]APIKey, error) {
 		return s.Store.APIKeys(ctx, tx, p.OrgID, after, limit)
-	}, func(k *orgdb.APIKey) (time.Time, uuid.UUID) { return k.CreatedAt, k.ID })
+	}, func(k *APIKey) (time.Time, uuid.UUID) { return k.CreatedAt, k.ID })
 }
 
 // RevokeAPIKey revokes a key at once; admins and owners.
-func (s *Service) RevokeAPIKey(ctx context.Context, p *auth.Principal, id uuid.UUID, meta auth.Meta) error {
-	return s.inOrg(ctx, p, auth.RoleAdmin, func(tx *sqlx.Tx, _ string) error {
+func (s *Service) RevokeAPIKey(ctx context.Context, p *tenant.Principal, id uuid.UUID, meta audit.Meta) error {
+	return tenant.InOrg(ctx, s.DB, p, tenant.RoleAdmin, func(tx *sqlx.Tx, _ string) error {
 		k, err := s.Store.RevokeAPIKey(ctx, tx, p.OrgID, id)
-		if errors.Is(err, orgdb.ErrNotFound) {
+		if errors.Is(err, ErrNotFound) {
 			return notFound("API key")
 		}
 		if err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, p, meta, "api_key.revoked", "api_key", id.String(), map[string]string{"name": k.Name, "prefix": k.Prefix})
+		return record(ctx, tx, p, meta, "api_key.revoked", "api_key", id.String(), map[string]string{"name": k.Name, "prefix": k.Prefix})
 	})
 }
 
@@ -100,13 +100,13 @@ var errBadAPIKey = apperr.New(apperr.Unauthenticated, "invalid_api_key", "The AP
 
 // AuthenticateAPIKey resolves a presented key to its organization and role,
 // and records its use.
-func (s *Service) AuthenticateAPIKey(ctx context.Context, raw string) (*auth.Principal, error) {
+func (s *Service) AuthenticateAPIKey(ctx context.Context, raw string) (*tenant.Principal, error) {
 	prefix, secret, ok := parseAPIKey(raw)
 	if !ok {
 		return nil, errBadAPIKey
 	}
 	ref, err := s.Store.APIKeyByPrefix(ctx, s.DB, prefix)
-	if errors.Is(err, orgdb.ErrNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		return nil, errBadAPIKey
 	}
 	if err != nil {
@@ -122,5 +122,5 @@ func (s *Service) AuthenticateAPIKey(ctx context.Context, raw string) (*auth.Pri
 		// Recording last use must not fail the request it belongs to.
 		zerolog.Ctx(ctx).Warn().Err(err).Msg("touch api key")
 	}
-	return &auth.Principal{OrgID: ref.OrgID, Role: ref.Role, APIKeyID: ref.ID}, nil
+	return &tenant.Principal{OrgID: ref.OrgID, Role: ref.Role, APIKeyID: ref.ID}, nil
 }

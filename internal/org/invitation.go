@@ -9,30 +9,27 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/keelhq/keel/internal/apperr"
+	"github.com/keelhq/keel/internal/audit"
 	"github.com/keelhq/keel/internal/auth"
-	"github.com/keelhq/keel/internal/auth/authdb"
-	"github.com/keelhq/keel/internal/org/orgdb"
+	"github.com/keelhq/keel/internal/email"
+	"github.com/keelhq/keel/internal/platform/postgres"
+	"github.com/keelhq/keel/internal/tenant"
 )
 
 // Invite creates (or replaces) a pending invitation and mails its 7-day link.
-func (s *Service) Invite(ctx context.Context, p *auth.Principal, email, role string, meta auth.Meta) (*orgdb.Invitation, error) {
+func (s *Service) Invite(ctx context.Context, p *tenant.Principal, email, role string, meta audit.Meta) (*Invitation, error) {
 	email, err := auth.NormalizeEmail("email", email)
 	if err != nil {
 		return nil, err
 	}
-	var inv *orgdb.Invitation
-	err = s.inOrg(ctx, p, auth.RoleAdmin, func(tx *sqlx.Tx, actorRole string) error {
-		if role == auth.RoleOwner && actorRole != auth.RoleOwner {
+	var inv *Invitation
+	err = tenant.InOrg(ctx, s.DB, p, tenant.RoleAdmin, func(tx *sqlx.Tx, actorRole string) error {
+		if role == tenant.RoleOwner && actorRole != tenant.RoleOwner {
 			return apperr.New(apperr.Forbidden, "forbidden", "Only owners can invite owners.")
 		}
-		u, err := s.Users.UserByEmail(ctx, tx, email)
-		if err == nil {
-			if _, err := s.Store.Member(ctx, tx, p.OrgID, u.ID, false); err == nil {
-				return apperr.New(apperr.Conflict, "already_member", "This person is already a member.")
-			} else if !errors.Is(err, orgdb.ErrNotFound) {
-				return err
-			}
-		} else if !errors.Is(err, authdb.ErrNotFound) {
+		if _, err := s.Store.MemberByEmail(ctx, tx, p.OrgID, email); err == nil {
+			return apperr.New(apperr.Conflict, "already_member", "This person is already a member.")
+		} else if !errors.Is(err, ErrNotFound) {
 			return err
 		}
 		o, err := s.Store.Org(ctx, tx, p.OrgID)
@@ -40,8 +37,8 @@ func (s *Service) Invite(ctx context.Context, p *auth.Principal, email, role str
 			return err
 		}
 		token, hash := auth.NewOpaqueToken()
-		inv = &orgdb.Invitation{ID: newID(), OrgID: p.OrgID, Email: email, Role: role, TokenHash: hash,
-			ExpiresAt: s.now().Add(auth.InvitationTTL)}
+		inv = &Invitation{ID: postgres.NewID(), OrgID: p.OrgID, Email: email, Role: role, TokenHash: hash,
+			ExpiresAt: s.now().Add(InvitationTTL)}
 		if p.IsUser() {
 			inv.InvitedBy = &p.UserID
 		}
@@ -51,68 +48,68 @@ func (s *Service) Invite(ctx context.Context, p *auth.Principal, email, role str
 		if err := s.mailInvitation(ctx, tx, p, inv, o.Name, token); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, p, meta, "invitation.sent", "invitation", inv.ID.String(), map[string]string{"email": email, "role": role})
+		return record(ctx, tx, p, meta, "invitation.sent", "invitation", inv.ID.String(), map[string]string{"email": email, "role": role})
 	})
 	return inv, err
 }
 
-func (s *Service) mailInvitation(ctx context.Context, tx *sqlx.Tx, p *auth.Principal, inv *orgdb.Invitation, orgName, token string) error {
+func (s *Service) mailInvitation(ctx context.Context, tx *sqlx.Tx, p *tenant.Principal, inv *Invitation, orgName, token string) error {
 	inviter := "A teammate"
 	if p.IsUser() {
-		if u, err := s.Users.UserByID(ctx, tx, p.UserID, false); err == nil {
-			inviter = u.Name
+		if name, err := s.Store.UserName(ctx, tx, p.UserID); err == nil {
+			inviter = name
 		}
 	}
 	return auth.QueueEmail(ctx, tx, inv.Email, "invitation", map[string]string{
 		"inviter": inviter, "organization": orgName, "role": inv.Role,
-		"link": auth.Link(s.BaseURL, "/accept-invitation", token), "days": "7"})
+		"link": email.Link(s.BaseURL, "/accept-invitation", token), "days": "7"})
 }
 
 // Invitations lists pending invitations; admins and owners.
-func (s *Service) Invitations(ctx context.Context, p *auth.Principal, pg Page) ([]orgdb.Invitation, string, error) {
-	return listPage(ctx, s, p, pg, auth.RoleAdmin, func(tx *sqlx.Tx, after *orgdb.Cursor, limit int) ([]orgdb.Invitation, error) {
+func (s *Service) Invitations(ctx context.Context, p *tenant.Principal, pg tenant.Page) ([]Invitation, string, error) {
+	return tenant.List(ctx, s.DB, p, pg, tenant.RoleAdmin, func(tx *sqlx.Tx, after *tenant.Cursor, limit int) ([]Invitation, error) {
 		return s.Store.Invitations(ctx, tx, p.OrgID, after, limit)
-	}, func(i *orgdb.Invitation) (time.Time, uuid.UUID) { return i.CreatedAt, i.ID })
+	}, func(i *Invitation) (time.Time, uuid.UUID) { return i.CreatedAt, i.ID })
 }
 
 // RevokeInvitation deletes a pending invitation; its link stops working.
-func (s *Service) RevokeInvitation(ctx context.Context, p *auth.Principal, id uuid.UUID, meta auth.Meta) error {
-	return s.inOrg(ctx, p, auth.RoleAdmin, func(tx *sqlx.Tx, actorRole string) error {
+func (s *Service) RevokeInvitation(ctx context.Context, p *tenant.Principal, id uuid.UUID, meta audit.Meta) error {
+	return tenant.InOrg(ctx, s.DB, p, tenant.RoleAdmin, func(tx *sqlx.Tx, actorRole string) error {
 		inv, err := s.Store.Invitation(ctx, tx, p.OrgID, id, true)
-		if errors.Is(err, orgdb.ErrNotFound) {
+		if errors.Is(err, ErrNotFound) {
 			return notFound("invitation")
 		}
 		if err != nil {
 			return err
 		}
-		if inv.Role == auth.RoleOwner && actorRole != auth.RoleOwner {
+		if inv.Role == tenant.RoleOwner && actorRole != tenant.RoleOwner {
 			return apperr.New(apperr.Forbidden, "forbidden", "Only owners can revoke an owner's invitation.")
 		}
 		if err := s.Store.DeleteInvitation(ctx, tx, p.OrgID, id); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, p, meta, "invitation.revoked", "invitation", id.String(), map[string]string{"email": inv.Email})
+		return record(ctx, tx, p, meta, "invitation.revoked", "invitation", id.String(), map[string]string{"email": inv.Email})
 	})
 }
 
 // ResendInvitation mails a pending invitation again with a new link and a
 // fresh 7 days; the old link stops working.
-func (s *Service) ResendInvitation(ctx context.Context, p *auth.Principal, id uuid.UUID, meta auth.Meta) (*orgdb.Invitation, error) {
-	var inv *orgdb.Invitation
-	err := s.inOrg(ctx, p, auth.RoleAdmin, func(tx *sqlx.Tx, actorRole string) error {
+func (s *Service) ResendInvitation(ctx context.Context, p *tenant.Principal, id uuid.UUID, meta audit.Meta) (*Invitation, error) {
+	var inv *Invitation
+	err := tenant.InOrg(ctx, s.DB, p, tenant.RoleAdmin, func(tx *sqlx.Tx, actorRole string) error {
 		var err error
 		inv, err = s.Store.Invitation(ctx, tx, p.OrgID, id, true)
-		if errors.Is(err, orgdb.ErrNotFound) {
+		if errors.Is(err, ErrNotFound) {
 			return notFound("invitation")
 		}
 		if err != nil {
 			return err
 		}
-		if inv.Role == auth.RoleOwner && actorRole != auth.RoleOwner {
+		if inv.Role == tenant.RoleOwner && actorRole != tenant.RoleOwner {
 			return apperr.New(apperr.Forbidden, "forbidden", "Only owners can resend an owner's invitation.")
 		}
 		token, hash := auth.NewOpaqueToken()
-		inv.TokenHash, inv.ExpiresAt = hash, s.now().Add(auth.InvitationTTL)
+		inv.TokenHash, inv.ExpiresAt = hash, s.now().Add(InvitationTTL)
 		if err := s.Store.RefreshInvitation(ctx, tx, inv); err != nil {
 			return err
 		}
@@ -123,7 +120,43 @@ func (s *Service) ResendInvitation(ctx context.Context, p *auth.Principal, id uu
 		if err := s.mailInvitation(ctx, tx, p, inv, o.Name, token); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, p, meta, "invitation.resent", "invitation", id.String(), map[string]string{"email": inv.Email})
+		return record(ctx, tx, p, meta, "invitation.resent", "invitation", id.String(), map[string]string{"email": inv.Email})
 	})
 	return inv, err
+}
+
+// OpenInvitation finds the live invitation with the token hash, sets tx's
+// tenant to its organization and locks it. It answers ErrNotFound for an
+// unknown, used or expired token and tenant.ErrSuspended when the
+// organization is suspended.
+func (s *Service) OpenInvitation(ctx context.Context, tx *sqlx.Tx, tokenHash []byte) (*auth.Invite, error) {
+	inv, err := s.Store.InvitationByToken(ctx, tx, tokenHash)
+	if err != nil {
+		return nil, err
+	}
+	if err := tenant.CheckActive(ctx, tx, inv.OrgID); err != nil {
+		return nil, err
+	}
+	return &auth.Invite{ID: inv.ID, OrgID: inv.OrgID, Email: inv.Email, Role: inv.Role}, nil
+}
+
+// JoinByInvitation makes userID a member with the invitation's role (an
+// existing member keeps theirs: accepting changes nothing but the
+// invitation), marks the invitation used and audits it, inside tx (whose
+// tenant OpenInvitation set). It returns the member's role.
+func (s *Service) JoinByInvitation(ctx context.Context, tx *sqlx.Tx, inv *auth.Invite, userID uuid.UUID, meta audit.Meta) (string, error) {
+	role := inv.Role
+	if m, err := s.Store.Member(ctx, tx, inv.OrgID, userID, true); err == nil {
+		role = m.Role
+	} else if !errors.Is(err, ErrNotFound) {
+		return "", err
+	} else if err := s.Store.AddMember(ctx, tx, inv.OrgID, userID, inv.Role); err != nil {
+		return "", err
+	}
+	if err := s.Store.AcceptInvitation(ctx, tx, inv.OrgID, inv.ID); err != nil {
+		return "", err
+	}
+	err := audit.Record(ctx, tx, audit.Entry{OrgID: inv.OrgID, ActorUserID: &userID, Action: "invitation.accepted",
+		TargetType: "invitation", TargetID: inv.ID.String(), IP: meta.IP, UserAgent: meta.UserAgent})
+	return role, err
 }

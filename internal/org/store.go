@@ -7,46 +7,47 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/keelhq/keel/internal/auth"
-	"github.com/keelhq/keel/internal/auth/authdb"
-	"github.com/keelhq/keel/internal/org/orgdb"
+	"github.com/keelhq/keel/internal/tenant"
 )
 
 // Store is the organization storage the Service needs; orgdb.Store
-// implements it on PostgreSQL. It includes what auth needs to create an
-// organization. Tenant methods expect tx to have app.org_id set to the
-// organization they name (RLS hides every other row); lookups, updates and
-// deletes of a missing row return orgdb.ErrNotFound.
+// implements it on PostgreSQL. Tenant methods expect tx to have app.org_id
+// set to the organization they name (Row Level Security hides every other
+// row); lookups, updates and deletes of a missing row return ErrNotFound.
 type Store interface {
-	auth.OrgStore
-	Org(ctx context.Context, tx sqlx.QueryerContext, id uuid.UUID) (*orgdb.Organization, error)
-	RenameOrg(ctx context.Context, tx sqlx.ExtContext, o *orgdb.Organization) error
-	Members(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, after *orgdb.Cursor, limit int) ([]orgdb.MemberRow, error)
+	CreateOrg(ctx context.Context, tx sqlx.ExtContext, o *Organization) error
+	Org(ctx context.Context, tx sqlx.QueryerContext, id uuid.UUID) (*Organization, error)
+	RenameOrg(ctx context.Context, tx sqlx.ExtContext, o *Organization) error
+	// UserMemberships reads before any tenant is set (a SECURITY DEFINER lookup).
+	UserMemberships(ctx context.Context, db sqlx.QueryerContext, userID uuid.UUID) ([]auth.Membership, error)
+	// AddMember inserts a membership; ErrConflict when it exists.
+	AddMember(ctx context.Context, tx sqlx.ExtContext, orgID, userID uuid.UUID, role string) error
+	// Member reads a membership with its user's email and name; lock takes a row lock.
+	Member(ctx context.Context, tx sqlx.QueryerContext, orgID, userID uuid.UUID, lock bool) (*Member, error)
+	// MemberByEmail finds the member whose account has email.
+	MemberByEmail(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, email string) (*Member, error)
+	Members(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, after *tenant.Cursor, limit int) ([]Member, error)
 	// CountOwners locks the owners' rows, so concurrent demotions serialize.
 	CountOwners(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID) (int, error)
-	SetRole(ctx context.Context, tx sqlx.ExtContext, m *orgdb.Membership) error
+	SetRole(ctx context.Context, tx sqlx.ExecerContext, orgID, userID uuid.UUID, role string) error
 	RemoveMember(ctx context.Context, tx sqlx.ExecerContext, orgID, userID uuid.UUID) error
+	// UserName returns a user's display name (inviters are named in emails).
+	UserName(ctx context.Context, tx sqlx.QueryerContext, userID uuid.UUID) (string, error)
 	// PutInvitation replaces a pending invitation of the same address.
-	PutInvitation(ctx context.Context, tx sqlx.ExtContext, inv *orgdb.Invitation) error
-	Invitation(ctx context.Context, tx sqlx.QueryerContext, orgID, id uuid.UUID, lock bool) (*orgdb.Invitation, error)
-	Invitations(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, after *orgdb.Cursor, limit int) ([]orgdb.Invitation, error)
-	RefreshInvitation(ctx context.Context, tx sqlx.ExtContext, inv *orgdb.Invitation) error
+	PutInvitation(ctx context.Context, tx sqlx.ExtContext, inv *Invitation) error
+	Invitation(ctx context.Context, tx sqlx.QueryerContext, orgID, id uuid.UUID, lock bool) (*Invitation, error)
+	// InvitationByToken finds a live invitation through a SECURITY DEFINER
+	// lookup, sets tx's tenant to its organization and locks it.
+	InvitationByToken(ctx context.Context, tx *sqlx.Tx, hash []byte) (*Invitation, error)
+	Invitations(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, after *tenant.Cursor, limit int) ([]Invitation, error)
+	RefreshInvitation(ctx context.Context, tx sqlx.ExtContext, inv *Invitation) error
+	AcceptInvitation(ctx context.Context, tx sqlx.ExecerContext, orgID, id uuid.UUID) error
 	DeleteInvitation(ctx context.Context, tx sqlx.ExecerContext, orgID, id uuid.UUID) error
-	CreateAPIKey(ctx context.Context, tx sqlx.ExtContext, k *orgdb.APIKey) error
-	APIKeys(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, after *orgdb.Cursor, limit int) ([]orgdb.APIKey, error)
-	RevokeAPIKey(ctx context.Context, tx sqlx.QueryerContext, orgID, id uuid.UUID) (*orgdb.APIKey, error)
-	// APIKeyByPrefix reads before any tenant is set (a SECURITY DEFINER lookup).
-	APIKeyByPrefix(ctx context.Context, db sqlx.QueryerContext, prefix string) (*orgdb.KeyRef, error)
+	CreateAPIKey(ctx context.Context, tx sqlx.ExtContext, k *APIKey) error
+	APIKeys(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, after *tenant.Cursor, limit int) ([]APIKey, error)
+	RevokeAPIKey(ctx context.Context, tx sqlx.QueryerContext, orgID, id uuid.UUID) (*APIKey, error)
+	// APIKeyByPrefix reads before any tenant is set (a SECURITY DEFINER
+	// lookup); the result has ID, OrgID, Role and SecretHash.
+	APIKeyByPrefix(ctx context.Context, db sqlx.QueryerContext, prefix string) (*APIKey, error)
 	TouchAPIKey(ctx context.Context, tx sqlx.ExecerContext, orgID, id uuid.UUID) error
-	Audit(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, after *orgdb.Cursor, limit int) ([]orgdb.AuditEntry, error)
 }
-
-// Users is the part of the account storage the Service reads.
-type Users interface {
-	UserByEmail(ctx context.Context, tx sqlx.QueryerContext, email string) (*authdb.User, error)
-	UserByID(ctx context.Context, tx sqlx.QueryerContext, id uuid.UUID, lock bool) (*authdb.User, error)
-}
-
-var (
-	_ Store = orgdb.Store{}
-	_ Users = authdb.Store{}
-)

@@ -6,26 +6,24 @@ package authdb
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
+	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/platform/postgres"
 )
 
-// Errors.
-var (
-	ErrNotFound   = postgres.ErrNotFound
-	ErrEmailTaken = errors.New("email taken")
-)
-
-// Store runs the queries; its methods take the transaction they run in.
+// Store runs the queries; its methods take the transaction (or pool) they
+// run in. It maps rows to auth's types.
 type Store struct{}
 
-// User is a users row.
-type User struct {
+var _ auth.UserStore = Store{}
+
+// userRow is a users row.
+type userRow struct {
 	ID              uuid.UUID  `db:"id"`
 	Email           string     `db:"email"`
 	Name            string     `db:"name"`
@@ -39,53 +37,63 @@ type User struct {
 	UpdatedAt       time.Time  `db:"updated_at"`
 }
 
+func (r *userRow) user() *auth.User {
+	return &auth.User{ID: r.ID, Email: r.Email, Name: r.Name, PasswordHash: r.PasswordHash, EmailVerifiedAt: r.EmailVerifiedAt,
+		TOTPSecret: r.TOTPSecret, TOTPEnabledAt: r.TOTPEnabledAt, TOTPLastStep: r.TOTPLastStep, IsPlatformAdmin: r.IsPlatformAdmin,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+}
+
 const userCols = `id, email, name, password_hash, email_verified_at, totp_secret, totp_enabled_at,
 	totp_last_step, is_platform_admin, created_at, updated_at`
 
 // CreateUser inserts u; ErrEmailTaken when the address is in use.
-func (Store) CreateUser(ctx context.Context, tx sqlx.ExtContext, u *User) error {
+func (Store) CreateUser(ctx context.Context, tx sqlx.ExtContext, u *auth.User) error {
 	const q = `INSERT INTO users (id, email, name, password_hash, email_verified_at)
 		VALUES ($1, $2, $3, $4, $5) RETURNING created_at, updated_at`
-	err := sqlx.GetContext(ctx, tx, u, q, u.ID, u.Email, u.Name, u.PasswordHash, u.EmailVerifiedAt)
+	err := tx.QueryRowxContext(ctx, q, u.ID, u.Email, u.Name, u.PasswordHash, u.EmailVerifiedAt).Scan(&u.CreatedAt, &u.UpdatedAt)
 	if postgres.IsUniqueViolation(err, "users_email_key") {
-		return ErrEmailTaken
+		return auth.ErrEmailTaken
 	}
 	return postgres.Translate(err)
 }
 
 // UserByEmail returns the user with email (already lower-cased).
-func (Store) UserByEmail(ctx context.Context, tx sqlx.QueryerContext, email string) (*User, error) {
-	var u User
-	err := sqlx.GetContext(ctx, tx, &u, `SELECT `+userCols+` FROM users WHERE email = $1`, email)
-	return &u, postgres.Translate(err)
+func (Store) UserByEmail(ctx context.Context, tx sqlx.QueryerContext, email string) (*auth.User, error) {
+	var u userRow
+	if err := sqlx.GetContext(ctx, tx, &u, `SELECT `+userCols+` FROM users WHERE email = $1`, email); err != nil {
+		return nil, postgres.Translate(err)
+	}
+	return u.user(), nil
 }
 
 // UserByID returns a user; lock takes a row lock for read-modify-write.
-func (Store) UserByID(ctx context.Context, tx sqlx.QueryerContext, id uuid.UUID, lock bool) (*User, error) {
+func (Store) UserByID(ctx context.Context, tx sqlx.QueryerContext, id uuid.UUID, lock bool) (*auth.User, error) {
 	q := `SELECT ` + userCols + ` FROM users WHERE id = $1`
 	if lock {
 		q += ` FOR UPDATE`
 	}
-	var u User
-	err := sqlx.GetContext(ctx, tx, &u, q, id)
-	return &u, postgres.Translate(err)
+	var u userRow
+	if err := sqlx.GetContext(ctx, tx, &u, q, id); err != nil {
+		return nil, postgres.Translate(err)
+	}
+	return u.user(), nil
 }
 
 // UpdateUser writes the mutable fields of u.
-func (Store) UpdateUser(ctx context.Context, tx sqlx.ExtContext, u *User) error {
+func (Store) UpdateUser(ctx context.Context, tx sqlx.ExtContext, u *auth.User) error {
 	const q = `UPDATE users SET email = $2, name = $3, password_hash = $4, email_verified_at = $5,
 		totp_secret = $6, totp_enabled_at = $7, totp_last_step = $8, updated_at = now()
 		WHERE id = $1 RETURNING updated_at`
 	err := sqlx.GetContext(ctx, tx, &u.UpdatedAt, q, u.ID, u.Email, u.Name, u.PasswordHash, u.EmailVerifiedAt,
 		u.TOTPSecret, u.TOTPEnabledAt, u.TOTPLastStep)
 	if postgres.IsUniqueViolation(err, "users_email_key") {
-		return ErrEmailTaken
+		return auth.ErrEmailTaken
 	}
 	return postgres.Translate(err)
 }
 
-// RefreshToken is a refresh_tokens row.
-type RefreshToken struct {
+// refreshRow is a refresh_tokens row.
+type refreshRow struct {
 	ID          uuid.UUID  `db:"id"`
 	FamilyID    uuid.UUID  `db:"family_id"`
 	UserID      uuid.UUID  `db:"user_id"`
@@ -97,7 +105,7 @@ type RefreshToken struct {
 }
 
 // CreateRefreshToken inserts t.
-func (Store) CreateRefreshToken(ctx context.Context, tx sqlx.ExtContext, t *RefreshToken) error {
+func (Store) CreateRefreshToken(ctx context.Context, tx sqlx.ExtContext, t *auth.RefreshToken) error {
 	const q = `INSERT INTO refresh_tokens (id, family_id, user_id, active_org_id, token_hash, expires_at)
 		VALUES ($1, $2, $3, NULLIF($4, '00000000-0000-0000-0000-000000000000'::uuid), $5, $6)`
 	_, err := tx.ExecContext(ctx, q, t.ID, t.FamilyID, t.UserID, t.ActiveOrgID, t.TokenHash, t.ExpiresAt)
@@ -106,12 +114,16 @@ func (Store) CreateRefreshToken(ctx context.Context, tx sqlx.ExtContext, t *Refr
 
 // RefreshTokenByHash returns the token with hash, locked so two concurrent
 // rotations of one token cannot both succeed.
-func (Store) RefreshTokenByHash(ctx context.Context, tx sqlx.QueryerContext, hash []byte) (*RefreshToken, error) {
-	var t RefreshToken
+func (Store) RefreshTokenByHash(ctx context.Context, tx sqlx.QueryerContext, hash []byte) (*auth.RefreshToken, error) {
+	var t refreshRow
 	err := sqlx.GetContext(ctx, tx, &t, `SELECT id, family_id, user_id,
 		COALESCE(active_org_id, '00000000-0000-0000-0000-000000000000'::uuid) AS active_org_id, token_hash, expires_at, rotated_at, revoked_at
 		FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE`, hash)
-	return &t, postgres.Translate(err)
+	if err != nil {
+		return nil, postgres.Translate(err)
+	}
+	return &auth.RefreshToken{ID: t.ID, FamilyID: t.FamilyID, UserID: t.UserID, ActiveOrgID: t.ActiveOrgID, TokenHash: t.TokenHash,
+		ExpiresAt: t.ExpiresAt, RotatedAt: t.RotatedAt, RevokedAt: t.RevokedAt}, nil
 }
 
 // MarkRotated records that t was exchanged for a successor.
@@ -133,14 +145,8 @@ func (Store) RevokeUserSessions(ctx context.Context, tx sqlx.ExecerContext, user
 	return err
 }
 
-// Email token purposes.
-const (
-	PurposeVerifyEmail   = "verify_email"
-	PurposeResetPassword = "reset_password"
-)
-
-// EmailToken is an email_tokens row.
-type EmailToken struct {
+// emailTokenRow is an email_tokens row.
+type emailTokenRow struct {
 	ID        uuid.UUID  `db:"id"`
 	UserID    uuid.UUID  `db:"user_id"`
 	Purpose   string     `db:"purpose"`
@@ -152,7 +158,7 @@ type EmailToken struct {
 
 // CreateEmailToken inserts t and voids the user's earlier unused tokens of
 // the same purpose, so only the newest link works.
-func (Store) CreateEmailToken(ctx context.Context, tx sqlx.ExtContext, t *EmailToken) error {
+func (Store) CreateEmailToken(ctx context.Context, tx sqlx.ExtContext, t *auth.EmailToken) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE email_tokens SET used_at = now()
 		WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL`, t.UserID, t.Purpose); err != nil {
 		return err
@@ -164,12 +170,16 @@ func (Store) CreateEmailToken(ctx context.Context, tx sqlx.ExtContext, t *EmailT
 
 // UseEmailToken marks the live token with hash and purpose used and returns
 // it; ErrNotFound when it is unknown, used or expired.
-func (Store) UseEmailToken(ctx context.Context, tx sqlx.QueryerContext, purpose string, hash []byte) (*EmailToken, error) {
-	var t EmailToken
+func (Store) UseEmailToken(ctx context.Context, tx sqlx.QueryerContext, purpose string, hash []byte) (*auth.EmailToken, error) {
+	var t emailTokenRow
 	err := sqlx.GetContext(ctx, tx, &t, `UPDATE email_tokens SET used_at = now()
 		WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()
 		RETURNING id, user_id, purpose, email, token_hash, expires_at, used_at`, hash, purpose)
-	return &t, postgres.Translate(err)
+	if err != nil {
+		return nil, postgres.Translate(err)
+	}
+	return &auth.EmailToken{ID: t.ID, UserID: t.UserID, Purpose: t.Purpose, Email: t.Email, TokenHash: t.TokenHash,
+		ExpiresAt: t.ExpiresAt, UsedAt: t.UsedAt}, nil
 }
 
 // ReplaceRecoveryCodes stores a user's new recovery codes, dropping old ones.
@@ -201,4 +211,45 @@ func (Store) UseRecoveryCode(ctx context.Context, tx sqlx.ExecerContext, userID 
 func (Store) DeleteRecoveryCodes(ctx context.Context, tx sqlx.ExecerContext, userID uuid.UUID) error {
 	_, err := tx.ExecContext(ctx, `DELETE FROM totp_recovery_codes WHERE user_id = $1`, userID)
 	return err
+}
+
+// Profile reads the user, their memberships (through the
+// identity_user_memberships SECURITY DEFINER function, before any tenant is
+// set) and the state of activeOrg in one statement. activeOrg uuid.Nil
+// reads as active.
+func (Store) Profile(ctx context.Context, db sqlx.QueryerContext, userID, activeOrg uuid.UUID) (*auth.Profile, error) {
+	const q = `SELECT ` + userCols + `,
+		COALESCE((SELECT json_agg(m ORDER BY m.joined_at) FROM identity_user_memberships(u.id) m), '[]') AS memberships,
+		(SELECT o.suspended_at IS NOT NULL FROM organizations o WHERE o.id = $2) AS org_suspended
+		FROM users u WHERE u.id = $1`
+	var r struct {
+		userRow
+		Memberships  []byte `db:"memberships"`
+		OrgSuspended *bool  `db:"org_suspended"` // NULL: no such organization
+	}
+	if err := sqlx.GetContext(ctx, db, &r, q, userID, activeOrg); err != nil {
+		return nil, postgres.Translate(err)
+	}
+	var ms []struct {
+		OrgID     uuid.UUID `json:"org_id"`
+		Role      string    `json:"role"`
+		JoinedAt  time.Time `json:"joined_at"`
+		OrgName   string    `json:"org_name"`
+		Suspended bool      `json:"suspended"`
+	}
+	if err := json.Unmarshal(r.Memberships, &ms); err != nil {
+		return nil, err
+	}
+	p := &auth.Profile{User: r.user(), Memberships: make([]auth.Membership, len(ms))}
+	for i, m := range ms {
+		p.Memberships[i] = auth.Membership{OrgID: m.OrgID, OrgName: m.OrgName, Role: m.Role, JoinedAt: m.JoinedAt, Suspended: m.Suspended}
+	}
+	switch {
+	case activeOrg == uuid.Nil:
+	case r.OrgSuspended == nil:
+		p.ActiveOrgGone = true
+	case *r.OrgSuspended:
+		p.ActiveOrgSuspended = true
+	}
+	return p, nil
 }

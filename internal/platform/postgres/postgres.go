@@ -69,8 +69,8 @@ func InTx(ctx context.Context, db *sqlx.DB, orgID uuid.UUID, fn func(tx *sqlx.Tx
 		}
 	}()
 	if orgID != uuid.Nil {
-		if _, err = tx.ExecContext(ctx, `SELECT set_config('app.org_id', $1, true)`, orgID.String()); err != nil {
-			return fmt.Errorf("set tenant: %w", err)
+		if err = SetTenant(ctx, tx, orgID); err != nil {
+			return err
 		}
 	}
 	if err = fn(tx); err != nil {

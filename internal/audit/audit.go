@@ -1,0 +1,159 @@
+// Package audit records security-sensitive actions in an organization's
+// audit log and lists them. Every capability writes through Record, inside
+// the transaction of the change it records, so an action and its entry
+// commit or roll back together.
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/keelhq/keel/internal/platform/logging"
+	"github.com/keelhq/keel/internal/platform/postgres"
+	"github.com/keelhq/keel/internal/tenant"
+)
+
+// Meta is what a request says about where it came from.
+type Meta struct {
+	IP        string
+	UserAgent string
+}
+
+// Entry is one audit record. Exactly one of ActorUserID and ActorAPIKeyID is
+// normally set; ActingForUserID is the user a platform admin acts for during
+// support access, so the log says both who did it and on whose behalf.
+type Entry struct {
+	ID              uuid.UUID
+	OrgID           uuid.UUID
+	ActorUserID     *uuid.UUID
+	ActorAPIKeyID   *uuid.UUID
+	ActingForUserID *uuid.UUID
+	Action          string // "member.role_changed": <object>.<past tense>
+	TargetType      string
+	TargetID        string
+	RequestID       string // from ctx when empty
+	IP              string
+	UserAgent       string
+	Details         json.RawMessage // a JSON object; {} when empty
+	CreatedAt       time.Time
+}
+
+// Limits on client-supplied text. They are in characters, and text is cut on
+// a character boundary, so a stored value is always valid UTF-8.
+const (
+	maxUserAgent = 512
+	maxIP        = 64
+	maxText      = 256
+	maxRequestID = 128
+)
+
+// By returns an entry for action taken by p in its organization, from meta.
+func By(p *tenant.Principal, meta Meta, action, targetType, targetID string) Entry {
+	e := Entry{OrgID: p.OrgID, Action: action, TargetType: targetType, TargetID: targetID, IP: meta.IP, UserAgent: meta.UserAgent}
+	if p.IsUser() {
+		id := p.UserID
+		e.ActorUserID = &id
+	} else if p.APIKeyID != uuid.Nil {
+		id := p.APIKeyID
+		e.ActorAPIKeyID = &id
+	}
+	return e
+}
+
+// WithDetails returns e with details marshalled as its JSON details; a value
+// that does not marshal to an object is stored under "value".
+func (e Entry) WithDetails(details any) Entry {
+	if details == nil {
+		return e
+	}
+	b, err := json.Marshal(details)
+	if err != nil || len(b) == 0 || b[0] != '{' {
+		b, _ = json.Marshal(map[string]string{"value": fmt.Sprint(details)})
+	}
+	e.Details = b
+	return e
+}
+
+// Record inserts e inside tx, which must have e.OrgID as its tenant (the
+// audit log is under Row Level Security). Text a client supplied (user agent,
+// names in details) is cleaned to valid UTF-8 and cut to its limit, so an
+// audit write never fails, and never rolls back the change it records, on
+// what a client sent.
+func Record(ctx context.Context, tx sqlx.ExecerContext, e Entry) error {
+	if e.ID == uuid.Nil {
+		e.ID = postgres.NewID()
+	}
+	if e.RequestID == "" {
+		e.RequestID = logging.RequestID(ctx)
+	}
+	details := []byte(`{}`)
+	if len(e.Details) > 0 {
+		details = []byte(Clean(string(e.Details), 1<<16))
+		if !json.Valid(details) {
+			details, _ = json.Marshal(map[string]string{"invalid": Clean(string(e.Details), maxText)})
+		}
+	}
+	const q = `INSERT INTO audit_log (id, org_id, actor_user_id, actor_api_key_id, acting_for_user_id, action,
+		target_type, target_id, request_id, ip, user_agent, details)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
+	_, err := tx.ExecContext(ctx, q, e.ID, e.OrgID, e.ActorUserID, e.ActorAPIKeyID, e.ActingForUserID,
+		Clean(e.Action, maxText), Clean(e.TargetType, maxText), Clean(e.TargetID, maxText), Clean(e.RequestID, maxRequestID),
+		Clean(e.IP, maxIP), Clean(e.UserAgent, maxUserAgent), details)
+	if err != nil {
+		return fmt.Errorf("audit %s: %w", e.Action, err)
+	}
+	return nil
+}
+
+// Clean returns s as valid UTF-8 without NUL bytes (PostgreSQL text refuses
+// both), cut to at most max characters on a character boundary.
+func Clean(s string, max int) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(s, "\x00", "")
+	}
+	if utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	n := 0
+	for i := range s {
+		if n == max {
+			return s[:i]
+		}
+		n++
+	}
+	return s
+}
+
+// List returns an organization's audit log, newest first, after the cursor;
+// tx must have orgID as its tenant.
+func List(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, after *tenant.Cursor, limit int) ([]Entry, error) {
+	q, args := tenant.Keyset(`SELECT id, org_id, actor_user_id, actor_api_key_id, acting_for_user_id, action, target_type,
+		target_id, request_id, ip, user_agent, details, created_at FROM audit_log WHERE org_id = $1`, "created_at, id", true, orgID, after, limit)
+	rows, err := tx.QueryxContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list audit log: %w", err)
+	}
+	defer rows.Close()
+	var out []Entry
+	for rows.Next() {
+		var e Entry
+		var details []byte
+		if err := rows.Scan(&e.ID, &e.OrgID, &e.ActorUserID, &e.ActorAPIKeyID, &e.ActingForUserID, &e.Action, &e.TargetType,
+			&e.TargetID, &e.RequestID, &e.IP, &e.UserAgent, &details, &e.CreatedAt); err != nil {
+			return nil, err
+		}
+		e.Details = details
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

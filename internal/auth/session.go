@@ -1,0 +1,281 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/keelhq/keel/internal/apperr"
+	"github.com/keelhq/keel/internal/audit"
+	"github.com/keelhq/keel/internal/platform/postgres"
+	"github.com/keelhq/keel/internal/tenant"
+	"github.com/rs/zerolog"
+)
+
+// LoginInput is a login attempt.
+type LoginInput struct {
+	Email, Password, TOTPCode string
+}
+
+// Login checks credentials (and the second factor when 2FA is on) under the
+// throttle and opens a session in the user's first organization.
+func (s *Service) Login(ctx context.Context, in LoginInput, meta audit.Meta) (*Session, error) {
+	email := strings.ToLower(strings.TrimSpace(in.Email))
+	if wait, err := s.Throttle.Locked(ctx, email, meta.IP); err != nil {
+		return nil, throttleDown(err)
+	} else if wait > 0 {
+		return nil, tooMany(wait)
+	}
+	u, err := s.Users.UserByEmail(ctx, s.DB, email)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	ok := false
+	if u != nil && err == nil {
+		ok, err = VerifyPassword(in.Password, u.PasswordHash)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		_, _ = VerifyPassword(in.Password, dummyHash())
+		u = nil
+	}
+	if !ok {
+		return nil, s.failLogin(ctx, email, u, meta, errInvalidCredentials)
+	}
+	if u.EmailVerifiedAt == nil {
+		return nil, apperr.New(apperr.Forbidden, "email_not_verified", "Verify your email address first; we can send the link again.")
+	}
+	if u.TOTPEnabledAt != nil {
+		if strings.TrimSpace(in.TOTPCode) == "" {
+			return nil, apperr.New(apperr.Unauthenticated, "totp_required", "Enter the code from your authenticator app (or a recovery code).")
+		}
+		var accepted bool
+		err := postgres.InTx(ctx, s.DB, uuid.Nil, func(tx *sqlx.Tx) error {
+			lu, err := s.Users.UserByID(ctx, tx, u.ID, true)
+			if err != nil {
+				return err
+			}
+			accepted, err = s.checkSecondFactor(ctx, tx, lu, in.TOTPCode)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if !accepted {
+			return nil, s.failLogin(ctx, email, u, meta, apperr.New(apperr.Unauthenticated, "invalid_totp_code", "The authentication code is wrong or already used."))
+		}
+	}
+	if err := s.Throttle.Reset(ctx, email); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Msg("reset login throttle")
+	}
+	orgID, role, err := s.defaultOrg(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	var sess *Session
+	err = postgres.InTx(ctx, s.DB, orgID, func(tx *sqlx.Tx) error {
+		var err error
+		if sess, err = s.openSession(ctx, tx, u.ID, orgID, role, uuid.Nil); err != nil {
+			return err
+		}
+		if orgID == uuid.Nil {
+			return nil
+		}
+		return audit.Record(ctx, tx, audit.Entry{OrgID: orgID, ActorUserID: &u.ID, Action: "user.login",
+			TargetType: "user", TargetID: u.ID.String(), IP: meta.IP, UserAgent: meta.UserAgent})
+	})
+	return sess, err
+}
+
+// defaultOrg picks the organization a login starts in: the oldest
+// membership whose organization is not suspended, else the oldest.
+func (s *Service) defaultOrg(ctx context.Context, userID uuid.UUID) (uuid.UUID, string, error) {
+	ms, err := s.Orgs.Memberships(ctx, s.DB, userID)
+	if err != nil || len(ms) == 0 {
+		return uuid.Nil, "", err
+	}
+	for _, m := range ms {
+		if !m.Suspended {
+			return m.OrgID, m.Role, nil
+		}
+	}
+	return ms[0].OrgID, ms[0].Role, nil
+}
+
+// failLogin counts a failure and, when it locks the account, records the
+// lockout in each of the user's organizations.
+func (s *Service) failLogin(ctx context.Context, email string, u *User, meta audit.Meta, cause error) error {
+	lockedNow, err := s.Throttle.Fail(ctx, email, meta.IP)
+	if err != nil {
+		return throttleDown(err)
+	}
+	if lockedNow && u != nil {
+		err := postgres.InTx(ctx, s.DB, uuid.Nil, func(tx *sqlx.Tx) error {
+			return s.auditAllOrgs(ctx, tx, u.ID, "user.login_locked", meta)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return cause
+}
+
+// throttleDown answers logins while Redis is unreachable: without the
+// throttle, guessing would be unlimited, so logins wait rather than run
+// unthrottled (fail closed); sessions already open are unaffected.
+func throttleDown(err error) error {
+	return &apperr.Error{Kind: apperr.Unavailable, Code: "login_unavailable", RetryAfter: 5, Err: err,
+		Message: "Logging in is briefly unavailable; try again in a few seconds."}
+}
+
+func tooMany(wait int) error {
+	return &apperr.Error{Kind: apperr.TooManyRequests, Code: "too_many_attempts", RetryAfter: wait,
+		Message: fmt.Sprintf("Too many failed logins; try again in %d seconds.", wait)}
+}
+
+// checkSecondFactor accepts a TOTP code for a step after the last one used
+// (so a code works once), or an unused recovery code. u must be locked in tx.
+func (s *Service) checkSecondFactor(ctx context.Context, tx *sqlx.Tx, u *User, code string) (bool, error) {
+	if u.TOTPSecret == nil {
+		return false, nil
+	}
+	secret, err := s.Box.Open(u.TOTPSecret, u.ID[:])
+	if err != nil {
+		return false, fmt.Errorf("open totp secret: %w", err)
+	}
+	if step := MatchTOTP(string(secret), code, s.now()); step > 0 {
+		if step <= u.TOTPLastStep {
+			return false, nil
+		}
+		u.TOTPLastStep = step
+		return true, s.Users.UpdateUser(ctx, tx, u)
+	}
+	if len(strings.TrimSpace(code)) > 6 {
+		return s.Users.UseRecoveryCode(ctx, tx, u.ID, HashRecoveryCode(code))
+	}
+	return false, nil
+}
+
+// openSession issues an access token and a refresh token; family is the
+// login's family, or uuid.Nil to start one.
+func (s *Service) openSession(ctx context.Context, tx *sqlx.Tx, userID, orgID uuid.UUID, role string, family uuid.UUID) (*Session, error) {
+	if family == uuid.Nil {
+		family = postgres.NewID()
+	}
+	refresh, hash := NewOpaqueToken()
+	rt := &RefreshToken{ID: postgres.NewID(), FamilyID: family, UserID: userID, ActiveOrgID: orgID, TokenHash: hash,
+		ExpiresAt: s.now().Add(RefreshTokenTTL)}
+	if err := s.Users.CreateRefreshToken(ctx, tx, rt); err != nil {
+		return nil, err
+	}
+	access, err := s.Tokens.Issue(userID, orgID, role)
+	if err != nil {
+		return nil, err
+	}
+	return &Session{AccessToken: access, RefreshToken: refresh, ExpiresIn: int(s.Tokens.TTL.Seconds()), OrgID: orgID, Role: role, UserID: userID}, nil
+}
+
+// Refresh rotates a refresh token. A token that was already rotated is a
+// sign it was stolen (the thief or the owner used it first): the whole
+// family is revoked and both parties must log in again.
+func (s *Service) Refresh(ctx context.Context, token string) (*Session, error) {
+	if token == "" {
+		return nil, errInvalidRefresh
+	}
+	var sess *Session
+	reused := false
+	err := postgres.InTx(ctx, s.DB, uuid.Nil, func(tx *sqlx.Tx) error {
+		rt, err := s.Users.RefreshTokenByHash(ctx, tx, HashToken(token))
+		if errors.Is(err, ErrNotFound) {
+			return errInvalidRefresh
+		}
+		if err != nil {
+			return err
+		}
+		if rt.RevokedAt != nil || !rt.ExpiresAt.After(s.now()) {
+			return errInvalidRefresh
+		}
+		if rt.RotatedAt != nil {
+			reused = true
+			return s.Users.RevokeFamily(ctx, tx, rt.UserID, rt.FamilyID)
+		}
+		if err := s.Users.MarkRotated(ctx, tx, rt.ID); err != nil {
+			return err
+		}
+		orgID, role, err := s.activeRole(ctx, tx, rt.UserID, rt.ActiveOrgID)
+		if err != nil {
+			return err
+		}
+		sess, err = s.openSession(ctx, tx, rt.UserID, orgID, role, rt.FamilyID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if reused {
+		zerolog.Ctx(ctx).Warn().Msg("refresh token reused; family revoked")
+		return nil, apperr.New(apperr.Unauthenticated, "refresh_token_reused", "This refresh token was already used; every session of this login was signed out. Log in again.")
+	}
+	return sess, nil
+}
+
+// activeRole returns the user's current role in orgID, falling back to their
+// first organization when they have left it (or to none). It reads the
+// memberships list, which needs no tenant.
+func (s *Service) activeRole(ctx context.Context, tx *sqlx.Tx, userID, orgID uuid.UUID) (uuid.UUID, string, error) {
+	ms, err := s.Orgs.Memberships(ctx, tx, userID)
+	if err != nil || len(ms) == 0 {
+		return uuid.Nil, "", err
+	}
+	for _, m := range ms {
+		if m.OrgID == orgID {
+			return m.OrgID, m.Role, nil
+		}
+	}
+	return ms[0].OrgID, ms[0].Role, nil
+}
+
+// Logout revokes the family of a refresh token. Unknown tokens are ignored:
+// the outcome the caller wants (that token no longer works) holds.
+func (s *Service) Logout(ctx context.Context, token string) error {
+	return postgres.InTx(ctx, s.DB, uuid.Nil, func(tx *sqlx.Tx) error {
+		rt, err := s.Users.RefreshTokenByHash(ctx, tx, HashToken(token))
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return s.Users.RevokeFamily(ctx, tx, rt.UserID, rt.FamilyID)
+	})
+}
+
+// SwitchOrg opens a session in another organization the user belongs to.
+// It starts a new refresh family, as a login does.
+func (s *Service) SwitchOrg(ctx context.Context, p *tenant.Principal, orgID uuid.UUID) (*Session, error) {
+	if !p.IsUser() {
+		return nil, tenant.ErrUserOnly
+	}
+	var sess *Session
+	err := postgres.InTx(ctx, s.DB, orgID, func(tx *sqlx.Tx) error {
+		ms, err := s.Orgs.Memberships(ctx, tx, p.UserID)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(ms, func(m Membership) bool { return m.OrgID == orgID })
+		if i < 0 {
+			return apperr.New(apperr.Forbidden, "not_a_member", "You are not a member of that organization.")
+		}
+		if ms[i].Suspended {
+			return tenant.ErrSuspended
+		}
+		sess, err = s.openSession(ctx, tx, p.UserID, orgID, ms[i].Role, uuid.Nil)
+		return err
+	})
+	return sess, err
+}
