@@ -14,8 +14,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/config"
+	"github.com/keelhq/keel/internal/demo"
 	"github.com/keelhq/keel/internal/doctor"
 	"github.com/keelhq/keel/internal/migrate"
 	"github.com/keelhq/keel/internal/platform/mail"
@@ -134,7 +134,7 @@ func runSeedDemo(ctx context.Context, cfg *config.Ctl, out io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	return auth.SeedDemo(ctx, db, out)
+	return demo.Seed(ctx, db, out)
 }
 
 // runGenKeys prints new random secrets in the format config expects, so a

@@ -16,14 +16,13 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
+	"github.com/keelhq/keel/internal/app"
 	"github.com/keelhq/keel/internal/auth"
-	"github.com/keelhq/keel/internal/auth/authdb"
 	"github.com/keelhq/keel/internal/email"
 	"github.com/keelhq/keel/internal/health"
 	"github.com/keelhq/keel/internal/httpapi"
 	"github.com/keelhq/keel/internal/httpapi/apitest"
 	"github.com/keelhq/keel/internal/org"
-	"github.com/keelhq/keel/internal/org/orgdb"
 	"github.com/keelhq/keel/internal/outbox"
 	"github.com/keelhq/keel/internal/platform/mail"
 	"github.com/keelhq/keel/internal/platform/mailtest"
@@ -70,29 +69,19 @@ func newEnv(t testing.TB, o envOpts) *env {
 	rs := redistest.Start(t)
 	rdb := rs.Client()
 	t.Cleanup(func() { rdb.Close() })
-	issuer, err := auth.NewIssuer(bytes.Repeat([]byte("k"), 32), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	box, err := auth.NewSecretBox(bytes.Repeat([]byte("t"), 32))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ck := &clock{t: time.Now()}
 	params := auth.OWASPParams
 	if o.params != nil {
 		params = *o.params
 	}
 	e := &env{t: t, db: db, redis: rs, clock: ck}
-	e.auth = &auth.Service{DB: db.App, Users: authdb.Store{}, Orgs: orgdb.Store{}, Tokens: issuer, Box: box, Throttle: auth.NewThrottle(rdb), Params: params,
-		BaseURL: baseURL, Product: "Keel", Now: ck.Now}
-	e.orgs = &org.Service{DB: db.App, Store: orgdb.Store{}, Users: authdb.Store{}, BaseURL: baseURL}
-	h, err := httpapi.New(httpapi.Deps{Log: zerolog.Nop(), Health: &health.Checker{}, Auth: e.auth, Orgs: e.orgs,
-		RefreshCookie: o.cookie, CORSAllowedOrigins: []string{"https://spa.keel.test"}})
+	api, err := app.NewAPI(app.APIDeps{DB: db.App, Redis: rdb, BaseURL: baseURL, Params: params, Now: ck.Now,
+		Keys: app.Keys{JWTSigning: bytes.Repeat([]byte("k"), 32), TOTPEncryption: bytes.Repeat([]byte("t"), 32)},
+		HTTP: httpapi.Deps{Log: zerolog.Nop(), Health: &health.Checker{}, RefreshCookie: o.cookie, CORSAllowedOrigins: []string{"https://spa.keel.test"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.h = h
+	e.h, e.auth, e.orgs = api.Handler, api.Auth, api.Orgs
 	if !o.noMail {
 		e.startMail()
 	}

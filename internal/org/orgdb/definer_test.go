@@ -11,8 +11,8 @@ import (
 
 	"github.com/lib/pq"
 
-	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/auth/authdb"
+	"github.com/keelhq/keel/internal/demo"
 	"github.com/keelhq/keel/internal/migrate"
 	"github.com/keelhq/keel/internal/org/orgdb"
 	"github.com/keelhq/keel/internal/platform/postgres"
@@ -91,10 +91,10 @@ func TestDefinerLookupsWithPlainOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if err := auth.SeedDemo(ctx, db, io.Discard); err != nil {
+	if err := demo.Seed(ctx, db, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	u, err := authdb.Store{}.UserByEmail(ctx, db, auth.DemoOwnerEmail)
+	u, err := authdb.Store{}.UserByEmail(ctx, db, demo.OwnerEmail)
 	if err != nil {
 		t.Fatal(err)
 	}

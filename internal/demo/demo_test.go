@@ -1,0 +1,68 @@
+package demo_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/keelhq/keel/internal/audit"
+	"github.com/keelhq/keel/internal/auth"
+	"github.com/keelhq/keel/internal/auth/authdb"
+	"github.com/keelhq/keel/internal/demo"
+	"github.com/keelhq/keel/internal/org"
+	"github.com/keelhq/keel/internal/org/orgdb"
+	"github.com/keelhq/keel/internal/platform/postgrestest"
+	"github.com/keelhq/keel/internal/platform/redistest"
+)
+
+func TestMain(m *testing.M) { os.Exit(postgrestest.Main(m)) }
+
+func TestSeedDemo(t *testing.T) {
+	t.Parallel()
+	db := postgrestest.New(t)
+	ctx := context.Background()
+	var out bytes.Buffer
+	if err := demo.Seed(ctx, db.App, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{demo.Password, "owner@demo.keel.localhost", "admin@demo.keel.localhost", "member@demo.keel.localhost"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	var counts struct {
+		Orgs, Members, Invitations, Verified int
+	}
+	if err := db.Owner.QueryRow(`SELECT (SELECT count(*) FROM organizations), (SELECT count(*) FROM memberships),
+		(SELECT count(*) FROM invitations WHERE accepted_at IS NULL), (SELECT count(*) FROM users WHERE email_verified_at IS NOT NULL)`).
+		Scan(&counts.Orgs, &counts.Members, &counts.Invitations, &counts.Verified); err != nil {
+		t.Fatal(err)
+	}
+	if counts.Orgs != 2 || counts.Members != 5 || counts.Invitations != 3 || counts.Verified != 3 {
+		t.Fatalf("seeded %+v", counts)
+	}
+	out.Reset()
+	if err := demo.Seed(ctx, db.App, &out); err != nil || !strings.Contains(out.String(), "already exists") {
+		t.Fatalf("second run: %v %q", err, out.String())
+	}
+	var orgs int
+	_ = db.Owner.Get(&orgs, `SELECT count(*) FROM organizations`)
+	if orgs != 2 {
+		t.Fatalf("second run changed the database: %d organizations", orgs)
+	}
+
+	// The printed logins work, and the owner lands in the demo organization as owner.
+	rs := redistest.Start(t)
+	rdb := rs.Client()
+	defer rdb.Close()
+	iss, _ := auth.NewIssuer(bytes.Repeat([]byte("k"), 32), nil)
+	svc := &auth.Service{DB: db.App, Users: authdb.Store{}, Orgs: &org.Service{DB: db.App, Store: orgdb.Store{}}, Tokens: iss, Throttle: auth.NewThrottle(rdb), Params: auth.OWASPParams}
+	for email, role := range map[string]string{"owner@demo.keel.localhost": "owner", "admin@demo.keel.localhost": "admin", "member@demo.keel.localhost": "member"} {
+		s, err := svc.Login(ctx, auth.LoginInput{Email: email, Password: demo.Password}, audit.Meta{IP: "127.0.0.1"})
+		if err != nil || s.Role != role {
+			t.Fatalf("login %s: %+v %v", email, s, err)
+		}
+	}
+}
