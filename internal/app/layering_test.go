@@ -1,0 +1,138 @@
+package app_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/keelhq/keel/"
+
+type goPackage struct {
+	ImportPath   string
+	Imports      []string
+	TestImports  []string
+	XTestImports []string
+	Deps         []string
+}
+
+// listPackages is `go list -json ./...` from the module root.
+func listPackages(t *testing.T) []goPackage {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-json", "./...")
+	cmd.Dir = "../.."
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.String())
+	}
+	var pkgs []goPackage
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var p goPackage
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	if len(pkgs) < 20 {
+		t.Fatalf("go list found only %d packages", len(pkgs))
+	}
+	return pkgs
+}
+
+func rel(path string) string { return strings.TrimPrefix(path, module) }
+
+func isStore(path string) bool {
+	return strings.HasPrefix(path, module+"internal/") && strings.HasSuffix(path, "db")
+}
+
+// The dependency rules of docs/adding-a-capability.md. A capability is
+// copied from the previous one, so a shortcut here becomes the pattern of
+// all; this test names the package that breaks a rule.
+func TestLayering(t *testing.T) {
+	pkgs := listPackages(t)
+	byPath := map[string]goPackage{}
+	for _, p := range pkgs {
+		byPath[p.ImportPath] = p
+	}
+	for _, want := range []string{"internal/tenant", "internal/audit", "internal/auth", "internal/org", "internal/httpapi", "jobs"} {
+		if _, ok := byPath[module+want]; !ok {
+			t.Fatalf("package %s is missing; update the rules", want)
+		}
+	}
+	for _, p := range pkgs {
+		path := rel(p.ImportPath)
+		allImports := slices.Concat(p.Imports, p.TestImports, p.XTestImports)
+
+		// Only platform/postgres names the driver, tests included.
+		if path != "internal/platform/postgres" && slices.Contains(allImports, "github.com/lib/pq") {
+			t.Errorf("%s imports github.com/lib/pq; use internal/platform/postgres", path)
+		}
+
+		// Domain and kernel code never reaches up to the transport or the
+		// task handlers: everything under internal/ but the wiring
+		// (internal/app) and the HTTP layer itself.
+		if strings.HasPrefix(path, "internal/") && path != "internal/app" && !strings.HasPrefix(path, "internal/httpapi") {
+			for _, imp := range p.Imports {
+				switch {
+				case imp == module+"jobs":
+					t.Errorf("%s imports the jobs handlers; enqueue through jobs/task", path)
+				case strings.HasPrefix(imp, module+"internal/httpapi"):
+					t.Errorf("%s imports %s", path, rel(imp))
+				case imp == "github.com/gin-gonic/gin":
+					t.Errorf("%s imports gin; only internal/httpapi speaks HTTP", path)
+				}
+			}
+		}
+
+		// The HTTP layer sees domain types only, never a store or its rows.
+		if strings.HasPrefix(path, "internal/httpapi") {
+			for _, imp := range p.Imports {
+				if isStore(imp) {
+					t.Errorf("%s imports the store %s; use the capability's service and types", path, rel(imp))
+				}
+			}
+		}
+
+		// Task definitions are a leaf: every binary and service imports
+		// them, so they import no domain package (or a handler could not
+		// call a service that enqueues).
+		if path == "jobs/task" {
+			for _, dep := range p.Deps {
+				d := rel(dep)
+				if dep == d {
+					continue // not ours
+				}
+				if d != "internal/outbox" && !strings.HasPrefix(d, "internal/platform/") {
+					t.Errorf("jobs/task depends on %s; task definitions may use only outbox and platform packages", d)
+				}
+			}
+		}
+
+		// Organizations depend on accounts, never the reverse.
+		if path == "internal/auth" || path == "internal/auth/authdb" {
+			for _, imp := range p.Deps {
+				if strings.HasPrefix(imp, module+"internal/org") {
+					t.Errorf("%s depends on %s; auth reaches organizations through auth.Orgs", path, rel(imp))
+				}
+			}
+		}
+
+		// The kernel knows no capability.
+		if path == "internal/tenant" || path == "internal/audit" {
+			for _, imp := range p.Deps {
+				if strings.HasPrefix(imp, module+"internal/auth") || strings.HasPrefix(imp, module+"internal/org") {
+					t.Errorf("%s depends on %s; the kernel knows no capability", path, rel(imp))
+				}
+			}
+		}
+	}
+}
