@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Measures authenticated GET /api/v1/me (JWT check, suspension check, user and
-# memberships queries under RLS) under wrk at 64 connections, beside a bare
-# Gin handler in the same run, and prints both and their ratio.
+# Measures authenticated GET /api/v1/me (JWT check, the middleware chain, one
+# statement reading the user, their memberships and the organization's state)
+# under wrk at 64 connections, beside the honest baseline in the same run: a
+# bare Gin handler that reads one user row by primary key through sqlx as the
+# same application role (bench/baregin), and prints both and their ratio.
 #
 # Needs PostgreSQL (superuser URL in KEEL_BENCH_ADMIN_URL, default the local
 # trust-auth server) and redis-server on PATH; starts its own Redis, scratch
@@ -58,7 +60,8 @@ eval "$("$work/keelctl" gen-keys | sed 's/^/export /')"
 
 "$work/api" 2>"$work/api.log" &
 pids+=($!)
-"$work/baregin" "127.0.0.1:$GIN_PORT" &
+owner_id=$(psql "$owner_url" -Atqc "SELECT id FROM users WHERE email = 'owner@demo.keel.localhost'")
+"$work/baregin" "127.0.0.1:$GIN_PORT" "$DATABASE_URL" "$owner_id" &
 pids+=($!)
 for _ in $(seq 50); do
   curl -sf "http://127.0.0.1:$API_PORT/healthz" >/dev/null && curl -sf "http://127.0.0.1:$GIN_PORT/me" >/dev/null && break
@@ -71,15 +74,16 @@ token=$(curl -sf -X POST "http://127.0.0.1:$API_PORT/api/v1/auth/login" -H 'Cont
 curl -sf "http://127.0.0.1:$API_PORT/api/v1/me" -H "Authorization: Bearer $token" >/dev/null
 
 run() { wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$@"; }
-echo "== bare Gin handler: GET /me (no auth, no database)"
+echo "== bare Gin + sqlx: GET /me (one indexed row by primary key, app role, no middleware, no auth)"
 run "http://127.0.0.1:$GIN_PORT/me" | tee "$work/gin.txt"
-echo "== Keel API: authenticated GET /api/v1/me (JWT + suspension check + user + memberships)"
+echo "== Keel API: authenticated GET /api/v1/me (JWT + middleware chain + one statement: user, memberships, org state)"
 run -H "Authorization: Bearer $token" "http://127.0.0.1:$API_PORT/api/v1/me" | tee "$work/me.txt"
 
 rps() { awk '/^Requests\/sec/ {print $2}' "$1"; }
 non2xx() { awk '/Non-2xx/ {print $NF}' "$1"; }
 g=$(rps "$work/gin.txt"); m=$(rps "$work/me.txt")
+if [ -n "$(non2xx "$work/gin.txt")" ]; then echo "wrk-me: the baseline had non-2xx answers: $(non2xx "$work/gin.txt")" >&2; exit 1; fi
 if [ -n "$(non2xx "$work/me.txt")" ]; then echo "wrk-me: GET /me had non-2xx answers: $(non2xx "$work/me.txt")" >&2; exit 1; fi
 echo
-printf 'bare Gin: %s req/s   GET /me: %s req/s   ratio: %.1f%% of bare Gin (%d connections, %s, %d cores)\n' \
-  "$g" "$m" "$(echo "$m / $g * 100" | bc -l)" "$CONNS" "$DURATION" "$(nproc)"
+printf 'bare Gin + sqlx: %s req/s   GET /me: %s req/s   ratio: %.2f of bare Gin + sqlx (%d connections, %s, %d cores)\n' \
+  "$g" "$m" "$(echo "$m / $g" | bc -l)" "$CONNS" "$DURATION" "$(nproc)"

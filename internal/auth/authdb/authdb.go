@@ -7,6 +7,8 @@ package authdb
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -213,21 +215,16 @@ func (Store) DeleteRecoveryCodes(ctx context.Context, tx sqlx.ExecerContext, use
 	return err
 }
 
-// Profile reads the user, their memberships (through the
-// identity_user_memberships SECURITY DEFINER function, before any tenant is
-// set) and the state of activeOrg in one statement. activeOrg uuid.Nil
-// reads as active.
+// Profile reads the user and their memberships (kept on the user's row by
+// triggers; see migrations/00300_kernel.sql) with one primary-key lookup,
+// and the state of activeOrg: from the memberships when the user belongs to
+// it, else with a second, rare, lookup. activeOrg uuid.Nil reads as active.
 func (Store) Profile(ctx context.Context, db sqlx.QueryerContext, userID, activeOrg uuid.UUID) (*auth.Profile, error) {
-	const q = `SELECT ` + userCols + `,
-		COALESCE((SELECT json_agg(m ORDER BY m.joined_at) FROM identity_user_memberships(u.id) m), '[]') AS memberships,
-		(SELECT o.suspended_at IS NOT NULL FROM organizations o WHERE o.id = $2) AS org_suspended
-		FROM users u WHERE u.id = $1`
 	var r struct {
 		userRow
-		Memberships  []byte `db:"memberships"`
-		OrgSuspended *bool  `db:"org_suspended"` // NULL: no such organization
+		Memberships []byte `db:"memberships"`
 	}
-	if err := sqlx.GetContext(ctx, db, &r, q, userID, activeOrg); err != nil {
+	if err := sqlx.GetContext(ctx, db, &r, `SELECT `+userCols+`, memberships FROM users WHERE id = $1`, userID); err != nil {
 		return nil, postgres.Translate(err)
 	}
 	var ms []struct {
@@ -238,18 +235,28 @@ func (Store) Profile(ctx context.Context, db sqlx.QueryerContext, userID, active
 		Suspended bool      `json:"suspended"`
 	}
 	if err := json.Unmarshal(r.Memberships, &ms); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("memberships of %s: %w", userID, err)
 	}
 	p := &auth.Profile{User: r.user(), Memberships: make([]auth.Membership, len(ms))}
+	found := activeOrg == uuid.Nil
 	for i, m := range ms {
 		p.Memberships[i] = auth.Membership{OrgID: m.OrgID, OrgName: m.OrgName, Role: m.Role, JoinedAt: m.JoinedAt, Suspended: m.Suspended}
+		if m.OrgID == activeOrg {
+			found, p.ActiveOrgSuspended = true, m.Suspended
+		}
 	}
-	switch {
-	case activeOrg == uuid.Nil:
-	case r.OrgSuspended == nil:
-		p.ActiveOrgGone = true
-	case *r.OrgSuspended:
-		p.ActiveOrgSuspended = true
+	if !found {
+		// The token names an organization the user has left.
+		var suspended bool
+		err := db.QueryRowxContext(ctx, `SELECT suspended_at IS NOT NULL FROM organizations WHERE id = $1`, activeOrg).Scan(&suspended)
+		switch err = postgres.Translate(err); {
+		case errors.Is(err, postgres.ErrNotFound):
+			p.ActiveOrgGone = true
+		case err != nil:
+			return nil, err
+		default:
+			p.ActiveOrgSuspended = suspended
+		}
 	}
 	return p, nil
 }
