@@ -10,12 +10,13 @@
 # database, API and Gin baseline on loopback ports and removes them after.
 # Installs wrk (Debian package) when missing.
 #
-#   bench/wrk-me.sh            # 10 s per run
-#   DURATION=30s bench/wrk-me.sh
+#   bench/wrk-me.sh                      # 5 rounds of 10 s per server
+#   ROUNDS=3 DURATION=30s bench/wrk-me.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-5}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 export PGOPTIONS="-c client_min_messages=warning"
@@ -74,16 +75,24 @@ token=$(curl -sf -X POST "http://127.0.0.1:$API_PORT/api/v1/auth/login" -H 'Cont
 curl -sf "http://127.0.0.1:$API_PORT/api/v1/me" -H "Authorization: Bearer $token" >/dev/null
 
 run() { wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$@"; }
-echo "== bare Gin + sqlx: GET /me (one indexed row by primary key, app role, no middleware, no auth)"
-run "http://127.0.0.1:$GIN_PORT/me" | tee "$work/gin.txt"
-echo "== Keel API: authenticated GET /api/v1/me (JWT + middleware chain + one statement: user, memberships, org state)"
-run -H "Authorization: Bearer $token" "http://127.0.0.1:$API_PORT/api/v1/me" | tee "$work/me.txt"
-
 rps() { awk '/^Requests\/sec/ {print $2}' "$1"; }
 non2xx() { awk '/Non-2xx/ {print $NF}' "$1"; }
-g=$(rps "$work/gin.txt"); m=$(rps "$work/me.txt")
-if [ -n "$(non2xx "$work/gin.txt")" ]; then echo "wrk-me: the baseline had non-2xx answers: $(non2xx "$work/gin.txt")" >&2; exit 1; fi
-if [ -n "$(non2xx "$work/me.txt")" ]; then echo "wrk-me: GET /me had non-2xx answers: $(non2xx "$work/me.txt")" >&2; exit 1; fi
+# Rounds alternate the two servers, so both see the same machine load; the
+# result is the median of the per-round ratios.
+ratios=()
+for round in $(seq 1 "$ROUNDS"); do
+  echo "== round $round: bare Gin + sqlx: GET /me (one indexed row by primary key, app role, no middleware, no auth)"
+  run "http://127.0.0.1:$GIN_PORT/me" | tee "$work/gin.txt"
+  echo "== round $round: Keel API: authenticated GET /api/v1/me (JWT + middleware chain + one row: user and memberships)"
+  run -H "Authorization: Bearer $token" "http://127.0.0.1:$API_PORT/api/v1/me" | tee "$work/me.txt"
+  if [ -n "$(non2xx "$work/gin.txt")" ]; then echo "wrk-me: the baseline had non-2xx answers: $(non2xx "$work/gin.txt")" >&2; exit 1; fi
+  if [ -n "$(non2xx "$work/me.txt")" ]; then echo "wrk-me: GET /me had non-2xx answers: $(non2xx "$work/me.txt")" >&2; exit 1; fi
+  g=$(rps "$work/gin.txt"); m=$(rps "$work/me.txt")
+  r=$(echo "$m / $g" | bc -l)
+  ratios+=("$r")
+  printf 'round %d: bare Gin + sqlx %s req/s, GET /me %s req/s, ratio %.2f\n' "$round" "$g" "$m" "$r" | tee -a "$work/rounds.txt"
+done
 echo
-printf 'bare Gin + sqlx: %s req/s   GET /me: %s req/s   ratio: %.2f of bare Gin + sqlx (%d connections, %s, %d cores)\n' \
-  "$g" "$m" "$(echo "$m / $g" | bc -l)" "$CONNS" "$DURATION" "$(nproc)"
+cat "$work/rounds.txt"
+median=$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}')
+printf 'median ratio of GET /me to bare Gin + sqlx: %.2f over %d rounds (%d connections, %s each, %d cores)\n' "$median" "$ROUNDS" "$CONNS" "$DURATION" "$(nproc)"

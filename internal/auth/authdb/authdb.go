@@ -224,7 +224,10 @@ func (Store) Profile(ctx context.Context, db sqlx.QueryerContext, userID, active
 		userRow
 		Memberships []byte `db:"memberships"`
 	}
-	if err := sqlx.GetContext(ctx, db, &r, `SELECT `+userCols+`, memberships FROM users WHERE id = $1`, userID); err != nil {
+	// Everything but the secrets: a profile never needs them.
+	const q = `SELECT id, email, name, '' AS password_hash, email_verified_at, NULL::bytea AS totp_secret, totp_enabled_at,
+		0 AS totp_last_step, is_platform_admin, created_at, updated_at, memberships FROM users WHERE id = $1`
+	if err := sqlx.GetContext(ctx, db, &r, q, userID); err != nil {
 		return nil, postgres.Translate(err)
 	}
 	var ms []struct {
