@@ -148,7 +148,7 @@ func TestBinariesEndToEnd(t *testing.T) {
 	if m.Subject != "Welcome to Keel" || !strings.Contains(m.Text, "Hello Grace") || !strings.Contains(m.HTML, "Hello Grace") {
 		t.Errorf("mail: %q\n%s", m.Subject, m.Text)
 	}
-	owner := sqlx.MustOpen("postgres", s.db.OwnerURL)
+	owner := sqlx.MustOpen(postgres.DriverName, s.db.OwnerURL)
 	defer owner.Close()
 	var dispatched bool
 	if err := owner.Get(&dispatched, `SELECT dispatched_at IS NOT NULL FROM outbox WHERE id = $1`, id); err != nil || !dispatched {
@@ -176,7 +176,7 @@ func TestBinariesEndToEnd(t *testing.T) {
 	s.redis.Restart()
 	waitReadiness(t, services, 200, "", 5*time.Second)
 
-	admin := sqlx.MustOpen("postgres", postgrestest.URL("postgres", "", ""))
+	admin := sqlx.MustOpen(postgres.DriverName, postgrestest.URL("postgres", "", ""))
 	defer admin.Close()
 	admin.MustExec(`ALTER DATABASE ` + s.db.Name + ` ALLOW_CONNECTIONS false`)
 	admin.MustExec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, s.db.Name)
@@ -411,7 +411,7 @@ func TestKeelctl(t *testing.T) {
 func TestBinariesStartBeforeTheirStores(t *testing.T) {
 	t.Parallel()
 	s := newStack(t)
-	admin := sqlx.MustOpen("postgres", postgrestest.URL("postgres", "", ""))
+	admin := sqlx.MustOpen(postgres.DriverName, postgrestest.URL("postgres", "", ""))
 	defer admin.Close()
 	admin.MustExec(`ALTER DATABASE ` + s.db.Name + ` ALLOW_CONNECTIONS false`)
 	t.Cleanup(func() { _, _ = admin.Exec(`ALTER DATABASE ` + s.db.Name + ` ALLOW_CONNECTIONS true`) })

@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
 	"github.com/keelhq/keel/internal/platform/postgres"
 )
@@ -106,7 +105,7 @@ func (p *purger) apply(ctx context.Context, r purgeRule) (purgeResult, error) {
 	if err := p.db.GetContext(ctx, &rls, `SELECT relrowsecurity FROM pg_class WHERE oid = to_regclass($1)`, r.table); err != nil {
 		return purgeResult{}, err
 	}
-	q := `DELETE FROM ` + pq.QuoteIdentifier(r.table) + ` WHERE ` + r.where
+	q := `DELETE FROM ` + postgres.QuoteIdentifier(r.table) + ` WHERE ` + r.where
 	secs := int64(r.age / time.Second)
 	if !rls {
 		res, err := p.db.ExecContext(ctx, q, secs)

@@ -28,8 +28,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/lib/pq"
-
+	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/internal/platform/postgrestest"
 	"github.com/keelhq/keel/internal/platform/proctest"
 	"github.com/keelhq/keel/internal/platform/redistest"
@@ -63,17 +62,17 @@ func run(runs int) (err error) {
 
 	id := randHex(5)
 	dbName, role, password := "keel_bench_"+id, "keel_bench_app_"+id, randHex(12)
-	admin, err := sql.Open("postgres", postgrestest.AdminURL())
+	admin, err := sql.Open(postgres.DriverName, postgrestest.AdminURL())
 	if err != nil {
 		return err
 	}
 	defer admin.Close()
-	if _, err := admin.Exec("CREATE DATABASE " + pq.QuoteIdentifier(dbName)); err != nil {
+	if _, err := admin.Exec("CREATE DATABASE " + postgres.QuoteIdentifier(dbName)); err != nil {
 		return fmt.Errorf("create database: %w", err)
 	}
 	defer func() {
-		_, _ = admin.Exec("DROP DATABASE IF EXISTS " + pq.QuoteIdentifier(dbName) + " WITH (FORCE)")
-		_, _ = admin.Exec("DROP ROLE IF EXISTS " + pq.QuoteIdentifier(role))
+		_, _ = admin.Exec("DROP DATABASE IF EXISTS " + postgres.QuoteIdentifier(dbName) + " WITH (FORCE)")
+		_, _ = admin.Exec("DROP ROLE IF EXISTS " + postgres.QuoteIdentifier(role))
 	}()
 	ownerURL := postgrestest.URL(dbName, "", "")
 	appURL := postgrestest.URL(dbName, role, password)

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/keelhq/keel/internal/platform/tooltest"
 )
 
 const module = "github.com/keelhq/keel/"
@@ -23,8 +25,12 @@ type goPackage struct {
 // listPackages is `go list -json ./...` from the module root.
 func listPackages(t *testing.T) []goPackage {
 	t.Helper()
+	root, err := tooltest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command("go", "list", "-json", "./...")
-	cmd.Dir = "../.."
+	cmd.Dir = root
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

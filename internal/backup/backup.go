@@ -22,7 +22,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lib/pq"
+	"github.com/keelhq/keel/internal/platform/postgres"
 )
 
 // Errors of a verification from stored dumps.
@@ -111,7 +111,7 @@ func (v *Verifier) Verify(ctx context.Context) (Report, error) {
 		return rep, fmt.Errorf("backup verify: source URL: %w", err)
 	}
 	rep.Database = strings.TrimPrefix(src.Path, "/")
-	db, err := sql.Open("postgres", v.SourceURL)
+	db, err := sql.Open(postgres.DriverName, v.SourceURL)
 	if err != nil {
 		return rep, err
 	}
@@ -184,7 +184,7 @@ func (v *Verifier) verifyFresh(ctx context.Context, db *sql.DB, src *url.URL, re
 		return fmt.Errorf("backup verify: %w", err)
 	}
 
-	sdb, err := sql.Open("postgres", scratch.String())
+	sdb, err := sql.Open(postgres.DriverName, scratch.String())
 	if err != nil {
 		return err
 	}
@@ -236,13 +236,13 @@ func (v *Verifier) tempFile() (string, func(), error) {
 // URL and a func that drops it, even after ctx has ended.
 func createScratch(ctx context.Context, db *sql.DB, src *url.URL, rep *Report) (*url.URL, func(), error) {
 	rep.Scratch = "keel_verify_" + randHex(6)
-	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(rep.Scratch)+" TEMPLATE template0"); err != nil {
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+postgres.QuoteIdentifier(rep.Scratch)+" TEMPLATE template0"); err != nil {
 		return nil, nil, fmt.Errorf("backup verify: create scratch database (the role needs CREATEDB): %w", err)
 	}
 	drop := func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		_, _ = db.ExecContext(dctx, "DROP DATABASE IF EXISTS "+pq.QuoteIdentifier(rep.Scratch)+" WITH (FORCE)")
+		_, _ = db.ExecContext(dctx, "DROP DATABASE IF EXISTS "+postgres.QuoteIdentifier(rep.Scratch)+" WITH (FORCE)")
 	}
 	scratch := *src
 	scratch.Path = "/" + rep.Scratch

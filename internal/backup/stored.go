@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/internal/platform/s3"
 )
 
@@ -95,7 +96,7 @@ func (v *Verifier) verifyStored(ctx context.Context, db *sql.DB, src *url.URL, r
 	if err := v.restore(ctx, scratch, dump, rep); err != nil {
 		return fmt.Errorf("backup verify: %w: %s: %w", ErrRestore, obj.Key, err)
 	}
-	sdb, err := sql.Open("postgres", scratch.String())
+	sdb, err := sql.Open(postgres.DriverName, scratch.String())
 	if err != nil {
 		return err
 	}

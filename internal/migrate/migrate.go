@@ -10,10 +10,10 @@ import (
 	"io"
 	"net/url"
 
-	"github.com/lib/pq"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
+	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/migrations"
 )
 
@@ -26,7 +26,7 @@ type Migrator struct {
 // New opens ownerURL and prepares the embedded migrations. The session lock
 // makes two `keelctl migrate up` at once take turns instead of colliding.
 func New(ownerURL string) (*Migrator, error) {
-	db, err := sql.Open("postgres", ownerURL)
+	db, err := sql.Open(postgres.DriverName, ownerURL)
 	if err != nil {
 		return nil, fmt.Errorf("open owner database: %w", err)
 	}
@@ -176,9 +176,9 @@ func (m *Migrator) EnsureAppRole(ctx context.Context, appURL string) error {
 	err = tx.QueryRowContext(ctx, `SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1`, role).Scan(&super, &bypass)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		q := "CREATE ROLE " + pq.QuoteIdentifier(role) + " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT"
+		q := "CREATE ROLE " + postgres.QuoteIdentifier(role) + " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT"
 		if hasPassword {
-			q += " PASSWORD " + pq.QuoteLiteral(password)
+			q += " PASSWORD " + postgres.QuoteLiteral(password)
 		}
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("create role %s: %w", role, err)
@@ -190,9 +190,9 @@ func (m *Migrator) EnsureAppRole(ctx context.Context, appURL string) error {
 	default:
 		// An existing role keeps its name and login but loses any power the
 		// app does not need, whoever created it.
-		q := "ALTER ROLE " + pq.QuoteIdentifier(role) + " LOGIN NOCREATEDB NOCREATEROLE"
+		q := "ALTER ROLE " + postgres.QuoteIdentifier(role) + " LOGIN NOCREATEDB NOCREATEROLE"
 		if hasPassword {
-			q += " PASSWORD " + pq.QuoteLiteral(password)
+			q += " PASSWORD " + postgres.QuoteLiteral(password)
 		}
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("restrict role %s: %w", role, err)
@@ -209,13 +209,13 @@ func (m *Migrator) EnsureAppRole(ctx context.Context, appURL string) error {
 		return fmt.Errorf("role %q owns %d tables, views or sequences; the application role must own nothing, so Row Level Security binds it", role, owned)
 	}
 
-	r := pq.QuoteIdentifier(role)
+	r := postgres.QuoteIdentifier(role)
 	var dbname string
 	if err := tx.QueryRowContext(ctx, `SELECT current_database()`).Scan(&dbname); err != nil {
 		return fmt.Errorf("ensure app role: %w", err)
 	}
 	stmts := []string{
-		"GRANT CONNECT ON DATABASE " + pq.QuoteIdentifier(dbname) + " TO " + r,
+		"GRANT CONNECT ON DATABASE " + postgres.QuoteIdentifier(dbname) + " TO " + r,
 		"GRANT USAGE ON SCHEMA public TO " + r,
 		"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO " + r,
 		"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO " + r,
@@ -237,7 +237,7 @@ func (m *Migrator) EnsureAppRole(ctx context.Context, appURL string) error {
 // Latest returns the newest embedded migration version.
 func Latest() (int64, error) {
 	// The provider wants a handle but lists sources without connecting.
-	db, err := sql.Open("postgres", "")
+	db, err := sql.Open(postgres.DriverName, "")
 	if err != nil {
 		return 0, err
 	}

@@ -9,9 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lib/pq"
-
 	"github.com/keelhq/keel/internal/migrate"
+	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/internal/platform/postgrestest"
 )
 
@@ -27,7 +26,7 @@ func mustNew(t *testing.T, ownerURL string) *migrate.Migrator {
 
 func mustOpen(t *testing.T, u string) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("postgres", u)
+	db, err := sql.Open(postgres.DriverName, u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +382,7 @@ func TestEnsureAppRoleRestrictsExistingRole(t *testing.T) {
 	e := postgrestest.NewEmpty(t)
 	m := mustNew(t, e.OwnerURL)
 	owner := mustOpen(t, e.OwnerURL)
-	if _, err := owner.Exec("CREATE ROLE " + pq.QuoteIdentifier(e.AppRole) + " NOLOGIN CREATEDB CREATEROLE"); err != nil {
+	if _, err := owner.Exec("CREATE ROLE " + postgres.QuoteIdentifier(e.AppRole) + " NOLOGIN CREATEDB CREATEROLE"); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Up(ctx, &bytes.Buffer{}); err != nil {
@@ -441,10 +440,10 @@ func TestEnsureAppRoleRefuses(t *testing.T) {
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			role := fmt.Sprintf("%s_r%d", e.AppRole, i)
-			q := pq.QuoteIdentifier(role)
+			q := postgres.QuoteIdentifier(role)
 			exec(t, fmt.Sprintf(tc.setup, q))
 			t.Cleanup(func() {
-				_, _ = owner.Exec("ALTER TABLE sent_emails OWNER TO " + pq.QuoteIdentifier(current))
+				_, _ = owner.Exec("ALTER TABLE sent_emails OWNER TO " + postgres.QuoteIdentifier(current))
 				_, _ = owner.Exec("DROP OWNED BY " + q)
 				_, _ = owner.Exec("DROP ROLE IF EXISTS " + q)
 			})

@@ -10,8 +10,9 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 	"github.com/rs/zerolog"
+
+	"github.com/keelhq/keel/internal/platform/postgres"
 )
 
 // Enqueuer is the part of *asynq.Client the relay uses.
@@ -130,7 +131,7 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	if len(failed) > 0 {
 		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET dispatched_at = NULL, attempts = attempts + 1, last_error = $2
 			WHERE id = ANY($1::uuid[])`,
-			pq.Array(failed), firstErr.Error()); err != nil {
+			postgres.Array(failed), firstErr.Error()); err != nil {
 			return 0, fmt.Errorf("relay record failure: %w", err)
 		}
 	}
@@ -237,15 +238,14 @@ func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) {
 
 // Listen returns a channel that receives a value whenever an outbox row is
 // committed, using PostgreSQL LISTEN on its own connection; it closes the
-// listener when ctx ends. It never blocks: pq's Listen waits for the first
-// connection, so it runs in the background and a worker started before
-// PostgreSQL still serves health and stops on SIGTERM. The relay still
-// polls, so a lost notification only delays a row by the idle interval.
+// listener when ctx ends. It never blocks: the listener's Listen waits for
+// the first connection, so it runs in the background and a worker started
+// before PostgreSQL still serves health and stops on SIGTERM. The relay still
+// polls, so a lost notification only delays a row by the idle interval; a
+// reconnect, after which notifications may have been missed, wakes it too.
 func Listen(ctx context.Context, dbURL string, log zerolog.Logger) <-chan struct{} {
-	l := pq.NewListener(dbURL, 100*time.Millisecond, 5*time.Second, func(ev pq.ListenerEventType, err error) {
-		if err != nil {
-			log.Debug().Err(err).Msg("outbox listener")
-		}
+	l := postgres.NewListener(dbURL, 100*time.Millisecond, 5*time.Second, func(err error) {
+		log.Debug().Err(err).Msg("outbox listener")
 	})
 	out := make(chan struct{}, 1)
 	go func() {
@@ -263,7 +263,7 @@ func Listen(ctx context.Context, dbURL string, log zerolog.Logger) <-chan struct
 			select {
 			case <-ctx.Done():
 				return
-			case _, ok := <-l.Notify:
+			case _, ok := <-l.Notify():
 				if !ok {
 					return
 				}

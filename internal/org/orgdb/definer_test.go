@@ -9,8 +9,6 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/lib/pq"
-
 	"github.com/keelhq/keel/internal/auth/authdb"
 	"github.com/keelhq/keel/internal/demo"
 	"github.com/keelhq/keel/internal/migrate"
@@ -27,7 +25,7 @@ import (
 func TestDefinerLookupsWithPlainOwner(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	admin, err := sql.Open("postgres", postgrestest.AdminURL())
+	admin, err := sql.Open(postgres.DriverName, postgrestest.AdminURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,10 +63,10 @@ func TestDefinerLookupsWithPlainOwner(t *testing.T) {
 		u.Path = "/" + db
 		return u.String()
 	}
-	superOnDB, err := sql.Open("postgres", urlFor("", "", dbName))
+	superOnDB, err := sql.Open(postgres.DriverName, urlFor("", "", dbName))
 	if err == nil {
 		// PostgreSQL 15 no longer lets every role create in public.
-		_, err = superOnDB.Exec("ALTER SCHEMA public OWNER TO " + pq.QuoteIdentifier(owner))
+		_, err = superOnDB.Exec("ALTER SCHEMA public OWNER TO " + postgres.QuoteIdentifier(owner))
 		superOnDB.Close()
 	}
 	if err != nil {
@@ -111,7 +109,7 @@ func TestDefinerLookupsWithPlainOwner(t *testing.T) {
 	}
 
 	// Without the owner's policy the lookup finds nothing: FORCE binds the owner.
-	ownerDB, err := sql.Open("postgres", urlFor(owner, "owner", dbName))
+	ownerDB, err := sql.Open(postgres.DriverName, urlFor(owner, "owner", dbName))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
 	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/internal/platform/postgrestest"
@@ -66,7 +65,7 @@ func TestRowLevelSecurityCatalog(t *testing.T) {
 			if !found {
 				t.Fatalf("no policy for every role on current_setting('app.org_id'): %v", policies)
 			}
-			q := `SELECT count(*) AS total, count(*) FILTER (WHERE org_id = $1) AS mine FROM ` + pq.QuoteIdentifier(table)
+			q := `SELECT count(*) AS total, count(*) FILTER (WHERE org_id = $1) AS mine FROM ` + postgres.QuoteIdentifier(table)
 			count := func(tenant uuid.UUID) (total, mine int, err error) {
 				err = postgres.InTx(ctx, db.App, tenant, func(tx *sqlx.Tx) error {
 					return tx.QueryRowContext(ctx, q, orgA).Scan(&total, &mine)
@@ -86,7 +85,7 @@ func TestRowLevelSecurityCatalog(t *testing.T) {
 				t.Fatalf("with no app.org_id the app role sees %d rows", total)
 			}
 			var all, ofB int
-			if err := db.Owner.QueryRow(`SELECT count(*), count(*) FILTER (WHERE org_id = $1) FROM `+pq.QuoteIdentifier(table), orgB).Scan(&all, &ofB); err != nil {
+			if err := db.Owner.QueryRow(`SELECT count(*), count(*) FILTER (WHERE org_id = $1) FROM `+postgres.QuoteIdentifier(table), orgB).Scan(&all, &ofB); err != nil {
 				t.Fatal(err)
 			}
 			if seeded[table] && (mine == 0 || ofB == 0) {
@@ -96,7 +95,7 @@ func TestRowLevelSecurityCatalog(t *testing.T) {
 			// named outright), RLS alone keeps a transaction scoped to A off B's rows.
 			var touched int64
 			err = postgres.InTx(ctx, db.App, orgA, func(tx *sqlx.Tx) error {
-				res, err := tx.ExecContext(ctx, `DELETE FROM `+pq.QuoteIdentifier(table)+` WHERE org_id = $1`, orgB)
+				res, err := tx.ExecContext(ctx, `DELETE FROM `+postgres.QuoteIdentifier(table)+` WHERE org_id = $1`, orgB)
 				if err != nil {
 					return err
 				}
@@ -107,7 +106,7 @@ func TestRowLevelSecurityCatalog(t *testing.T) {
 				t.Fatalf("delete of B's rows scoped to A: %d rows, %v", touched, err)
 			}
 			var ofBAfter int
-			_ = db.Owner.Get(&ofBAfter, `SELECT count(*) FROM `+pq.QuoteIdentifier(table)+` WHERE org_id = $1`, orgB)
+			_ = db.Owner.Get(&ofBAfter, `SELECT count(*) FROM `+postgres.QuoteIdentifier(table)+` WHERE org_id = $1`, orgB)
 			if ofBAfter != ofB {
 				t.Fatalf("B had %d rows, now %d", ofB, ofBAfter)
 			}

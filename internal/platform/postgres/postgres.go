@@ -1,6 +1,8 @@
 // Package postgres opens the PostgreSQL pool, runs tenant-scoped transactions
 // and translates driver errors into the application's error kinds. It is the
-// only package that names the driver, so lib/pq can be swapped for pgx here.
+// only package that names the driver, so lib/pq can be swapped for pgx here:
+// the others quote names, bind arrays and LISTEN through it, and
+// deps_test.go fails when another package imports lib/pq.
 package postgres
 
 import (
@@ -16,7 +18,9 @@ import (
 	"github.com/lib/pq"
 )
 
-// DriverName is the database/sql driver in use.
+// DriverName is the database/sql driver in use. Importing this package
+// registers it, so sql.Open(postgres.DriverName, url) works in any package
+// that names the constant.
 const DriverName = "postgres"
 
 // Errors the stores return, whatever the driver said.
@@ -113,6 +117,18 @@ func Ping(ctx context.Context, db *sqlx.DB) error {
 	}
 	return nil
 }
+
+// QuoteIdentifier quotes name as an SQL identifier (a database, role, table
+// or column) for statements that take no parameters there, such as
+// CREATE DATABASE or GRANT. Embedded double quotes are doubled and a zero
+// byte ends the name; the result is case-sensitive.
+func QuoteIdentifier(name string) string { return pq.QuoteIdentifier(name) }
+
+// QuoteLiteral quotes s as an SQL string literal for statements that take no
+// parameters, such as CREATE ROLE … PASSWORD. Single quotes are doubled, and
+// a string with backslashes becomes an escape string (E'…') with them
+// doubled, so the result means s whatever standard_conforming_strings is.
+func QuoteLiteral(s string) string { return pq.QuoteLiteral(s) }
 
 // Array adapts a Go slice to a PostgreSQL array parameter or scan target.
 func Array(a any) interface {

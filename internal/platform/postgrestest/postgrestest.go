@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
 	"github.com/keelhq/keel/internal/migrate"
 	"github.com/keelhq/keel/internal/platform/postgres"
@@ -76,7 +75,7 @@ func randHex(n int) string {
 }
 
 func admin() (*sql.DB, error) {
-	db, err := sql.Open("postgres", AdminURL())
+	db, err := sql.Open(postgres.DriverName, AdminURL())
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +94,7 @@ func setup() error {
 		return err
 	}
 	defer db.Close()
-	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(template)); err != nil {
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+postgres.QuoteIdentifier(template)); err != nil {
 		return fmt.Errorf("create template database (is PostgreSQL running at %s? run `make services`): %w", config(AdminURL()), err)
 	}
 	m, err := migrate.New(withDB(AdminURL(), template, "", ""))
@@ -139,7 +138,7 @@ func teardown() error {
 		return err
 	}
 	defer db.Close()
-	if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+pq.QuoteIdentifier(template)+" WITH (FORCE)"); err != nil {
+	if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+postgres.QuoteIdentifier(template)+" WITH (FORCE)"); err != nil {
 		return err
 	}
 	// Databases a killed test left behind still hold grants to the role.
@@ -153,10 +152,10 @@ func teardown() error {
 		}
 		rows.Close()
 		for _, n := range names {
-			_, _ = db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+pq.QuoteIdentifier(n)+" WITH (FORCE)")
+			_, _ = db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+postgres.QuoteIdentifier(n)+" WITH (FORCE)")
 		}
 	}
-	_, err = db.ExecContext(ctx, "DROP ROLE IF EXISTS "+pq.QuoteIdentifier(appRole))
+	_, err = db.ExecContext(ctx, "DROP ROLE IF EXISTS "+postgres.QuoteIdentifier(appRole))
 	return err
 }
 
@@ -182,7 +181,7 @@ func New(t testing.TB) *DB {
 		t.Fatalf("postgrestest: %v", err)
 	}
 	defer db.Close()
-	if _, err := db.Exec("CREATE DATABASE " + pq.QuoteIdentifier(name) + " TEMPLATE " + pq.QuoteIdentifier(template)); err != nil {
+	if _, err := db.Exec("CREATE DATABASE " + postgres.QuoteIdentifier(name) + " TEMPLATE " + postgres.QuoteIdentifier(template)); err != nil {
 		t.Fatalf("postgrestest: clone template: %v", err)
 	}
 	d := &DB{
@@ -190,7 +189,7 @@ func New(t testing.TB) *DB {
 		OwnerURL: withDB(AdminURL(), name, "", ""),
 		AppURL:   withDB(AdminURL(), name, appRole, appPassword),
 	}
-	d.Owner = sqlx.MustOpen("postgres", d.OwnerURL)
+	d.Owner = sqlx.MustOpen(postgres.DriverName, d.OwnerURL)
 	d.App, err = postgres.Open(d.AppURL, postgres.Options{MaxOpenConns: 20, MaxIdleConns: 5})
 	if err != nil {
 		t.Fatalf("postgrestest: %v", err)
@@ -204,7 +203,7 @@ func New(t testing.TB) *DB {
 			return
 		}
 		defer db.Close()
-		if _, err := db.Exec("DROP DATABASE IF EXISTS " + pq.QuoteIdentifier(name) + " WITH (FORCE)"); err != nil {
+		if _, err := db.Exec("DROP DATABASE IF EXISTS " + postgres.QuoteIdentifier(name) + " WITH (FORCE)"); err != nil {
 			t.Errorf("postgrestest: drop %s: %v", name, err)
 		}
 	})
@@ -237,7 +236,7 @@ func NewEmpty(t testing.TB) *Empty {
 		t.Fatalf("postgrestest: %v", err)
 	}
 	defer db.Close()
-	if _, err := db.Exec("CREATE DATABASE " + pq.QuoteIdentifier(e.Name)); err != nil {
+	if _, err := db.Exec("CREATE DATABASE " + postgres.QuoteIdentifier(e.Name)); err != nil {
 		t.Fatalf("postgrestest: create %s (is PostgreSQL running at %s?): %v", e.Name, config(AdminURL()), err)
 	}
 	t.Cleanup(func() {
@@ -247,10 +246,10 @@ func NewEmpty(t testing.TB) *Empty {
 			return
 		}
 		defer db.Close()
-		if _, err := db.Exec("DROP DATABASE IF EXISTS " + pq.QuoteIdentifier(e.Name) + " WITH (FORCE)"); err != nil {
+		if _, err := db.Exec("DROP DATABASE IF EXISTS " + postgres.QuoteIdentifier(e.Name) + " WITH (FORCE)"); err != nil {
 			t.Errorf("postgrestest: drop %s: %v", e.Name, err)
 		}
-		if _, err := db.Exec("DROP ROLE IF EXISTS " + pq.QuoteIdentifier(e.AppRole)); err != nil {
+		if _, err := db.Exec("DROP ROLE IF EXISTS " + postgres.QuoteIdentifier(e.AppRole)); err != nil {
 			t.Errorf("postgrestest: drop role %s: %v", e.AppRole, err)
 		}
 	})
