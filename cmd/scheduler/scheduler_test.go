@@ -23,7 +23,11 @@ import (
 	"github.com/keelhq/keel/jobs"
 )
 
-func TestMain(m *testing.M) { os.Exit(postgrestest.Main(m)) }
+func TestMain(m *testing.M) {
+	code := postgrestest.Main(m)
+	workertest.RemoveBinaries()
+	os.Exit(code)
+}
 
 // clockRate speeds the binaries' clocks up (SCHEDULER_TEST_CLOCK_RATE, only
 // with ENV=test): a per-minute slot every two seconds, its 30 s grace one
