@@ -124,8 +124,8 @@ func TestTwoSchedulersEnqueueEachSlotOnce(t *testing.T) {
 		if enqueued[slot] != 1 {
 			t.Errorf("slot %s enqueued %d times", slot, enqueued[slot])
 		}
-		if a, b := fired[0][slot], fired[1][slot]; a > 1 || b > 1 || (i > 0 && (a != 1 || b != 1)) {
-			t.Errorf("slot %s fired %d times by one replica and %d by the other, want once by each", slot, a, b)
+		if na, nb := fired[0][slot], fired[1][slot]; na > 1 || nb > 1 || (i > 0 && (na != 1 || nb != 1)) {
+			t.Errorf("slot %s fired %d times by one replica and %d by the other, want once by each", slot, na, nb)
 		}
 	}
 }

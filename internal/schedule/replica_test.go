@@ -79,7 +79,7 @@ func TestReplicasAfterDowntime(t *testing.T) {
 	b := startReplica(t, rs, clk, c, redisState(t, rs), entries)
 	clk.WaitSleepers(t, 2)
 	want := map[string]counts{}
-	step := func(to time.Time, slot time.Time, deltas map[string]counts) {
+	step := func(to, slot time.Time, deltas map[string]counts) {
 		t.Helper()
 		clk.Set(to)
 		for name, d := range deltas {
@@ -210,6 +210,7 @@ func startReplica(t *testing.T, rs *redistest.Server, clk *clocktest.Fake, c *ta
 }
 
 func redisState(t *testing.T, rs *redistest.Server) *schedule.RedisState {
+	t.Helper()
 	rdb := rs.Client()
 	t.Cleanup(func() { _ = rdb.Close() })
 	return &schedule.RedisState{Client: rdb}

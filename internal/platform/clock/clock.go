@@ -44,7 +44,8 @@ func (Real) SleepUntil(ctx context.Context, t time.Time) error {
 // Scaled is the system clock running Rate times faster from Origin on:
 // Now is Origin + Rate × (real time since Origin). Processes given the same
 // Origin and Rate agree on the time, so replicas of a binary can be tested
-// across many slots in seconds. It is for tests only.
+// across many slots in seconds. It is for tests only, with a recent Origin:
+// Rate × (time since Origin) must fit a time.Duration (292 years).
 type Scaled struct {
 	Origin time.Time
 	Rate   int
