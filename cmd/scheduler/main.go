@@ -17,6 +17,7 @@ import (
 
 	"github.com/keelhq/keel/internal/config"
 	"github.com/keelhq/keel/internal/health"
+	"github.com/keelhq/keel/internal/platform/clock"
 	"github.com/keelhq/keel/internal/platform/httpserver"
 	"github.com/keelhq/keel/internal/platform/logging"
 	"github.com/keelhq/keel/internal/platform/metrics"
@@ -65,7 +66,12 @@ func run(ctx context.Context) error {
 		Name: "keel_scheduler_firings_total", Help: "Periodic firings by entry and result (enqueued, duplicate, error, skipped).",
 	}, []string{"entry", "result"})
 	reg.MustRegister(fired)
-	s := &schedule.Scheduler{Entries: jobs.Schedule(), Queue: client, Log: log,
+	var clk clock.Clock = clock.Real{}
+	if tc := cfg.TestClock; tc.Rate > 1 {
+		clk = clock.Scaled{Origin: tc.Origin, Rate: tc.Rate}
+		log.Warn().Int("rate", tc.Rate).Time("origin", tc.Origin).Msg("scheduler clock sped up for tests")
+	}
+	s := &schedule.Scheduler{Entries: jobs.Schedule(), Queue: client, Log: log, Clock: clk,
 		State: &schedule.RedisState{Client: rdb},
 		Skipped: func(entry string, _ time.Time) {
 			fired.WithLabelValues(entry, "skipped").Inc()

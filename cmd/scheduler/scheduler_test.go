@@ -1,48 +1,84 @@
 package main
 
 import (
+	"bufio"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/keelhq/keel/internal/platform/postgrestest"
+	"github.com/keelhq/keel/internal/platform/proctest"
 	"github.com/keelhq/keel/internal/platform/redistest"
 	"github.com/keelhq/keel/internal/platform/workertest"
 	"github.com/keelhq/keel/jobs"
 )
 
-func TestMain(m *testing.M) { os.Exit(postgrestest.Main(m)) }
+func TestMain(m *testing.M) {
+	code := postgrestest.Main(m)
+	workertest.RemoveBinaries()
+	os.Exit(code)
+}
 
-// Two scheduler processes for three minutes on a per-minute entry
-// (outbox:sweep): each minute's slot is enqueued exactly once, although
-// both replicas fire it.
+// clockRate speeds the binaries' clocks up (SCHEDULER_TEST_CLOCK_RATE, only
+// with ENV=test): a per-minute slot every two seconds, its 30 s grace one
+// real second. The schedule, the task IDs and Redis are the real ones.
+const clockRate = 30
+
+// Two scheduler processes, their clocks sped up alike, until five slots of
+// the per-minute entry (outbox:sweep) passed: each slot is enqueued exactly
+// once, fired by both replicas, and no slot is missing. The first and the
+// last slot may be fired by one replica only: the replicas start and stop
+// a few milliseconds apart.
 func TestTwoSchedulersEnqueueEachSlotOnce(t *testing.T) {
 	t.Parallel()
 	bin := workertest.Binary(t, "scheduler")
 	db := postgrestest.New(t)
 	r := redistest.Start(t)
-	env := []string{"DATABASE_URL=" + db.AppURL, "REDIS_URL=" + r.URL}
-	a := workertest.Start(t, bin, env...)
-	b := workertest.Start(t, bin, env...)
-	start := time.Now()
-	time.Sleep(3*time.Minute + 5*time.Second)
-
-	enqueued, duplicates := 0, 0
-	for _, p := range []*workertest.Proc{a, b} {
-		body := scrape(t, p.Metrics)
-		enqueued += counter(body, jobs.TypeOutboxSweep, "enqueued")
-		duplicates += counter(body, jobs.TypeOutboxSweep, "duplicate")
+	origin := time.Now().UTC()
+	env := []string{"DATABASE_URL=" + db.AppURL, "REDIS_URL=" + r.URL,
+		"SCHEDULER_TEST_CLOCK_RATE=" + strconv.Itoa(clockRate), "SCHEDULER_TEST_CLOCK_ORIGIN=" + origin.Format(time.RFC3339Nano)}
+	replicas := []*workertest.Proc{workertest.Start(t, bin, env...), workertest.Start(t, bin, env...)}
+	for _, p := range replicas {
+		p.WaitStatus(t, p.Metrics+"/healthz", http.StatusOK, 10*time.Second)
 	}
-	a.Term(15 * time.Second)
-	b.Term(15 * time.Second)
+
+	const want = 5
+	workertest.WaitFor(t, 60*time.Second, fmt.Sprintf("%d slots fired by both replicas", want), func() (bool, string) {
+		enqueued, duplicates := 0, 0
+		for _, p := range replicas {
+			body := scrape(t, p.Metrics)
+			enqueued += counter(body, jobs.TypeOutboxSweep, "enqueued")
+			duplicates += counter(body, jobs.TypeOutboxSweep, "duplicate")
+		}
+		return enqueued >= want && duplicates >= want-1, fmt.Sprintf("%d enqueued and %d duplicate firings", enqueued, duplicates)
+	})
+	var wg sync.WaitGroup
+	exits := make([]string, len(replicas))
+	for i, p := range replicas {
+		wg.Go(func() {
+			if code, ok := p.Terminate(15 * time.Second); !ok || code != 0 {
+				exits[i] = fmt.Sprintf("replica %d: exit code %d, exited within 15 s of SIGTERM: %t", i, code, ok)
+			}
+		})
+	}
+	wg.Wait()
+	for _, e := range exits {
+		if e != "" {
+			t.Error(e)
+		}
+	}
+	end := origin.Add(clockRate * time.Since(origin)) // the replicas' clock, now
 
 	opt, err := asynq.ParseRedisURI(r.URL)
 	if err != nil {
@@ -66,21 +102,89 @@ func TestTwoSchedulersEnqueueEachSlotOnce(t *testing.T) {
 		}
 		slots = append(slots, slot)
 	}
-	sort.Slice(slots, func(i, j int) bool { return slots[i].Before(slots[j]) })
-	if len(slots) < 3 || len(slots) > 4 {
-		t.Fatalf("%d slots enqueued in %s: %v", len(slots), time.Since(start).Round(time.Second), slots)
+	slices.SortFunc(slots, time.Time.Compare)
+	if len(slots) < want || slots[0].Before(origin.Add(-30*time.Second)) || slots[len(slots)-1].After(end) {
+		t.Fatalf("slots %v enqueued between %s and %s (replica clocks)", slots, origin, end)
 	}
 	for i := 1; i < len(slots); i++ {
 		if slots[i].Sub(slots[i-1]) != time.Minute {
 			t.Fatalf("slots not one per minute: %v", slots)
 		}
 	}
-	if enqueued != len(slots) {
-		t.Fatalf("replicas report %d enqueued firings for %d slots", enqueued, len(slots))
+
+	// Every firing as each replica logged it: who enqueued each slot, and
+	// that both replicas fired it.
+	enqueued := map[time.Time]int{}
+	fired := []map[time.Time]int{{}, {}}
+	for i, p := range replicas {
+		for _, f := range firings(t, p.Output()) {
+			switch {
+			case f.Entry != jobs.TypeOutboxSweep:
+			case f.Message == "schedule skipped a missed slot":
+				t.Errorf("replica %d skipped slot %s: it woke later than the grace period", i, f.Slot)
+			case f.Message == "schedule fired":
+				fired[i][f.Slot]++
+				if f.Enqueued {
+					enqueued[f.Slot]++
+				}
+			}
+		}
 	}
-	if duplicates < len(slots)-1 {
-		t.Fatalf("only %d duplicate firings: were both replicas firing?", duplicates)
+	if len(enqueued) != len(slots) {
+		t.Errorf("replicas logged %d enqueued slots, Redis holds %d: %v", len(enqueued), len(slots), enqueued)
 	}
+	for i, slot := range slots {
+		if enqueued[slot] != 1 {
+			t.Errorf("slot %s enqueued %d times", slot, enqueued[slot])
+		}
+		if na, nb := fired[0][slot], fired[1][slot]; na > 1 || nb > 1 || (i > 0 && i < len(slots)-1 && (na != 1 || nb != 1)) {
+			t.Errorf("slot %s fired %d times by one replica and %d by the other, want once by each", slot, na, nb)
+		}
+	}
+}
+
+// The sped-up clock is for tests: outside ENV=test the binary refuses to
+// start, naming the variables.
+func TestSchedulerRefusesTestClockOutsideTests(t *testing.T) {
+	t.Parallel()
+	bin := workertest.Binary(t, "scheduler")
+	code, out, _ := proctest.Run(t, 10*time.Second, bin, proctest.Env("ENV", "production",
+		"DATABASE_URL", "postgres://app@127.0.0.1:1/keel", "REDIS_URL", "redis://127.0.0.1:1/0",
+		"SCHEDULER_TEST_CLOCK_RATE", "30", "SCHEDULER_TEST_CLOCK_ORIGIN", time.Now().UTC().Format(time.RFC3339)))
+	if code == 0 || !strings.Contains(out, "SCHEDULER_TEST_CLOCK_RATE is for tests only") ||
+		!strings.Contains(out, "SCHEDULER_TEST_CLOCK_ORIGIN is for tests only") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+}
+
+// firing is a scheduler log line about a slot.
+type firing struct {
+	Message  string    `json:"message"`
+	Entry    string    `json:"entry"`
+	Slot     time.Time `json:"slot"`
+	Enqueued bool      `json:"enqueued"`
+}
+
+// firings returns the slot lines of a replica's JSON log.
+func firings(t *testing.T, out string) []firing {
+	t.Helper()
+	var fs []firing
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if !json.Valid(line) {
+			continue
+		}
+		var f firing
+		if err := json.Unmarshal(line, &f); err != nil {
+			t.Fatalf("log line %s: %v", line, err)
+		}
+		if f.Entry != "" && !f.Slot.IsZero() {
+			fs = append(fs, f)
+		}
+	}
+	return fs
 }
 
 func scrape(t *testing.T, base string) string {

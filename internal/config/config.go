@@ -184,6 +184,38 @@ type Scheduler struct {
 	Redis
 	MetricsAddr     string
 	ShutdownTimeout time.Duration
+	TestClock       TestClock
+}
+
+// TestClock speeds the scheduler's clock up so an end-to-end test sees many
+// slots of the real schedule in seconds: the clock reads Origin + Rate ×
+// (time since Origin). Replicas given the same values agree on the time.
+// Refused unless ENV=test; Rate 1 (the default) is the real clock.
+type TestClock struct {
+	Rate   int       // SCHEDULER_TEST_CLOCK_RATE
+	Origin time.Time // SCHEDULER_TEST_CLOCK_ORIGIN, RFC 3339; required with a Rate above 1
+}
+
+func loadTestClock(l *Loader, env string) TestClock {
+	const rateKey, originKey = "SCHEDULER_TEST_CLOCK_RATE", "SCHEDULER_TEST_CLOCK_ORIGIN"
+	if env != "test" {
+		for _, k := range []string{rateKey, originKey} {
+			if _, ok := l.lookup(k); ok {
+				l.fail(k, "is for tests only: refused unless ENV=test")
+			}
+		}
+	}
+	c := TestClock{Rate: l.Int(rateKey, 1, 1, 3600)}
+	if v, ok := l.lookup(originKey); ok {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			l.fail(originKey, "must be a time such as 2026-11-26T09:00:00Z, got %q", v)
+		}
+		c.Origin = t
+	} else if c.Rate > 1 {
+		l.fail(originKey, "is required with %s", rateKey)
+	}
+	return c
 }
 
 // LoadScheduler reads cmd/scheduler's configuration.
@@ -196,6 +228,7 @@ func LoadScheduler(get Getenv) (Scheduler, error) {
 		MetricsAddr:     l.Addr("METRICS_ADDR", ":9092"),
 		ShutdownTimeout: l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Second),
 	}
+	c.TestClock = loadTestClock(l, c.Env)
 	return c, l.Err()
 }
 

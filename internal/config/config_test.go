@@ -149,8 +149,50 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.MetricsAddr != ":9092" || s.ShutdownTimeout != 10*time.Second {
+	if s.MetricsAddr != ":9092" || s.ShutdownTimeout != 10*time.Second || s.TestClock.Rate != 1 || !s.TestClock.Origin.IsZero() {
 		t.Errorf("scheduler defaults: %+v", s)
+	}
+}
+
+// The scheduler's sped-up clock exists for end-to-end tests: any other ENV
+// refuses both of its variables, even at the real rate.
+func TestSchedulerTestClock(t *testing.T) {
+	const origin = "2026-11-26T09:00:00.5Z"
+	s, err := config.LoadScheduler(config.MapEnv(with(valid(), "ENV", "test",
+		"SCHEDULER_TEST_CLOCK_RATE", "30", "SCHEDULER_TEST_CLOCK_ORIGIN", origin)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Date(2026, 11, 26, 9, 0, 0, 5e8, time.UTC); s.TestClock.Rate != 30 || !s.TestClock.Origin.Equal(want) {
+		t.Errorf("TestClock = %+v", s.TestClock)
+	}
+	cases := []struct {
+		name string
+		env  []string
+		vars []string
+		want string
+	}{
+		{"production", []string{"ENV", "production", "SCHEDULER_TEST_CLOCK_RATE", "30", "SCHEDULER_TEST_CLOCK_ORIGIN", origin},
+			[]string{"SCHEDULER_TEST_CLOCK_ORIGIN", "SCHEDULER_TEST_CLOCK_RATE"}, "is for tests only: refused unless ENV=test"},
+		{"staging, rate 1", []string{"ENV", "staging", "SCHEDULER_TEST_CLOCK_RATE", "1"},
+			[]string{"SCHEDULER_TEST_CLOCK_RATE"}, "is for tests only"},
+		{"default ENV, origin only", []string{"SCHEDULER_TEST_CLOCK_ORIGIN", "garbage"},
+			[]string{"SCHEDULER_TEST_CLOCK_ORIGIN"}, "is for tests only"},
+		{"no origin", []string{"ENV", "test", "SCHEDULER_TEST_CLOCK_RATE", "30"},
+			[]string{"SCHEDULER_TEST_CLOCK_ORIGIN"}, "is required with SCHEDULER_TEST_CLOCK_RATE"},
+		{"bad origin", []string{"ENV", "test", "SCHEDULER_TEST_CLOCK_RATE", "30", "SCHEDULER_TEST_CLOCK_ORIGIN", "09:00"},
+			[]string{"SCHEDULER_TEST_CLOCK_ORIGIN"}, "must be a time"},
+		{"bad rate", []string{"ENV", "test", "SCHEDULER_TEST_CLOCK_RATE", "0", "SCHEDULER_TEST_CLOCK_ORIGIN", origin},
+			[]string{"SCHEDULER_TEST_CLOCK_RATE"}, "must be a whole number from 1 to 3600"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.LoadScheduler(config.MapEnv(with(valid(), tc.env...)))
+			var ce *config.Error
+			if !errors.As(err, &ce) || !slices.Equal(ce.Vars, tc.vars) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %v naming %q", err, tc.vars, tc.want)
+			}
+		})
 	}
 }
 

@@ -6,6 +6,9 @@
 // Replicas share, through State, the latest slot each entry fired for. After
 // downtime (every replica down, or a process suspended past a slot), an
 // entry's Missed policy decides: fire the latest missed slot once, or skip.
+//
+// Time comes from the Scheduler's Clock, so tests drive the loop across many
+// slots with clocktest.Fake instead of waiting for minute boundaries.
 package schedule
 
 import (
@@ -18,6 +21,8 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/robfig/cron/v3"
 	"github.com/rs/zerolog"
+
+	"github.com/keelhq/keel/internal/platform/clock"
 )
 
 // Missed is what an entry does about slots that passed while no scheduler
@@ -79,7 +84,9 @@ type Scheduler struct {
 	Fired func(entry string, enqueued bool, err error)
 	// Skipped, when set, is told of each missed slot dropped by MissedSkip.
 	Skipped func(entry string, slot time.Time)
-	now     func() time.Time
+	// Clock is the time slots are read from and waited for. Default
+	// clock.Real.
+	Clock clock.Clock
 }
 
 // Parse checks every entry's spec; call before Run so a bad table fails at start.
@@ -155,8 +162,8 @@ func Due(e *Entry, cursor, now time.Time, grace time.Duration) (Decision, time.T
 // enqueue (Redis down) is retried with backoff until the entry's next slot
 // begins; firings of one entry never block another's.
 func (s *Scheduler) Run(ctx context.Context) error {
-	if s.now == nil {
-		s.now = time.Now
+	if s.Clock == nil {
+		s.Clock = clock.Real{}
 	}
 	if s.Grace <= 0 {
 		s.Grace = 30 * time.Second
@@ -174,7 +181,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			break
 		}
 	}
-	now := s.now().UTC()
+	now := s.Clock.Now().UTC()
 	cursor := make([]time.Time, len(s.Entries))
 	for i := range s.Entries {
 		// Without a recorded slot only what falls within grace counts, so
@@ -192,7 +199,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
-		now = s.now().UTC()
+		now = s.Clock.Now().UTC()
 		wake := time.Time{}
 		for i := range s.Entries {
 			e := &s.Entries[i]
@@ -214,12 +221,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 				wake = n
 			}
 		}
-		t := time.NewTimer(time.Until(wake))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if s.Clock.SleepUntil(ctx, wake) != nil {
 			return nil
-		case <-t.C:
 		}
 	}
 }
@@ -240,15 +243,14 @@ func (s *Scheduler) fireInSlot(ctx context.Context, e *Entry, slot time.Time, la
 			return
 		}
 		wait := backoff
-		if until := deadline.Sub(s.now()); until <= wait {
+		now := s.Clock.Now()
+		if until := deadline.Sub(now); until <= wait {
 			s.Log.Error().Err(err).Str("entry", e.Name).Time("slot", slot).Int("attempts", attempt).Msg("schedule gave up on slot")
 			return
 		}
 		s.Log.Warn().Err(err).Str("entry", e.Name).Time("slot", slot).Dur("retry_in", wait).Msg("schedule fire failed")
-		select {
-		case <-ctx.Done():
+		if s.Clock.SleepUntil(ctx, now.Add(wait)) != nil {
 			return
-		case <-time.After(wait):
 		}
 		if backoff < 10*time.Second {
 			backoff *= 2

@@ -9,6 +9,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
+
+	"github.com/keelhq/keel/internal/platform/clock/clocktest"
 )
 
 func mustEntry(t *testing.T, spec string, missed Missed) *Entry {
@@ -109,7 +111,7 @@ func (f *flaky) EnqueueContext(_ context.Context, task *asynq.Task, opts ...asyn
 // retrying a failing enqueue within the slot; a skip entry only records it.
 func TestRunAppliesMissedPolicyAndRetries(t *testing.T) {
 	t.Parallel()
-	now := at("2026-03-04T12:20:00Z")
+	clk := clocktest.New(at("2026-03-04T12:20:00Z"))
 	state := &memState{last: map[string]time.Time{
 		"daily": at("2026-03-01T04:15:00Z"), "hourly": at("2026-03-04T09:00:00Z"),
 	}}
@@ -122,7 +124,7 @@ func TestRunAppliesMissedPolicyAndRetries(t *testing.T) {
 			{Name: "daily", Spec: "15 4 * * *", Task: task, Missed: MissedFireOnce},
 			{Name: "hourly", Spec: "0 * * * *", Task: task, Missed: MissedSkip},
 		},
-		Queue: q, Log: zerolog.Nop(), State: state, now: func() time.Time { return now },
+		Queue: q, Log: zerolog.Nop(), State: state, Clock: clk,
 		Skipped: func(e string, slot time.Time) {
 			smu.Lock()
 			skipped = append(skipped, SlotID(e, slot))
@@ -132,6 +134,17 @@ func TestRunAppliesMissedPolicyAndRetries(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()
+	// Two failed attempts, each followed by a backoff on the clock (200 ms,
+	// then 400 ms) while the loop sleeps until the next hour.
+	for _, backoff := range []time.Duration{200 * time.Millisecond, 400 * time.Millisecond} {
+		clk.WaitSleepers(t, 2)
+		select {
+		case id := <-q.fired:
+			t.Fatalf("fired %s before the backoff passed", id)
+		default:
+		}
+		clk.Advance(backoff)
+	}
 	select {
 	case id := <-q.fired:
 		if id != "daily:2026-03-04T04:15:00Z" {

@@ -44,6 +44,14 @@ func Binary(t testing.TB, name string) string {
 	return filepath.Join(binDir, name)
 }
 
+// RemoveBinaries deletes what Binary built. Call it from TestMain after
+// m.Run: the binaries outlive every single test, so no t.Cleanup can.
+func RemoveBinaries() {
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+}
+
 // Proc is a running binary.
 type Proc struct {
 	*proctest.Proc
