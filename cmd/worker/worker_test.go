@@ -25,7 +25,11 @@ import (
 	"github.com/keelhq/keel/jobs"
 )
 
-func TestMain(m *testing.M) { os.Exit(postgrestest.Main(m)) }
+func TestMain(m *testing.M) {
+	code := postgrestest.Main(m)
+	workertest.RemoveBinaries()
+	os.Exit(code)
+}
 
 func workerEnv(db *postgrestest.DB, r *redistest.Server, extra ...string) []string {
 	return append([]string{
