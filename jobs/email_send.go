@@ -2,53 +2,24 @@ package jobs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/mail"
 
 	"github.com/hibiken/asynq"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/keelhq/keel/internal/email"
-	"github.com/keelhq/keel/internal/outbox"
 	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/internal/platform/queue"
+	"github.com/keelhq/keel/jobs/task"
 )
 
-// TypeEmailSend renders a template and sends it over SMTP.
-const TypeEmailSend = "email:send"
-
-// EmailSendPayload names the template, the recipient and the template's data.
-type EmailSendPayload struct {
-	To       string            `json:"to"`
-	Template string            `json:"template"`
-	Data     map[string]string `json:"data,omitempty"`
-}
-
-// NewEmailSendTask builds the outbox task for p. Auth emails go to the
-// critical queue: a user is waiting for them.
-func NewEmailSendTask(p EmailSendPayload, queueName string) (outbox.Task, error) {
-	if _, err := mail.ParseAddress(p.To); err != nil {
-		return outbox.Task{}, fmt.Errorf("email:send: bad recipient %q: %w", p.To, err)
-	}
-	if p.Template == "" {
-		return outbox.Task{}, errors.New("email:send: no template")
-	}
-	b, err := json.Marshal(p)
-	if err != nil {
-		return outbox.Task{}, err
-	}
-	t := SpecOf(TypeEmailSend).Outbox(b)
-	if queueName != "" {
-		t.Queue = queueName
-	}
-	return t, nil
-}
-
-// EmailSendHandler sends each email once per task ID: it records the send in
-// sent_emails in the same transaction that holds the record's lock while
-// SMTP runs, so a re-run of the task after success sends nothing.
+// EmailSendHandler runs email:send (an organization's mail) and
+// email:account (an account's mail). It sends each email once per task ID:
+// it records the send in sent_emails in the same transaction that holds the
+// record's lock while SMTP runs, so a re-run of the task after success sends
+// nothing. That transaction is the task's organization's (queue.OrgID,
+// uuid.Nil for account mail), so Row Level Security decides what it sees.
 type EmailSendHandler struct {
 	DB     *sqlx.DB
 	Mail   email.Sender
@@ -57,7 +28,7 @@ type EmailSendHandler struct {
 
 // ProcessTask implements asynq.Handler.
 func (h *EmailSendHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
-	var p EmailSendPayload
+	var p task.EmailPayload
 	if err := decode(t, &p); err != nil {
 		return err
 	}

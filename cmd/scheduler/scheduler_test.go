@@ -16,7 +16,7 @@ import (
 	"github.com/keelhq/keel/internal/platform/postgrestest"
 	"github.com/keelhq/keel/internal/platform/redistest"
 	"github.com/keelhq/keel/internal/platform/workertest"
-	"github.com/keelhq/keel/jobs"
+	"github.com/keelhq/keel/jobs/task"
 )
 
 func TestMain(m *testing.M) { os.Exit(postgrestest.Main(m)) }
@@ -38,8 +38,8 @@ func TestTwoSchedulersEnqueueEachSlotOnce(t *testing.T) {
 	enqueued, duplicates := 0, 0
 	for _, p := range []*workertest.Proc{a, b} {
 		body := scrape(t, p.Metrics)
-		enqueued += counter(body, jobs.TypeOutboxSweep, "enqueued")
-		duplicates += counter(body, jobs.TypeOutboxSweep, "duplicate")
+		enqueued += counter(body, task.TypeOutboxSweep, "enqueued")
+		duplicates += counter(body, task.TypeOutboxSweep, "duplicate")
 	}
 	a.Term(15 * time.Second)
 	b.Term(15 * time.Second)
@@ -50,19 +50,19 @@ func TestTwoSchedulersEnqueueEachSlotOnce(t *testing.T) {
 	}
 	insp := asynq.NewInspector(opt)
 	defer insp.Close()
-	tasks, err := insp.ListPendingTasks(jobs.QueueLow, asynq.PageSize(1000))
+	pending, err := insp.ListPendingTasks(task.QueueLow, asynq.PageSize(1000))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var slots []time.Time
-	for _, task := range tasks {
-		rest, ok := strings.CutPrefix(task.ID, jobs.TypeOutboxSweep+":")
+	for _, info := range pending {
+		rest, ok := strings.CutPrefix(info.ID, task.TypeOutboxSweep+":")
 		if !ok {
 			continue
 		}
 		slot, err := time.Parse(time.RFC3339, rest)
 		if err != nil {
-			t.Fatalf("task ID %q is not a slot ID", task.ID)
+			t.Fatalf("task ID %q is not a slot ID", info.ID)
 		}
 		slots = append(slots, slot)
 	}

@@ -12,6 +12,8 @@ import (
 	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/auth/authdb"
 	"github.com/keelhq/keel/internal/org/orgdb"
+	"github.com/keelhq/keel/internal/outbox"
+	"github.com/keelhq/keel/jobs/task"
 )
 
 // Invite creates (or replaces) a pending invitation and mails its 7-day link.
@@ -63,9 +65,14 @@ func (s *Service) mailInvitation(ctx context.Context, tx *sqlx.Tx, p *auth.Princ
 			inviter = u.Name
 		}
 	}
-	return auth.QueueEmail(ctx, tx, inv.Email, "invitation", map[string]string{
-		"inviter": inviter, "organization": orgName, "role": inv.Role,
-		"link": auth.Link(s.BaseURL, "/accept-invitation", token), "days": "7"})
+	t, err := task.NewEmailSendTask(inv.OrgID, task.EmailPayload{To: inv.Email, Template: "invitation",
+		Data: map[string]string{"inviter": inviter, "organization": orgName, "role": inv.Role,
+			"link": auth.Link(s.BaseURL, "/accept-invitation", token), "days": "7"}})
+	if err != nil {
+		return err
+	}
+	_, err = outbox.Add(ctx, tx, t)
+	return err
 }
 
 // Invitations lists pending invitations; admins and owners.
