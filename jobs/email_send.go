@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/jmoiron/sqlx"
+	"github.com/rs/zerolog"
 
 	"github.com/keelhq/keel/internal/email"
+	"github.com/keelhq/keel/internal/org/orgdb"
 	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/internal/platform/queue"
 	"github.com/keelhq/keel/jobs/task"
@@ -38,7 +42,20 @@ func (h *EmailSendHandler) ProcessTask(ctx context.Context, t *asynq.Task) error
 	}
 	id := taskID(ctx)
 	msg.MessageID = id + "@keel"
-	return postgres.InTx(ctx, h.DB, queue.OrgID(ctx), func(tx *sqlx.Tx) error {
+	org := queue.OrgID(ctx)
+	return postgres.InTx(ctx, h.DB, org, func(tx *sqlx.Tx) error {
+		if p.InvitationID != nil {
+			ok, err := invitationPending(ctx, tx, org, *p.InvitationID)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				// Done, not failed: there is nothing to send any more.
+				zerolog.Ctx(ctx).Info().Str("invitation_id", p.InvitationID.String()).
+					Msg("invitation not pending in this organization; email not sent")
+				return nil
+			}
+		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO sent_emails (task_id, recipient, template) VALUES ($1, $2, $3)
 			ON CONFLICT (task_id) DO NOTHING`, id, p.To, p.Template)
 		if err != nil {
@@ -55,4 +72,20 @@ func (h *EmailSendHandler) ProcessTask(ctx context.Context, t *asynq.Task) error
 		}
 		return nil
 	})
+}
+
+// invitationPending reports whether invitation id is pending (neither
+// accepted, revoked, replaced nor expired) as org's transaction tx sees it:
+// under Row Level Security another organization's invitation is not there
+// at all. It locks the row until tx ends, so a revoke or an acceptance that
+// races this send waits for it, and one that committed first stops it.
+func invitationPending(ctx context.Context, tx *sqlx.Tx, org, id uuid.UUID) (bool, error) {
+	inv, err := orgdb.Store{}.Invitation(ctx, tx, org, id, true)
+	if errors.Is(err, orgdb.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("check invitation: %w", err)
+	}
+	return inv.ExpiresAt.After(time.Now()), nil
 }

@@ -65,7 +65,7 @@ func (s *Service) mailInvitation(ctx context.Context, tx *sqlx.Tx, p *auth.Princ
 			inviter = u.Name
 		}
 	}
-	t, err := task.NewEmailSendTask(inv.OrgID, task.EmailPayload{To: inv.Email, Template: "invitation",
+	t, err := task.NewEmailSendTask(inv.OrgID, task.EmailPayload{To: inv.Email, Template: "invitation", InvitationID: &inv.ID,
 		Data: map[string]string{"inviter": inviter, "organization": orgName, "role": inv.Role,
 			"link": auth.Link(s.BaseURL, "/accept-invitation", token), "days": "7"}})
 	if err != nil {

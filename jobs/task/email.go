@@ -2,6 +2,7 @@ package task
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/mail"
 
@@ -16,7 +17,8 @@ const (
 	// TypeEmailSend is an organization's email: an invitation today, billing
 	// and dunning notices later. It is a tenant task: it carries its org_id,
 	// waits its turn behind the organization's other tasks, and runs under
-	// the organization's Row Level Security.
+	// the organization's Row Level Security, so it can check that what it is
+	// about (an invitation) is still there and still the organization's.
 	TypeEmailSend = "email:send"
 	// TypeEmailAccount is an account's email: address verification and
 	// password reset. It is a platform task: an account belongs to no
@@ -34,6 +36,11 @@ type EmailPayload struct {
 	To       string            `json:"to"`
 	Template string            `json:"template"`
 	Data     map[string]string `json:"data,omitempty"`
+	// InvitationID, on an invitation email (email:send only), names the
+	// invitation: the worker sends only while that invitation is pending in
+	// the task's organization, so a revoked, accepted or replaced invitation
+	// is never mailed.
+	InvitationID *uuid.UUID `json:"invitation_id,omitempty"`
 }
 
 func (p EmailPayload) check(typ string) error {
@@ -52,6 +59,9 @@ func NewEmailSendTask(org uuid.UUID, p EmailPayload) (outbox.Task, error) {
 	if err := p.check(TypeEmailSend); err != nil {
 		return outbox.Task{}, err
 	}
+	if p.InvitationID != nil && *p.InvitationID == uuid.Nil {
+		return outbox.Task{}, errors.New("email:send: nil invitation ID")
+	}
 	return build(TypeEmailSend, org, p)
 }
 
@@ -60,6 +70,9 @@ func NewEmailSendTask(org uuid.UUID, p EmailPayload) (outbox.Task, error) {
 func NewAccountEmailTask(p EmailPayload) (outbox.Task, error) {
 	if err := p.check(TypeEmailAccount); err != nil {
 		return outbox.Task{}, err
+	}
+	if p.InvitationID != nil {
+		return outbox.Task{}, errors.New("email:account: an invitation is organization mail (email:send)")
 	}
 	return build(TypeEmailAccount, uuid.Nil, p)
 }

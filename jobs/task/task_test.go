@@ -101,7 +101,7 @@ func TestOutboxAndOrgOfEnforceTenancy(t *testing.T) {
 
 func TestEmailConstructors(t *testing.T) {
 	t.Parallel()
-	org := uuid.New()
+	org, inv := uuid.New(), uuid.New()
 	for name, p := range map[string]task.EmailPayload{
 		"bad recipient": {To: "not an address", Template: "welcome"},
 		"no template":   {To: "a@example.com"},
@@ -113,10 +113,20 @@ func TestEmailConstructors(t *testing.T) {
 			t.Errorf("email:account with %s accepted", name)
 		}
 	}
-	m, err := task.NewEmailSendTask(org, validEmail)
+	withInv := validEmail
+	withInv.InvitationID = &inv
+	m, err := task.NewEmailSendTask(org, withInv)
 	if err != nil || m.Type != task.TypeEmailSend || m.Queue != task.QueueDefault || m.MaxRetry != 10 || m.Timeout != time.Minute ||
-		string(m.Payload) != `{"to":"a@example.com","template":"welcome","data":{"name":"A"}}` {
+		string(m.Payload) != `{"to":"a@example.com","template":"welcome","data":{"name":"A"},"invitation_id":"`+inv.String()+`"}` {
 		t.Errorf("email:send: %+v (%s), %v", m, m.Payload, err)
+	}
+	nilInv := validEmail
+	nilInv.InvitationID = &uuid.Nil
+	if _, err := task.NewEmailSendTask(org, nilInv); err == nil {
+		t.Error("email:send with a nil invitation ID accepted")
+	}
+	if _, err := task.NewAccountEmailTask(withInv); err == nil {
+		t.Error("email:account about an invitation accepted")
 	}
 	a, err := task.NewAccountEmailTask(validEmail)
 	if err != nil || a.Type != task.TypeEmailAccount || a.Queue != task.QueueCritical || a.Headers[outbox.HeaderOrgID] != "" {
