@@ -29,7 +29,7 @@ import (
 	"github.com/keelhq/keel/internal/platform/postgrestest"
 	"github.com/keelhq/keel/internal/platform/proctest"
 	"github.com/keelhq/keel/internal/platform/redistest"
-	"github.com/keelhq/keel/jobs"
+	"github.com/keelhq/keel/jobs/task"
 )
 
 var binDir string
@@ -155,7 +155,7 @@ func TestBinariesEndToEnd(t *testing.T) {
 		t.Errorf("outbox row dispatched=%v (%v)", dispatched, err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	want := `keel_tasks_processed_total{queue="default",type="email:send"} 1`
+	want := `keel_tasks_processed_total{queue="critical",type="email:account"} 1`
 	for {
 		_, body := proctest.Get(services["worker"].base + "/metrics")
 		if strings.Contains(body, want) {
@@ -201,25 +201,25 @@ func TestBinariesEndToEnd(t *testing.T) {
 // sendWelcome adds a welcome email to the outbox.
 func sendWelcome(t *testing.T, appURL, to, name string) uuid.UUID {
 	t.Helper()
-	return addEmail(t, appURL, jobs.EmailSendPayload{To: to, Template: "welcome", Data: map[string]string{"name": name}})
+	return addEmail(t, appURL, task.EmailPayload{To: to, Template: "welcome", Data: map[string]string{"name": name}})
 }
 
-// addEmail adds an email:send to the outbox the way a feature does: in a
-// transaction of the application role.
-func addEmail(t *testing.T, appURL string, p jobs.EmailSendPayload) uuid.UUID {
+// addEmail adds an account email (email:account) to the outbox the way a
+// feature does: in a transaction of the application role.
+func addEmail(t *testing.T, appURL string, p task.EmailPayload) uuid.UUID {
 	t.Helper()
 	app, err := postgres.Open(appURL, postgres.Options{MaxOpenConns: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer app.Close()
-	task, err := jobs.NewEmailSendTask(p, "")
+	mail, err := task.NewAccountEmailTask(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var id uuid.UUID
 	if err := postgres.InTx(context.Background(), app, uuid.Nil, func(tx *sqlx.Tx) error {
-		id, err = outbox.Add(context.Background(), tx, task)
+		id, err = outbox.Add(context.Background(), tx, mail)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -463,14 +463,14 @@ func TestWorkerReportsFinalFailuresToSentry(t *testing.T) {
 	w := proctest.Start(t, bin("worker"), s.env("METRICS_ADDR", addr, "SENTRY_DSN", dsn, "RELEASE", "e2e-1"))
 	w.WaitStatus(t, "http://"+addr+"/readyz", 200, 15*time.Second)
 
-	addEmail(t, s.db.AppURL, jobs.EmailSendPayload{To: "x@example.com", Template: "no-such-template"})
+	addEmail(t, s.db.AppURL, task.EmailPayload{To: "x@example.com", Template: "no-such-template"})
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		mu.Lock()
 		got := strings.Join(events, "\n")
 		mu.Unlock()
 		if strings.Contains(got, "no-such-template") {
-			for _, want := range []string{`"task_type":"email:send"`, `"release":"e2e-1"`, `"environment":"test"`} {
+			for _, want := range []string{`"task_type":"email:account"`, `"release":"e2e-1"`, `"environment":"test"`} {
 				if !strings.Contains(got, want) {
 					t.Errorf("event lacks %s:\n%.1500s", want, got)
 				}

@@ -6,11 +6,9 @@ import (
 	"github.com/keelhq/keel/internal/backup"
 )
 
-// TypeBackupVerify restores a dump into a scratch database and checks it
-// (see internal/backup): a fresh pg_dump of the database, or, when the
-// verifier has a bucket (BACKUP_S3_BUCKET), the newest dump stored there.
-const TypeBackupVerify = "backup:verify"
-
+// backupVerify runs backup:verify (see internal/backup): a fresh pg_dump of
+// the database, or, when the verifier has a bucket (BACKUP_S3_BUCKET), the
+// newest dump stored there.
 type backupVerify struct {
 	v *backup.Verifier
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/keelhq/keel/internal/platform/postgrestest"
 	"github.com/keelhq/keel/internal/platform/s3test"
 	"github.com/keelhq/keel/jobs"
+	"github.com/keelhq/keel/jobs/task"
 )
 
 // backup:verify with a bucket restores the newest stored dump, records which
@@ -48,10 +49,10 @@ func TestBackupVerifyFromS3(t *testing.T) {
 	srv.MustSetModTime(t, "keel/daily/2026-01-01.dump", now.Add(-25*time.Hour))
 	srv.MustSetModTime(t, "keel/daily/2026-01-02.dump", now.Add(-90*time.Minute))
 
-	if err := f.run(t, jobs.TypeBackupVerify); err != nil {
+	if err := f.run(t, task.TypeBackupVerify); err != nil {
 		t.Fatalf("backup:verify of the newest stored dump: %v", err)
 	}
-	r := f.lastRun(t, jobs.TypeBackupVerify)
+	r := f.lastRun(t, task.TypeBackupVerify)
 	for _, want := range []string{`"source": "s3"`, `"object_key": "keel/daily/2026-01-02.dump"`, `"public.sent_emails": 3000`, `"bucket": "keel-backups"`} {
 		if r.Status != "ok" || !strings.Contains(r.Detail, want) {
 			t.Fatalf("ok run recorded as %+v; want %s in the detail", r, want)
@@ -60,7 +61,7 @@ func TestBackupVerifyFromS3(t *testing.T) {
 
 	var age float64
 	if err := f.db.Owner.Get(&age, `SELECT (detail->>'object_age_hours')::float8 FROM job_runs WHERE job = $1 AND status = 'ok'`,
-		jobs.TypeBackupVerify); err != nil || age < 1.45 || age > 1.6 {
+		task.TypeBackupVerify); err != nil || age < 1.45 || age > 1.6 {
 		t.Fatalf("object_age_hours %v (%v), want about 1.5", age, err)
 	}
 
@@ -74,18 +75,18 @@ func TestBackupVerifyFromS3(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.MustUpload(t, "keel/daily/2026-01-03.dump", cut)
-	err = f.run(t, jobs.TypeBackupVerify)
+	err = f.run(t, task.TypeBackupVerify)
 	if err == nil || !strings.Contains(err.Error(), "restore failed") {
 		t.Fatalf("corrupt newest dump: want a restore failure, got %v", err)
 	}
-	r = f.lastRun(t, jobs.TypeBackupVerify)
+	r = f.lastRun(t, task.TypeBackupVerify)
 	if r.Status != "failed" || r.Error == nil || !strings.Contains(*r.Error, "keel/daily/2026-01-03.dump") ||
 		!strings.Contains(r.Detail, `"object_key": "keel/daily/2026-01-03.dump"`) {
 		t.Fatalf("failed run recorded as %+v", r)
 	}
 	var left int
 	if err := f.db.Owner.Get(&left, `SELECT count(*) FROM pg_database WHERE datname LIKE 'keel_verify_%' AND datname = ANY(
-		SELECT detail->>'scratch' FROM job_runs WHERE job = $1)`, jobs.TypeBackupVerify); err != nil || left != 0 {
+		SELECT detail->>'scratch' FROM job_runs WHERE job = $1)`, task.TypeBackupVerify); err != nil || left != 0 {
 		t.Fatalf("scratch databases left behind: %d, %v", left, err)
 	}
 }

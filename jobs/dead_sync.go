@@ -10,19 +10,16 @@ import (
 	"github.com/keelhq/keel/internal/platform/queue"
 )
 
-// TypeDeadSync copies tasks from Asynq's archive into dead_tasks when they
-// are not there yet. Most dead tasks are recorded by the worker as they die;
-// this catches the ones the worker could not record: a task whose lease
-// expired on its last attempt (its worker was killed) is archived by Asynq's
-// recoverer without passing through any handler.
-const TypeDeadSync = "dead:sync"
-
 // ArchiveReader is the part of *asynq.Inspector dead:sync reads.
 type ArchiveReader interface {
 	Queues() ([]string, error)
 	ListArchivedTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
 }
 
+// deadSync runs dead:sync. Most dead tasks are recorded by the worker as
+// they die; this catches the ones the worker could not record: a task whose
+// lease expired on its last attempt (its worker was killed) is archived by
+// Asynq's recoverer without passing through any handler.
 type deadSync struct {
 	archive ArchiveReader
 	dead    *deadtask.Store

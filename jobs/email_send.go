@@ -2,62 +2,45 @@ package jobs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/mail"
 
+	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/jmoiron/sqlx"
+	"github.com/rs/zerolog"
 
 	"github.com/keelhq/keel/internal/email"
-	"github.com/keelhq/keel/internal/outbox"
 	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/internal/platform/queue"
+	"github.com/keelhq/keel/jobs/task"
 )
 
-// TypeEmailSend renders a template and sends it over SMTP.
-const TypeEmailSend = "email:send"
-
-// EmailSendPayload names the template, the recipient and the template's data.
-type EmailSendPayload struct {
-	To       string            `json:"to"`
-	Template string            `json:"template"`
-	Data     map[string]string `json:"data,omitempty"`
-}
-
-// NewEmailSendTask builds the outbox task for p. Auth emails go to the
-// critical queue: a user is waiting for them.
-func NewEmailSendTask(p EmailSendPayload, queueName string) (outbox.Task, error) {
-	if _, err := mail.ParseAddress(p.To); err != nil {
-		return outbox.Task{}, fmt.Errorf("email:send: bad recipient %q: %w", p.To, err)
-	}
-	if p.Template == "" {
-		return outbox.Task{}, errors.New("email:send: no template")
-	}
-	b, err := json.Marshal(p)
-	if err != nil {
-		return outbox.Task{}, err
-	}
-	t := SpecOf(TypeEmailSend).Outbox(b)
-	if queueName != "" {
-		t.Queue = queueName
-	}
-	return t, nil
-}
-
-// EmailSendHandler sends each email once per task ID: it records the send in
-// sent_emails in the same transaction that holds the record's lock while
-// SMTP runs, so a re-run of the task after success sends nothing.
+// EmailSendHandler runs email:send (an organization's mail) and
+// email:account (an account's mail). It sends each email once per task ID:
+// it records the send in sent_emails in the same transaction that holds the
+// record's lock while SMTP runs, so a re-run of the task after success sends
+// nothing. That transaction is the task's organization's (queue.OrgID,
+// uuid.Nil for account mail), so Row Level Security decides what it sees.
 type EmailSendHandler struct {
 	DB     *sqlx.DB
 	Mail   email.Sender
 	Render *email.Renderer
+	// Invitations tells whether an invitation is still pending, so a revoked
+	// one is never mailed; *org.Service implements it.
+	Invitations InvitationChecker
+}
+
+// InvitationChecker is what email:send needs of organizations.
+type InvitationChecker interface {
+	// InvitationPending reports whether invitation id is pending as org's
+	// tenant transaction tx sees it, locking it until tx ends.
+	InvitationPending(ctx context.Context, tx *sqlx.Tx, orgID, id uuid.UUID) (bool, error)
 }
 
 // ProcessTask implements asynq.Handler.
 func (h *EmailSendHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
-	var p EmailSendPayload
+	var p task.EmailPayload
 	if err := decode(t, &p); err != nil {
 		return err
 	}
@@ -67,7 +50,20 @@ func (h *EmailSendHandler) ProcessTask(ctx context.Context, t *asynq.Task) error
 	}
 	id := taskID(ctx)
 	msg.MessageID = id + "@keel"
-	return postgres.InTx(ctx, h.DB, queue.OrgID(ctx), func(tx *sqlx.Tx) error {
+	org := queue.OrgID(ctx)
+	return postgres.InTx(ctx, h.DB, org, func(tx *sqlx.Tx) error {
+		if p.InvitationID != nil {
+			ok, err := h.Invitations.InvitationPending(ctx, tx, org, *p.InvitationID)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				// Done, not failed: there is nothing to send any more.
+				zerolog.Ctx(ctx).Info().Str("invitation_id", p.InvitationID.String()).
+					Msg("invitation not pending in this organization; email not sent")
+				return nil
+			}
+		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO sent_emails (task_id, recipient, template) VALUES ($1, $2, $3)
 			ON CONFLICT (task_id) DO NOTHING`, id, p.To, p.Template)
 		if err != nil {

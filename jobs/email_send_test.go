@@ -15,6 +15,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/keelhq/keel/internal/email"
+	"github.com/keelhq/keel/internal/org"
+	"github.com/keelhq/keel/internal/org/orgdb"
 	"github.com/keelhq/keel/internal/outbox"
 	"github.com/keelhq/keel/internal/platform/mail"
 	"github.com/keelhq/keel/internal/platform/mailtest"
@@ -23,6 +25,7 @@ import (
 	"github.com/keelhq/keel/internal/platform/queuetest"
 	"github.com/keelhq/keel/internal/platform/redistest"
 	"github.com/keelhq/keel/jobs"
+	"github.com/keelhq/keel/jobs/task"
 )
 
 func TestMain(m *testing.M) { os.Exit(postgrestest.Main(m)) }
@@ -75,7 +78,7 @@ func waitState(t *testing.T, insp *asynq.Inspector, queue, id string, state asyn
 
 // The whole path a feature uses: outbox row in the caller's transaction,
 // relay, worker handler, SMTP; then a second run of the same task ID sends
-// nothing.
+// nothing. Account mail goes to the critical queue: a user waits for it.
 func TestEmailSendEndToEnd(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -83,14 +86,14 @@ func TestEmailSendEndToEnd(t *testing.T) {
 	rec := e.serve(t)
 	insp := queuetest.Inspector(t, e.redis)
 
-	task, err := jobs.NewEmailSendTask(jobs.EmailSendPayload{To: "ada@example.com", Template: "welcome",
-		Data: map[string]string{"name": "Ada <Lovelace>"}}, jobs.QueueCritical)
+	mail, err := task.NewAccountEmailTask(task.EmailPayload{To: "ada@example.com", Template: "welcome",
+		Data: map[string]string{"name": "Ada <Lovelace>"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var id uuid.UUID
 	if err := postgres.InTx(ctx, e.db.App, uuid.Nil, func(tx *sqlx.Tx) error {
-		id, err = outbox.Add(ctx, tx, task)
+		id, err = outbox.Add(ctx, tx, mail)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -112,7 +115,7 @@ func TestEmailSendEndToEnd(t *testing.T) {
 		!strings.Contains(m.HTML, "<title>Welcome to Keel</title>") {
 		t.Errorf("html body:\n%s", m.HTML)
 	}
-	info := waitState(t, insp, jobs.QueueCritical, id.String(), asynq.TaskStateCompleted)
+	info := waitState(t, insp, task.QueueCritical, id.String(), asynq.TaskStateCompleted)
 	if info.MaxRetry != 10 || info.Timeout != time.Minute {
 		t.Errorf("task options: max retry %d, timeout %s", info.MaxRetry, info.Timeout)
 	}
@@ -123,14 +126,14 @@ func TestEmailSendEndToEnd(t *testing.T) {
 
 	// Run the same task ID again, as Asynq may after a lost ack or once the
 	// retention window has passed.
-	if err := insp.DeleteTask(jobs.QueueCritical, id.String()); err != nil {
+	if err := insp.DeleteTask(task.QueueCritical, id.String()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := queuetest.Client(t, e.redis).Enqueue(asynq.NewTask(jobs.TypeEmailSend, task.Payload),
-		asynq.TaskID(id.String()), asynq.Queue(jobs.QueueCritical), asynq.Retention(time.Hour)); err != nil {
+	if _, err := queuetest.Client(t, e.redis).Enqueue(asynq.NewTask(task.TypeEmailAccount, mail.Payload),
+		asynq.TaskID(id.String()), asynq.Queue(task.QueueCritical), asynq.Retention(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	waitState(t, insp, jobs.QueueCritical, id.String(), asynq.TaskStateCompleted)
+	waitState(t, insp, task.QueueCritical, id.String(), asynq.TaskStateCompleted)
 	if runs := rec.Counts()[id.String()]; runs != 2 {
 		t.Fatalf("handler ran %d times, want 2", runs)
 	}
@@ -144,7 +147,7 @@ func TestEmailSendEndToEnd(t *testing.T) {
 func TestEmailSendPermanentFailuresSkipRetry(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	h := &jobs.EmailSendHandler{DB: e.deps.DB, Mail: e.deps.Mail, Render: e.deps.Render}
+	h := &jobs.EmailSendHandler{DB: e.deps.DB, Mail: e.deps.Mail, Render: e.deps.Render, Invitations: &org.Service{DB: e.deps.DB, Store: orgdb.Store{}}}
 	cases := map[string][]byte{
 		"undecodable":      []byte(`{"to": 42`),
 		"wrong shape":      []byte(`["ada@example.com"]`),
@@ -153,7 +156,7 @@ func TestEmailSendPermanentFailuresSkipRetry(t *testing.T) {
 	}
 	for name, payload := range cases {
 		t.Run(name, func(t *testing.T) {
-			err := h.ProcessTask(context.Background(), asynq.NewTask(jobs.TypeEmailSend, payload))
+			err := h.ProcessTask(context.Background(), asynq.NewTask(task.TypeEmailAccount, payload))
 			if !errors.Is(err, asynq.SkipRetry) {
 				t.Fatalf("got %v, want an error wrapping asynq.SkipRetry", err)
 			}
@@ -165,7 +168,7 @@ func TestEmailSendPermanentFailuresSkipRetry(t *testing.T) {
 	insp := queuetest.Inspector(t, e.redis)
 	client := queuetest.Client(t, e.redis)
 	for name, payload := range cases {
-		info, err := client.Enqueue(asynq.NewTask(jobs.TypeEmailSend, payload), asynq.MaxRetry(5))
+		info, err := client.Enqueue(asynq.NewTask(task.TypeEmailAccount, payload), asynq.MaxRetry(5))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -193,8 +196,8 @@ func TestEmailSendRetriesWhenSMTPIsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := []byte(`{"to":"bob@example.com","template":"welcome","data":{"name":"Bob"}}`)
-	h := &jobs.EmailSendHandler{DB: e.deps.DB, Mail: down, Render: e.deps.Render}
-	err = h.ProcessTask(context.Background(), asynq.NewTask(jobs.TypeEmailSend, p))
+	h := &jobs.EmailSendHandler{DB: e.deps.DB, Mail: down, Render: e.deps.Render, Invitations: &org.Service{DB: e.deps.DB, Store: orgdb.Store{}}}
+	err = h.ProcessTask(context.Background(), asynq.NewTask(task.TypeEmailAccount, p))
 	if err == nil || errors.Is(err, asynq.SkipRetry) {
 		t.Fatalf("SMTP down: got %v, want a retryable error", err)
 	}
@@ -203,24 +206,10 @@ func TestEmailSendRetriesWhenSMTPIsDown(t *testing.T) {
 		t.Fatalf("a failed send left %d sent_emails rows (%v)", rows, err)
 	}
 	e.serve(t)
-	if _, err := queuetest.Client(t, e.redis).Enqueue(asynq.NewTask(jobs.TypeEmailSend, p), asynq.TaskID("retry-1")); err != nil {
+	if _, err := queuetest.Client(t, e.redis).Enqueue(asynq.NewTask(task.TypeEmailAccount, p), asynq.TaskID("retry-1")); err != nil {
 		t.Fatal(err)
 	}
 	e.mail.WaitFor(t, "bob@example.com", 15*time.Second)
-}
-
-func TestNewEmailSendTask(t *testing.T) {
-	t.Parallel()
-	if _, err := jobs.NewEmailSendTask(jobs.EmailSendPayload{To: "not an address", Template: "welcome"}, ""); err == nil {
-		t.Error("bad recipient accepted")
-	}
-	if _, err := jobs.NewEmailSendTask(jobs.EmailSendPayload{To: "a@example.com"}, ""); err == nil {
-		t.Error("missing template accepted")
-	}
-	task, err := jobs.NewEmailSendTask(jobs.EmailSendPayload{To: "a@example.com", Template: "welcome"}, "")
-	if err != nil || task.Type != jobs.TypeEmailSend || task.Queue != jobs.QueueDefault || task.MaxRetry != 10 || task.Timeout != time.Minute {
-		t.Errorf("got %+v, %v", task, err)
-	}
 }
 
 func TestRegisterNeedsEveryDependency(t *testing.T) {

@@ -10,13 +10,15 @@ import (
 	"github.com/keelhq/keel/internal/backup"
 	"github.com/keelhq/keel/internal/deadtask"
 	"github.com/keelhq/keel/internal/jobrun"
+	"github.com/keelhq/keel/jobs/task"
 )
 
-// registerFleet adds the worker fleet's own handlers: the canary and the
-// periodic maintenance jobs. Queue and Archive are optional here so tests of
-// other task types can register with DB, Mail and Render alone; the jobs
-// that need them fail with a message saying so (cmd/worker always sets them).
-func registerFleet(mux *asynq.ServeMux, d Deps) error {
+// registerFleet adds the worker fleet's own handlers to handlers: the
+// canary and the periodic maintenance jobs. Queue and Archive are optional
+// here so tests of other task types can register with DB, Mail and Render
+// alone; the jobs that need them fail with a message saying so (cmd/worker
+// always sets them).
+func registerFleet(handlers map[string]asynq.Handler, d Deps) {
 	ret := d.Retention.withDefaults()
 	runs := &jobrun.Store{DB: d.DB}
 	p := &purger{db: d.DB}
@@ -24,17 +26,16 @@ func registerFleet(mux *asynq.ServeMux, d Deps) error {
 	if v == nil {
 		v = &backup.Verifier{}
 	}
-	mux.Handle(TypeCanary, &CanaryHandler{DB: d.DB})
+	handlers[task.TypeCanary] = &CanaryHandler{DB: d.DB}
 	for typ, run := range map[string]func(ctx context.Context) (any, error){
-		TypeOutboxSweep:    needs(d.Queue != nil, "Queue", (&outboxSweep{db: d.DB, queue: d.Queue, log: d.Log}).run),
-		TypeTokensPurge:    (&tokensPurge{p: p, ret: ret}).run,
-		TypeRetentionPurge: (&retentionPurge{p: p, ret: ret}).run,
-		TypeBackupVerify:   (&backupVerify{v: v}).run,
-		TypeDeadSync:       needs(d.Archive != nil, "Archive", (&deadSync{archive: d.Archive, dead: &deadtask.Store{DB: d.DB}}).run),
+		task.TypeOutboxSweep:    needs(d.Queue != nil, "Queue", (&outboxSweep{db: d.DB, queue: d.Queue, log: d.Log}).run),
+		task.TypeTokensPurge:    (&tokensPurge{p: p, ret: ret}).run,
+		task.TypeRetentionPurge: (&retentionPurge{p: p, ret: ret}).run,
+		task.TypeBackupVerify:   (&backupVerify{v: v}).run,
+		task.TypeDeadSync:       needs(d.Archive != nil, "Archive", (&deadSync{archive: d.Archive, dead: &deadtask.Store{DB: d.DB}}).run),
 	} {
-		mux.Handle(typ, &periodic{runs: runs, observe: d.JobObserved, run: run})
+		handlers[typ] = &periodic{runs: runs, observe: d.JobObserved, run: run}
 	}
-	return nil
 }
 
 // needs returns run, or when ok is false a run that fails naming the

@@ -20,6 +20,7 @@ import (
 	"github.com/keelhq/keel/internal/platform/postgrestest"
 	"github.com/keelhq/keel/internal/platform/redistest"
 	"github.com/keelhq/keel/jobs"
+	"github.com/keelhq/keel/jobs/task"
 )
 
 type fleet struct {
@@ -60,7 +61,7 @@ func MustFleet(t *testing.T, v *backup.Verifier) *fleet {
 
 func (f *fleet) run(t *testing.T, typ string) error {
 	t.Helper()
-	return f.mux.ProcessTask(context.Background(), jobs.NewPeriodicTask(typ, time.Now().Truncate(time.Minute)))
+	return f.mux.ProcessTask(context.Background(), task.NewPeriodicTask(typ, time.Now().Truncate(time.Minute)))
 }
 
 type run struct {
@@ -81,7 +82,7 @@ func (f *fleet) lastRun(t *testing.T, job string) run {
 func TestEverySpecIsRegisteredAndScheduledTypesHaveSpecs(t *testing.T) {
 	t.Parallel()
 	f := MustFleet(t, nil)
-	for _, s := range jobs.Specs() {
+	for _, s := range task.Specs() {
 		if s.MaxRetry <= 0 || s.Timeout <= 0 || s.Queue == "" {
 			t.Errorf("%s: incomplete spec %+v", s.Type, s)
 		}
@@ -90,7 +91,9 @@ func TestEverySpecIsRegisteredAndScheduledTypesHaveSpecs(t *testing.T) {
 		}
 	}
 	for _, e := range jobs.Schedule() {
-		_ = jobs.SpecOf(e.Name)
+		if s := task.SpecOf(e.Name); s.Tenancy != task.Platform {
+			t.Errorf("scheduled %s is a %s task; the scheduler enqueues no organization", e.Name, s.Tenancy)
+		}
 	}
 }
 
@@ -112,26 +115,26 @@ func TestBackupVerifyRecordsSuccessAndBrokenRestore(t *testing.T) {
 	}
 
 	register(&backup.Verifier{SourceURL: f.db.OwnerURL, WorkDir: t.TempDir()})
-	if err := f.run(t, jobs.TypeBackupVerify); err != nil {
+	if err := f.run(t, task.TypeBackupVerify); err != nil {
 		t.Fatalf("backup:verify on a healthy database: %v", err)
 	}
-	if r := f.lastRun(t, jobs.TypeBackupVerify); r.Status != "ok" || !strings.Contains(r.Detail, `"rows"`) || strings.Contains(r.Detail, `"mismatches"`) {
+	if r := f.lastRun(t, task.TypeBackupVerify); r.Status != "ok" || !strings.Contains(r.Detail, `"rows"`) || strings.Contains(r.Detail, `"mismatches"`) {
 		t.Fatalf("ok run recorded as %+v", r)
 	}
 
 	register(&backup.Verifier{SourceURL: f.db.OwnerURL, WorkDir: t.TempDir(), PgRestore: brokenRestore(t)})
-	err := f.run(t, jobs.TypeBackupVerify)
+	err := f.run(t, task.TypeBackupVerify)
 	if !errors.Is(err, backup.ErrMismatch) || !errors.Is(err, asynq.SkipRetry) {
 		t.Fatalf("broken restore: want ErrMismatch wrapping SkipRetry, got %v", err)
 	}
-	r := f.lastRun(t, jobs.TypeBackupVerify)
+	r := f.lastRun(t, task.TypeBackupVerify)
 	if r.Status != "failed" || r.Error == nil || !strings.Contains(*r.Error, "differs") ||
 		!strings.Contains(r.Detail, `{"table": "public.sent_emails", "source": 300, "restored": 0}`) {
 		t.Fatalf("failed run recorded as %+v", r)
 	}
 
 	register(nil)
-	err = f.run(t, jobs.TypeBackupVerify)
+	err = f.run(t, task.TypeBackupVerify)
 	if err == nil || !strings.Contains(err.Error(), "BACKUP_DATABASE_URL") {
 		t.Fatalf("without a backup URL: %v", err)
 	}
@@ -174,7 +177,7 @@ func TestTokensPurgeToleratesMissingTablesAndRLS(t *testing.T) {
 	if _, err := f.db.Owner.Exec(ddl); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.run(t, jobs.TypeTokensPurge); err != nil {
+	if err := f.run(t, task.TypeTokensPurge); err != nil {
 		t.Fatal(err)
 	}
 	for table, want := range map[string]int{"refresh_tokens": 1, "invitations": 1} {
@@ -183,7 +186,7 @@ func TestTokensPurgeToleratesMissingTablesAndRLS(t *testing.T) {
 			t.Errorf("%s: %d rows left (%v), want %d", table, n, err, want)
 		}
 	}
-	r := f.lastRun(t, jobs.TypeTokensPurge)
+	r := f.lastRun(t, task.TypeTokensPurge)
 	if r.Status != "ok" || !strings.Contains(r.Detail, `"skipped": "table does not exist"`) {
 		t.Fatalf("run: %+v", r)
 	}
@@ -208,7 +211,7 @@ func TestRetentionPurge(t *testing.T) {
 		INSERT INTO notes (deleted_at) VALUES (now() - interval '40 days'), (now() - interval '1 day'), (NULL);`, role)); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.run(t, jobs.TypeRetentionPurge); err != nil {
+	if err := f.run(t, task.TypeRetentionPurge); err != nil {
 		t.Fatal(err)
 	}
 	for q, want := range map[string]int{
@@ -222,7 +225,7 @@ func TestRetentionPurge(t *testing.T) {
 			t.Errorf("%s = %d (%v), want %d", q, n, err, want)
 		}
 	}
-	if r := f.lastRun(t, jobs.TypeRetentionPurge); r.Status != "ok" || !strings.Contains(r.Detail, `"audit_log": {"deleted": 1}`) {
+	if r := f.lastRun(t, task.TypeRetentionPurge); r.Status != "ok" || !strings.Contains(r.Detail, `"audit_log": {"deleted": 1}`) {
 		t.Fatalf("run: %+v", r)
 	}
 }
@@ -233,7 +236,7 @@ func TestDeadSyncMirrorsArchive(t *testing.T) {
 	t.Parallel()
 	f := MustFleet(t, nil)
 	info, err := f.queue.Enqueue(asynq.NewTaskWithHeaders("ops:canary", []byte(`{}`), map[string]string{"org_id": "00000000-0000-0000-0000-00000000000c"}),
-		asynq.Queue(jobs.QueueLow), asynq.TaskID("lost-1"))
+		asynq.Queue(task.QueueLow), asynq.TaskID("lost-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +244,7 @@ func TestDeadSyncMirrorsArchive(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ {
-		if err := f.run(t, jobs.TypeDeadSync); err != nil {
+		if err := f.run(t, task.TypeDeadSync); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -259,13 +262,13 @@ func TestOutboxSweep(t *testing.T) {
 		('018f0000-0000-7000-8000-000000000001', 'ops:canary', '{}', 'default', now() - interval '5 minutes')`); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.run(t, jobs.TypeOutboxSweep); err != nil {
+	if err := f.run(t, task.TypeOutboxSweep); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.insp.GetTaskInfo(jobs.QueueDefault, "018f0000-0000-7000-8000-000000000001"); err != nil {
+	if _, err := f.insp.GetTaskInfo(task.QueueDefault, "018f0000-0000-7000-8000-000000000001"); err != nil {
 		t.Fatalf("swept row not enqueued: %v", err)
 	}
-	if r := f.lastRun(t, jobs.TypeOutboxSweep); !strings.Contains(r.Detail, `"dispatched": 1`) {
+	if r := f.lastRun(t, task.TypeOutboxSweep); !strings.Contains(r.Detail, `"dispatched": 1`) {
 		t.Fatalf("run: %+v", r)
 	}
 }

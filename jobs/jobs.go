@@ -1,6 +1,8 @@
-// Package jobs defines Keel's task types, their payloads and constructors,
-// the handlers the worker runs, and the scheduler's periodic table. api,
-// worker and scheduler all import it, so a task's shape lives in one place.
+// Package jobs holds the handlers the worker runs, their registration and
+// the scheduler's periodic table. Task types, payloads, constructors and
+// specs live in jobs/task, which every binary and the domain services
+// import; handlers here call the domain, so a handler may call a service
+// that enqueues without an import cycle.
 package jobs
 
 import (
@@ -15,19 +17,19 @@ import (
 
 	"github.com/keelhq/keel/internal/backup"
 	"github.com/keelhq/keel/internal/email"
+	"github.com/keelhq/keel/internal/org"
+	"github.com/keelhq/keel/internal/org/orgdb"
 	"github.com/keelhq/keel/internal/outbox"
-)
-
-// Queue names, in priority order.
-const (
-	QueueCritical = "critical"
-	QueueDefault  = "default"
-	QueueLow      = "low"
+	"github.com/keelhq/keel/internal/platform/queue"
+	"github.com/keelhq/keel/jobs/task"
 )
 
 // Deps is what the handlers need.
 type Deps struct {
-	DB     *sqlx.DB
+	DB *sqlx.DB
+	// Orgs serves the handlers that need organizations; nil builds one on
+	// DB (orgdb's store), which is what the worker runs.
+	Orgs   *org.Service
 	Mail   email.Sender
 	Render *email.Renderer
 
@@ -45,18 +47,49 @@ type Deps struct {
 	Log         zerolog.Logger
 }
 
-// Register adds every handler to mux. It fails when a dependency a handler
-// needs is missing, so a misconfigured worker stops at start, not at its
-// first task.
+// Register adds every handler to mux, each behind its type's tenancy check
+// (see tenancy). It fails when a dependency a handler needs is missing, or a
+// handled type has no Spec, so a misconfigured worker stops at start, not at
+// its first task.
 func Register(mux *asynq.ServeMux, d Deps) error {
 	if d.DB == nil || d.Mail == nil || d.Render == nil {
 		return errors.New("jobs: Register needs DB, Mail and Render")
 	}
-	mux.Handle(TypeEmailSend, &EmailSendHandler{DB: d.DB, Mail: d.Mail, Render: d.Render})
-	if err := registerFleet(mux, d); err != nil {
-		return err
+	orgs := d.Orgs
+	if orgs == nil {
+		orgs = &org.Service{DB: d.DB, Store: orgdb.Store{}}
+	}
+	mail := &EmailSendHandler{DB: d.DB, Mail: d.Mail, Render: d.Render, Invitations: orgs}
+	handlers := map[string]asynq.Handler{
+		task.TypeEmailSend:    mail,
+		task.TypeEmailAccount: mail,
+	}
+	registerFleet(handlers, d)
+	for typ, h := range handlers {
+		spec, ok := task.Lookup(typ)
+		if !ok {
+			return fmt.Errorf("jobs: handler for %q, which has no Spec in jobs/task", typ)
+		}
+		mux.Handle(typ, tenancy(spec, h))
 	}
 	return nil
+}
+
+// tenancy resolves the organization a task acts for from its org_id header,
+// once for every type, before its handler runs: a tenant task gets its
+// organization on the context (queue.OrgID), which handlers pass to
+// postgres.InTx so Row Level Security scopes them; a platform task gets
+// none. A tenant task without a valid org_id, or a platform task with one,
+// is refused for good (asynq.SkipRetry): it becomes a dead task through the
+// worker's final-failure path, and its handler never runs.
+func tenancy(s task.Spec, h asynq.Handler) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		org, err := s.OrgOf(t.Headers())
+		if err != nil {
+			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		}
+		return h.ProcessTask(queue.WithOrgID(ctx, org), t)
+	})
 }
 
 // decode unmarshals a payload strictly; a payload that cannot decode will

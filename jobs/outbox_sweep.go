@@ -10,12 +10,9 @@ import (
 	"github.com/keelhq/keel/internal/outbox"
 )
 
-// TypeOutboxSweep re-dispatches outbox rows that no relay marked within a
-// minute (every worker's relay stopped, or kept failing on them). It runs
-// ordinary relay passes, which claim rows with SKIP LOCKED and enqueue them
-// under their own IDs, so it is safe alongside running relays.
-const TypeOutboxSweep = "outbox:sweep"
-
+// outboxSweep runs outbox:sweep: ordinary relay passes, which claim rows
+// with SKIP LOCKED and enqueue them under their own IDs, so it is safe
+// alongside running relays.
 type outboxSweep struct {
 	db    *sqlx.DB
 	queue outbox.Enqueuer

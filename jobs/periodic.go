@@ -2,26 +2,13 @@ package jobs
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/keelhq/keel/internal/jobrun"
+	"github.com/keelhq/keel/jobs/task"
 )
-
-// PeriodicPayload is what the scheduler puts in every periodic task: the
-// slot it fires for.
-type PeriodicPayload struct {
-	Slot time.Time `json:"slot"`
-}
-
-// NewPeriodicTask builds the task typ fires for slot.
-func NewPeriodicTask(typ string, slot time.Time) *asynq.Task {
-	b, _ := json.Marshal(PeriodicPayload{Slot: slot.UTC()})
-	return asynq.NewTask(typ, b)
-}
 
 // JobObserver is told how each periodic job run ended; the worker turns it
 // into metrics.
@@ -38,7 +25,7 @@ type periodic struct {
 
 // ProcessTask implements asynq.Handler.
 func (p *periodic) ProcessTask(ctx context.Context, t *asynq.Task) error {
-	var pl PeriodicPayload
+	var pl task.PeriodicPayload
 	if len(t.Payload()) > 0 {
 		if err := decode(t, &pl); err != nil {
 			return err

@@ -12,21 +12,10 @@ import (
 	"github.com/keelhq/keel/internal/platform/postgres"
 )
 
-// Types of the purge jobs.
-const (
-	// TypeTokensPurge deletes expired verification, reset, invitation and
-	// refresh tokens.
-	TypeTokensPurge = "tokens:purge"
-	// TypeRetentionPurge deletes what is past its retention: dispatched
-	// outbox rows, sent-email records, dead tasks, job runs, audit rows and
-	// soft-deleted rows.
-	TypeRetentionPurge = "retention:purge"
-)
-
 // Retention says how long each kind of row is kept.
 type Retention struct {
 	Outbox      time.Duration // dispatched outbox rows; keep ≥ the relay's Asynq retention
-	SentEmails  time.Duration // email:send idempotency records; keep ≥ the longest retry span
+	SentEmails  time.Duration // email handler idempotency records; keep ≥ the longest retry span
 	DeadTasks   time.Duration
 	JobRuns     time.Duration
 	Audit       time.Duration // audit_log rows

@@ -6,6 +6,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/keelhq/keel/internal/schedule"
+	"github.com/keelhq/keel/jobs/task"
 )
 
 // Periodic is one row of the schedule table: which task fires when, and
@@ -20,11 +21,11 @@ type Periodic struct {
 // periodicTable is the scheduler's table. Later capabilities add their rows
 // here (trial expiry, reconciliation).
 var periodicTable = []Periodic{
-	{Type: TypeOutboxSweep, Spec: "* * * * *", Missed: schedule.MissedSkip},
-	{Type: TypeDeadSync, Spec: "*/10 * * * *", Missed: schedule.MissedSkip},
-	{Type: TypeTokensPurge, Spec: "17 * * * *", Missed: schedule.MissedFireOnce},
-	{Type: TypeRetentionPurge, Spec: "37 3 * * *", Missed: schedule.MissedFireOnce},
-	{Type: TypeBackupVerify, Spec: "15 4 * * *", Missed: schedule.MissedFireOnce},
+	{Type: task.TypeOutboxSweep, Spec: "* * * * *", Missed: schedule.MissedSkip},
+	{Type: task.TypeDeadSync, Spec: "*/10 * * * *", Missed: schedule.MissedSkip},
+	{Type: task.TypeTokensPurge, Spec: "17 * * * *", Missed: schedule.MissedFireOnce},
+	{Type: task.TypeRetentionPurge, Spec: "37 3 * * *", Missed: schedule.MissedFireOnce},
+	{Type: task.TypeBackupVerify, Spec: "15 4 * * *", Missed: schedule.MissedFireOnce},
 }
 
 // Schedule is the scheduler's periodic table as entries.
@@ -41,8 +42,8 @@ func entry(p Periodic) schedule.Entry {
 	return schedule.Entry{
 		Name:    typ,
 		Spec:    p.Spec,
-		Task:    func(slot time.Time) *asynq.Task { return NewPeriodicTask(typ, slot) },
-		Options: SpecOf(typ).Options(),
+		Task:    func(slot time.Time) *asynq.Task { return task.NewPeriodicTask(typ, slot) },
+		Options: task.SpecOf(typ).Options(),
 		Missed:  p.Missed,
 	}
 }

@@ -22,7 +22,7 @@ import (
 	"github.com/keelhq/keel/internal/platform/queueui"
 	"github.com/keelhq/keel/internal/platform/redis"
 	"github.com/keelhq/keel/internal/platform/sentry"
-	"github.com/keelhq/keel/jobs"
+	"github.com/keelhq/keel/jobs/task"
 )
 
 func main() {
@@ -65,7 +65,7 @@ func run(ctx context.Context) error {
 			return err
 		}
 		defer mon.Close()
-		if err := queueui.RegisterQueues(ctx, rdb, jobs.Queues); err != nil {
+		if err := queueui.RegisterQueues(ctx, rdb, task.Queues); err != nil {
 			log.Warn().Err(err).Msg("could not register queue names for the monitor")
 		}
 		queuesUI = mon

@@ -20,7 +20,7 @@ import (
 	"github.com/keelhq/keel/internal/outbox"
 	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/internal/platform/s3"
-	"github.com/keelhq/keel/jobs"
+	"github.com/keelhq/keel/jobs/task"
 )
 
 const fleetUsage = `  tasks dead [-all] [-limit N]
@@ -100,12 +100,8 @@ func runTasks(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer
 		}
 		defer db.Close()
 		newID, err := (&deadtask.Store{DB: db}).Replay(ctx, id, func(typ string) (int, time.Duration, bool) {
-			for _, s := range jobs.Specs() {
-				if s.Type == typ {
-					return s.MaxRetry, s.Timeout, true
-				}
-			}
-			return 0, 0, false
+			s, ok := task.Lookup(typ)
+			return s.MaxRetry, s.Timeout, ok
 		})
 		if err != nil {
 			return err
@@ -132,7 +128,7 @@ func runCanary(ctx context.Context, cfg *config.Ctl, args []string, out io.Write
 	if *n < 1 || *n > 10000 {
 		return fmt.Errorf("%w: -n must be 1..10000", errUsage)
 	}
-	task, err := jobs.NewCanaryTask(jobs.CanaryPayload{})
+	probe, err := task.NewCanaryTask(task.CanaryPayload{})
 	if err != nil {
 		return err
 	}
@@ -140,7 +136,7 @@ func runCanary(ctx context.Context, cfg *config.Ctl, args []string, out io.Write
 	start := time.Now()
 	err = postgres.InTx(ctx, db, uuid.Nil, func(tx *sqlx.Tx) error {
 		for i := 0; i < *n; i++ {
-			id, err := outbox.Add(ctx, tx, task)
+			id, err := outbox.Add(ctx, tx, probe)
 			if err != nil {
 				return err
 			}
@@ -229,7 +225,7 @@ func runBackup(ctx context.Context, cfg *config.Ctl, args []string, out io.Write
 		v.Bucket, v.Prefix, v.MaxAge = stored.Bucket, stored.Prefix, stored.MaxAge
 	}
 	var rep backup.Report
-	err = (&jobrun.Store{DB: db}).Track(ctx, jobs.TypeBackupVerify, "keelctl:"+uuid.NewString(), func(ctx context.Context) (any, error) {
+	err = (&jobrun.Store{DB: db}).Track(ctx, task.TypeBackupVerify, "keelctl:"+uuid.NewString(), func(ctx context.Context) (any, error) {
 		var err error
 		rep, err = v.Verify(ctx)
 		return rep, err

@@ -21,7 +21,7 @@ import (
 	"github.com/keelhq/keel/internal/platform/proctest"
 	"github.com/keelhq/keel/internal/platform/redistest"
 	"github.com/keelhq/keel/internal/platform/workertest"
-	"github.com/keelhq/keel/jobs"
+	"github.com/keelhq/keel/jobs/task"
 )
 
 func TestMain(m *testing.M) {
@@ -58,8 +58,8 @@ func TestTwoSchedulersEnqueueEachSlotOnce(t *testing.T) {
 		enqueued, duplicates := 0, 0
 		for _, p := range replicas {
 			body := scrape(t, p.Metrics)
-			enqueued += counter(body, jobs.TypeOutboxSweep, "enqueued")
-			duplicates += counter(body, jobs.TypeOutboxSweep, "duplicate")
+			enqueued += counter(body, task.TypeOutboxSweep, "enqueued")
+			duplicates += counter(body, task.TypeOutboxSweep, "duplicate")
 		}
 		return enqueued >= want && duplicates >= want-1, fmt.Sprintf("%d enqueued and %d duplicate firings", enqueued, duplicates)
 	})
@@ -86,19 +86,19 @@ func TestTwoSchedulersEnqueueEachSlotOnce(t *testing.T) {
 	}
 	insp := asynq.NewInspector(opt)
 	defer insp.Close()
-	tasks, err := insp.ListPendingTasks(jobs.QueueLow, asynq.PageSize(1000))
+	pending, err := insp.ListPendingTasks(task.QueueLow, asynq.PageSize(1000))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var slots []time.Time
-	for _, task := range tasks {
-		rest, ok := strings.CutPrefix(task.ID, jobs.TypeOutboxSweep+":")
+	for _, info := range pending {
+		rest, ok := strings.CutPrefix(info.ID, task.TypeOutboxSweep+":")
 		if !ok {
 			continue
 		}
 		slot, err := time.Parse(time.RFC3339, rest)
 		if err != nil {
-			t.Fatalf("task ID %q is not a slot ID", task.ID)
+			t.Fatalf("task ID %q is not a slot ID", info.ID)
 		}
 		slots = append(slots, slot)
 	}
@@ -119,7 +119,7 @@ func TestTwoSchedulersEnqueueEachSlotOnce(t *testing.T) {
 	for i, p := range replicas {
 		for _, f := range firings(t, p.Output()) {
 			switch {
-			case f.Entry != jobs.TypeOutboxSweep:
+			case f.Entry != task.TypeOutboxSweep:
 			case f.Message == "schedule skipped a missed slot":
 				t.Errorf("replica %d skipped slot %s: it woke later than the grace period", i, f.Slot)
 			case f.Message == "schedule fired":

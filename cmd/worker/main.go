@@ -31,6 +31,7 @@ import (
 	"github.com/keelhq/keel/internal/platform/s3"
 	"github.com/keelhq/keel/internal/platform/sentry"
 	"github.com/keelhq/keel/jobs"
+	"github.com/keelhq/keel/jobs/task"
 )
 
 func main() {
@@ -79,7 +80,7 @@ func run(ctx context.Context) error {
 	reg := metrics.NewRegistry()
 	taskMetrics := metrics.NewTasks(reg)
 	jobMetrics := metrics.NewJobs(reg)
-	reg.MustRegister(queue.NewCollector(inspector, jobs.Queues), outbox.NewCollector(db))
+	reg.MustRegister(queue.NewCollector(inspector, task.Queues), outbox.NewCollector(db))
 
 	verifier := &backup.Verifier{SourceURL: cfg.BackupDatabaseURL, PgDump: cfg.PgDump, PgRestore: cfg.PgRestore}
 	if b := cfg.BackupS3; b.Bucket != "" {

@@ -22,7 +22,7 @@ import (
 	"github.com/keelhq/keel/internal/platform/postgrestest"
 	"github.com/keelhq/keel/internal/platform/redistest"
 	"github.com/keelhq/keel/internal/platform/workertest"
-	"github.com/keelhq/keel/jobs"
+	"github.com/keelhq/keel/jobs/task"
 )
 
 func TestMain(m *testing.M) {
@@ -43,11 +43,11 @@ func canaries(t *testing.T, n, sleepMS int) []outbox.Task {
 	t.Helper()
 	out := make([]outbox.Task, n)
 	for i := range out {
-		task, err := jobs.NewCanaryTask(jobs.CanaryPayload{SleepMS: sleepMS})
+		c, err := task.NewCanaryTask(task.CanaryPayload{SleepMS: sleepMS})
 		if err != nil {
 			t.Fatal(err)
 		}
-		out[i] = task
+		out[i] = c
 	}
 	return out
 }
@@ -160,7 +160,7 @@ func TestRedisRestartDuringLoad(t *testing.T) {
 			opt, _ := asynq.ParseRedisURI(r.URL)
 			insp := asynq.NewInspector(opt)
 			for _, id := range missing {
-				info, err := insp.GetTaskInfo(jobs.QueueDefault, id)
+				info, err := insp.GetTaskInfo(task.QueueDefault, id)
 				if err != nil {
 					t.Logf("missing %s: %v", id, err)
 				} else {
@@ -198,7 +198,7 @@ func TestGracefulShutdown(t *testing.T) {
 	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: strings.TrimSuffix(strings.TrimPrefix(r.URL, "redis://"), "/0")})
 	defer insp.Close()
 	workertest.WaitFor(t, 20*time.Second, "4 active tasks", func() (bool, string) {
-		info, err := insp.GetQueueInfo(jobs.QueueDefault)
+		info, err := insp.GetQueueInfo(task.QueueDefault)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -211,7 +211,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if n := workertest.Count(t, db.Owner, `SELECT count(*) FROM canary_runs WHERE task_id = ANY($1)`, postgres.Array(short)); n != 3 {
 		t.Fatalf("%d of 3 in-flight short tasks finished during shutdown", n)
 	}
-	info, err := insp.GetTaskInfo(jobs.QueueDefault, long)
+	info, err := insp.GetTaskInfo(task.QueueDefault, long)
 	if err != nil {
 		t.Fatalf("long task: %v", err)
 	}
@@ -234,8 +234,10 @@ func TestDeadTaskRecordedAndReplayed(t *testing.T) {
 	r := redistest.Start(t)
 	w := workertest.Start(t, bin, workerEnv(db, r)...)
 	org := uuid.New()
-	bad := jobs.SpecOf(jobs.TypeCanary).Outbox([]byte(`{"sleep_ms":"soon"}`))
-	bad.Headers = map[string]string{outbox.HeaderOrgID: org.String()}
+	bad, err := task.SpecOf(task.TypeEmailSend).Outbox(org, []byte(`{"to": 42}`))
+	if err != nil {
+		t.Fatal(err)
+	}
 	id := workertest.AddTasks(t, db.App, []outbox.Task{bad}, 1)[0]
 
 	workertest.WaitFor(t, 30*time.Second, "the dead task row", func() (bool, string) {
@@ -250,12 +252,12 @@ func TestDeadTaskRecordedAndReplayed(t *testing.T) {
 	if err := db.Owner.Get(&d, `SELECT id, task_type, tenant_org_id, last_error FROM dead_tasks WHERE task_id = $1`, id); err != nil {
 		t.Fatal(err)
 	}
-	if d.Type != jobs.TypeCanary || d.Org.UUID != org || !strings.Contains(d.Error, "decode") {
+	if d.Type != task.TypeEmailSend || d.Org.UUID != org || !strings.Contains(d.Error, "decode") {
 		t.Fatalf("dead task row: %+v", d)
 	}
 	workertest.WaitFor(t, 10*time.Second, "archived metric", func() (bool, string) {
 		body := scrape(t, w.Metrics)
-		return strings.Contains(body, `keel_tasks_archived_total{queue="default",type="ops:canary"} 1`) &&
+		return strings.Contains(body, `keel_tasks_archived_total{queue="default",type="email:send"} 1`) &&
 			strings.Contains(body, `keel_queue_size{queue="default",state="archived"} 1`) &&
 			strings.Contains(body, "keel_outbox_backlog 0"), ""
 	})
@@ -271,6 +273,45 @@ func TestDeadTaskRecordedAndReplayed(t *testing.T) {
 	workertest.WaitFor(t, 30*time.Second, "the replayed task to run", func() (bool, string) {
 		return workertest.Count(t, db.Owner, `SELECT count(*) FROM dead_tasks WHERE task_id = $1`, newID.String()) == 1, ""
 	})
+}
+
+// The worker refuses, once and for good, a task whose organization does not
+// match its type's tenancy: a tenant task without a valid org_id, or a
+// platform task with one. Each becomes a dead task without running.
+func TestTenancyViolationsAreDead(t *testing.T) {
+	t.Parallel()
+	bin := workertest.Binary(t, "worker")
+	db := postgrestest.New(t)
+	r := redistest.Start(t)
+	workertest.Start(t, bin, workerEnv(db, r)...)
+	probe, err := task.NewCanaryTask(task.CanaryPayload{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe.Headers = map[string]string{outbox.HeaderOrgID: uuid.NewString()}
+	mail := func(org string) outbox.Task {
+		s := task.SpecOf(task.TypeEmailSend)
+		m := outbox.Task{Type: s.Type, Queue: s.Queue, MaxRetry: s.MaxRetry, Timeout: s.Timeout,
+			Payload: []byte(`{"to":"x@example.com","template":"welcome","data":{"name":"X"}}`)}
+		if org != "" {
+			m.Headers = map[string]string{outbox.HeaderOrgID: org}
+		}
+		return m
+	}
+	ids := workertest.AddTasks(t, db.App, []outbox.Task{probe, mail(""), mail("not-a-uuid"), mail(uuid.Nil.String())}, 4)
+	workertest.WaitFor(t, 30*time.Second, "four dead tasks", func() (bool, string) {
+		n := workertest.Count(t, db.Owner, `SELECT count(*) FROM dead_tasks WHERE task_id = ANY($1)`, postgres.Array(ids))
+		return n == 4, fmt.Sprint(n)
+	})
+	if n := workertest.Count(t, db.Owner, `SELECT count(*) FROM dead_tasks
+		WHERE task_id = ANY($1) AND retried = 0 AND last_error LIKE '%task tenancy%'`, postgres.Array(ids)); n != 4 {
+		var errs []string
+		_ = db.Owner.Select(&errs, `SELECT task_type || ': ' || last_error FROM dead_tasks`)
+		t.Fatalf("%d of 4 dead for their tenancy at the first attempt: %q", n, errs)
+	}
+	if n := workertest.Count(t, db.Owner, `SELECT (SELECT count(*) FROM canary_runs) + (SELECT count(*) FROM sent_emails)`); n != 0 {
+		t.Fatalf("a refused task ran its handler (%d rows)", n)
+	}
 }
 
 func scrape(t *testing.T, base string) string {

@@ -41,7 +41,7 @@ func TestPasswordReset(t *testing.T) {
 		e.expect(req{method: "POST", path: "/api/v1/auth/password/forgot", body: map[string]string{"email": "pat@example.com"}}, 202, nil)
 	}
 	var queued int
-	if err := e.db.Owner.Get(&queued, `SELECT count(*) FROM outbox WHERE task_type = 'email:send' AND convert_from(payload, 'UTF8') LIKE '%reset_password%'`); err != nil {
+	if err := e.db.Owner.Get(&queued, `SELECT count(*) FROM outbox WHERE task_type = 'email:account' AND convert_from(payload, 'UTF8') LIKE '%reset_password%'`); err != nil {
 		t.Fatal(err)
 	}
 	if queued != auth.MailLimit {

@@ -29,6 +29,7 @@ import (
 	"github.com/keelhq/keel/internal/platform/postgrestest"
 	"github.com/keelhq/keel/internal/platform/redistest"
 	"github.com/keelhq/keel/jobs"
+	"github.com/keelhq/keel/jobs/task"
 )
 
 const baseURL = "https://app.keel.test"
@@ -107,7 +108,7 @@ func (e *env) startMail() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := asynq.NewServer(opt, asynq.Config{Concurrency: 2, Queues: map[string]int{jobs.QueueCritical: 6, jobs.QueueDefault: 3},
+	srv := asynq.NewServer(opt, asynq.Config{Concurrency: 2, Queues: map[string]int{task.QueueCritical: 6, task.QueueDefault: 3},
 		Logger: nopLogger{}, LogLevel: asynq.FatalLevel, ShutdownTimeout: 2 * time.Second})
 	mux := asynq.NewServeMux()
 	if err := jobs.Register(mux, jobs.Deps{DB: e.db.App, Mail: smtp, Render: render}); err != nil {

@@ -19,7 +19,7 @@ import (
 	"github.com/keelhq/keel/internal/httpapi"
 	"github.com/keelhq/keel/internal/platform/queueui"
 	"github.com/keelhq/keel/internal/platform/redistest"
-	"github.com/keelhq/keel/jobs"
+	"github.com/keelhq/keel/jobs/task"
 )
 
 const queuesToken = "0123456789abcdef0123456789abcdef-test"
@@ -38,12 +38,12 @@ func mustQueuesRouter(t *testing.T, token string) http.Handler {
 	t.Cleanup(func() { mon.Close() })
 	rdb := r.Client()
 	defer rdb.Close()
-	if err := queueui.RegisterQueues(context.Background(), rdb, jobs.Queues); err != nil {
+	if err := queueui.RegisterQueues(context.Background(), rdb, task.Queues); err != nil {
 		t.Fatal(err)
 	}
 	c := asynq.NewClient(opt)
 	defer c.Close()
-	if _, err := c.Enqueue(asynq.NewTask(jobs.TypeCanary, []byte(`{}`)), asynq.Queue(jobs.QueueDefault)); err != nil {
+	if _, err := c.Enqueue(asynq.NewTask(task.TypeCanary, []byte(`{}`)), asynq.Queue(task.QueueDefault)); err != nil {
 		t.Fatal(err)
 	}
 	h, err := httpapi.New(httpapi.Deps{Log: zerolog.Nop(), Health: &health.Checker{}, QueuesUI: mon, AdminQueuesToken: token})
@@ -140,11 +140,11 @@ func TestQueuesUIServesAsynqmon(t *testing.T) {
 	var names []string
 	for _, q := range body.Queues {
 		names = append(names, q.Queue)
-		if q.Queue == jobs.QueueDefault && q.Size != 1 {
+		if q.Queue == task.QueueDefault && q.Size != 1 {
 			t.Errorf("default queue size %d, want 1", q.Size)
 		}
 	}
-	for _, q := range jobs.Queues {
+	for _, q := range task.Queues {
 		if !slices.Contains(names, q) {
 			t.Fatalf("queue %s missing from %v", q, names)
 		}

@@ -3,6 +3,7 @@ package org
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -12,8 +13,10 @@ import (
 	"github.com/keelhq/keel/internal/audit"
 	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/email"
+	"github.com/keelhq/keel/internal/outbox"
 	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/internal/tenant"
+	"github.com/keelhq/keel/jobs/task"
 )
 
 // Invite creates (or replaces) a pending invitation and mails its 7-day link.
@@ -60,9 +63,14 @@ func (s *Service) mailInvitation(ctx context.Context, tx *sqlx.Tx, p *tenant.Pri
 			inviter = name
 		}
 	}
-	return auth.QueueEmail(ctx, tx, inv.Email, "invitation", map[string]string{
-		"inviter": inviter, "organization": orgName, "role": inv.Role,
-		"link": email.Link(s.BaseURL, "/accept-invitation", token), "days": "7"})
+	t, err := task.NewEmailSendTask(inv.OrgID, task.EmailPayload{To: inv.Email, Template: "invitation", InvitationID: &inv.ID,
+		Data: map[string]string{"inviter": inviter, "organization": orgName, "role": inv.Role,
+			"link": email.Link(s.BaseURL, "/accept-invitation", token), "days": "7"}})
+	if err != nil {
+		return err
+	}
+	_, err = outbox.Add(ctx, tx, t)
+	return err
 }
 
 // Invitations lists pending invitations; admins and owners.
@@ -159,4 +167,21 @@ func (s *Service) JoinByInvitation(ctx context.Context, tx *sqlx.Tx, inv *auth.I
 	err := audit.Record(ctx, tx, audit.Entry{OrgID: inv.OrgID, ActorUserID: &userID, Action: "invitation.accepted",
 		TargetType: "invitation", TargetID: inv.ID.String(), IP: meta.IP, UserAgent: meta.UserAgent})
 	return role, err
+}
+
+// InvitationPending reports whether invitation id is pending (neither
+// accepted, revoked, replaced nor expired) as orgID's tenant transaction tx
+// sees it: under Row Level Security another organization's invitation is
+// not there at all. It locks the row until tx ends, so a revoke or an
+// acceptance that races a send waits for it, and one that committed first
+// stops it. email:send asks before mailing an invitation.
+func (s *Service) InvitationPending(ctx context.Context, tx *sqlx.Tx, orgID, id uuid.UUID) (bool, error) {
+	inv, err := s.Store.Invitation(ctx, tx, orgID, id, true)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("check invitation: %w", err)
+	}
+	return inv.ExpiresAt.After(s.now()), nil
 }

@@ -68,10 +68,12 @@ type Address struct {
 
 // Summary is a message as Mailpit lists it.
 type Summary struct {
-	ID      string    `json:"ID"`
-	From    Address   `json:"From"`
-	To      []Address `json:"To"`
-	Subject string    `json:"Subject"`
+	ID        string    `json:"ID"`
+	MessageID string    `json:"MessageID"` // the Message-ID header, without angle brackets
+	From      Address   `json:"From"`
+	To        []Address `json:"To"`
+	Subject   string    `json:"Subject"`
+	Created   time.Time `json:"Created"` // when Mailpit received it, to the millisecond
 }
 
 // Message is one whole message.

@@ -22,7 +22,9 @@ type orgKey struct{}
 
 // OrgID returns the organization the running task acts for (from its
 // org_id header), or uuid.Nil for platform tasks. Handlers pass it to
-// postgres.InTx so Row Level Security scopes their transactions.
+// postgres.InTx so Row Level Security scopes their transactions; the jobs
+// package guarantees it is set for every tenant task before its handler
+// runs.
 func OrgID(ctx context.Context) uuid.UUID {
 	id, _ := ctx.Value(orgKey{}).(uuid.UUID)
 	return id
@@ -56,12 +58,11 @@ func Middleware(log zerolog.Logger, m *metrics.Tasks) asynq.MiddlewareFunc {
 				ctx = logging.WithRequestID(ctx, rid)
 			}
 			if v := h[outbox.HeaderOrgID]; v != "" {
-				// A malformed org_id leaves the task without a tenant, which
-				// Row Level Security treats as no rows at all: it fails closed.
+				// A malformed org_id leaves the task without a tenant; the
+				// registered handler's tenancy check (package jobs) refuses
+				// a tenant task without one, and a platform task with one.
 				if org, err := uuid.Parse(v); err == nil {
 					ctx = WithOrgID(ctx, org)
-				} else {
-					zerolog.Ctx(ctx).Warn().Str("org_id", v).Msg("task org_id is not a UUID; running without a tenant")
 				}
 			}
 			start := time.Now()
