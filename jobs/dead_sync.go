@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/hibiken/asynq"
+	"github.com/jmoiron/sqlx"
 
 	"github.com/keelhq/keel/internal/deadtask"
 	"github.com/keelhq/keel/internal/platform/queue"
@@ -22,7 +23,7 @@ type ArchiveReader interface {
 // Asynq's recoverer without passing through any handler.
 type deadSync struct {
 	archive ArchiveReader
-	dead    *deadtask.Store
+	db      *sqlx.DB // dead_tasks is a platform table
 }
 
 // deadSyncPages bounds one run: 10 pages of 100 per queue, newest first.
@@ -47,7 +48,7 @@ func (d *deadSync) run(ctx context.Context) (any, error) {
 			for i, t := range tasks {
 				ids[i] = t.ID
 			}
-			known, err := d.dead.Known(ctx, ids)
+			known, err := deadtask.Store{}.Known(ctx, d.db, ids)
 			if err != nil {
 				return added, err
 			}
@@ -55,7 +56,7 @@ func (d *deadSync) run(ctx context.Context) (any, error) {
 				if known[t.ID] {
 					continue
 				}
-				err := d.dead.Record(ctx, queue.DeadTask{TaskID: t.ID, Type: t.Type, Queue: t.Queue, Payload: t.Payload,
+				err := deadtask.Store{}.Record(ctx, d.db, queue.DeadTask{TaskID: t.ID, Type: t.Type, Queue: t.Queue, Payload: t.Payload,
 					Headers: t.Headers, Error: t.LastErr, Retried: t.Retried, MaxRetry: t.MaxRetry})
 				if err != nil {
 					return added, err

@@ -8,8 +8,6 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/keelhq/keel/internal/backup"
-	"github.com/keelhq/keel/internal/deadtask"
-	"github.com/keelhq/keel/internal/jobrun"
 	"github.com/keelhq/keel/jobs/task"
 )
 
@@ -20,7 +18,6 @@ import (
 // always sets them).
 func registerFleet(handlers map[string]asynq.Handler, d Deps) {
 	ret := d.Retention.withDefaults()
-	runs := &jobrun.Store{DB: d.DB}
 	p := &purger{db: d.DB}
 	v := d.Backup
 	if v == nil {
@@ -32,9 +29,9 @@ func registerFleet(handlers map[string]asynq.Handler, d Deps) {
 		task.TypeTokensPurge:    (&tokensPurge{p: p, ret: ret}).run,
 		task.TypeRetentionPurge: (&retentionPurge{p: p, ret: ret}).run,
 		task.TypeBackupVerify:   (&backupVerify{v: v}).run,
-		task.TypeDeadSync:       needs(d.Archive != nil, "Archive", (&deadSync{archive: d.Archive, dead: &deadtask.Store{DB: d.DB}}).run),
+		task.TypeDeadSync:       needs(d.Archive != nil, "Archive", (&deadSync{archive: d.Archive, db: d.DB}).run),
 	} {
-		handlers[typ] = &periodic{runs: runs, observe: d.JobObserved, run: run}
+		handlers[typ] = &periodic{db: d.DB, observe: d.JobObserved, run: run}
 	}
 }
 

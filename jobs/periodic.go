@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/hibiken/asynq"
+	"github.com/jmoiron/sqlx"
 
 	"github.com/keelhq/keel/internal/jobrun"
 	"github.com/keelhq/keel/jobs/task"
@@ -18,7 +19,7 @@ type JobObserver func(job string, err error)
 // failed is not retried (the next slot runs it again): its error wraps
 // asynq.SkipRetry, so it becomes a dead task and one Sentry report at once.
 type periodic struct {
-	runs    *jobrun.Store
+	db      *sqlx.DB // job_runs is written on the pool, outside any tenant
 	observe JobObserver
 	run     func(ctx context.Context) (detail any, err error)
 }
@@ -31,7 +32,7 @@ func (p *periodic) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			return err
 		}
 	}
-	err := p.runs.Track(ctx, t.Type(), taskID(ctx), p.run)
+	err := jobrun.Track(ctx, p.db, t.Type(), taskID(ctx), p.run)
 	if p.observe != nil {
 		p.observe(t.Type(), err)
 	}

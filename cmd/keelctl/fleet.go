@@ -68,7 +68,7 @@ func runTasks(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer
 			return err
 		}
 		defer db.Close()
-		list, err := (&deadtask.Store{DB: db}).List(ctx, *limit, *all)
+		list, err := deadtask.Store{}.List(ctx, db, *limit, *all)
 		if err != nil {
 			return err
 		}
@@ -99,7 +99,7 @@ func runTasks(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer
 			return err
 		}
 		defer db.Close()
-		newID, err := (&deadtask.Store{DB: db}).Replay(ctx, id, func(typ string) (int, time.Duration, bool) {
+		newID, err := (&deadtask.Service{DB: db}).Replay(ctx, id, func(typ string) (int, time.Duration, bool) {
 			s, ok := task.Lookup(typ)
 			return s.MaxRetry, s.Timeout, ok
 		})
@@ -180,7 +180,7 @@ func runJobs(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer)
 		return err
 	}
 	defer db.Close()
-	runs, err := (&jobrun.Store{DB: db}).List(ctx, *job, *limit)
+	runs, err := jobrun.Store{}.List(ctx, db, *job, *limit)
 	if err != nil {
 		return err
 	}
@@ -225,7 +225,7 @@ func runBackup(ctx context.Context, cfg *config.Ctl, args []string, out io.Write
 		v.Bucket, v.Prefix, v.MaxAge = stored.Bucket, stored.Prefix, stored.MaxAge
 	}
 	var rep backup.Report
-	err = (&jobrun.Store{DB: db}).Track(ctx, task.TypeBackupVerify, "keelctl:"+uuid.NewString(), func(ctx context.Context) (any, error) {
+	err = jobrun.Track(ctx, db, task.TypeBackupVerify, "keelctl:"+uuid.NewString(), func(ctx context.Context) (any, error) {
 		var err error
 		rep, err = v.Verify(ctx)
 		return rep, err

@@ -24,7 +24,7 @@ func TestTasksJobsBackupCommands(t *testing.T) {
 	t.Setenv("DATABASE_URL", db.AppURL)
 	t.Setenv("BACKUP_DATABASE_URL", db.OwnerURL)
 	ctx := context.Background()
-	err := (&deadtask.Store{DB: db.App}).Record(ctx, queue.DeadTask{TaskID: "t-1", Type: "email:send", Queue: "critical",
+	err := deadtask.Store{}.Record(ctx, db.App, queue.DeadTask{TaskID: "t-1", Type: "email:send", Queue: "critical",
 		Payload: []byte(`{}`), Headers: map[string]string{"org_id": "00000000-0000-0000-0000-0000000000aa"}, Error: "smtp: 550 no such user", Retried: 10, MaxRetry: 10})
 	if err != nil {
 		t.Fatal(err)

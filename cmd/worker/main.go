@@ -115,7 +115,7 @@ func run(ctx context.Context) error {
 		Logger:          queue.Logger(log),
 		RetryDelayFunc:  queue.RetryDelay(cfg.RetryBase, cfg.RetryMax),
 		IsFailure:       queue.IsFailure,
-		ErrorHandler:    &queue.FailureHandler{Dead: &deadtask.Store{DB: db}, Metrics: taskMetrics, Log: log},
+		ErrorHandler:    &queue.FailureHandler{Dead: &deadtask.Service{DB: db}, Metrics: taskMetrics, Log: log},
 		// Throttled tasks and short retries wait in the retry set; check it
 		// every second so a one-second delay is not five.
 		DelayedTaskCheckInterval: time.Second,

@@ -262,11 +262,11 @@ func TestDeadTaskRecordedAndReplayed(t *testing.T) {
 			strings.Contains(body, "keel_outbox_backlog 0"), ""
 	})
 
-	newID, err := (&deadtask.Store{DB: db.App}).Replay(context.Background(), d.ID, nil)
+	newID, err := (&deadtask.Service{DB: db.App}).Replay(context.Background(), d.ID, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (&deadtask.Store{DB: db.App}).Replay(context.Background(), d.ID, nil); err == nil {
+	if _, err := (&deadtask.Service{DB: db.App}).Replay(context.Background(), d.ID, nil); err == nil {
 		t.Fatal("a second replay of the same dead task succeeded")
 	}
 	// The replay runs with the same payload, so it dies too, as a new task.

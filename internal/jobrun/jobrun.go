@@ -1,5 +1,6 @@
 // Package jobrun records what periodic jobs did (backup verification,
-// purges) in job_runs, for operators and, later, the admin area.
+// purges) in job_runs, for operators and, later, the admin area. job_runs
+// is a platform table: no tenant is set to read or write it.
 package jobrun
 
 import (
@@ -32,20 +33,48 @@ type Run struct {
 	FinishedAt sql.NullTime    `db:"finished_at"`
 }
 
-// Store reads and writes job_runs.
-type Store struct {
-	DB *sqlx.DB
-}
+// Store runs the job_runs queries; its methods take the pool or transaction
+// they run on.
+type Store struct{}
 
-// Track records a run of job (as task taskID) around fn: a "running" row
-// first, so a run that crashes the worker is visible, then the outcome with
-// fn's detail and error. It returns fn's error, or the recording's.
-func (s *Store) Track(ctx context.Context, job, taskID string, fn func(ctx context.Context) (detail any, err error)) error {
+// Start inserts a "running" row for job (as task taskID) and returns its ID.
+func (Store) Start(ctx context.Context, db sqlx.ExecerContext, job, taskID string) (uuid.UUID, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
-		return err
+		return uuid.Nil, err
 	}
-	if _, err := s.DB.ExecContext(ctx, `INSERT INTO job_runs (id, job, task_id, status) VALUES ($1, $2, $3, 'running')`, id, job, taskID); err != nil {
+	if _, err := db.ExecContext(ctx, `INSERT INTO job_runs (id, job, task_id, status) VALUES ($1, $2, $3, 'running')`, id, job, taskID); err != nil {
+		return uuid.Nil, err
+	}
+	return id, nil
+}
+
+// Finish records run id's outcome: status, detail (a JSON document) and,
+// for a failed run, the error's text.
+func (Store) Finish(ctx context.Context, db sqlx.ExecerContext, id uuid.UUID, status string, detail []byte, errText sql.NullString) error {
+	_, err := db.ExecContext(ctx, `UPDATE job_runs SET status = $2, detail = $3, error = $4, finished_at = now() WHERE id = $1`,
+		id, status, detail, errText)
+	return err
+}
+
+// List returns the latest runs, newest first, of job (every job when empty).
+func (Store) List(ctx context.Context, db sqlx.QueryerContext, job string, limit int) ([]Run, error) {
+	var out []Run
+	err := sqlx.SelectContext(ctx, db, &out, `SELECT id, job, task_id, status, detail, error, started_at, finished_at
+		FROM job_runs WHERE ($1 = '' OR job = $1) ORDER BY started_at DESC LIMIT $2`, job, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list job runs: %w", err)
+	}
+	return out, nil
+}
+
+// Track records a run of job (as task taskID) around fn on the pool db: a
+// "running" row first, committed on its own so a run that crashes the
+// worker is visible, then the outcome with fn's detail and error. It
+// returns fn's error, or the recording's.
+func Track(ctx context.Context, db *sqlx.DB, job, taskID string, fn func(ctx context.Context) (detail any, err error)) error {
+	id, err := Store{}.Start(ctx, db, job, taskID)
+	if err != nil {
 		return fmt.Errorf("record %s start: %w", job, err)
 	}
 	detail, runErr := fn(ctx)
@@ -60,20 +89,8 @@ func (s *Store) Track(ctx context.Context, job, taskID string, fn func(ctx conte
 	// The task's context may have ended (timeout); the outcome is still worth keeping.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, err := s.DB.ExecContext(wctx, `UPDATE job_runs SET status = $2, detail = $3, error = $4, finished_at = now() WHERE id = $1`,
-		id, status, b, msg); err != nil && runErr == nil {
+	if err := (Store{}).Finish(wctx, db, id, status, b, msg); err != nil && runErr == nil {
 		return fmt.Errorf("record %s outcome: %w", job, err)
 	}
 	return runErr
-}
-
-// List returns the latest runs, newest first, of job (every job when empty).
-func (s *Store) List(ctx context.Context, job string, limit int) ([]Run, error) {
-	var out []Run
-	err := s.DB.SelectContext(ctx, &out, `SELECT id, job, task_id, status, detail, error, started_at, finished_at
-		FROM job_runs WHERE ($1 = '' OR job = $1) ORDER BY started_at DESC LIMIT $2`, job, limit)
-	if err != nil {
-		return nil, fmt.Errorf("list job runs: %w", err)
-	}
-	return out, nil
 }
