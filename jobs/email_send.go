@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/keelhq/keel/internal/email"
+	"github.com/keelhq/keel/internal/email/emaildb"
 	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/internal/platform/queue"
 	"github.com/keelhq/keel/jobs/task"
@@ -64,12 +65,11 @@ func (h *EmailSendHandler) ProcessTask(ctx context.Context, t *asynq.Task) error
 				return nil
 			}
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO sent_emails (task_id, recipient, template) VALUES ($1, $2, $3)
-			ON CONFLICT (task_id) DO NOTHING`, id, p.To, p.Template)
+		first, err := emaildb.RecordSend(ctx, tx, id, p.To, p.Template)
 		if err != nil {
-			return fmt.Errorf("record email: %w", err)
+			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		if !first {
 			return nil // sent by an earlier run of this task
 		}
 		if err := h.Mail.Send(ctx, msg); err != nil {
