@@ -2,16 +2,17 @@ package jobs
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/jmoiron/sqlx"
 
+	"github.com/keelhq/keel/internal/canary"
 	"github.com/keelhq/keel/jobs/task"
 )
 
-// CanaryHandler records each run; a second run of the same task counts up.
+// CanaryHandler records each run in canary_runs (a platform table, written
+// on the pool); a second run of the same task counts up.
 type CanaryHandler struct {
 	DB *sqlx.DB
 }
@@ -29,10 +30,5 @@ func (h *CanaryHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		case <-time.After(time.Duration(p.SleepMS) * time.Millisecond):
 		}
 	}
-	_, err := h.DB.ExecContext(ctx, `INSERT INTO canary_runs (task_id) VALUES ($1)
-		ON CONFLICT (task_id) DO UPDATE SET runs = canary_runs.runs + 1, last_run_at = now()`, taskID(ctx))
-	if err != nil {
-		return fmt.Errorf("record canary: %w", err)
-	}
-	return nil
+	return canary.Store{}.Record(ctx, h.DB, taskID(ctx))
 }

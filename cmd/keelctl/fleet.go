@@ -14,10 +14,10 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/keelhq/keel/internal/backup"
+	"github.com/keelhq/keel/internal/canary"
 	"github.com/keelhq/keel/internal/config"
 	"github.com/keelhq/keel/internal/deadtask"
 	"github.com/keelhq/keel/internal/jobrun"
-	"github.com/keelhq/keel/internal/outbox"
 	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/internal/platform/s3"
 	"github.com/keelhq/keel/jobs/task"
@@ -128,29 +128,15 @@ func runCanary(ctx context.Context, cfg *config.Ctl, args []string, out io.Write
 	if *n < 1 || *n > 10000 {
 		return fmt.Errorf("%w: -n must be 1..10000", errUsage)
 	}
-	probe, err := task.NewCanaryTask(task.CanaryPayload{})
-	if err != nil {
-		return err
-	}
-	ids := make([]string, 0, *n)
 	start := time.Now()
-	err = postgres.InTx(ctx, db, uuid.Nil, func(tx *sqlx.Tx) error {
-		for i := 0; i < *n; i++ {
-			id, err := outbox.Add(ctx, tx, probe)
-			if err != nil {
-				return err
-			}
-			ids = append(ids, id.String())
-		}
-		return nil
-	})
+	ids, err := canary.Send(ctx, db, *n)
 	if err != nil {
 		return err
 	}
 	deadline := time.Now().Add(*wait)
 	for {
-		var done int
-		if err := db.GetContext(ctx, &done, `SELECT count(*) FROM canary_runs WHERE task_id = ANY($1)`, postgres.Array(ids)); err != nil {
+		done, err := canary.Store{}.Ran(ctx, db, ids)
+		if err != nil {
 			return err
 		}
 		if done == len(ids) {
