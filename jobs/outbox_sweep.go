@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/rs/zerolog"
@@ -22,13 +23,12 @@ type outboxSweep struct {
 // sweepPasses bounds one sweep; what is left waits for the next minute.
 const sweepPasses = 50
 
+// staleAfter is how long a row waits before the sweep counts it as missed
+// by the relays.
+const staleAfter = time.Minute
+
 func (s *outboxSweep) run(ctx context.Context) (any, error) {
-	stale := func() (int64, error) {
-		var n int64
-		err := s.db.GetContext(ctx, &n, `SELECT count(*) FROM outbox
-			WHERE dispatched_at IS NULL AND created_at < now() - interval '1 minute'`)
-		return n, err
-	}
+	stale := func() (int64, error) { return outbox.Stale(ctx, s.db, staleAfter) }
 	before, err := stale()
 	if err != nil {
 		return nil, fmt.Errorf("count stale outbox rows: %w", err)

@@ -99,3 +99,11 @@ func Backlog(ctx context.Context, db sqlx.QueryerContext) (n int64, oldest time.
 		FROM outbox WHERE dispatched_at IS NULL`).Scan(&n, &age)
 	return n, time.Duration(age * float64(time.Second)), err
 }
+
+// Stale counts the rows that have waited for a relay for longer than age.
+func Stale(ctx context.Context, db sqlx.QueryerContext, age time.Duration) (int64, error) {
+	var n int64
+	err := sqlx.GetContext(ctx, db, &n, `SELECT count(*) FROM outbox
+		WHERE dispatched_at IS NULL AND created_at < now() - make_interval(secs => $1)`, age.Seconds())
+	return n, err
+}

@@ -399,4 +399,11 @@ func TestBacklog(t *testing.T) {
 	if n != 3 || age < 89*time.Second || age > 10*time.Minute || err != nil {
 		t.Fatalf("Backlog = %d, %s, %v", n, age, err)
 	}
+	// Of the three pending rows, only the one 90 seconds old is stale after
+	// a minute; none is after two.
+	for older, want := range map[time.Duration]int64{time.Minute: 1, 2 * time.Minute: 0} {
+		if n, err := outbox.Stale(context.Background(), d.App, older); n != want || err != nil {
+			t.Errorf("Stale(%s) = %d, %v; want %d", older, n, err, want)
+		}
+	}
 }

@@ -87,14 +87,9 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
 		return 0, fmt.Errorf("relay begin: %w", err)
 	}
-	// Claim and mark in one statement: each row is written once per pass,
-	// and rows whose enqueue fails are put back below, in the same transaction.
-	var rows []row
-	const claim = `UPDATE outbox SET dispatched_at = now()
-		WHERE id IN (SELECT id FROM outbox WHERE dispatched_at IS NULL
-			ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-		RETURNING id, task_type, payload, headers, queue, max_retry, timeout_ms, process_at, unique_ttl_ms`
-	if err := tx.SelectContext(ctx, &rows, claim, r.Batch); err != nil {
+	// Rows whose enqueue fails are put back below, in the same transaction.
+	rows, err := claim(ctx, tx, r.Batch)
+	if err != nil {
 		return 0, fmt.Errorf("relay claim: %w", err)
 	}
 	if len(rows) == 0 {
@@ -129,9 +124,7 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	}
 	wg.Wait()
 	if len(failed) > 0 {
-		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET dispatched_at = NULL, attempts = attempts + 1, last_error = $2
-			WHERE id = ANY($1::uuid[])`,
-			postgres.Array(failed), firstErr.Error()); err != nil {
+		if err := putBack(ctx, tx, failed, firstErr.Error()); err != nil {
 			return 0, fmt.Errorf("relay record failure: %w", err)
 		}
 	}
@@ -147,6 +140,26 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 		return len(done), fmt.Errorf("relay enqueue: %w", firstErr)
 	}
 	return len(done), nil
+}
+
+// claim marks up to n pending rows dispatched, oldest first, and returns
+// them. Claim and mark are one statement, so each row is written once per
+// pass; SKIP LOCKED leaves rows another relay holds to that relay.
+func claim(ctx context.Context, tx sqlx.QueryerContext, n int) ([]row, error) {
+	var rows []row
+	err := sqlx.SelectContext(ctx, tx, &rows, `UPDATE outbox SET dispatched_at = now()
+		WHERE id IN (SELECT id FROM outbox WHERE dispatched_at IS NULL
+			ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+		RETURNING id, task_type, payload, headers, queue, max_retry, timeout_ms, process_at, unique_ttl_ms`, n)
+	return rows, err
+}
+
+// putBack returns claimed rows ids to pending, counting the attempt and
+// keeping reason as their last error.
+func putBack(ctx context.Context, tx sqlx.ExecerContext, ids []string, reason string) error {
+	_, err := tx.ExecContext(ctx, `UPDATE outbox SET dispatched_at = NULL, attempts = attempts + 1, last_error = $2
+		WHERE id = ANY($1::uuid[])`, postgres.Array(ids), reason)
+	return err
 }
 
 func (r *Relay) enqueue(ctx context.Context, rw *row) error {
