@@ -3,11 +3,11 @@ package jobs
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/keelhq/keel/internal/backup"
+	"github.com/keelhq/keel/internal/retention"
 	"github.com/keelhq/keel/jobs/task"
 )
 
@@ -17,8 +17,7 @@ import (
 // alone; the jobs that need them fail with a message saying so (cmd/worker
 // always sets them).
 func registerFleet(handlers map[string]asynq.Handler, d Deps) {
-	ret := d.Retention.withDefaults()
-	p := &purger{db: d.DB}
+	purge := &retention.Purger{DB: d.DB, Policy: d.Retention}
 	v := d.Backup
 	if v == nil {
 		v = &backup.Verifier{}
@@ -26,8 +25,8 @@ func registerFleet(handlers map[string]asynq.Handler, d Deps) {
 	handlers[task.TypeCanary] = &CanaryHandler{DB: d.DB}
 	for typ, run := range map[string]func(ctx context.Context) (any, error){
 		task.TypeOutboxSweep:    needs(d.Queue != nil, "Queue", (&outboxSweep{db: d.DB, queue: d.Queue, log: d.Log}).run),
-		task.TypeTokensPurge:    (&tokensPurge{p: p, ret: ret}).run,
-		task.TypeRetentionPurge: (&retentionPurge{p: p, ret: ret}).run,
+		task.TypeTokensPurge:    purgeRun(purge.Tokens),
+		task.TypeRetentionPurge: purgeRun(purge.PastRetention),
 		task.TypeBackupVerify:   (&backupVerify{v: v}).run,
 		task.TypeDeadSync:       needs(d.Archive != nil, "Archive", (&deadSync{archive: d.Archive, db: d.DB}).run),
 	} {
@@ -46,15 +45,14 @@ func needs(ok bool, dep string, run func(context.Context) (any, error)) func(con
 	}
 }
 
-func (r Retention) withDefaults() Retention {
-	def := DefaultRetention
-	for _, f := range []struct{ v, d *time.Duration }{
-		{&r.Outbox, &def.Outbox}, {&r.SentEmails, &def.SentEmails}, {&r.DeadTasks, &def.DeadTasks},
-		{&r.JobRuns, &def.JobRuns}, {&r.Audit, &def.Audit}, {&r.SoftDeleted, &def.SoftDeleted}, {&r.TokenGrace, &def.TokenGrace},
-	} {
-		if *f.v <= 0 {
-			*f.v = *f.d
+// purgeRun adapts a purge to a periodic job's run: its results are the
+// run's detail, and a purge that could not start records none.
+func purgeRun(purge func(context.Context) (map[string]retention.Result, error)) func(context.Context) (any, error) {
+	return func(ctx context.Context) (any, error) {
+		res, err := purge(ctx)
+		if res == nil {
+			return nil, err
 		}
+		return res, err
 	}
-	return r
 }

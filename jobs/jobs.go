@@ -21,6 +21,7 @@ import (
 	"github.com/keelhq/keel/internal/org/orgdb"
 	"github.com/keelhq/keel/internal/outbox"
 	"github.com/keelhq/keel/internal/platform/queue"
+	"github.com/keelhq/keel/internal/retention"
 	"github.com/keelhq/keel/jobs/task"
 )
 
@@ -40,8 +41,8 @@ type Deps struct {
 	// Backup checks restores; when its SourceURL is empty, backup:verify
 	// fails with a message naming BACKUP_DATABASE_URL.
 	Backup *backup.Verifier
-	// Retention of purged rows; zero fields take DefaultRetention's.
-	Retention Retention
+	// Retention of purged rows; zero fields take retention.Default's.
+	Retention retention.Policy
 	// JobObserved, when set, is told how each periodic job run ended.
 	JobObserved JobObserver
 	Log         zerolog.Logger

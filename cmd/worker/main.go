@@ -30,6 +30,7 @@ import (
 	"github.com/keelhq/keel/internal/platform/redis"
 	"github.com/keelhq/keel/internal/platform/s3"
 	"github.com/keelhq/keel/internal/platform/sentry"
+	"github.com/keelhq/keel/internal/retention"
 	"github.com/keelhq/keel/jobs"
 	"github.com/keelhq/keel/jobs/task"
 )
@@ -99,7 +100,7 @@ func run(ctx context.Context) error {
 		DB: db, Mail: smtp, Render: render,
 		Queue: client, Archive: inspector, Log: log,
 		Backup: verifier,
-		Retention: jobs.Retention{
+		Retention: retention.Policy{
 			Outbox: cfg.OutboxRetention, SentEmails: cfg.SentEmailRetention, DeadTasks: cfg.DeadTaskRetention,
 			JobRuns: cfg.JobRunRetention, Audit: cfg.AuditRetention, SoftDeleted: cfg.SoftDeletedRetention,
 		},
