@@ -170,34 +170,8 @@ func runDoctor(ctx context.Context, cfg *config.Ctl, out io.Writer) error {
 		return err
 	}
 	checks := []doctor.Check{
-		{Name: "postgres", Probe: func(ctx context.Context) (string, error) {
-			var v, role string
-			if err := db.QueryRowContext(ctx, `SELECT current_setting('server_version'), current_user`).Scan(&v, &role); err != nil {
-				return "", err
-			}
-			var bypass, super bool
-			if err := db.QueryRowContext(ctx, `SELECT rolbypassrls, rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&bypass, &super); err != nil {
-				return "", err
-			}
-			if bypass || super {
-				return "", fmt.Errorf("DATABASE_URL connects as %q, which bypasses Row Level Security; use the application role", role)
-			}
-			return fmt.Sprintf("PostgreSQL %s as %s", v, role), nil
-		}},
-		{Name: "migrations", Probe: func(ctx context.Context) (string, error) {
-			var cur int64
-			if err := db.QueryRowContext(ctx, `SELECT COALESCE(max(version_id), 0) FROM goose_db_version WHERE is_applied`).Scan(&cur); err != nil {
-				return "", fmt.Errorf("cannot read goose_db_version (run keelctl migrate up): %w", err)
-			}
-			target, err := migrate.Latest()
-			if err != nil {
-				return "", err
-			}
-			if cur != target {
-				return "", fmt.Errorf("database at version %d, binaries expect %d: run keelctl migrate up", cur, target)
-			}
-			return fmt.Sprintf("at version %d", cur), nil
-		}},
+		doctor.Postgres(db),
+		doctor.Migrations(db),
 		{Name: "redis", Probe: func(ctx context.Context) (string, error) {
 			if err := redis.Ping(ctx, rdb); err != nil {
 				return "", err
