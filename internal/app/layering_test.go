@@ -3,9 +3,16 @@ package app_test
 import (
 	"bytes"
 	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
+	"io/fs"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -140,5 +147,100 @@ func TestLayering(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// Statements, as string literals: SELECT, INSERT, UPDATE or DELETE followed
+// by a blank, or a WITH query. A raw (backquoted) string matches in any
+// case; a quoted one only in upper case, so that an error text such as
+// "update %s: %w" is not taken for SQL.
+var (
+	sqlRaw    = regexp.MustCompile(`(?i)^(select|insert|update|delete)\s|^with\s+(recursive\s+)?\w+\s+as\s*\(`)
+	sqlQuoted = regexp.MustCompile(`^(SELECT|INSERT|UPDATE|DELETE)\s|^WITH\s+(RECURSIVE\s+)?\w+\s+AS\s*\(`)
+)
+
+// isSQLStatement reports whether the Go string literal lit (as written in
+// the source, quotes included) holds an SQL statement.
+func isSQLStatement(lit string) bool {
+	s, err := strconv.Unquote(lit)
+	if err != nil {
+		return false
+	}
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(lit, "`") {
+		return sqlRaw.MatchString(s)
+	}
+	return sqlQuoted.MatchString(s)
+}
+
+func TestIsSQLStatement(t *testing.T) {
+	for lit, want := range map[string]bool{
+		"`SELECT count(*) FROM outbox`":                   true,
+		"`\n\t\tselect id\n FROM organizations`":          true,
+		"`INSERT INTO canary_runs (task_id) VALUES ($1)`": true,
+		"`update outbox SET attempts = 0`":                true,
+		"`DELETE FROM `":                                  true,
+		"`WITH t AS (SELECT 1) SELECT * FROM t`":          true,
+		`"SELECT 1"`:                                      true,
+		`"DELETE FROM x WHERE id = $1"`:                   true,
+		`"update %s: %w"`:                                 false,
+		`"delete dead task"`:                              false,
+		"`usage: keelctl COMMAND`":                        false,
+		"`Selected nothing`":                              false,
+		"`with a bucket configured`":                      false,
+		`"ops:canary"`:                                    false,
+	} {
+		if got := isSQLStatement(lit); got != want {
+			t.Errorf("isSQLStatement(%s) = %v, want %v", lit, got, want)
+		}
+	}
+}
+
+// Handlers and commands run no SQL of their own: a statement lives in the
+// store of the package that owns its table (a zero-size Store whose methods
+// take the handle they run on, see docs/adding-a-capability.md), and the
+// task handler or command calls that package. This test names each file
+// and line under jobs/ or cmd/ (tests aside) whose string literal is an
+// SQL statement.
+func TestNoSQLInJobsOrCommands(t *testing.T) {
+	root, err := tooltest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := 0
+	for _, dir := range []string{"jobs", "cmd"} {
+		err := filepath.WalkDir(filepath.Join(root, dir), func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) {
+				return filepath.SkipDir
+			}
+			if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return nil
+			}
+			files++
+			fset := token.NewFileSet()
+			f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+			if err != nil {
+				return err
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING && isSQLStatement(lit.Value) {
+					pos := fset.Position(lit.Pos())
+					name, _ := filepath.Rel(root, pos.Filename)
+					t.Errorf("%s:%d: an SQL statement; move it to the store of the package that owns the table and call that",
+						filepath.ToSlash(name), pos.Line)
+				}
+				return true
+			})
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if files < 10 {
+		t.Fatalf("found only %d Go files under jobs/ and cmd/", files)
 	}
 }
