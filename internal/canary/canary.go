@@ -23,7 +23,7 @@ type Store struct{}
 
 // Record counts one run of task taskID: the first run inserts its row, a
 // later run of the same task counts up.
-func (Store) Record(ctx context.Context, db sqlx.ExecerContext, taskID string) error {
+func (Store) Record(ctx context.Context, db sqlx.ExtContext, taskID string) error {
 	_, err := db.ExecContext(ctx, `INSERT INTO canary_runs (task_id) VALUES ($1)
 		ON CONFLICT (task_id) DO UPDATE SET runs = canary_runs.runs + 1, last_run_at = now()`, taskID)
 	if err != nil {

@@ -51,7 +51,7 @@ type Store struct{}
 
 // Record inserts d, or refreshes the row when the same task died before (it
 // was run again from the archive and failed again).
-func (Store) Record(ctx context.Context, db sqlx.ExecerContext, d queue.DeadTask) error {
+func (Store) Record(ctx context.Context, db sqlx.ExtContext, d queue.DeadTask) error {
 	h, err := json.Marshal(d.Headers)
 	if err != nil {
 		return fmt.Errorf("dead task headers: %w", err)
@@ -125,7 +125,7 @@ func (Store) Lock(ctx context.Context, tx sqlx.QueryerContext, id uuid.UUID) (*T
 }
 
 // MarkReplayed records that dead task id was enqueued again as task newID.
-func (Store) MarkReplayed(ctx context.Context, tx sqlx.ExecerContext, id, newID uuid.UUID) error {
+func (Store) MarkReplayed(ctx context.Context, tx sqlx.ExtContext, id, newID uuid.UUID) error {
 	_, err := tx.ExecContext(ctx, `UPDATE dead_tasks SET replayed_at = now(), replay_task_id = $2 WHERE id = $1`, id, newID)
 	return err
 }

@@ -38,7 +38,7 @@ type Run struct {
 type Store struct{}
 
 // Start inserts a "running" row for job (as task taskID) and returns its ID.
-func (Store) Start(ctx context.Context, db sqlx.ExecerContext, job, taskID string) (uuid.UUID, error) {
+func (Store) Start(ctx context.Context, db sqlx.ExtContext, job, taskID string) (uuid.UUID, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return uuid.Nil, err
@@ -51,7 +51,7 @@ func (Store) Start(ctx context.Context, db sqlx.ExecerContext, job, taskID strin
 
 // Finish records run id's outcome: status, detail (a JSON document) and,
 // for a failed run, the error's text.
-func (Store) Finish(ctx context.Context, db sqlx.ExecerContext, id uuid.UUID, status string, detail []byte, errText sql.NullString) error {
+func (Store) Finish(ctx context.Context, db sqlx.ExtContext, id uuid.UUID, status string, detail []byte, errText sql.NullString) error {
 	_, err := db.ExecContext(ctx, `UPDATE job_runs SET status = $2, detail = $3, error = $4, finished_at = now() WHERE id = $1`,
 		id, status, detail, errText)
 	return err

@@ -156,7 +156,7 @@ func claim(ctx context.Context, tx sqlx.QueryerContext, n int) ([]row, error) {
 
 // putBack returns claimed rows ids to pending, counting the attempt and
 // keeping reason as their last error.
-func putBack(ctx context.Context, tx sqlx.ExecerContext, ids []string, reason string) error {
+func putBack(ctx context.Context, tx sqlx.ExtContext, ids []string, reason string) error {
 	_, err := tx.ExecContext(ctx, `UPDATE outbox SET dispatched_at = NULL, attempts = attempts + 1, last_error = $2
 		WHERE id = ANY($1::uuid[])`, postgres.Array(ids), reason)
 	return err

@@ -68,7 +68,7 @@ func (Store) SoftDeletedTables(ctx context.Context, db sqlx.QueryerContext) ([]s
 
 // Delete deletes table's rows matching where, whose $1 is secs, and returns
 // how many it deleted.
-func (Store) Delete(ctx context.Context, db sqlx.ExecerContext, table, where string, secs int64) (int64, error) {
+func (Store) Delete(ctx context.Context, db sqlx.ExtContext, table, where string, secs int64) (int64, error) {
 	res, err := db.ExecContext(ctx, `DELETE FROM `+postgres.QuoteIdentifier(table)+` WHERE `+where, secs)
 	if err != nil {
 		return 0, err
@@ -79,7 +79,7 @@ func (Store) Delete(ctx context.Context, db sqlx.ExecerContext, table, where str
 
 // DeleteInOrg is Delete restricted to organization orgID's rows, for a
 // table under Row Level Security; tx must have orgID as its tenant.
-func (Store) DeleteInOrg(ctx context.Context, tx sqlx.ExecerContext, table, where string, secs int64, orgID uuid.UUID) (int64, error) {
+func (Store) DeleteInOrg(ctx context.Context, tx sqlx.ExtContext, table, where string, secs int64, orgID uuid.UUID) (int64, error) {
 	res, err := tx.ExecContext(ctx, `DELETE FROM `+postgres.QuoteIdentifier(table)+` WHERE `+where+` AND org_id = $2`, secs, orgID)
 	if err != nil {
 		return 0, err

@@ -17,7 +17,7 @@ import (
 // earlier run of the task sent it. The row stays locked until tx ends, so
 // tx should last until SMTP accepted the message and roll back if it did
 // not.
-func RecordSend(ctx context.Context, tx sqlx.ExecerContext, taskID, recipient, template string) (first bool, err error) {
+func RecordSend(ctx context.Context, tx sqlx.ExtContext, taskID, recipient, template string) (first bool, err error) {
 	res, err := tx.ExecContext(ctx, `INSERT INTO sent_emails (task_id, recipient, template) VALUES ($1, $2, $3)
 		ON CONFLICT (task_id) DO NOTHING`, taskID, recipient, template)
 	if err != nil {
