@@ -47,7 +47,7 @@ func TestIdentityThroughTheBinaries(t *testing.T) {
 		t.Fatalf("demo owner logged in as %q", sess.Role)
 	}
 
-	postJSON(t, base+"/auth/register", map[string]string{"email": "e2e@example.com", "password": "a long enough e2e passphrase", "name": "E2E"}, 201, nil)
+	postJSON(t, base+"/auth/register", map[string]string{"email": "e2e@example.com", "password": "a long enough e2e passphrase", "name": "E2E"}, 202, nil)
 	msg := s.mail.WaitFor(t, "e2e@example.com", 20*time.Second)
 	tok := regexp.MustCompile(`https://app\.keel\.test/verify-email\?token=([A-Za-z0-9_\-]+)`).FindStringSubmatch(msg.Text)
 	if tok == nil {

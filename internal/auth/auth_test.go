@@ -77,13 +77,13 @@ func TestAccessTokens(t *testing.T) {
 	old, _ := auth.NewIssuer(oldKey, nil)
 	rotated, _ := auth.NewIssuer(newKey, oldKey)
 	fresh, _ := auth.NewIssuer(newKey, nil)
-	user, org := uuid.New(), uuid.New()
-	tok, err := old.Issue(user, org, tenant.RoleAdmin)
+	user, org, sid := uuid.New(), uuid.New(), uuid.New()
+	tok, err := old.Issue(user, org, tenant.RoleAdmin, sid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c, err := rotated.Verify(tok)
-	if err != nil || c.Subject != user.String() || c.Org != org.String() || c.Role != "admin" || c.ID == "" {
+	if err != nil || c.Subject != user.String() || c.Org != org.String() || c.Role != "admin" || c.ID == "" || c.Session != sid.String() {
 		t.Fatalf("rotated issuer rejected a token of the previous key: %+v %v", c, err)
 	}
 	if _, err := fresh.Verify(tok); err == nil {
@@ -109,6 +109,11 @@ func TestAccessTokens(t *testing.T) {
 		expired[k] = v
 	}
 	expired["exp"] = time.Now().Add(-time.Minute).Unix()
+	badSid := jwt.MapClaims{}
+	for k, v := range claims {
+		badSid[k] = v
+	}
+	badSid["sid"] = "not-a-session"
 	sign := func(c jwt.MapClaims) string {
 		tk := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
 		tk.Header["kid"] = mustHeaderKid(t, fresh)
@@ -118,7 +123,7 @@ func TestAccessTokens(t *testing.T) {
 	if _, err := fresh.Verify(sign(claims)); err != nil {
 		t.Fatalf("control token refused: %v", err)
 	}
-	for name, bad := range map[string]string{"none": none, "HS512": s512, "aud": sign(wrongAud), "expired": sign(expired)} {
+	for name, bad := range map[string]string{"none": none, "HS512": s512, "aud": sign(wrongAud), "expired": sign(expired), "sid": sign(badSid)} {
 		if _, err := fresh.Verify(bad); err == nil {
 			t.Errorf("%s token accepted", name)
 		}
@@ -127,7 +132,7 @@ func TestAccessTokens(t *testing.T) {
 
 // mustHeaderKid returns the kid an issuer puts on its tokens.
 func mustHeaderKid(t *testing.T, i *auth.Issuer) string {
-	tok, err := i.Issue(uuid.New(), uuid.New(), "member")
+	tok, err := i.Issue(uuid.New(), uuid.New(), "member", uuid.Nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,10 +18,13 @@ const AccessTokenTTL = 15 * time.Minute
 // Audience is the aud claim of Keel's access tokens.
 const Audience = "keel-api"
 
-// Claims are an access token's claims.
+// Claims are an access token's claims. Session (sid) is the login the
+// token was issued to: its refresh-token family. Operations on the login
+// itself (switch-org, a password change that keeps only this login) use it.
 type Claims struct {
-	Org  string `json:"org"`
-	Role string `json:"role"`
+	Org     string `json:"org"`
+	Role    string `json:"role"`
+	Session string `json:"sid,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -59,8 +62,9 @@ func keyID(k []byte) string {
 	return hex.EncodeToString(h[:4])
 }
 
-// Issue returns a signed access token for user in org with role.
-func (i *Issuer) Issue(user, org uuid.UUID, role string) (string, error) {
+// Issue returns a signed access token for user in org with role, belonging
+// to the login session (a refresh-token family; uuid.Nil for none).
+func (i *Issuer) Issue(user, org uuid.UUID, role string, session uuid.UUID) (string, error) {
 	now := i.now()
 	c := Claims{Role: role, RegisteredClaims: jwt.RegisteredClaims{
 		Subject:   user.String(),
@@ -71,6 +75,9 @@ func (i *Issuer) Issue(user, org uuid.UUID, role string) (string, error) {
 	}}
 	if org != uuid.Nil {
 		c.Org = org.String()
+	}
+	if session != uuid.Nil {
+		c.Session = session.String()
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
 	t.Header["kid"] = i.kid
@@ -95,6 +102,11 @@ func (i *Issuer) Verify(token string) (*Claims, error) {
 	}
 	if _, err := uuid.Parse(c.Subject); err != nil {
 		return nil, errors.New("bad sub claim")
+	}
+	if c.Session != "" {
+		if _, err := uuid.Parse(c.Session); err != nil {
+			return nil, errors.New("bad sid claim")
+		}
 	}
 	// A user who belongs to no organization holds a token with neither.
 	if c.Org == "" && c.Role == "" {

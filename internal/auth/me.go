@@ -46,6 +46,7 @@ func (s *Service) Me(ctx context.Context, p *tenant.Principal) (*Profile, error)
 }
 
 // UpdateMeInput is a profile change; nil fields stay as they are.
+// CurrentPassword is required with Email or NewPassword.
 type UpdateMeInput struct {
 	Name            *string
 	Email           *string
@@ -53,12 +54,24 @@ type UpdateMeInput struct {
 	NewPassword     *string
 }
 
-// UpdateMe changes the caller's name, email or password. A new email is
-// only mailed a verification link; it replaces the old one once verified.
-// A new password needs the current one.
+// UpdateMe changes the caller's name, email or password. Changing the email
+// or the password needs the current password, so a stolen access token
+// alone cannot take the account.
+//
+// A new email is only mailed a verification link and replaces the old one
+// once followed; the old address is told of the request. When the new
+// address belongs to another account, that address is told instead and
+// the answer is the same, so the endpoint reveals no accounts.
+//
+// A new password ends every other login of the user, keeps the caller's,
+// voids every link mailed before it, and is notified to the address.
 func (s *Service) UpdateMe(ctx context.Context, p *tenant.Principal, in UpdateMeInput, meta audit.Meta) (*Profile, error) {
 	if !p.IsUser() {
 		return nil, tenant.ErrUserOnly
+	}
+	reauth := in.Email != nil || in.NewPassword != nil
+	if reauth && (in.CurrentPassword == nil || *in.CurrentPassword == "") {
+		return nil, apperr.Validation(apperr.FieldError{Field: "current_password", Message: "is required to change the email or the password"})
 	}
 	var newEmail, newHash string
 	if in.Email != nil {
@@ -69,9 +82,6 @@ func (s *Service) UpdateMe(ctx context.Context, p *tenant.Principal, in UpdateMe
 		newEmail = e
 	}
 	if in.NewPassword != nil {
-		if in.CurrentPassword == nil {
-			return nil, apperr.Validation(apperr.FieldError{Field: "current_password", Message: "is required to change the password"})
-		}
 		if err := CheckPassword("new_password", *in.NewPassword); err != nil {
 			return nil, err
 		}
@@ -89,36 +99,33 @@ func (s *Service) UpdateMe(ctx context.Context, p *tenant.Principal, in UpdateMe
 		if err != nil {
 			return err
 		}
+		if reauth {
+			if err := s.verifyPassword(ctx, u, *in.CurrentPassword, meta); err != nil {
+				return err
+			}
+		}
 		if in.Name != nil {
 			u.Name = strings.TrimSpace(*in.Name)
 		}
 		if newHash != "" {
-			ok, err := VerifyPassword(*in.CurrentPassword, u.PasswordHash)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return apperr.New(apperr.Forbidden, "invalid_password", "The current password is wrong.")
-			}
 			u.PasswordHash = newHash
 		}
 		if err := s.Users.UpdateUser(ctx, tx, u); err != nil {
 			return err
 		}
 		if newHash != "" {
+			if err := s.endOtherSessions(ctx, tx, u.ID, p.SessionID); err != nil {
+				return err
+			}
+			if err := s.notify(ctx, tx, u.Email, NoticePasswordChanged, u, meta); err != nil {
+				return err
+			}
 			if err := s.auditAllOrgs(ctx, tx, u.ID, "user.password_changed", meta); err != nil {
 				return err
 			}
 		}
 		if newEmail != "" && newEmail != u.Email {
-			other, err := s.Users.UserByEmail(ctx, tx, newEmail)
-			if err == nil && other.ID != u.ID {
-				return apperr.New(apperr.Conflict, "email_taken", "An account with this email already exists.")
-			}
-			if err != nil && !errors.Is(err, ErrNotFound) {
-				return err
-			}
-			return s.sendVerification(ctx, tx, u, newEmail)
+			return s.requestEmailChange(ctx, tx, u, newEmail, meta)
 		}
 		return nil
 	})
@@ -126,4 +133,24 @@ func (s *Service) UpdateMe(ctx context.Context, p *tenant.Principal, in UpdateMe
 		return nil, err
 	}
 	return s.Me(ctx, p)
+}
+
+// requestEmailChange tells u's current address that a change to newEmail
+// was asked for, and mails newEmail a verification link, or, when newEmail
+// has an account, a notice to its owner.
+func (s *Service) requestEmailChange(ctx context.Context, tx *sqlx.Tx, u *User, newEmail string, meta audit.Meta) error {
+	if err := s.notify(ctx, tx, u.Email, NoticeEmailChangeRequested, u, meta, "new_email", newEmail); err != nil {
+		return err
+	}
+	if err := s.auditAllOrgs(ctx, tx, u.ID, "user.email_change_requested", meta); err != nil {
+		return err
+	}
+	other, err := s.Users.UserByEmail(ctx, tx, newEmail)
+	switch {
+	case err == nil:
+		return s.notifyAddressInUse(ctx, tx, other, meta)
+	case !errors.Is(err, ErrNotFound):
+		return err
+	}
+	return s.sendVerification(ctx, tx, u, newEmail)
 }

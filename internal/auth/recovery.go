@@ -28,8 +28,9 @@ func (s *Service) ForgotPassword(ctx context.Context, email string) error {
 	})
 }
 
-// ResetPassword consumes a reset token, sets the password and signs the
-// user out everywhere.
+// ResetPassword consumes a reset token, sets the password, signs the user
+// out everywhere, voids every other link mailed to them (a pending email
+// change included) and tells their address.
 func (s *Service) ResetPassword(ctx context.Context, token, password string, meta audit.Meta) error {
 	if err := CheckPassword("password", password); err != nil {
 		return err
@@ -58,7 +59,10 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string, met
 		if err := s.Users.UpdateUser(ctx, tx, u); err != nil {
 			return err
 		}
-		if err := s.Users.RevokeUserSessions(ctx, tx, u.ID); err != nil {
+		if err := s.endOtherSessions(ctx, tx, u.ID, uuid.Nil); err != nil {
+			return err
+		}
+		if err := s.notify(ctx, tx, u.Email, NoticePasswordChanged, u, meta); err != nil {
 			return err
 		}
 		return s.auditAllOrgs(ctx, tx, u.ID, "user.password_reset", meta)

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"net/mail"
 	"strings"
 	"time"
@@ -39,6 +40,8 @@ type Service struct {
 	// Product names the TOTP issuer shown in authenticator apps.
 	Product string
 	Now     func() time.Time
+
+	registerCost costMedian
 }
 
 func (s *Service) now() time.Time {
@@ -60,6 +63,7 @@ type Session struct {
 
 var (
 	errInvalidCredentials = apperr.New(apperr.Unauthenticated, "invalid_credentials", "The email or password is wrong.")
+	errInvalidPassword    = apperr.New(apperr.Forbidden, "invalid_password", "The password is wrong.")
 	errInvalidRefresh     = apperr.New(apperr.Unauthenticated, "invalid_refresh_token", "The refresh token is invalid or expired; log in again.")
 	errBadToken           = apperr.New(apperr.Invalid, "invalid_token", "The link is invalid, expired or already used.")
 )
@@ -91,4 +95,32 @@ func (s *Service) auditAllOrgs(ctx context.Context, tx *sqlx.Tx, userID uuid.UUI
 		}
 	}
 	return nil
+}
+
+// verifyPassword is the one check of a signed-in user's password outside
+// login: re-authentication before changing the email or the password,
+// turning 2FA on or off. It returns errInvalidPassword (403
+// invalid_password) on a mismatch. Every such check goes through here, so
+// that failures count into the login throttle in one place.
+func (s *Service) verifyPassword(ctx context.Context, u *User, password string, meta audit.Meta) error {
+	ok, err := VerifyPassword(password, u.PasswordHash)
+	if err != nil {
+		return fmt.Errorf("verify password: %w", err)
+	}
+	if !ok {
+		return errInvalidPassword
+	}
+	return nil
+}
+
+// endOtherSessions is what a new password does to the account: every link
+// mailed before it (verification, email change, reset) stops working, and
+// every login but keep (the one that made the change; uuid.Nil for none)
+// is signed out. Access tokens already issued live on until they expire
+// (15 minutes); they cannot refresh.
+func (s *Service) endOtherSessions(ctx context.Context, tx *sqlx.Tx, userID, keep uuid.UUID) error {
+	if err := s.Users.VoidEmailTokens(ctx, tx, userID); err != nil {
+		return err
+	}
+	return s.Users.RevokeUserSessions(ctx, tx, userID, keep)
 }

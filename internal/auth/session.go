@@ -173,7 +173,7 @@ func (s *Service) openSession(ctx context.Context, tx *sqlx.Tx, userID, orgID uu
 	if err := s.Users.CreateRefreshToken(ctx, tx, rt); err != nil {
 		return nil, err
 	}
-	access, err := s.Tokens.Issue(userID, orgID, role)
+	access, err := s.Tokens.Issue(userID, orgID, role, family)
 	if err != nil {
 		return nil, err
 	}
@@ -255,11 +255,19 @@ func (s *Service) Logout(ctx context.Context, token string) error {
 	})
 }
 
-// SwitchOrg opens a session in another organization the user belongs to.
-// It starts a new refresh family, as a login does.
+// SwitchOrg moves the caller's login to another organization the user
+// belongs to. It stays one login (one refresh-token family), so logout
+// still ends all of it: the family's current refresh token is rotated, and
+// the new pair replaces the one the client held. Presenting the replaced
+// refresh token afterwards is reuse and revokes the family, as after a
+// refresh. An access token of a login that was signed out or revoked (401
+// session_ended) cannot switch, so it cannot become a new session.
 func (s *Service) SwitchOrg(ctx context.Context, p *tenant.Principal, orgID uuid.UUID) (*Session, error) {
 	if !p.IsUser() {
 		return nil, tenant.ErrUserOnly
+	}
+	if p.SessionID == uuid.Nil {
+		return nil, apperr.New(apperr.Unauthenticated, "invalid_token", "This access token names no session; refresh it or log in again.")
 	}
 	var sess *Session
 	err := postgres.InTx(ctx, s.DB, orgID, func(tx *sqlx.Tx) error {
@@ -274,8 +282,20 @@ func (s *Service) SwitchOrg(ctx context.Context, p *tenant.Principal, orgID uuid
 		if ms[i].Suspended {
 			return tenant.ErrSuspended
 		}
-		sess, err = s.openSession(ctx, tx, p.UserID, orgID, ms[i].Role, uuid.Nil)
+		rt, err := s.Users.CurrentRefreshToken(ctx, tx, p.UserID, p.SessionID)
+		if errors.Is(err, ErrNotFound) || err == nil && !rt.ExpiresAt.After(s.now()) {
+			return errSessionEnded
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.Users.MarkRotated(ctx, tx, rt.ID); err != nil {
+			return err
+		}
+		sess, err = s.openSession(ctx, tx, p.UserID, orgID, ms[i].Role, rt.FamilyID)
 		return err
 	})
 	return sess, err
 }
+
+var errSessionEnded = apperr.New(apperr.Unauthenticated, "session_ended", "This login was signed out; log in again.")

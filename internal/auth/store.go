@@ -24,10 +24,19 @@ type UserStore interface {
 	CreateRefreshToken(ctx context.Context, tx sqlx.ExtContext, t *RefreshToken) error
 	// RefreshTokenByHash locks the row, so concurrent rotations of one token serialize.
 	RefreshTokenByHash(ctx context.Context, tx sqlx.QueryerContext, hash []byte) (*RefreshToken, error)
+	// CurrentRefreshToken returns, locked, the newest token of a login that
+	// is neither rotated nor revoked (it may have expired); ErrNotFound when
+	// the login was revoked or has no such token.
+	CurrentRefreshToken(ctx context.Context, tx sqlx.QueryerContext, userID, family uuid.UUID) (*RefreshToken, error)
 	MarkRotated(ctx context.Context, tx sqlx.ExecerContext, id uuid.UUID) error
 	RevokeFamily(ctx context.Context, tx sqlx.ExecerContext, userID, family uuid.UUID) error
-	RevokeUserSessions(ctx context.Context, tx sqlx.ExecerContext, userID uuid.UUID) error
+	// RevokeUserSessions revokes every login of the user except the family
+	// keep (uuid.Nil: every login).
+	RevokeUserSessions(ctx context.Context, tx sqlx.ExecerContext, userID, keep uuid.UUID) error
 	CreateEmailToken(ctx context.Context, tx sqlx.ExtContext, t *EmailToken) error
+	// VoidEmailTokens makes every unused link token of the user unusable,
+	// whatever its purpose.
+	VoidEmailTokens(ctx context.Context, tx sqlx.ExecerContext, userID uuid.UUID) error
 	// UseEmailToken consumes a live token; ErrNotFound when unknown, used or expired.
 	UseEmailToken(ctx context.Context, tx sqlx.QueryerContext, purpose string, hash []byte) (*EmailToken, error)
 	ReplaceRecoveryCodes(ctx context.Context, tx sqlx.ExtContext, userID uuid.UUID, hashes [][]byte) error

@@ -12,7 +12,9 @@ import (
 	"github.com/keelhq/keel/internal/tenant"
 )
 
-// TOTPSetup generates a pending TOTP secret for the user.
+// TOTPSetup generates a pending TOTP secret for the user. It needs no
+// password: a pending secret protects nothing and is replaced by the next
+// setup; binding it (TOTPEnable) needs the password.
 func (s *Service) TOTPSetup(ctx context.Context, p *tenant.Principal) (secret, otpauthURL string, err error) {
 	if !p.IsUser() {
 		return "", "", tenant.ErrUserOnly
@@ -38,9 +40,11 @@ func (s *Service) TOTPSetup(ctx context.Context, p *tenant.Principal) (secret, o
 	return secret, otpauthURL, err
 }
 
-// TOTPEnable turns 2FA on once the user proves the app has the secret, and
-// returns fresh recovery codes (shown once, stored hashed).
-func (s *Service) TOTPEnable(ctx context.Context, p *tenant.Principal, code string, meta audit.Meta) ([]string, error) {
+// TOTPEnable turns 2FA on once the user proves the app has the secret and
+// re-enters the password (so a stolen access token cannot bind the thief's
+// authenticator), returns fresh recovery codes (shown once, stored hashed)
+// and tells the account's address.
+func (s *Service) TOTPEnable(ctx context.Context, p *tenant.Principal, code, password string, meta audit.Meta) ([]string, error) {
 	if !p.IsUser() {
 		return nil, tenant.ErrUserOnly
 	}
@@ -58,6 +62,9 @@ func (s *Service) TOTPEnable(ctx context.Context, p *tenant.Principal, code stri
 		}
 		if u.TOTPSecret == nil {
 			return apperr.New(apperr.Conflict, "totp_not_set_up", "Call 2fa/setup first.")
+		}
+		if err := s.verifyPassword(ctx, u, password, meta); err != nil {
+			return err
 		}
 		secret, err := s.Box.Open(u.TOTPSecret, u.ID[:])
 		if err != nil {
@@ -77,6 +84,9 @@ func (s *Service) TOTPEnable(ctx context.Context, p *tenant.Principal, code stri
 		if err := s.Users.ReplaceRecoveryCodes(ctx, tx, u.ID, hashes); err != nil {
 			return err
 		}
+		if err := s.notify(ctx, tx, u.Email, NoticeTwoFactorChanged, u, meta, "state", "on"); err != nil {
+			return err
+		}
 		return s.auditAllOrgs(ctx, tx, u.ID, "user.2fa_enabled", meta)
 	})
 	return codes, err
@@ -84,6 +94,7 @@ func (s *Service) TOTPEnable(ctx context.Context, p *tenant.Principal, code stri
 
 // TOTPDisable turns 2FA off; it needs the password and a current code (or a
 // recovery code), so a stolen access token alone cannot remove the factor.
+// The account's address is told.
 func (s *Service) TOTPDisable(ctx context.Context, p *tenant.Principal, password, code string, meta audit.Meta) error {
 	if !p.IsUser() {
 		return tenant.ErrUserOnly
@@ -99,10 +110,8 @@ func (s *Service) TOTPDisable(ctx context.Context, p *tenant.Principal, password
 		if u.TOTPEnabledAt == nil {
 			return apperr.New(apperr.Conflict, "totp_not_enabled", "Two-factor authentication is not on.")
 		}
-		if ok, err := VerifyPassword(password, u.PasswordHash); err != nil {
+		if err := s.verifyPassword(ctx, u, password, meta); err != nil {
 			return err
-		} else if !ok {
-			return apperr.New(apperr.Forbidden, "invalid_password", "The password is wrong.")
 		}
 		ok, err := s.checkSecondFactor(ctx, tx, u, code)
 		if err != nil {
@@ -116,6 +125,9 @@ func (s *Service) TOTPDisable(ctx context.Context, p *tenant.Principal, password
 			return err
 		}
 		if err := s.Users.DeleteRecoveryCodes(ctx, tx, u.ID); err != nil {
+			return err
+		}
+		if err := s.notify(ctx, tx, u.Email, NoticeTwoFactorChanged, u, meta, "state", "off"); err != nil {
 			return err
 		}
 		return s.auditAllOrgs(ctx, tx, u.ID, "user.2fa_disabled", meta)

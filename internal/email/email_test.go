@@ -49,3 +49,45 @@ func TestRenderErrors(t *testing.T) {
 		t.Error("missing data rendered")
 	}
 }
+
+// Security notices render with the data auth gives them and carry no link
+// but the app's own address: a notice may be read by the wrong person.
+func TestRenderNotices(t *testing.T) {
+	t.Parallel()
+	r, err := email.NewRenderer("https://app.example.com", "Keel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := map[string]string{"name": "Ada", "when": "Fri, 27 Nov 2026 14:00:00 UTC", "ip": "192.0.2.1"}
+	for name, extra := range map[string]map[string]string{
+		"password_changed":       nil,
+		"two_factor_changed":     {"state": "off"},
+		"email_change_requested": {"new_email": "new@example.com"},
+		"address_in_use":         nil,
+	} {
+		data := map[string]string{}
+		for k, v := range base {
+			data[k] = v
+		}
+		for k, v := range extra {
+			data[k] = v
+		}
+		m, err := r.Render(name, "ada@example.com", data)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, body := range []string{m.Text, m.HTML} {
+			if strings.Contains(body, "token") || strings.Count(body, "https://") != strings.Count(body, "https://app.example.com") {
+				t.Errorf("%s links somewhere else:\n%s", name, body)
+			}
+			if !strings.Contains(body, "192.0.2.1") || !strings.Contains(body, "Ada") {
+				t.Errorf("%s does not say who and from where:\n%s", name, body)
+			}
+		}
+		for k, v := range extra {
+			if !strings.Contains(m.Text, v) || !strings.Contains(m.Subject+m.HTML, v) {
+				t.Errorf("%s does not show %s", name, k)
+			}
+		}
+	}
+}

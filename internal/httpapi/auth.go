@@ -115,12 +115,12 @@ func (h *authHandlers) register_(c *gin.Context) error {
 	if err := BindJSON(c, &req); err != nil {
 		return err
 	}
-	res, err := h.auth.Register(c.Request.Context(), auth.RegisterInput{Email: req.Email, Password: req.Password,
-		Name: req.Name, OrganizationName: req.OrganizationName}, meta(c))
-	if err != nil {
+	if err := h.auth.Register(c.Request.Context(), auth.RegisterInput{Email: req.Email, Password: req.Password,
+		Name: req.Name, OrganizationName: req.OrganizationName}, meta(c)); err != nil {
 		return err
 	}
-	c.JSON(http.StatusCreated, gin.H{"user": toUser(res.User), "organization_id": res.OrgID})
+	// The same answer whether or not the address already has an account.
+	accepted(c, "Check your inbox: the next step is in an email to this address.")
 	return nil
 }
 
@@ -364,25 +364,30 @@ func (h *authHandlers) totpSetup(c *gin.Context) error {
 	return nil
 }
 
-type codeRequest struct {
-	Code string `json:"code"`
+type totpEnableRequest struct {
+	Code     string `json:"code"`
+	Password string `json:"password"`
 }
 
-func (r *codeRequest) Validate() error {
+func (r *totpEnableRequest) Validate() error {
 	var f fields
 	f.required("code", r.Code)
+	f.required("password", r.Password)
 	if len(r.Code) > 64 {
 		f.add("code", "must be a 6-digit code or a recovery code")
+	}
+	if utf8.RuneCountInString(r.Password) > auth.MaxPasswordLen {
+		f.add("password", "must be at most 128 characters")
 	}
 	return f.err()
 }
 
 func (h *authHandlers) totpEnable(c *gin.Context) error {
-	var req codeRequest
+	var req totpEnableRequest
 	if err := BindJSON(c, &req); err != nil {
 		return err
 	}
-	codes, err := h.auth.TOTPEnable(c.Request.Context(), principal(c), req.Code, meta(c))
+	codes, err := h.auth.TOTPEnable(c.Request.Context(), principal(c), req.Code, req.Password, meta(c))
 	if err != nil {
 		return err
 	}

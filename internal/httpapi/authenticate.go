@@ -89,6 +89,9 @@ func (a *Authenticator) resolve(c *gin.Context, required bool) error {
 		if cl.Org != "" {
 			p.OrgID = uuid.MustParse(cl.Org)
 		}
+		if cl.Session != "" {
+			p.SessionID = uuid.MustParse(cl.Session)
+		}
 	}
 	// Later log lines of this request (the access log included) name the caller.
 	lc := zerolog.Ctx(ctx).With().Str("org_id", p.OrgID.String())

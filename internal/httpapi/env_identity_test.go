@@ -285,7 +285,7 @@ const password = "correct horse battery staple 42"
 func (e *env) signup(emailAddr, name, orgName string) session {
 	e.t.Helper()
 	e.expect(req{method: "POST", path: "/api/v1/auth/register", body: map[string]any{
-		"email": emailAddr, "password": password, "name": name, "organization_name": orgName}}, 201, nil)
+		"email": emailAddr, "password": password, "name": name, "organization_name": orgName}}, 202, nil)
 	tok := e.mailToken(emailAddr, "Confirm your email", 1)
 	e.expect(req{method: "POST", path: "/api/v1/auth/verify-email", body: map[string]string{"token": tok}}, 204, nil)
 	return e.login(emailAddr, password)

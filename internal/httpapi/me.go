@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -58,6 +59,9 @@ func (r *updateMeRequest) Validate() error {
 	}
 	if r.Email != nil && len(*r.Email) > 254 {
 		f.add("email", "must be at most 254 characters")
+	}
+	if r.CurrentPassword != nil && utf8.RuneCountInString(*r.CurrentPassword) > auth.MaxPasswordLen {
+		f.add("current_password", "must be at most 128 characters")
 	}
 	if r.Name == nil && r.Email == nil && r.NewPassword == nil {
 		return apperr.Validation(apperr.FieldError{Field: "name", Message: "send at least one of name, email, new_password"})

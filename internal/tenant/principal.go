@@ -20,6 +20,9 @@ type Principal struct {
 	Role     string    // the token's or key's role; InOrg re-reads a user's
 	APIKeyID uuid.UUID // uuid.Nil for users
 	TokenID  string    // the access token's jti
+	// SessionID is the login an access token belongs to (its refresh-token
+	// family, the token's sid); uuid.Nil for API keys.
+	SessionID uuid.UUID
 }
 
 // IsUser reports whether a user (not an API key) is acting.

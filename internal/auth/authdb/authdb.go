@@ -6,6 +6,7 @@ package authdb
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -114,18 +115,41 @@ func (Store) CreateRefreshToken(ctx context.Context, tx sqlx.ExtContext, t *auth
 	return postgres.Translate(err)
 }
 
+const refreshCols = `id, family_id, user_id,
+	COALESCE(active_org_id, '00000000-0000-0000-0000-000000000000'::uuid) AS active_org_id, token_hash, expires_at, rotated_at, revoked_at`
+
+func (t *refreshRow) token() *auth.RefreshToken {
+	return &auth.RefreshToken{ID: t.ID, FamilyID: t.FamilyID, UserID: t.UserID, ActiveOrgID: t.ActiveOrgID, TokenHash: t.TokenHash,
+		ExpiresAt: t.ExpiresAt, RotatedAt: t.RotatedAt, RevokedAt: t.RevokedAt}
+}
+
 // RefreshTokenByHash returns the token with hash, locked so two concurrent
 // rotations of one token cannot both succeed.
 func (Store) RefreshTokenByHash(ctx context.Context, tx sqlx.QueryerContext, hash []byte) (*auth.RefreshToken, error) {
 	var t refreshRow
-	err := sqlx.GetContext(ctx, tx, &t, `SELECT id, family_id, user_id,
-		COALESCE(active_org_id, '00000000-0000-0000-0000-000000000000'::uuid) AS active_org_id, token_hash, expires_at, rotated_at, revoked_at
-		FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE`, hash)
+	if err := sqlx.GetContext(ctx, tx, &t, `SELECT `+refreshCols+` FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE`, hash); err != nil {
+		return nil, postgres.Translate(err)
+	}
+	return t.token(), nil
+}
+
+// CurrentRefreshToken returns the live end of a login's chain, locked. A
+// rotation that commits while this waits for the lock takes the row out of
+// the result, so the caller may see ErrNotFound for a login that just
+// rotated; it retries once with a fresh snapshot.
+func (Store) CurrentRefreshToken(ctx context.Context, tx sqlx.QueryerContext, userID, family uuid.UUID) (*auth.RefreshToken, error) {
+	const q = `SELECT ` + refreshCols + ` FROM refresh_tokens
+		WHERE user_id = $1 AND family_id = $2 AND rotated_at IS NULL AND revoked_at IS NULL
+		ORDER BY created_at DESC LIMIT 1 FOR UPDATE`
+	var t refreshRow
+	err := sqlx.GetContext(ctx, tx, &t, q, userID, family)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = sqlx.GetContext(ctx, tx, &t, q, userID, family)
+	}
 	if err != nil {
 		return nil, postgres.Translate(err)
 	}
-	return &auth.RefreshToken{ID: t.ID, FamilyID: t.FamilyID, UserID: t.UserID, ActiveOrgID: t.ActiveOrgID, TokenHash: t.TokenHash,
-		ExpiresAt: t.ExpiresAt, RotatedAt: t.RotatedAt, RevokedAt: t.RevokedAt}, nil
+	return t.token(), nil
 }
 
 // MarkRotated records that t was exchanged for a successor.
@@ -141,9 +165,10 @@ func (Store) RevokeFamily(ctx context.Context, tx sqlx.ExecerContext, userID, fa
 	return err
 }
 
-// RevokeUserSessions revokes every session of a user.
-func (Store) RevokeUserSessions(ctx context.Context, tx sqlx.ExecerContext, userID uuid.UUID) error {
-	_, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL`, userID)
+// RevokeUserSessions revokes every session of a user but the family keep.
+func (Store) RevokeUserSessions(ctx context.Context, tx sqlx.ExecerContext, userID, keep uuid.UUID) error {
+	_, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = now()
+		WHERE user_id = $1 AND revoked_at IS NULL AND family_id <> $2`, userID, keep)
 	return err
 }
 
@@ -168,6 +193,12 @@ func (Store) CreateEmailToken(ctx context.Context, tx sqlx.ExtContext, t *auth.E
 	_, err := tx.ExecContext(ctx, `INSERT INTO email_tokens (id, user_id, purpose, email, token_hash, expires_at)
 		VALUES ($1, $2, $3, $4, $5, $6)`, t.ID, t.UserID, t.Purpose, t.Email, t.TokenHash, t.ExpiresAt)
 	return postgres.Translate(err)
+}
+
+// VoidEmailTokens marks every unused token of the user used.
+func (Store) VoidEmailTokens(ctx context.Context, tx sqlx.ExecerContext, userID uuid.UUID) error {
+	_, err := tx.ExecContext(ctx, `UPDATE email_tokens SET used_at = now() WHERE user_id = $1 AND used_at IS NULL`, userID)
+	return err
 }
 
 // UseEmailToken marks the live token with hash and purpose used and returns
