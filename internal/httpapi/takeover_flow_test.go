@@ -56,7 +56,7 @@ func (e *env) mailWith(to, subject string, n int) mailtest.Message {
 func (e *env) queuedTo(recipient string) int {
 	e.t.Helper()
 	var n int
-	if err := e.db.Owner.Get(&n, `SELECT count(*) FROM outbox WHERE task_type = 'email:send'
+	if err := e.db.Owner.Get(&n, `SELECT count(*) FROM outbox WHERE task_type IN ('email:send', 'email:account')
 		AND convert_from(payload, 'UTF8')::jsonb ->> 'to' = $1`, recipient); err != nil {
 		e.t.Fatal(err)
 	}
