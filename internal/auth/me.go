@@ -68,6 +68,7 @@ func (s *Service) UpdateMe(ctx context.Context, p *tenant.Principal, in UpdateMe
 		}
 		newEmail = e
 	}
+	var checked *User
 	if in.NewPassword != nil {
 		if in.CurrentPassword == nil {
 			return nil, apperr.Validation(apperr.FieldError{Field: "current_password", Message: "is required to change the password"})
@@ -75,11 +76,16 @@ func (s *Service) UpdateMe(ctx context.Context, p *tenant.Principal, in UpdateMe
 		if err := CheckPassword("new_password", *in.NewPassword); err != nil {
 			return nil, err
 		}
-		h, err := HashPassword(*in.NewPassword, s.Params)
-		if err != nil {
+		var err error
+		if checked, err = s.Users.UserByID(ctx, s.DB, p.UserID, false); err != nil {
 			return nil, err
 		}
-		newHash = h
+		if err := s.verifyPassword(ctx, checked, *in.CurrentPassword, meta); err != nil {
+			return nil, err
+		}
+		if newHash, err = s.Hasher.Hash(ctx, *in.NewPassword); err != nil {
+			return nil, err
+		}
 	}
 	err := postgres.InTx(ctx, s.DB, uuid.Nil, func(tx *sqlx.Tx) error {
 		if err := tenant.CheckActive(ctx, tx, p.OrgID); err != nil {
@@ -93,12 +99,8 @@ func (s *Service) UpdateMe(ctx context.Context, p *tenant.Principal, in UpdateMe
 			u.Name = strings.TrimSpace(*in.Name)
 		}
 		if newHash != "" {
-			ok, err := VerifyPassword(*in.CurrentPassword, u.PasswordHash)
-			if err != nil {
+			if err := passwordUnchanged(checked, u); err != nil {
 				return err
-			}
-			if !ok {
-				return apperr.New(apperr.Forbidden, "invalid_password", "The current password is wrong.")
 			}
 			u.PasswordHash = newHash
 		}
@@ -116,6 +118,9 @@ func (s *Service) UpdateMe(ctx context.Context, p *tenant.Principal, in UpdateMe
 				return apperr.New(apperr.Conflict, "email_taken", "An account with this email already exists.")
 			}
 			if err != nil && !errors.Is(err, ErrNotFound) {
+				return err
+			}
+			if err := s.allowVerificationMail(ctx, newEmail); err != nil {
 				return err
 			}
 			return s.sendVerification(ctx, tx, u, newEmail)

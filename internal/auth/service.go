@@ -33,7 +33,8 @@ type Service struct {
 	Tokens   *Issuer
 	Box      *SecretBox
 	Throttle *Throttle
-	Params   PasswordParams
+	// Hasher runs every argon2id hash and verification, bounded.
+	Hasher *Hasher
 	// BaseURL is APP_BASE_URL; links in emails start with it.
 	BaseURL string
 	// Product names the TOTP issuer shown in authenticator apps.

@@ -84,9 +84,20 @@ func (s *Service) TOTPEnable(ctx context.Context, p *tenant.Principal, code stri
 
 // TOTPDisable turns 2FA off; it needs the password and a current code (or a
 // recovery code), so a stolen access token alone cannot remove the factor.
+// The password check counts into the login throttle.
 func (s *Service) TOTPDisable(ctx context.Context, p *tenant.Principal, password, code string, meta audit.Meta) error {
 	if !p.IsUser() {
 		return tenant.ErrUserOnly
+	}
+	checked, err := s.Users.UserByID(ctx, s.DB, p.UserID, false)
+	if err != nil {
+		return err
+	}
+	if checked.TOTPEnabledAt == nil {
+		return errTOTPNotEnabled
+	}
+	if err := s.verifyPassword(ctx, checked, password, meta); err != nil {
+		return err
 	}
 	return postgres.InTx(ctx, s.DB, uuid.Nil, func(tx *sqlx.Tx) error {
 		if err := tenant.CheckActive(ctx, tx, p.OrgID); err != nil {
@@ -97,12 +108,10 @@ func (s *Service) TOTPDisable(ctx context.Context, p *tenant.Principal, password
 			return err
 		}
 		if u.TOTPEnabledAt == nil {
-			return apperr.New(apperr.Conflict, "totp_not_enabled", "Two-factor authentication is not on.")
+			return errTOTPNotEnabled
 		}
-		if ok, err := VerifyPassword(password, u.PasswordHash); err != nil {
+		if err := passwordUnchanged(checked, u); err != nil {
 			return err
-		} else if !ok {
-			return apperr.New(apperr.Forbidden, "invalid_password", "The password is wrong.")
 		}
 		ok, err := s.checkSecondFactor(ctx, tx, u, code)
 		if err != nil {
@@ -121,3 +130,5 @@ func (s *Service) TOTPDisable(ctx context.Context, p *tenant.Principal, password
 		return s.auditAllOrgs(ctx, tx, u.ID, "user.2fa_disabled", meta)
 	})
 }
+
+var errTOTPNotEnabled = apperr.New(apperr.Conflict, "totp_not_enabled", "Two-factor authentication is not on.")
