@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keelhq/keel/internal/app"
+	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/config"
 	"github.com/keelhq/keel/internal/health"
 	"github.com/keelhq/keel/internal/httpapi"
@@ -72,12 +73,17 @@ func run(ctx context.Context) error {
 	}
 	api, err := app.NewAPI(app.APIDeps{DB: db, Redis: rdb, BaseURL: cfg.BaseURL,
 		Keys: app.Keys{JWTSigning: cfg.JWTSigningKey, JWTPreviousSigning: cfg.JWTPreviousSigningKey, TOTPEncryption: cfg.TOTPEncryptionKey},
+		Limits: app.Limits{HashConcurrency: cfg.HashConcurrency, HashWait: cfg.HashWait,
+			Register:         auth.Rate(cfg.RegisterRate),
+			PasswordReset:    auth.Rate(cfg.PasswordResetRate),
+			InvitationAccept: auth.Rate(cfg.InvitationAcceptRate)},
 		HTTP: httpapi.Deps{
 			Log:                log,
 			Metrics:            metrics.NewHTTP(reg),
 			MetricsHandler:     metrics.Handler(reg),
 			Health:             checker,
 			CORSAllowedOrigins: cfg.CORSAllowedOrigins,
+			TrustedProxies:     cfg.TrustedProxies,
 			MaxBodyBytes:       int64(cfg.MaxBodyBytes),
 			Production:         cfg.Env == "production",
 			RefreshCookie:      cfg.RefreshCookie,
@@ -87,7 +93,8 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	log.Info().Str("env", cfg.Env).Str("database", config.Redact(cfg.Postgres.URL)).Msg("api starting")
+	log.Info().Str("env", cfg.Env).Str("database", config.Redact(cfg.Postgres.URL)).
+		Int("hash_concurrency", api.Auth.Hasher.Concurrency()).Strs("trusted_proxies", cfg.TrustedProxies).Msg("api starting")
 	if err := httpserver.Run(ctx, cfg.HTTPAddr, api.Handler, cfg.ShutdownTimeout, log); err != nil {
 		return err
 	}

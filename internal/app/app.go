@@ -6,6 +6,7 @@ package app
 import (
 	"errors"
 	"net/http"
+	"runtime"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -16,6 +17,7 @@ import (
 	"github.com/keelhq/keel/internal/httpapi"
 	"github.com/keelhq/keel/internal/org"
 	"github.com/keelhq/keel/internal/org/orgdb"
+	"github.com/keelhq/keel/internal/platform/sysmem"
 )
 
 // Keys are the API's secrets (see internal/config.Auth).
@@ -34,11 +36,25 @@ type APIDeps struct {
 	BaseURL string
 	// Params are argon2id's; zero means auth.OWASPParams.
 	Params auth.PasswordParams
+	// Limits are the throttles' operator settings.
+	Limits Limits
 	// Now is the services' clock; nil means time.Now.
 	Now func() time.Time
 	// HTTP is the router's infrastructure (logger, metrics, health, CORS,
 	// body limit, cookie mode, queue UI); NewAPI adds the services.
 	HTTP httpapi.Deps
+}
+
+// Limits are the operator's settings for hashing and the per-IP budgets
+// (internal/config.Auth); a zero field takes auth's default.
+type Limits struct {
+	// HashConcurrency bounds argon2id runs at once; 0 sizes it from the
+	// memory limit and cores (auth.DefaultHashConcurrency).
+	HashConcurrency int
+	// HashWait is the longest wait for a hashing slot before 503 server_busy.
+	HashWait time.Duration
+	// Per-IP budgets of anonymous requests.
+	Register, PasswordReset, InvitationAccept auth.Rate
 }
 
 // API is the wired API: its handler and the services behind it.
@@ -65,9 +81,18 @@ func NewAPI(d APIDeps) (*API, error) {
 	if params == (auth.PasswordParams{}) {
 		params = auth.OWASPParams
 	}
+	conc := d.Limits.HashConcurrency
+	if conc <= 0 {
+		conc = auth.DefaultHashConcurrency(sysmem.Limit(), runtime.GOMAXPROCS(0), params)
+	}
+	throttle := auth.NewThrottle(d.Redis)
+	setRate(&throttle.Register, d.Limits.Register)
+	setRate(&throttle.PasswordReset, d.Limits.PasswordReset)
+	setRate(&throttle.InvitationAccept, d.Limits.InvitationAccept)
 	orgs := &org.Service{DB: d.DB, Store: orgdb.Store{}, BaseURL: d.BaseURL, Now: d.Now}
 	accounts := &auth.Service{DB: d.DB, Users: authdb.Store{}, Orgs: orgs, Tokens: issuer, Box: box,
-		Throttle: auth.NewThrottle(d.Redis), Params: params, BaseURL: d.BaseURL, Product: "Keel", Now: d.Now}
+		Throttle: throttle, Hasher: auth.NewHasher(params, conc, d.Limits.HashWait),
+		BaseURL: d.BaseURL, Product: "Keel", Now: d.Now}
 	h := d.HTTP
 	h.Auth, h.Orgs = accounts, orgs
 	handler, err := httpapi.New(h)
@@ -75,4 +100,11 @@ func NewAPI(d APIDeps) (*API, error) {
 		return nil, err
 	}
 	return &API{Handler: handler, Auth: accounts, Orgs: orgs}, nil
+}
+
+// setRate overrides a default budget with a configured one.
+func setRate(to *auth.Rate, r auth.Rate) {
+	if r.N > 0 && r.Window > 0 {
+		*to = r
+	}
 }

@@ -43,7 +43,7 @@ func (s *Service) AcceptInvitation(ctx context.Context, p *tenant.Principal, in 
 		if err := CheckPassword("password", in.Password); err != nil {
 			return nil, err
 		}
-		h, err := HashPassword(in.Password, s.Params)
+		h, err := s.Hasher.Hash(ctx, in.Password)
 		if err != nil {
 			return nil, err
 		}

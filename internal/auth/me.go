@@ -85,22 +85,31 @@ func (s *Service) UpdateMe(ctx context.Context, p *tenant.Principal, in UpdateMe
 		if err := CheckPassword("new_password", *in.NewPassword); err != nil {
 			return nil, err
 		}
-		h, err := HashPassword(*in.NewPassword, s.Params)
-		if err != nil {
+	}
+	// The password is checked (and the new one hashed) before the
+	// transaction: both may wait for a hashing slot, which must not hold a
+	// connection or the user's row lock. The transaction then makes sure the
+	// hash it checked against is still the account's.
+	var checked *User
+	if reauth {
+		var err error
+		if checked, err = s.reauthenticate(ctx, p.UserID, *in.CurrentPassword, meta); err != nil {
 			return nil, err
 		}
-		newHash = h
+	}
+	if in.NewPassword != nil {
+		var err error
+		if newHash, err = s.Hasher.Hash(ctx, *in.NewPassword); err != nil {
+			return nil, err
+		}
 	}
 	err := postgres.InTx(ctx, s.DB, uuid.Nil, func(tx *sqlx.Tx) error {
-		if err := tenant.CheckActive(ctx, tx, p.OrgID); err != nil {
-			return err
-		}
-		u, err := s.Users.UserByID(ctx, tx, p.UserID, true)
+		u, err := s.lockUser(ctx, tx, p)
 		if err != nil {
 			return err
 		}
 		if reauth {
-			if err := s.verifyPassword(ctx, u, *in.CurrentPassword, meta); err != nil {
+			if err := passwordUnchanged(checked, u); err != nil {
 				return err
 			}
 		}
@@ -139,6 +148,11 @@ func (s *Service) UpdateMe(ctx context.Context, p *tenant.Principal, in UpdateMe
 // was asked for, and mails newEmail a verification link, or, when newEmail
 // has an account, a notice to its owner.
 func (s *Service) requestEmailChange(ctx context.Context, tx *sqlx.Tx, u *User, newEmail string, meta audit.Meta) error {
+	// Limited per new address like resend-verification, whether or not it
+	// has an account, so the limit reveals nothing either.
+	if err := s.allowVerificationMail(ctx, newEmail); err != nil {
+		return err
+	}
 	if err := s.notify(ctx, tx, u.Email, NoticeEmailChangeRequested, u, meta, "new_email", newEmail); err != nil {
 		return err
 	}

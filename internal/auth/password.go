@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	_ "embed"
@@ -12,9 +13,14 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/rs/zerolog"
 	"golang.org/x/crypto/argon2"
 
 	"github.com/keelhq/keel/internal/apperr"
+	"github.com/keelhq/keel/internal/audit"
+	"github.com/keelhq/keel/internal/tenant"
 )
 
 // Password length bounds, in characters. The maximum bounds the work an
@@ -132,4 +138,81 @@ func isCommonPassword(p string) bool {
 		}
 	}
 	return false
+}
+
+// errInvalidPassword answers a wrong password outside login.
+var errInvalidPassword = apperr.New(apperr.Forbidden, "invalid_password", "The password is wrong.")
+
+// verifyPassword is the one way to check a signed-in user's password
+// outside login (disabling 2FA, changing the password or email, enabling
+// 2FA). It returns nil when password is u's; otherwise an error for the
+// client: 403 invalid_password, 429 too_many_attempts with Retry-After
+// while the account (or meta.IP) is locked, 503 server_busy when no
+// hashing slot frees up in time, 503 password_check_unavailable when Redis
+// is unreachable. Attempts count into the same per-account and per-IP
+// throttle as login, before the hash runs, so a stolen session cannot
+// guess faster than a login can, and a lockout from either side refuses
+// both. A right password clears the account's failures, as a login does.
+//
+// Call it before opening a transaction: it may wait up to AUTH_HASH_WAIT
+// for a slot and then runs argon2id, and neither should hold a database
+// connection or a row lock. u needs Email and PasswordHash; re-read the
+// user in the transaction and check passwordUnchanged, so that a password
+// changed in between does not count as checked.
+func (s *Service) verifyPassword(ctx context.Context, u *User, password string, meta audit.Meta) error {
+	att, err := s.Throttle.Begin(ctx, u.Email, meta.IP)
+	if err != nil {
+		return &apperr.Error{Kind: apperr.Unavailable, Code: "password_check_unavailable", RetryAfter: 5, Err: err,
+			Message: "Password checks are briefly unavailable; try again in a few seconds."}
+	}
+	if att.RetryAfter > 0 {
+		return tooMany(att.RetryAfter)
+	}
+	ok, err := s.Hasher.Verify(ctx, password, u.PasswordHash)
+	if err != nil {
+		return cancelAttempt(ctx, att, err)
+	}
+	if !ok {
+		return s.failAttempt(ctx, att, u, meta, errInvalidPassword)
+	}
+	if err := att.Succeeded(ctx); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Msg("reset login throttle")
+	}
+	return nil
+}
+
+// passwordUnchanged returns errInvalidPassword when locked (the user as
+// re-read and locked in a transaction) no longer has the password hash that
+// verifyPassword checked in checked: it was changed in between.
+func passwordUnchanged(checked, locked *User) error {
+	if subtle.ConstantTimeCompare([]byte(checked.PasswordHash), []byte(locked.PasswordHash)) != 1 {
+		return errInvalidPassword
+	}
+	return nil
+}
+
+// reauthenticate checks the password of userID, for an operation that needs
+// it on top of an access token, and returns the user it checked. It runs
+// before the operation's transaction: the check may wait for a hashing slot
+// and must hold neither a connection nor a row lock meanwhile. The
+// transaction then calls passwordUnchanged with the row it locked.
+func (s *Service) reauthenticate(ctx context.Context, userID uuid.UUID, password string, meta audit.Meta) (*User, error) {
+	u, err := s.Users.UserByID(ctx, s.DB, userID, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.verifyPassword(ctx, u, password, meta); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// lockUser reads the caller's account with a row lock inside tx, after
+// checking that the caller's organization is active: account operations are
+// refused to a member of a suspended organization too.
+func (s *Service) lockUser(ctx context.Context, tx *sqlx.Tx, p *tenant.Principal) (*User, error) {
+	if err := tenant.CheckActive(ctx, tx, p.OrgID); err != nil {
+		return nil, err
+	}
+	return s.Users.UserByID(ctx, tx, p.UserID, true)
 }

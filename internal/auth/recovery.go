@@ -35,7 +35,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string, met
 	if err := CheckPassword("password", password); err != nil {
 		return err
 	}
-	hash, err := HashPassword(password, s.Params)
+	hash, err := s.Hasher.Hash(ctx, password)
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, meta audit.Met
 	if err := CheckPassword("password", in.Password); err != nil {
 		return err
 	}
-	hash, err := HashPassword(in.Password, s.Params)
+	hash, err := s.Hasher.Hash(ctx, in.Password)
 	if err != nil {
 		return err
 	}
@@ -196,6 +196,23 @@ func (s *Service) allowMail(ctx context.Context, kind, address string) bool {
 		zerolog.Ctx(ctx).Info().Str("kind", kind).Msg("mail limit reached; not sending")
 	}
 	return ok
+}
+
+// allowVerificationMail applies resend-verification's per-address limit
+// to a verification link the caller asked for (an email change), where a
+// refusal can be said: 429 too_many_emails with Retry-After. Like
+// allowMail it lets the email go when Redis is unreachable.
+func (s *Service) allowVerificationMail(ctx context.Context, address string) error {
+	wait, err := s.Throttle.AllowMailWait(ctx, "verify", address)
+	if err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Msg("mail throttle")
+		return nil
+	}
+	if wait > 0 {
+		return &apperr.Error{Kind: apperr.TooManyRequests, Code: "too_many_emails", RetryAfter: wait,
+			Message: fmt.Sprintf("This address was sent too many links lately; try again in %d seconds.", wait)}
+	}
+	return nil
 }
 
 // ifAccount runs fn in a transaction when email names an account, and does

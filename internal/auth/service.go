@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"fmt"
 	"net/mail"
 	"strings"
 	"time"
@@ -34,7 +33,8 @@ type Service struct {
 	Tokens   *Issuer
 	Box      *SecretBox
 	Throttle *Throttle
-	Params   PasswordParams
+	// Hasher runs every argon2id hash and verification, bounded.
+	Hasher *Hasher
 	// BaseURL is APP_BASE_URL; links in emails start with it.
 	BaseURL string
 	// Product names the TOTP issuer shown in authenticator apps.
@@ -63,7 +63,6 @@ type Session struct {
 
 var (
 	errInvalidCredentials = apperr.New(apperr.Unauthenticated, "invalid_credentials", "The email or password is wrong.")
-	errInvalidPassword    = apperr.New(apperr.Forbidden, "invalid_password", "The password is wrong.")
 	errInvalidRefresh     = apperr.New(apperr.Unauthenticated, "invalid_refresh_token", "The refresh token is invalid or expired; log in again.")
 	errBadToken           = apperr.New(apperr.Invalid, "invalid_token", "The link is invalid, expired or already used.")
 )
@@ -93,22 +92,6 @@ func (s *Service) auditAllOrgs(ctx context.Context, tx *sqlx.Tx, userID uuid.UUI
 			TargetType: "user", TargetID: userID.String(), IP: meta.IP, UserAgent: meta.UserAgent}); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// verifyPassword is the one check of a signed-in user's password outside
-// login: re-authentication before changing the email or the password,
-// turning 2FA on or off. It returns errInvalidPassword (403
-// invalid_password) on a mismatch. Every such check goes through here, so
-// that failures count into the login throttle in one place.
-func (s *Service) verifyPassword(ctx context.Context, u *User, password string, meta audit.Meta) error {
-	ok, err := VerifyPassword(password, u.PasswordHash)
-	if err != nil {
-		return fmt.Errorf("verify password: %w", err)
-	}
-	if !ok {
-		return errInvalidPassword
 	}
 	return nil
 }

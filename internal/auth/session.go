@@ -22,37 +22,40 @@ type LoginInput struct {
 }
 
 // Login checks credentials (and the second factor when 2FA is on) under the
-// throttle and opens a session in the user's first organization.
+// throttle and opens a session in the user's first organization. The
+// attempt is counted before the password is checked, so concurrent guesses
+// get at most the throttle's limit of password checks.
 func (s *Service) Login(ctx context.Context, in LoginInput, meta audit.Meta) (*Session, error) {
 	email := strings.ToLower(strings.TrimSpace(in.Email))
-	if wait, err := s.Throttle.Locked(ctx, email, meta.IP); err != nil {
+	att, err := s.Throttle.Begin(ctx, email, meta.IP)
+	if err != nil {
 		return nil, throttleDown(err)
-	} else if wait > 0 {
-		return nil, tooMany(wait)
+	} else if att.RetryAfter > 0 {
+		return nil, tooMany(att.RetryAfter)
 	}
 	u, err := s.Users.UserByEmail(ctx, s.DB, email)
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, err
+		return nil, cancelAttempt(ctx, att, err)
 	}
-	ok := false
-	if u != nil && err == nil {
-		ok, err = VerifyPassword(in.Password, u.PasswordHash)
-		if err != nil {
-			return nil, err
-		}
+	hash := dummyHash()
+	if err == nil {
+		hash = u.PasswordHash
 	} else {
-		_, _ = VerifyPassword(in.Password, dummyHash())
 		u = nil
 	}
-	if !ok {
-		return nil, s.failLogin(ctx, email, u, meta, errInvalidCredentials)
+	ok, err := s.Hasher.Verify(ctx, in.Password, hash)
+	if err != nil {
+		return nil, cancelAttempt(ctx, att, err)
+	}
+	if !ok || u == nil {
+		return nil, s.failAttempt(ctx, att, u, meta, errInvalidCredentials)
 	}
 	if u.EmailVerifiedAt == nil {
-		return nil, apperr.New(apperr.Forbidden, "email_not_verified", "Verify your email address first; we can send the link again.")
+		return nil, cancelAttempt(ctx, att, apperr.New(apperr.Forbidden, "email_not_verified", "Verify your email address first; we can send the link again."))
 	}
 	if u.TOTPEnabledAt != nil {
 		if strings.TrimSpace(in.TOTPCode) == "" {
-			return nil, apperr.New(apperr.Unauthenticated, "totp_required", "Enter the code from your authenticator app (or a recovery code).")
+			return nil, cancelAttempt(ctx, att, apperr.New(apperr.Unauthenticated, "totp_required", "Enter the code from your authenticator app (or a recovery code)."))
 		}
 		var accepted bool
 		err := postgres.InTx(ctx, s.DB, uuid.Nil, func(tx *sqlx.Tx) error {
@@ -64,13 +67,13 @@ func (s *Service) Login(ctx context.Context, in LoginInput, meta audit.Meta) (*S
 			return err
 		})
 		if err != nil {
-			return nil, err
+			return nil, cancelAttempt(ctx, att, err)
 		}
 		if !accepted {
-			return nil, s.failLogin(ctx, email, u, meta, apperr.New(apperr.Unauthenticated, "invalid_totp_code", "The authentication code is wrong or already used."))
+			return nil, s.failAttempt(ctx, att, u, meta, apperr.New(apperr.Unauthenticated, "invalid_totp_code", "The authentication code is wrong or already used."))
 		}
 	}
-	if err := s.Throttle.Reset(ctx, email); err != nil {
+	if err := att.Succeeded(ctx); err != nil {
 		zerolog.Ctx(ctx).Warn().Err(err).Msg("reset login throttle")
 	}
 	orgID, role, err := s.defaultOrg(ctx, u.ID)
@@ -107,20 +110,25 @@ func (s *Service) defaultOrg(ctx context.Context, userID uuid.UUID) (uuid.UUID, 
 	return ms[0].OrgID, ms[0].Role, nil
 }
 
-// failLogin counts a failure and, when it locks the account, records the
-// lockout in each of the user's organizations.
-func (s *Service) failLogin(ctx context.Context, email string, u *User, meta audit.Meta, cause error) error {
-	lockedNow, err := s.Throttle.Fail(ctx, email, meta.IP)
-	if err != nil {
-		return throttleDown(err)
-	}
-	if lockedNow && u != nil {
+// failAttempt leaves a wrong attempt counted and, when it locked the
+// account, records the lockout in each of the user's organizations.
+func (s *Service) failAttempt(ctx context.Context, att *Attempt, u *User, meta audit.Meta, cause error) error {
+	if att.Failed() && u != nil {
 		err := postgres.InTx(ctx, s.DB, uuid.Nil, func(tx *sqlx.Tx) error {
 			return s.auditAllOrgs(ctx, tx, u.ID, "user.login_locked", meta)
 		})
 		if err != nil {
 			return err
 		}
+	}
+	return cause
+}
+
+// cancelAttempt takes back an attempt that did not end in a wrong
+// password, and returns cause.
+func cancelAttempt(ctx context.Context, att *Attempt, cause error) error {
+	if err := att.Cancel(ctx); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Msg("take back password attempt")
 	}
 	return cause
 }
@@ -135,7 +143,7 @@ func throttleDown(err error) error {
 
 func tooMany(wait int) error {
 	return &apperr.Error{Kind: apperr.TooManyRequests, Code: "too_many_attempts", RetryAfter: wait,
-		Message: fmt.Sprintf("Too many failed logins; try again in %d seconds.", wait)}
+		Message: fmt.Sprintf("Too many wrong passwords; try again in %d seconds.", wait)}
 }
 
 // checkSecondFactor accepts a TOTP code for a step after the last one used

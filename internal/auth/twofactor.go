@@ -20,10 +20,7 @@ func (s *Service) TOTPSetup(ctx context.Context, p *tenant.Principal) (secret, o
 		return "", "", tenant.ErrUserOnly
 	}
 	err = postgres.InTx(ctx, s.DB, uuid.Nil, func(tx *sqlx.Tx) error {
-		if err := tenant.CheckActive(ctx, tx, p.OrgID); err != nil {
-			return err
-		}
-		u, err := s.Users.UserByID(ctx, tx, p.UserID, true)
+		u, err := s.lockUser(ctx, tx, p)
 		if err != nil {
 			return err
 		}
@@ -48,13 +45,17 @@ func (s *Service) TOTPEnable(ctx context.Context, p *tenant.Principal, code, pas
 	if !p.IsUser() {
 		return nil, tenant.ErrUserOnly
 	}
+	checked, err := s.reauthenticate(ctx, p.UserID, password, meta)
+	if err != nil {
+		return nil, err
+	}
 	var codes []string
-	err := postgres.InTx(ctx, s.DB, uuid.Nil, func(tx *sqlx.Tx) error {
-		if err := tenant.CheckActive(ctx, tx, p.OrgID); err != nil {
+	err = postgres.InTx(ctx, s.DB, uuid.Nil, func(tx *sqlx.Tx) error {
+		u, err := s.lockUser(ctx, tx, p)
+		if err != nil {
 			return err
 		}
-		u, err := s.Users.UserByID(ctx, tx, p.UserID, true)
-		if err != nil {
+		if err := passwordUnchanged(checked, u); err != nil {
 			return err
 		}
 		if u.TOTPEnabledAt != nil {
@@ -62,9 +63,6 @@ func (s *Service) TOTPEnable(ctx context.Context, p *tenant.Principal, code, pas
 		}
 		if u.TOTPSecret == nil {
 			return apperr.New(apperr.Conflict, "totp_not_set_up", "Call 2fa/setup first.")
-		}
-		if err := s.verifyPassword(ctx, u, password, meta); err != nil {
-			return err
 		}
 		secret, err := s.Box.Open(u.TOTPSecret, u.ID[:])
 		if err != nil {
@@ -94,23 +92,30 @@ func (s *Service) TOTPEnable(ctx context.Context, p *tenant.Principal, code, pas
 
 // TOTPDisable turns 2FA off; it needs the password and a current code (or a
 // recovery code), so a stolen access token alone cannot remove the factor.
-// The account's address is told.
+// The password check counts into the login throttle; the account's address
+// is told.
 func (s *Service) TOTPDisable(ctx context.Context, p *tenant.Principal, password, code string, meta audit.Meta) error {
 	if !p.IsUser() {
 		return tenant.ErrUserOnly
 	}
+	if u, err := s.Users.UserByID(ctx, s.DB, p.UserID, false); err != nil {
+		return err
+	} else if u.TOTPEnabledAt == nil {
+		return errTOTPNotEnabled
+	}
+	checked, err := s.reauthenticate(ctx, p.UserID, password, meta)
+	if err != nil {
+		return err
+	}
 	return postgres.InTx(ctx, s.DB, uuid.Nil, func(tx *sqlx.Tx) error {
-		if err := tenant.CheckActive(ctx, tx, p.OrgID); err != nil {
-			return err
-		}
-		u, err := s.Users.UserByID(ctx, tx, p.UserID, true)
+		u, err := s.lockUser(ctx, tx, p)
 		if err != nil {
 			return err
 		}
 		if u.TOTPEnabledAt == nil {
-			return apperr.New(apperr.Conflict, "totp_not_enabled", "Two-factor authentication is not on.")
+			return errTOTPNotEnabled
 		}
-		if err := s.verifyPassword(ctx, u, password, meta); err != nil {
+		if err := passwordUnchanged(checked, u); err != nil {
 			return err
 		}
 		ok, err := s.checkSecondFactor(ctx, tx, u, code)
@@ -133,3 +138,5 @@ func (s *Service) TOTPDisable(ctx context.Context, p *tenant.Principal, password
 		return s.auditAllOrgs(ctx, tx, u.ID, "user.2fa_disabled", meta)
 	})
 }
+
+var errTOTPNotEnabled = apperr.New(apperr.Conflict, "totp_not_enabled", "Two-factor authentication is not on.")

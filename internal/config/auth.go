@@ -3,7 +3,10 @@ package config
 import (
 	"encoding/base64"
 	"fmt"
+	"net/netip"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Auth holds the identity secrets and switches of cmd/api.
@@ -17,6 +20,16 @@ type Auth struct {
 	// RefreshCookie hands the refresh token to browsers as an HttpOnly,
 	// Secure, SameSite=Strict cookie instead of in the JSON body.
 	RefreshCookie bool
+	// HashConcurrency bounds argon2id runs at once (AUTH_HASH_CONCURRENCY);
+	// 0 means derived from the memory limit and cores when the API starts.
+	HashConcurrency int
+	// HashWait is how long a request waits for a hashing slot before 503
+	// server_busy (AUTH_HASH_WAIT).
+	HashWait time.Duration
+	// Per-IP budgets of the anonymous endpoints that hash or mail:
+	// AUTH_RATE_REGISTER, AUTH_RATE_PASSWORD_RESET (forgot and reset
+	// together), AUTH_RATE_INVITATION_ACCEPT.
+	RegisterRate, PasswordResetRate, InvitationAcceptRate Rate
 }
 
 func loadAuth(l *Loader) Auth {
@@ -25,8 +38,61 @@ func loadAuth(l *Loader) Auth {
 		JWTPreviousSigningKey: l.Key("JWT_PREVIOUS_SIGNING_KEY", false, 32, 0),
 		TOTPEncryptionKey:     l.Key("TOTP_ENCRYPTION_KEY", true, 32, 32),
 		RefreshCookie:         l.OneOf("AUTH_REFRESH_COOKIE", "false", "true", "false") == "true",
+		HashConcurrency:       l.Int("AUTH_HASH_CONCURRENCY", 0, 0, 1024),
+		HashWait:              l.Duration("AUTH_HASH_WAIT", 2*time.Second, 10*time.Millisecond),
+		RegisterRate:          l.Rate("AUTH_RATE_REGISTER", Rate{N: 20, Window: time.Hour}),
+		PasswordResetRate:     l.Rate("AUTH_RATE_PASSWORD_RESET", Rate{N: 30, Window: time.Hour}),
+		InvitationAcceptRate:  l.Rate("AUTH_RATE_INVITATION_ACCEPT", Rate{N: 60, Window: time.Hour}),
 	}
 	return a
+}
+
+// Rate is a budget of N requests per Window.
+type Rate struct {
+	N      int
+	Window time.Duration
+}
+
+func (r Rate) String() string { return fmt.Sprintf("%d/%s", r.N, r.Window) }
+
+// Rate reads a budget written N/duration, such as 20/1h or 5/10m.
+func (l *Loader) Rate(key string, def Rate) Rate {
+	v, ok := l.lookup(key)
+	if !ok {
+		return def
+	}
+	ns, ds, found := strings.Cut(v, "/")
+	n, nerr := strconv.Atoi(strings.TrimSpace(ns))
+	d, derr := time.ParseDuration(strings.TrimSpace(ds))
+	if !found || nerr != nil || derr != nil || n < 1 || n > 1_000_000 || d < time.Second || d > 24*time.Hour {
+		l.fail(key, "must be requests/duration such as 20/1h (1 to 1000000 requests, 1s to 24h), got %q", v)
+		return def
+	}
+	return Rate{N: n, Window: d}
+}
+
+// TrustedProxies reads a comma-separated list of IP addresses and CIDRs.
+// A prefix that covers every address is refused: it would let any client
+// choose its own X-Forwarded-For.
+func (l *Loader) TrustedProxies(key string) []string {
+	var out []string
+	for _, v := range l.List(key) {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, aerr := netip.ParseAddr(v)
+			if aerr != nil {
+				l.fail(key, "must be IP addresses or CIDRs such as 10.0.0.0/8, got %q", v)
+				continue
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if p.Bits() == 0 {
+			l.fail(key, "must not trust every address (%q): any client could then forge X-Forwarded-For", v)
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 // Key returns a base64-encoded secret (standard or URL alphabet, padding

@@ -2,8 +2,10 @@ package config
 
 import (
 	"encoding/base64"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func apiEnv(over map[string]string) Getenv {
@@ -55,5 +57,42 @@ func TestAuthConfig(t *testing.T) {
 	_, err = LoadAPI(apiEnv(map[string]string{"JWT_SIGNING_KEY": "", "TOTP_ENCRYPTION_KEY": ""}))
 	if err == nil || !strings.Contains(err.Error(), "JWT_SIGNING_KEY") || !strings.Contains(err.Error(), "TOTP_ENCRYPTION_KEY") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+func TestThrottleConfig(t *testing.T) {
+	c, err := LoadAPI(apiEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TrustedProxies != nil || c.HashConcurrency != 0 || c.HashWait != 2*time.Second ||
+		c.RegisterRate != (Rate{20, time.Hour}) || c.PasswordResetRate != (Rate{30, time.Hour}) || c.InvitationAcceptRate != (Rate{60, time.Hour}) {
+		t.Fatalf("defaults: proxies %q, %+v", c.TrustedProxies, c.Auth)
+	}
+	c, err = LoadAPI(apiEnv(map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7 ,2001:db8::/32", "AUTH_HASH_CONCURRENCY": "3",
+		"AUTH_HASH_WAIT": "500ms", "AUTH_RATE_REGISTER": "5/10m", "AUTH_RATE_PASSWORD_RESET": "100 / 24h", "AUTH_RATE_INVITATION_ACCEPT": "1/1s"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.TrustedProxies, []string{"10.0.0.0/8", "192.0.2.7", "2001:db8::/32"}) || c.HashConcurrency != 3 || c.HashWait != 500*time.Millisecond ||
+		c.RegisterRate != (Rate{5, 10 * time.Minute}) || c.PasswordResetRate != (Rate{100, 24 * time.Hour}) || c.InvitationAcceptRate != (Rate{1, time.Second}) {
+		t.Fatalf("read: proxies %q, %+v", c.TrustedProxies, c.Auth)
+	}
+
+	cases := map[string]map[string]string{
+		"TRUSTED_PROXIES must be IP addresses or CIDRs":         {"TRUSTED_PROXIES": "10.0.0.0/8,proxy.internal"},
+		"TRUSTED_PROXIES must not trust every address":          {"TRUSTED_PROXIES": "0.0.0.0/0"},
+		"TRUSTED_PROXIES must not trust every address (\"::/0":  {"TRUSTED_PROXIES": "::/0"},
+		"AUTH_HASH_CONCURRENCY must be a whole number":          {"AUTH_HASH_CONCURRENCY": "-1"},
+		"AUTH_HASH_WAIT must be a duration":                     {"AUTH_HASH_WAIT": "1ms"},
+		"AUTH_RATE_REGISTER must be requests/duration":          {"AUTH_RATE_REGISTER": "20"},
+		"AUTH_RATE_PASSWORD_RESET must be requests/duration":    {"AUTH_RATE_PASSWORD_RESET": "0/1h"},
+		"AUTH_RATE_INVITATION_ACCEPT must be requests/duration": {"AUTH_RATE_INVITATION_ACCEPT": "10/forever"},
+	}
+	for want, over := range cases {
+		_, err := LoadAPI(apiEnv(over))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v: error %v, want it to contain %q", over, err, want)
+		}
 	}
 }

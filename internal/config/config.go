@@ -110,9 +110,12 @@ type API struct {
 	Auth
 	HTTPAddr           string
 	CORSAllowedOrigins []string
-	MaxBodyBytes       int
-	ShutdownTimeout    time.Duration
-	AdminQueuesToken   string
+	// TrustedProxies are the proxies whose X-Forwarded-For names the client
+	// (TRUSTED_PROXIES); empty trusts none.
+	TrustedProxies   []string
+	MaxBodyBytes     int
+	ShutdownTimeout  time.Duration
+	AdminQueuesToken string
 }
 
 // LoadAPI reads cmd/api's configuration.
@@ -126,6 +129,7 @@ func LoadAPI(get Getenv) (API, error) {
 		Auth:               loadAuth(l),
 		HTTPAddr:           l.Addr("HTTP_ADDR", ":8080"),
 		CORSAllowedOrigins: l.List("CORS_ALLOWED_ORIGINS"),
+		TrustedProxies:     l.TrustedProxies("TRUSTED_PROXIES"),
 		MaxBodyBytes:       l.Int("HTTP_MAX_BODY_BYTES", 1<<20, 1024, 1<<30),
 		ShutdownTimeout:    l.Duration("SHUTDOWN_TIMEOUT", 15*time.Second, time.Second),
 	}

@@ -60,14 +60,14 @@ type authHandlers struct {
 func (h *authHandlers) register(v1 *gin.RouterGroup, authn *Authenticator) {
 	required := authn.Required()
 	a := v1.Group("/auth")
-	a.POST("/register", H(h.register_))
+	a.POST("/register", h.perIP(auth.LimitRegister), H(h.register_))
 	a.POST("/verify-email", H(h.verifyEmail))
 	a.POST("/resend-verification", H(h.resendVerification))
 	a.POST("/login", H(h.login))
 	a.POST("/refresh", H(h.refresh))
 	a.POST("/logout", H(h.logout))
-	a.POST("/password/forgot", H(h.forgotPassword))
-	a.POST("/password/reset", H(h.resetPassword))
+	a.POST("/password/forgot", h.perIP(auth.LimitPasswordReset), H(h.forgotPassword))
+	a.POST("/password/reset", h.perIP(auth.LimitPasswordReset), H(h.resetPassword))
 	// Switching away is how a member of a suspended organization reaches
 	// their other ones: the target is checked, not the current one.
 	a.POST("/switch-org", required, H(h.switchOrg))
@@ -77,7 +77,24 @@ func (h *authHandlers) register(v1 *gin.RouterGroup, authn *Authenticator) {
 
 	v1.GET("/me", required, H(h.me))
 	v1.PATCH("/me", required, H(h.updateMe))
-	v1.POST("/invitations/accept", authn.Optional(), H(h.acceptInvitation))
+	v1.POST("/invitations/accept", authn.Optional(), h.perIP(auth.LimitInvitationAccept), H(h.acceptInvitation))
+}
+
+// perIP spends one of the client IP's budget of l on an anonymous request,
+// and refuses it (429 too_many_requests, Retry-After) once the budget is
+// spent. These endpoints hash a password or send mail, for anyone. It runs
+// after the authenticate middleware, if any: a caller with a session is not
+// counted.
+func (h *authHandlers) perIP(l auth.Limit) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if principal(c) == nil {
+			if err := h.auth.LimitIP(c.Request.Context(), l, c.ClientIP()); err != nil {
+				writeProblem(c, err)
+				return
+			}
+		}
+		c.Next()
+	}
 }
 
 type registerRequest struct {

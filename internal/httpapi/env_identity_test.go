@@ -62,6 +62,11 @@ type envOpts struct {
 	cookie bool
 	noMail bool
 	params *auth.PasswordParams
+	// limits are the hashing bound and per-IP budgets; zero fields take
+	// the defaults.
+	limits app.Limits
+	// trustedProxies is TRUSTED_PROXIES.
+	trustedProxies []string
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -76,9 +81,10 @@ func newEnv(t testing.TB, o envOpts) *env {
 		params = *o.params
 	}
 	e := &env{t: t, db: db, redis: rs, clock: ck}
-	api, err := app.NewAPI(app.APIDeps{DB: db.App, Redis: rdb, BaseURL: baseURL, Params: params, Now: ck.Now,
+	api, err := app.NewAPI(app.APIDeps{DB: db.App, Redis: rdb, BaseURL: baseURL, Params: params, Now: ck.Now, Limits: o.limits,
 		Keys: app.Keys{JWTSigning: bytes.Repeat([]byte("k"), 32), TOTPEncryption: bytes.Repeat([]byte("t"), 32)},
-		HTTP: httpapi.Deps{Log: zerolog.Nop(), Health: &health.Checker{}, RefreshCookie: o.cookie, CORSAllowedOrigins: []string{"https://spa.keel.test"}}})
+		HTTP: httpapi.Deps{Log: zerolog.Nop(), Health: &health.Checker{}, RefreshCookie: o.cookie, CORSAllowedOrigins: []string{"https://spa.keel.test"},
+			TrustedProxies: o.trustedProxies}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,9 @@ func problemFor(err error) Problem {
 	}
 }
 
-// writeProblem answers with err as problem+json, logging and reporting 5xx.
+// writeProblem answers with err as problem+json, logging and reporting 5xx
+// (except an Unavailable error without a cause: load the service shed on
+// purpose, which would otherwise flood Sentry exactly when it is busiest).
 func writeProblem(c *gin.Context, err error) {
 	p := problemFor(err)
 	p.Instance = c.Request.URL.Path
@@ -71,7 +73,10 @@ func writeProblem(c *gin.Context, err error) {
 	if e, ok := apperr.As(err); ok && e.RetryAfter > 0 {
 		c.Header("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
-	if p.Status >= 500 {
+	if e, ok := apperr.As(err); ok && e.Kind == apperr.Unavailable && e.Err == nil {
+		// Load shed on purpose (server_busy): a warning, not an incident.
+		zerolog.Ctx(c.Request.Context()).Warn().Str("code", e.Code).Msg("request shed")
+	} else if p.Status >= 500 {
 		zerolog.Ctx(c.Request.Context()).Error().Err(err).Msg("request failed")
 		sentry.Capture(c.Request.Context(), err, map[string]string{"route": c.FullPath()})
 	}

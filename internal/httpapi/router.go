@@ -24,6 +24,12 @@ type Deps struct {
 	CORSAllowedOrigins []string
 	MaxBodyBytes       int64
 	Production         bool
+	// TrustedProxies (TRUSTED_PROXIES) are the addresses or CIDRs of the
+	// proxies in front of the API. Only a request from one of them has its
+	// X-Forwarded-For read, right to left past the trusted hops, for the
+	// client IP that per-IP limits and the audit log use; otherwise the
+	// client IP is the socket peer. Empty: no proxy is trusted.
+	TrustedProxies []string
 	// Mounts add handlers outside Gin's routing (e.g. the queue UI) under a prefix.
 	Mounts map[string]http.Handler
 	// The capabilities' services; a nil service leaves its routes out.
@@ -51,7 +57,12 @@ func New(d Deps) (http.Handler, error) {
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
 	r.ContextWithFallback = true
-	if err := r.SetTrustedProxies(nil); err != nil {
+	// X-Forwarded-For only: X-Real-IP is not appended to but replaced, and
+	// a proxy that does not set it passes on what the client sent.
+	r.ForwardedByClientIP = true
+	r.RemoteIPHeaders = []string{"X-Forwarded-For"}
+	r.TrustedPlatform = ""
+	if err := r.SetTrustedProxies(d.TrustedProxies); err != nil {
 		return nil, err
 	}
 	if d.MaxBodyBytes <= 0 {
