@@ -110,7 +110,7 @@ func TestPasswordChecksShareTheLoginThrottle(t *testing.T) {
 		}
 		return c
 	}
-	e.expect(req{method: "POST", path: "/api/v1/auth/2fa/enable", token: s.AccessToken, body: map[string]string{"code": code()}}, 200, nil)
+	e.expect(req{method: "POST", path: "/api/v1/auth/2fa/enable", token: s.AccessToken, body: map[string]string{"code": code(), "password": password}}, 200, nil)
 	e.clock.Advance(30 * time.Second)
 
 	patch := func(current string) req {
@@ -223,7 +223,7 @@ func TestHashingIsBounded(t *testing.T) {
 	created, busy := 0, 0
 	for i, w := range e.concurrently(rs) {
 		switch c := problemCode(w); {
-		case w.Code == 201:
+		case w.Code == 202:
 			created++
 		case w.Code == 503 && c == "server_busy":
 			busy++
@@ -241,7 +241,7 @@ func TestHashingIsBounded(t *testing.T) {
 		t.Fatalf("hasher stats %+v after %d busy answers", st, busy)
 	}
 	e.expect(req{method: "POST", path: "/api/v1/auth/register", ip: "198.51.100.99",
-		body: map[string]any{"email": "after@example.com", "password": password, "name": "After"}}, 201, nil)
+		body: map[string]any{"email": "after@example.com", "password": password, "name": "After"}}, 202, nil)
 }
 
 // TestPerIPLimits: one address can make the API register accounts, send
@@ -259,15 +259,15 @@ func TestPerIPLimits(t *testing.T) {
 			body: map[string]any{"email": fmt.Sprintf("r%d@example.com", i), "password": password, "name": "R"}}
 	}
 	for i := range 3 {
-		e.expect(register("198.51.100.10", i), 201, nil)
+		e.expect(register("198.51.100.10", i), 202, nil)
 	}
 	retryAfter(t, e.problem(register("198.51.100.10", 3), 429, "too_many_requests"), 3600)
-	e.expect(register("198.51.100.11", 4), 201, nil)
-	e.expect(register("[2001:db8:1:2::1]", 5), 201, nil)
-	e.expect(register("[2001:db8:1:2::2]", 6), 201, nil)
-	e.expect(register("[2001:db8:1:2:ffff::3]", 7), 201, nil)
+	e.expect(register("198.51.100.11", 4), 202, nil)
+	e.expect(register("[2001:db8:1:2::1]", 5), 202, nil)
+	e.expect(register("[2001:db8:1:2::2]", 6), 202, nil)
+	e.expect(register("[2001:db8:1:2:ffff::3]", 7), 202, nil)
 	e.problem(register("[2001:db8:1:2::4]", 8), 429, "too_many_requests")
-	e.expect(register("[2001:db8:1:3::1]", 9), 201, nil)
+	e.expect(register("[2001:db8:1:3::1]", 9), 202, nil)
 
 	// Forgot and reset share one budget.
 	forgot := func(ip string) req {
@@ -305,7 +305,7 @@ func TestEmailChangeMailIsLimited(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOpts{})
 	s := e.signup("mia@example.com", "Mia", "")
-	change := req{method: "PATCH", path: "/api/v1/me", token: s.AccessToken, body: map[string]string{"email": "victim@example.org"}}
+	change := req{method: "PATCH", path: "/api/v1/me", token: s.AccessToken, body: map[string]string{"email": "victim@example.org", "current_password": password}}
 	for range auth.MailLimit {
 		e.expect(change, 200, nil)
 	}
