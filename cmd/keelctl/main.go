@@ -28,14 +28,14 @@ const usage = `usage: keelctl COMMAND
 commands:
   migrate up       apply pending migrations as DATABASE_OWNER_URL and provision the
                    application role named in DATABASE_URL
-  migrate down     roll back the latest migration
+  migrate down     roll back the latest migration (and re-grant the application role)
   migrate redo     roll back the latest migration and apply it again
   migrate status   list migrations and whether each is applied
   migrate reset    roll back every migration (drops all of Keel's tables)
   doctor           check PostgreSQL, migrations, Redis and SMTP
   seed-demo        create a demo organization with an owner, an admin and a member,
                    a second organization and invitations; prints the logins
-                   (a second run changes nothing)
+                   (a second run changes nothing; refused with ENV=production)
   gen-keys         print fresh JWT_SIGNING_KEY and TOTP_ENCRYPTION_KEY lines for an
                    env file (e.g. keelctl gen-keys >> .env)
 ` + fleetUsage
@@ -110,7 +110,12 @@ func runMigrate(ctx context.Context, cfg *config.Ctl, args []string, out io.Writ
 		fmt.Fprintln(out, "application role ready")
 		return nil
 	case "down":
-		return m.Down(ctx, out)
+		// A migration's Down may recreate a function with default
+		// privileges; the grants are the same job as after up.
+		if err := m.Down(ctx, out); err != nil {
+			return err
+		}
+		return m.EnsureAppRole(ctx, mc.AppURL)
 	case "redo":
 		if err := m.Redo(ctx, out); err != nil {
 			return err
@@ -124,7 +129,13 @@ func runMigrate(ctx context.Context, cfg *config.Ctl, args []string, out io.Writ
 	return fmt.Errorf("%w: unknown migrate command %q", errUsage, args[0])
 }
 
+// errSeedInProduction: the demo's accounts share a published password.
+var errSeedInProduction = errors.New("seed-demo refuses to run with ENV=production: it creates accounts whose password is printed and published")
+
 func runSeedDemo(ctx context.Context, cfg *config.Ctl, out io.Writer) error {
+	if cfg.Env == "production" {
+		return errSeedInProduction
+	}
 	pc, err := cfg.Seed()
 	if err != nil {
 		return err

@@ -10,8 +10,10 @@ import (
 )
 
 // Postgres checks that db answers and that its role cannot bypass Row
-// Level Security (neither BYPASSRLS nor a superuser), and reports the
-// server version and the role.
+// Level Security (neither BYPASSRLS nor a superuser, nor a member of a role
+// that is or that owns tables, and no SECURITY DEFINER function open to
+// every role: migrate.CheckAppRole), and reports the server version and the
+// role.
 func Postgres(db sqlx.QueryerContext) Check {
 	return Check{Name: "postgres", Probe: func(ctx context.Context) (string, error) {
 		var v, role string
@@ -24,6 +26,9 @@ func Postgres(db sqlx.QueryerContext) Check {
 		}
 		if bypass || super {
 			return "", fmt.Errorf("DATABASE_URL connects as %q, which bypasses Row Level Security; use the application role", role)
+		}
+		if err := migrate.CheckAppRole(ctx, db, role); err != nil {
+			return "", err
 		}
 		return fmt.Sprintf("PostgreSQL %s as %s", v, role), nil
 	}}

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
+	"strings"
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
@@ -208,6 +210,9 @@ func (m *Migrator) EnsureAppRole(ctx context.Context, appURL string) error {
 	if owned > 0 {
 		return fmt.Errorf("role %q owns %d tables, views or sequences; the application role must own nothing, so Row Level Security binds it", role, owned)
 	}
+	if err := refuseEscalation(ctx, tx, role, owner); err != nil {
+		return err
+	}
 
 	r := postgres.QuoteIdentifier(role)
 	var dbname string
@@ -223,6 +228,19 @@ func (m *Migrator) EnsureAppRole(ctx context.Context, appURL string) error {
 		"REVOKE ALL ON goose_db_version FROM " + r,
 		"GRANT SELECT ON goose_db_version TO " + r,
 	}
+	fns, err := definerFunctions(ctx, tx)
+	if err != nil {
+		return err
+	}
+	for _, f := range fns {
+		// A SECURITY DEFINER function runs as the owner, past RLS: only
+		// the application role may call the ones it needs, and nobody the
+		// rest (triggers need no EXECUTE privilege).
+		stmts = append(stmts, "REVOKE EXECUTE ON FUNCTION "+f.name+" FROM PUBLIC, "+r)
+		if slices.Contains(AppFunctions, f.signature) {
+			stmts = append(stmts, "GRANT EXECUTE ON FUNCTION "+f.name+" TO "+r)
+		}
+	}
 	for _, s := range stmts {
 		if _, err := tx.ExecContext(ctx, s); err != nil {
 			return fmt.Errorf("grant to %s: %q: %w", role, s, err)
@@ -230,6 +248,132 @@ func (m *Migrator) EnsureAppRole(ctx context.Context, appURL string) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("ensure app role: %w", err)
+	}
+	return nil
+}
+
+// AppFunctions are the SECURITY DEFINER functions (by name and argument
+// types) that the application role may execute: the lookups made before a
+// tenant is known. EnsureAppRole revokes EXECUTE on every other SECURITY
+// DEFINER function in public from everyone; a migration that adds a lookup
+// the application calls adds it here.
+var AppFunctions = []string{
+	"identity_user_memberships(uuid)",
+	"identity_api_key_by_prefix(text)",
+	"identity_invitation_by_token(bytea)",
+}
+
+// Queryer is what the role checks read the catalog through (*sql.DB,
+// *sql.Tx, *sqlx.DB).
+type Queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+type definerFunction struct {
+	name      string // as regprocedure prints it, for statements
+	signature string // name(argument types), as in AppFunctions
+	public    bool   // every role may execute it
+}
+
+// definerFunctions lists the SECURITY DEFINER functions in schema public.
+func definerFunctions(ctx context.Context, q Queryer) ([]definerFunction, error) {
+	rows, err := q.QueryContext(ctx, `SELECT p.oid::regprocedure::text,
+		p.proname || '(' || COALESCE((SELECT string_agg(format_type(a.t, NULL), ',' ORDER BY a.i)
+			FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY AS a(t, i)), '') || ')',
+		EXISTS (SELECT 1 FROM aclexplode(COALESCE(p.proacl, acldefault('f', p.proowner))) x
+			WHERE x.grantee = 0 AND x.privilege_type = 'EXECUTE')
+		FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace AND p.prosecdef ORDER BY 2`)
+	if err != nil {
+		return nil, fmt.Errorf("list security definer functions: %w", err)
+	}
+	defer rows.Close()
+	var out []definerFunction
+	for rows.Next() {
+		var f definerFunction
+		if err := rows.Scan(&f.name, &f.signature, &f.public); err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// escalations lists, as "name (why)", the roles that role is a member of,
+// directly or through other roles, and that Row Level Security does not
+// bind: superusers, roles with BYPASSRLS, owner (the migration owner; empty
+// when unknown) and any role owning a table, view or sequence in public.
+// Membership alone is enough: NOINHERIT or not, a member may SET ROLE.
+func escalations(ctx context.Context, q Queryer, role, owner string) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT r.rolname, r.rolsuper, r.rolbypassrls,
+		(SELECT count(*) FROM pg_class c WHERE c.relowner = r.oid AND c.relnamespace = 'public'::regnamespace
+			AND c.relkind NOT IN ('i', 'I', 't'))
+		FROM pg_roles r WHERE r.rolname <> $1 AND pg_has_role($1, r.oid, 'MEMBER') ORDER BY 1`, role)
+	if err != nil {
+		return nil, fmt.Errorf("check role memberships: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var (
+			name          string
+			super, bypass bool
+			owned         int
+		)
+		if err := rows.Scan(&name, &super, &bypass, &owned); err != nil {
+			return nil, err
+		}
+		var why []string
+		if name == owner {
+			why = append(why, "the migration owner")
+		}
+		if super {
+			why = append(why, "superuser")
+		}
+		if bypass {
+			why = append(why, "BYPASSRLS")
+		}
+		if owned > 0 {
+			why = append(why, fmt.Sprintf("owns %d tables, views or sequences", owned))
+		}
+		if len(why) > 0 {
+			out = append(out, fmt.Sprintf("%s (%s)", name, strings.Join(why, ", ")))
+		}
+	}
+	return out, rows.Err()
+}
+
+func refuseEscalation(ctx context.Context, q Queryer, role, owner string) error {
+	roles, err := escalations(ctx, q, role, owner)
+	if err != nil {
+		return err
+	}
+	if len(roles) > 0 {
+		return fmt.Errorf("role %q from DATABASE_URL is a member of %s; with SET ROLE it would escape Row Level Security: REVOKE those roles FROM %s",
+			role, strings.Join(roles, ", "), postgres.QuoteIdentifier(role))
+	}
+	return nil
+}
+
+// CheckAppRole reports what makes role (the role DATABASE_URL connects as)
+// unfit to run under Row Level Security, for keelctl doctor: membership in a
+// role RLS does not bind, and SECURITY DEFINER functions that everyone may
+// execute (keelctl migrate up fixes those). nil means fit.
+func CheckAppRole(ctx context.Context, q Queryer, role string) error {
+	if err := refuseEscalation(ctx, q, role, ""); err != nil {
+		return err
+	}
+	fns, err := definerFunctions(ctx, q)
+	if err != nil {
+		return err
+	}
+	var open []string
+	for _, f := range fns {
+		if f.public {
+			open = append(open, f.signature)
+		}
+	}
+	if len(open) > 0 {
+		return fmt.Errorf("SECURITY DEFINER functions executable by every role: %s; run keelctl migrate up", strings.Join(open, ", "))
 	}
 	return nil
 }

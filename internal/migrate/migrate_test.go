@@ -429,29 +429,136 @@ func TestEnsureAppRoleRefuses(t *testing.T) {
 		}
 	}
 	// Each case makes the role unfit in one way; EnsureAppRole must refuse
-	// rather than hand the binaries a role that RLS does not bind.
+	// rather than hand the binaries a role that RLS does not bind. A member
+	// of a role may SET ROLE to it, so membership counts as being it.
+	// Formats get the role (%[1]s) and two helper roles (%[2]s, %[3]s).
 	cases := []struct {
 		name, setup, want string
 	}{
-		{"superuser", "CREATE ROLE %s LOGIN SUPERUSER", "superuser or has BYPASSRLS"},
-		{"bypassrls", "CREATE ROLE %s LOGIN BYPASSRLS", "superuser or has BYPASSRLS"},
+		{"superuser", "CREATE ROLE %[1]s LOGIN SUPERUSER", "superuser or has BYPASSRLS"},
+		{"bypassrls", "CREATE ROLE %[1]s LOGIN BYPASSRLS", "superuser or has BYPASSRLS"},
 		{"owns a table", "CREATE ROLE %[1]s LOGIN; ALTER TABLE sent_emails OWNER TO %[1]s", "owns 1 tables, views or sequences"},
+		{"member of the owner", "CREATE ROLE %[1]s LOGIN IN ROLE " + postgres.QuoteIdentifier(current), "is a member of " + current + " (the migration owner"},
+		{"member of a BYPASSRLS role", "CREATE ROLE %[2]s NOLOGIN BYPASSRLS; CREATE ROLE %[1]s LOGIN NOINHERIT IN ROLE %[2]s", "(BYPASSRLS)"},
+		{"member of a table owner, through another role", "CREATE ROLE %[2]s NOLOGIN; ALTER TABLE sent_emails OWNER TO %[2]s; " +
+			"CREATE ROLE %[3]s NOLOGIN IN ROLE %[2]s; CREATE ROLE %[1]s LOGIN IN ROLE %[3]s", "(owns 1 tables, views or sequences)"},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			role := fmt.Sprintf("%s_r%d", e.AppRole, i)
-			q := postgres.QuoteIdentifier(role)
-			exec(t, fmt.Sprintf(tc.setup, q))
+			names := []string{role, role + "_h1", role + "_h2"}
+			var q []any
+			for _, n := range names {
+				q = append(q, postgres.QuoteIdentifier(n))
+			}
+			exec(t, fmt.Sprintf(tc.setup, q...))
 			t.Cleanup(func() {
 				_, _ = owner.Exec("ALTER TABLE sent_emails OWNER TO " + postgres.QuoteIdentifier(current))
-				_, _ = owner.Exec("DROP OWNED BY " + q)
-				_, _ = owner.Exec("DROP ROLE IF EXISTS " + q)
+				for _, n := range names {
+					_, _ = owner.Exec("DROP OWNED BY " + postgres.QuoteIdentifier(n))
+					_, _ = owner.Exec("DROP ROLE IF EXISTS " + postgres.QuoteIdentifier(n))
+				}
 			})
 			err := m.EnsureAppRole(ctx, postgrestest.URL(e.Name, role, "pw"))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// SECURITY DEFINER functions run as the owner, past Row Level Security.
+// PostgreSQL lets every role execute a new function, and every role may
+// connect to a database by default: without the revoke, any login role on
+// the server could read memberships or API key hashes through them.
+func TestDefinerFunctionsOnlyForTheAppRole(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := postgrestest.NewEmpty(t)
+	m := mustNew(t, e.OwnerURL)
+	owner := mustOpen(t, e.OwnerURL)
+	if err := m.Up(ctx, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.EnsureAppRole(ctx, e.AppURL); err != nil {
+		t.Fatal(err)
+	}
+	intruder := e.AppRole + "_x"
+	if _, err := owner.Exec("CREATE ROLE " + postgres.QuoteIdentifier(intruder) + " LOGIN PASSWORD 'pw'"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = owner.Exec("DROP ROLE IF EXISTS " + postgres.QuoteIdentifier(intruder)) })
+
+	calls := map[string]string{
+		"identity_user_memberships(uuid)":     `SELECT count(*) FROM identity_user_memberships(gen_random_uuid())`,
+		"identity_api_key_by_prefix(text)":    `SELECT count(*) FROM identity_api_key_by_prefix('000000000000')`,
+		"identity_invitation_by_token(bytea)": `SELECT count(*) FROM identity_invitation_by_token('\x00')`,
+	}
+	if len(calls) != len(migrate.AppFunctions) {
+		t.Fatalf("AppFunctions %v: add a call here", migrate.AppFunctions)
+	}
+	app, other := mustOpen(t, e.AppURL), mustOpen(t, postgrestest.URL(e.Name, intruder, "pw"))
+	for _, fn := range migrate.AppFunctions {
+		var n int
+		if err := app.QueryRow(calls[fn]).Scan(&n); err != nil {
+			t.Errorf("app role cannot call %s: %v", fn, err)
+		}
+		if err := other.QueryRow(calls[fn]).Scan(&n); err == nil || !strings.Contains(err.Error(), "permission denied") {
+			t.Errorf("another role called %s: %v", fn, err)
+		}
+	}
+	// No SECURITY DEFINER function in public, lookups or trigger helpers,
+	// is executable by PUBLIC or by a role other than the app role.
+	rows, err := owner.Query(`SELECT p.oid::regprocedure::text, has_function_privilege($1, p.oid, 'EXECUTE'), has_function_privilege($2, p.oid, 'EXECUTE')
+		FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace AND p.prosecdef`, e.AppRole, intruder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var fn string
+		var byApp, byOther bool
+		if err := rows.Scan(&fn, &byApp, &byOther); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		want := false
+		for _, a := range migrate.AppFunctions {
+			want = want || strings.HasPrefix(a, strings.SplitN(fn, "(", 2)[0]+"(")
+		}
+		if byApp != want || byOther {
+			t.Errorf("%s: app role may execute %v (want %v), another role %v", fn, byApp, want, byOther)
+		}
+	}
+	if n < 6 {
+		t.Errorf("found %d SECURITY DEFINER functions, want at least 6", n)
+	}
+	if err := migrate.CheckAppRole(ctx, app, e.AppRole); err != nil {
+		t.Errorf("CheckAppRole after migrate up: %v", err)
+	}
+
+	// What keelctl doctor reports: a function re-opened to everyone, then
+	// the app role made a member of the owner.
+	if _, err := owner.Exec(`GRANT EXECUTE ON FUNCTION identity_api_key_by_prefix(text) TO PUBLIC`); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate.CheckAppRole(ctx, app, e.AppRole); err == nil || !strings.Contains(err.Error(), "identity_api_key_by_prefix(text)") {
+		t.Errorf("CheckAppRole with a public definer function: %v", err)
+	}
+	if err := m.EnsureAppRole(ctx, e.AppURL); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate.CheckAppRole(ctx, app, e.AppRole); err != nil {
+		t.Errorf("CheckAppRole after migrate up again: %v", err)
+	}
+	var current string
+	_ = owner.QueryRow(`SELECT current_user`).Scan(&current)
+	if _, err := owner.Exec("GRANT " + postgres.QuoteIdentifier(current) + " TO " + postgres.QuoteIdentifier(e.AppRole)); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate.CheckAppRole(ctx, app, e.AppRole); err == nil || !strings.Contains(err.Error(), "is a member of "+current) {
+		t.Errorf("CheckAppRole as a member of the owner: %v", err)
 	}
 }
 
