@@ -270,8 +270,11 @@ func (h *orgHandlers) resendInvitation(c *gin.Context) error {
 }
 
 type apiKeyRequest struct {
-	Name string `json:"name"`
-	Role string `json:"role"`
+	Name      string `json:"name"`
+	Role      string `json:"role"`
+	ExpiresAt string `json:"expires_at"` // RFC 3339; empty: no expiry
+
+	expiresAt *time.Time
 }
 
 func (r *apiKeyRequest) Validate() error {
@@ -279,6 +282,14 @@ func (r *apiKeyRequest) Validate() error {
 	f.text("name", r.Name, true, 100)
 	if r.Role != tenant.RoleAdmin && r.Role != tenant.RoleMember {
 		f.add("role", "must be admin or member")
+	}
+	if r.ExpiresAt != "" {
+		t, err := time.Parse(time.RFC3339, r.ExpiresAt)
+		if err != nil {
+			f.add("expires_at", "must be a time such as 2027-01-31T00:00:00Z")
+		} else {
+			r.expiresAt = &t
+		}
 	}
 	return f.err()
 }
@@ -288,18 +299,24 @@ type apiKeyResponse struct {
 	Name       string     `json:"name"`
 	Role       string     `json:"role"`
 	Prefix     string     `json:"prefix"`
+	CreatedBy  *uuid.UUID `json:"created_by,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 	Key        string     `json:"key,omitempty"`
 }
 
-func toAPIKey(k *org.APIKey) apiKeyResponse {
-	r := apiKeyResponse{ID: k.ID, Name: k.Name, Role: k.Role, Prefix: k.Prefix, CreatedAt: k.CreatedAt.UTC()}
-	if k.LastUsedAt != nil {
-		t := k.LastUsedAt.UTC()
-		r.LastUsedAt = &t
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
 	}
-	return r
+	u := t.UTC()
+	return &u
+}
+
+func toAPIKey(k *org.APIKey) apiKeyResponse {
+	return apiKeyResponse{ID: k.ID, Name: k.Name, Role: k.Role, Prefix: k.Prefix, CreatedBy: k.CreatedBy, CreatedAt: k.CreatedAt.UTC(),
+		ExpiresAt: utcPtr(k.ExpiresAt), LastUsedAt: utcPtr(k.LastUsedAt)}
 }
 
 func (h *orgHandlers) createAPIKey(c *gin.Context) error {
@@ -307,7 +324,7 @@ func (h *orgHandlers) createAPIKey(c *gin.Context) error {
 	if err := BindJSON(c, &req); err != nil {
 		return err
 	}
-	k, err := h.orgs.CreateAPIKey(c.Request.Context(), principal(c), req.Name, req.Role, meta(c))
+	k, err := h.orgs.CreateAPIKey(c.Request.Context(), principal(c), req.Name, req.Role, req.expiresAt, meta(c))
 	if err != nil {
 		return err
 	}

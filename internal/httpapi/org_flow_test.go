@@ -264,22 +264,24 @@ func TestAPIKeys(t *testing.T) {
 	if len(list.Data) != 1 || list.Data[0].Prefix != k.Prefix || list.Data[0].Key != nil || list.Data[0].LastUsedAt == nil {
 		t.Fatalf("keys %+v", list)
 	}
-	// An admin key manages keys; a member key does not; keys are not users.
+	// Keys are not users: they manage no keys (see keys_flow_test.go).
 	var mk struct{ ID, Key string }
-	e.expect(create(k.Key, "Reader", "member"), 201, &mk)
-	e.problem(create(mk.Key, "Nope", "member"), 403, "forbidden")
+	e.expect(create(owner.AccessToken, "Reader", "member"), 201, &mk)
+	e.problem(create(k.Key, "Nope", "member"), 403, "user_required")
+	e.problem(create(mk.Key, "Nope", "member"), 403, "user_required")
 	e.expect(req{method: "GET", path: "/api/v1/organizations/current/members", token: mk.Key}, 200, nil)
 	e.problem(req{method: "GET", path: "/api/v1/me", token: mk.Key}, 403, "user_required")
 	e.problem(req{method: "POST", path: "/api/v1/organizations", token: mk.Key, body: map[string]string{"name": "X"}}, 403, "user_required")
 
+	e.expect(req{method: "PATCH", path: "/api/v1/organizations/current", token: k.Key, body: map[string]string{"name": "Keys renamed"}}, 200, nil)
 	e.expect(req{method: "DELETE", path: "/api/v1/organizations/current/api-keys/" + mk.ID, token: owner.AccessToken}, 204, nil)
 	e.problem(req{method: "GET", path: "/api/v1/organizations/current", token: mk.Key}, 401, "invalid_api_key")
 	e.problem(req{method: "GET", path: "/api/v1/organizations/current", token: k.Key[:len(k.Key)-2] + "xx"}, 401, "invalid_api_key")
 	e.problem(req{method: "GET", path: "/api/v1/organizations/current", token: "keel_live_garbage"}, 401, "invalid_api_key")
 	assertAudit(t, e, owner.OrganizationID, "api_key.created", "api_key.revoked")
 	var actor int
-	if err := e.db.Owner.Get(&actor, `SELECT count(*) FROM audit_log WHERE action = 'api_key.created' AND actor_api_key_id = $1`, k.ID); err != nil || actor != 1 {
-		t.Fatalf("key-made key not attributed to the key (%d, %v)", actor, err)
+	if err := e.db.Owner.Get(&actor, `SELECT count(*) FROM audit_log WHERE action = 'organization.updated' AND actor_api_key_id = $1`, k.ID); err != nil || actor != 1 {
+		t.Fatalf("a key's change not attributed to the key (%d, %v)", actor, err)
 	}
 }
 

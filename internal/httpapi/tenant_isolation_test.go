@@ -4,8 +4,9 @@ import (
 	"testing"
 )
 
-// TestCrossTenantIDs: org A's admin and API key call every endpoint that
-// takes an ID with org B's IDs; each answers 404 and B's rows are unchanged.
+// TestCrossTenantIDs: org A's admin calls every endpoint that takes an ID
+// with org B's IDs; each answers 404 and B's rows are unchanged. A's API
+// key is refused all of them before any lookup (they are session-only).
 func TestCrossTenantIDs(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOpts{})
@@ -49,6 +50,10 @@ func TestCrossTenantIDs(t *testing.T) {
 			{method: "DELETE", path: base + "/api-keys/" + bKey.ID},
 		} {
 			r.token = tok
+			if tok == aKey.Key {
+				e.problem(r, 403, "user_required")
+				continue
+			}
 			e.problem(r, 404, "not_found")
 		}
 	}

@@ -57,20 +57,32 @@ func parseAPIKey(raw string) (prefix, secret string, ok bool) {
 // rather than a JWT.
 func IsAPIKey(raw string) bool { return strings.HasPrefix(raw, APIKeyPrefix) }
 
-// CreateAPIKey makes a key acting with role (admin or member); admins and owners.
-func (s *Service) CreateAPIKey(ctx context.Context, p *tenant.Principal, name, role string, meta audit.Meta) (*NewAPIKey, error) {
+// CreateAPIKey makes a key acting with role (admin or member), working
+// until expiresAt when it is not nil; admins and owners, with their own
+// session. The caller is recorded as the key's creator: the key stops
+// working when they leave the organization or fall below role. Keys cannot
+// make keys, so a leaked one cannot outlive its revocation.
+func (s *Service) CreateAPIKey(ctx context.Context, p *tenant.Principal, name, role string, expiresAt *time.Time, meta audit.Meta) (*NewAPIKey, error) {
+	if !p.IsUser() {
+		return nil, tenant.ErrUserOnly
+	}
+	if expiresAt != nil && !expiresAt.After(s.now()) {
+		return nil, apperr.Validation(apperr.FieldError{Field: "expires_at", Message: "must be in the future"})
+	}
 	var out *NewAPIKey
 	err := tenant.InOrg(ctx, s.DB, p, tenant.RoleAdmin, func(tx *sqlx.Tx, _ string) error {
 		full, prefix, hash := newAPIKeySecret()
-		k := &APIKey{ID: postgres.NewID(), OrgID: p.OrgID, Name: strings.TrimSpace(name), Role: role, Prefix: prefix, SecretHash: hash}
-		if p.IsUser() {
-			k.CreatedBy = &p.UserID
-		}
+		k := &APIKey{ID: postgres.NewID(), OrgID: p.OrgID, Name: strings.TrimSpace(name), Role: role, Prefix: prefix, SecretHash: hash,
+			CreatedBy: &p.UserID, ExpiresAt: expiresAt}
 		if err := s.Store.CreateAPIKey(ctx, tx, k); err != nil {
 			return err
 		}
 		out = &NewAPIKey{Key: k, Secret: full}
-		return record(ctx, tx, p, meta, "api_key.created", "api_key", k.ID.String(), map[string]string{"name": k.Name, "role": role, "prefix": prefix})
+		details := map[string]string{"name": k.Name, "role": role, "prefix": prefix}
+		if expiresAt != nil {
+			details["expires_at"] = expiresAt.UTC().Format(time.RFC3339)
+		}
+		return record(ctx, tx, p, meta, "api_key.created", "api_key", k.ID.String(), details)
 	})
 	return out, err
 }
@@ -82,8 +94,12 @@ func (s *Service) APIKeys(ctx context.Context, p *tenant.Principal, pg tenant.Pa
 	}, func(k *APIKey) (time.Time, uuid.UUID) { return k.CreatedAt, k.ID })
 }
 
-// RevokeAPIKey revokes a key at once; admins and owners.
+// RevokeAPIKey revokes a key at once; admins and owners, with their own
+// session (a key cannot revoke the keys of the people who could revoke it).
 func (s *Service) RevokeAPIKey(ctx context.Context, p *tenant.Principal, id uuid.UUID, meta audit.Meta) error {
+	if !p.IsUser() {
+		return tenant.ErrUserOnly
+	}
 	return tenant.InOrg(ctx, s.DB, p, tenant.RoleAdmin, func(tx *sqlx.Tx, _ string) error {
 		k, err := s.Store.RevokeAPIKey(ctx, tx, p.OrgID, id)
 		if errors.Is(err, ErrNotFound) {
@@ -96,10 +112,13 @@ func (s *Service) RevokeAPIKey(ctx context.Context, p *tenant.Principal, id uuid
 	})
 }
 
-var errBadAPIKey = apperr.New(apperr.Unauthenticated, "invalid_api_key", "The API key is invalid or revoked.")
+var errBadAPIKey = apperr.New(apperr.Unauthenticated, "invalid_api_key", "The API key is invalid, expired or revoked.")
 
 // AuthenticateAPIKey resolves a presented key to its organization and role,
-// and records its use.
+// and records its use. A key is refused (401) when it is unknown, revoked
+// or past its expiry, and when its creator is no longer a member of its
+// organization or holds a lower role than the key: all from the one lookup
+// statement, so a key costs no more than before.
 func (s *Service) AuthenticateAPIKey(ctx context.Context, raw string) (*tenant.Principal, error) {
 	prefix, secret, ok := parseAPIKey(raw)
 	if !ok {
@@ -114,6 +133,15 @@ func (s *Service) AuthenticateAPIKey(ctx context.Context, raw string) (*tenant.P
 	}
 	h := sha256.Sum256([]byte(secret))
 	if !equalDigest(h[:], ref.SecretHash) {
+		return nil, errBadAPIKey
+	}
+	switch {
+	case ref.ExpiresAt != nil && !s.now().Before(*ref.ExpiresAt):
+		zerolog.Ctx(ctx).Info().Str("api_key_id", ref.ID.String()).Msg("api key refused: expired")
+		return nil, errBadAPIKey
+	case !tenant.RoleAtLeast(ref.CreatorRole, ref.Role):
+		zerolog.Ctx(ctx).Info().Str("api_key_id", ref.ID.String()).Str("creator_role", ref.CreatorRole).
+			Msg("api key refused: its creator left the organization or holds a lower role")
 		return nil, errBadAPIKey
 	}
 	if err := postgres.InTx(ctx, s.DB, ref.OrgID, func(tx *sqlx.Tx) error {

@@ -19,8 +19,13 @@ import (
 	"github.com/keelhq/keel/jobs/task"
 )
 
-// Invite creates (or replaces) a pending invitation and mails its 7-day link.
+// Invite creates (or replaces) a pending invitation and mails its 7-day
+// link; admins and owners, with their own session. Replacing an owner's
+// pending invitation is revoking it, so only owners may.
 func (s *Service) Invite(ctx context.Context, p *tenant.Principal, email, role string, meta audit.Meta) (*Invitation, error) {
+	if !p.IsUser() {
+		return nil, tenant.ErrUserOnly
+	}
 	email, err := auth.NormalizeEmail("email", email)
 	if err != nil {
 		return nil, err
@@ -35,16 +40,20 @@ func (s *Service) Invite(ctx context.Context, p *tenant.Principal, email, role s
 		} else if !errors.Is(err, ErrNotFound) {
 			return err
 		}
+		if old, err := s.Store.PendingInvitation(ctx, tx, p.OrgID, email); err == nil {
+			if !mayTouchInvitation(actorRole, old) {
+				return apperr.New(apperr.Forbidden, "forbidden", "Only owners can replace an owner's invitation.")
+			}
+		} else if !errors.Is(err, ErrNotFound) {
+			return err
+		}
 		o, err := s.Store.Org(ctx, tx, p.OrgID)
 		if err != nil {
 			return err
 		}
 		token, hash := auth.NewOpaqueToken()
 		inv = &Invitation{ID: postgres.NewID(), OrgID: p.OrgID, Email: email, Role: role, TokenHash: hash,
-			ExpiresAt: s.now().Add(InvitationTTL)}
-		if p.IsUser() {
-			inv.InvitedBy = &p.UserID
-		}
+			InvitedBy: &p.UserID, ExpiresAt: s.now().Add(InvitationTTL)}
 		if err := s.Store.PutInvitation(ctx, tx, inv); err != nil {
 			return err
 		}
@@ -54,6 +63,12 @@ func (s *Service) Invite(ctx context.Context, p *tenant.Principal, email, role s
 		return record(ctx, tx, p, meta, "invitation.sent", "invitation", inv.ID.String(), map[string]string{"email": email, "role": role})
 	})
 	return inv, err
+}
+
+// mayTouchInvitation reports whether actorRole may revoke, resend or
+// replace inv: an owner's invitation is for owners to manage.
+func mayTouchInvitation(actorRole string, inv *Invitation) bool {
+	return inv.Role != tenant.RoleOwner || actorRole == tenant.RoleOwner
 }
 
 func (s *Service) mailInvitation(ctx context.Context, tx *sqlx.Tx, p *tenant.Principal, inv *Invitation, orgName, token string) error {
@@ -81,7 +96,11 @@ func (s *Service) Invitations(ctx context.Context, p *tenant.Principal, pg tenan
 }
 
 // RevokeInvitation deletes a pending invitation; its link stops working.
+// Admins and owners, with their own session.
 func (s *Service) RevokeInvitation(ctx context.Context, p *tenant.Principal, id uuid.UUID, meta audit.Meta) error {
+	if !p.IsUser() {
+		return tenant.ErrUserOnly
+	}
 	return tenant.InOrg(ctx, s.DB, p, tenant.RoleAdmin, func(tx *sqlx.Tx, actorRole string) error {
 		inv, err := s.Store.Invitation(ctx, tx, p.OrgID, id, true)
 		if errors.Is(err, ErrNotFound) {
@@ -90,7 +109,7 @@ func (s *Service) RevokeInvitation(ctx context.Context, p *tenant.Principal, id 
 		if err != nil {
 			return err
 		}
-		if inv.Role == tenant.RoleOwner && actorRole != tenant.RoleOwner {
+		if !mayTouchInvitation(actorRole, inv) {
 			return apperr.New(apperr.Forbidden, "forbidden", "Only owners can revoke an owner's invitation.")
 		}
 		if err := s.Store.DeleteInvitation(ctx, tx, p.OrgID, id); err != nil {
@@ -101,8 +120,12 @@ func (s *Service) RevokeInvitation(ctx context.Context, p *tenant.Principal, id 
 }
 
 // ResendInvitation mails a pending invitation again with a new link and a
-// fresh 7 days; the old link stops working.
+// fresh 7 days; the old link stops working. Admins and owners, with their
+// own session.
 func (s *Service) ResendInvitation(ctx context.Context, p *tenant.Principal, id uuid.UUID, meta audit.Meta) (*Invitation, error) {
+	if !p.IsUser() {
+		return nil, tenant.ErrUserOnly
+	}
 	var inv *Invitation
 	err := tenant.InOrg(ctx, s.DB, p, tenant.RoleAdmin, func(tx *sqlx.Tx, actorRole string) error {
 		var err error
@@ -113,7 +136,7 @@ func (s *Service) ResendInvitation(ctx context.Context, p *tenant.Principal, id 
 		if err != nil {
 			return err
 		}
-		if inv.Role == tenant.RoleOwner && actorRole != tenant.RoleOwner {
+		if !mayTouchInvitation(actorRole, inv) {
 			return apperr.New(apperr.Forbidden, "forbidden", "Only owners can resend an owner's invitation.")
 		}
 		token, hash := auth.NewOpaqueToken()

@@ -43,6 +43,8 @@ type Invitation struct {
 }
 
 // APIKey is an organization's API key; its secret exists only as a hash.
+// It acts only while CreatedBy is a member holding at least Role, and
+// until ExpiresAt when that is set.
 type APIKey struct {
 	ID         uuid.UUID
 	OrgID      uuid.UUID
@@ -51,9 +53,14 @@ type APIKey struct {
 	Prefix     string
 	SecretHash []byte `json:"-"`
 	CreatedBy  *uuid.UUID
+	ExpiresAt  *time.Time
 	LastUsedAt *time.Time
 	RevokedAt  *time.Time
 	CreatedAt  time.Time
+	// CreatorRole is the creator's current role in the key's organization,
+	// empty when they are no longer a member; only Store.APIKeyByPrefix
+	// fills it.
+	CreatorRole string
 }
 
 // ErrNotFound is what the Store returns for a missing row.

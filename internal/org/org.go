@@ -172,8 +172,12 @@ func mayManage(actorRole, targetRole, newRole string) bool {
 	return actorRole == tenant.RoleAdmin && targetRole != tenant.RoleOwner && newRole != tenant.RoleOwner
 }
 
-// SetRole changes a member's role.
+// SetRole changes a member's role; admins and owners, with their own
+// session (an API key never changes who holds power).
 func (s *Service) SetRole(ctx context.Context, p *tenant.Principal, userID uuid.UUID, role string, meta audit.Meta) (*Member, error) {
+	if !p.IsUser() {
+		return nil, tenant.ErrUserOnly
+	}
 	var out *Member
 	err := tenant.InOrg(ctx, s.DB, p, tenant.RoleAdmin, func(tx *sqlx.Tx, actorRole string) error {
 		m, err := s.Store.Member(ctx, tx, p.OrgID, userID, true)
@@ -217,9 +221,13 @@ func (s *Service) keepAnOwner(ctx context.Context, tx *sqlx.Tx, orgID uuid.UUID)
 }
 
 // RemoveMember removes a member; anyone may remove themselves (leave).
+// Admins and owners remove others with their own session, not an API key.
 func (s *Service) RemoveMember(ctx context.Context, p *tenant.Principal, userID uuid.UUID, meta audit.Meta) error {
+	if !p.IsUser() {
+		return tenant.ErrUserOnly
+	}
 	min := tenant.RoleAdmin
-	self := p.IsUser() && p.UserID == userID
+	self := p.UserID == userID
 	if self {
 		min = tenant.RoleMember
 	}

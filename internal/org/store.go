@@ -33,6 +33,8 @@ type Store interface {
 	RemoveMember(ctx context.Context, tx sqlx.ExecerContext, orgID, userID uuid.UUID) error
 	// UserName returns a user's display name (inviters are named in emails).
 	UserName(ctx context.Context, tx sqlx.QueryerContext, userID uuid.UUID) (string, error)
+	// PendingInvitation returns the pending invitation of email, locked.
+	PendingInvitation(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, email string) (*Invitation, error)
 	// PutInvitation replaces a pending invitation of the same address.
 	PutInvitation(ctx context.Context, tx sqlx.ExtContext, inv *Invitation) error
 	Invitation(ctx context.Context, tx sqlx.QueryerContext, orgID, id uuid.UUID, lock bool) (*Invitation, error)
@@ -47,7 +49,8 @@ type Store interface {
 	APIKeys(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, after *tenant.Cursor, limit int) ([]APIKey, error)
 	RevokeAPIKey(ctx context.Context, tx sqlx.QueryerContext, orgID, id uuid.UUID) (*APIKey, error)
 	// APIKeyByPrefix reads before any tenant is set (a SECURITY DEFINER
-	// lookup); the result has ID, OrgID, Role and SecretHash.
+	// lookup); the result has ID, OrgID, Role, SecretHash, ExpiresAt and
+	// CreatorRole.
 	APIKeyByPrefix(ctx context.Context, db sqlx.QueryerContext, prefix string) (*APIKey, error)
 	TouchAPIKey(ctx context.Context, tx sqlx.ExecerContext, orgID, id uuid.UUID) error
 }

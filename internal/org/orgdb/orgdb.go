@@ -199,6 +199,19 @@ func (r *invitationRow) into(i *org.Invitation) {
 
 const invCols = `id, org_id, email, role, token_hash, invited_by, expires_at, accepted_at, created_at, updated_at`
 
+// PendingInvitation returns the pending invitation of email to orgID,
+// locking it so a concurrent resend or revoke waits.
+func (Store) PendingInvitation(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, email string) (*org.Invitation, error) {
+	var r invitationRow
+	if err := sqlx.GetContext(ctx, tx, &r, `SELECT `+invCols+` FROM invitations
+		WHERE org_id = $1 AND email = $2 AND accepted_at IS NULL FOR UPDATE`, orgID, email); err != nil {
+		return nil, postgres.Translate(err)
+	}
+	var inv org.Invitation
+	r.into(&inv)
+	return &inv, nil
+}
+
 // PutInvitation inserts inv, replacing a pending invitation of the same
 // address to the same organization.
 func (Store) PutInvitation(ctx context.Context, tx sqlx.ExtContext, inv *org.Invitation) error {
@@ -297,6 +310,7 @@ type apiKeyRow struct {
 	Prefix     string     `db:"prefix"`
 	SecretHash []byte     `db:"secret_hash"`
 	CreatedBy  *uuid.UUID `db:"created_by"`
+	ExpiresAt  *time.Time `db:"expires_at"`
 	LastUsedAt *time.Time `db:"last_used_at"`
 	RevokedAt  *time.Time `db:"revoked_at"`
 	CreatedAt  time.Time  `db:"created_at"`
@@ -304,16 +318,16 @@ type apiKeyRow struct {
 
 func (r *apiKeyRow) into(k *org.APIKey) {
 	*k = org.APIKey{ID: r.ID, OrgID: r.OrgID, Name: r.Name, Role: r.Role, Prefix: r.Prefix, SecretHash: r.SecretHash,
-		CreatedBy: r.CreatedBy, LastUsedAt: r.LastUsedAt, RevokedAt: r.RevokedAt, CreatedAt: r.CreatedAt}
+		CreatedBy: r.CreatedBy, ExpiresAt: r.ExpiresAt, LastUsedAt: r.LastUsedAt, RevokedAt: r.RevokedAt, CreatedAt: r.CreatedAt}
 }
 
-const keyCols = `id, org_id, name, role, prefix, secret_hash, created_by, last_used_at, revoked_at, created_at`
+const keyCols = `id, org_id, name, role, prefix, secret_hash, created_by, expires_at, last_used_at, revoked_at, created_at`
 
 // CreateAPIKey inserts k.
 func (Store) CreateAPIKey(ctx context.Context, tx sqlx.ExtContext, k *org.APIKey) error {
 	var r apiKeyRow
-	err := sqlx.GetContext(ctx, tx, &r, `INSERT INTO api_keys (id, org_id, name, role, prefix, secret_hash, created_by)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+keyCols, k.ID, k.OrgID, k.Name, k.Role, k.Prefix, k.SecretHash, k.CreatedBy)
+	err := sqlx.GetContext(ctx, tx, &r, `INSERT INTO api_keys (id, org_id, name, role, prefix, secret_hash, created_by, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING `+keyCols, k.ID, k.OrgID, k.Name, k.Role, k.Prefix, k.SecretHash, k.CreatedBy, k.ExpiresAt)
 	if err != nil {
 		return postgres.Translate(err)
 	}
@@ -348,20 +362,28 @@ func (Store) RevokeAPIKey(ctx context.Context, tx sqlx.QueryerContext, orgID, id
 	return &k, nil
 }
 
-// APIKeyByPrefix finds a live key by its public prefix through the
-// identity_api_key_by_prefix SECURITY DEFINER function; the result carries
-// ID, OrgID, Role and SecretHash.
+// APIKeyByPrefix finds a live (unrevoked) key by its public prefix through
+// the identity_api_key_by_prefix SECURITY DEFINER function; the result
+// carries ID, OrgID, Role, SecretHash, ExpiresAt and CreatorRole (the
+// creator's current role in the key's organization, empty when none).
 func (Store) APIKeyByPrefix(ctx context.Context, db sqlx.QueryerContext, prefix string) (*org.APIKey, error) {
 	var r struct {
-		ID         uuid.UUID `db:"id"`
-		OrgID      uuid.UUID `db:"org_id"`
-		Role       string    `db:"role"`
-		SecretHash []byte    `db:"secret_hash"`
+		ID          uuid.UUID  `db:"id"`
+		OrgID       uuid.UUID  `db:"org_id"`
+		Role        string     `db:"role"`
+		SecretHash  []byte     `db:"secret_hash"`
+		ExpiresAt   *time.Time `db:"expires_at"`
+		CreatorRole *string    `db:"creator_role"`
 	}
-	if err := sqlx.GetContext(ctx, db, &r, `SELECT id, org_id, role, secret_hash FROM identity_api_key_by_prefix($1)`, prefix); err != nil {
+	if err := sqlx.GetContext(ctx, db, &r, `SELECT id, org_id, role, secret_hash, expires_at, creator_role
+		FROM identity_api_key_by_prefix($1)`, prefix); err != nil {
 		return nil, postgres.Translate(err)
 	}
-	return &org.APIKey{ID: r.ID, OrgID: r.OrgID, Role: r.Role, Prefix: prefix, SecretHash: r.SecretHash}, nil
+	k := &org.APIKey{ID: r.ID, OrgID: r.OrgID, Role: r.Role, Prefix: prefix, SecretHash: r.SecretHash, ExpiresAt: r.ExpiresAt}
+	if r.CreatorRole != nil {
+		k.CreatorRole = *r.CreatorRole
+	}
+	return k, nil
 }
 
 // TouchAPIKey records a key's use, at most once a minute so busy keys do
