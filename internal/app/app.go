@@ -34,6 +34,8 @@ type APIDeps struct {
 	Keys  Keys
 	// BaseURL is APP_BASE_URL: links in emails start with it.
 	BaseURL string
+	// TokenIssuer is JWT_ISSUER, the iss of access tokens; empty means BaseURL.
+	TokenIssuer string
 	// Params are argon2id's; zero means auth.OWASPParams.
 	Params auth.PasswordParams
 	// Limits are the throttles' operator settings.
@@ -69,7 +71,11 @@ func NewAPI(d APIDeps) (*API, error) {
 	if d.DB == nil || d.Redis == nil {
 		return nil, errors.New("app: NewAPI needs DB and Redis")
 	}
-	issuer, err := auth.NewIssuer(d.Keys.JWTSigning, d.Keys.JWTPreviousSigning)
+	name := d.TokenIssuer
+	if name == "" {
+		name = d.BaseURL
+	}
+	issuer, err := auth.NewIssuer(d.Keys.JWTSigning, d.Keys.JWTPreviousSigning, name)
 	if err != nil {
 		return nil, err
 	}

@@ -74,9 +74,10 @@ func TestCheckPassword(t *testing.T) {
 func TestAccessTokens(t *testing.T) {
 	t.Parallel()
 	oldKey, newKey := bytes.Repeat([]byte("o"), 32), bytes.Repeat([]byte("n"), 32)
-	old, _ := auth.NewIssuer(oldKey, nil)
-	rotated, _ := auth.NewIssuer(newKey, oldKey)
-	fresh, _ := auth.NewIssuer(newKey, nil)
+	const iss = "https://app.keel.test"
+	old, _ := auth.NewIssuer(oldKey, nil, iss)
+	rotated, _ := auth.NewIssuer(newKey, oldKey, iss)
+	fresh, _ := auth.NewIssuer(newKey, nil, iss)
 	user, org, sid := uuid.New(), uuid.New(), uuid.New()
 	tok, err := old.Issue(user, org, tenant.RoleAdmin, sid)
 	if err != nil {
@@ -89,11 +90,24 @@ func TestAccessTokens(t *testing.T) {
 	if _, err := fresh.Verify(tok); err == nil {
 		t.Fatal("a token of a retired key was accepted")
 	}
-	if _, err := auth.NewIssuer([]byte("short"), nil); err == nil {
+	if _, err := auth.NewIssuer([]byte("short"), nil, iss); err == nil {
 		t.Fatal("short key accepted")
 	}
+	if _, err := auth.NewIssuer(newKey, nil, ""); err == nil {
+		t.Fatal("empty issuer accepted")
+	}
+	// Another deployment sharing the key (staging, a second region) signs
+	// tokens this one must not take.
+	staging, _ := auth.NewIssuer(newKey, nil, "https://staging.keel.test")
+	other, err := staging.Issue(user, org, tenant.RoleOwner, sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fresh.Verify(other); err == nil {
+		t.Fatal("a token of another issuer, signed with the same key, was accepted")
+	}
 	// alg=none, another HMAC size, wrong audience and expiry are all refused.
-	claims := jwt.MapClaims{"sub": user.String(), "org": org.String(), "role": "owner", "aud": auth.Audience,
+	claims := jwt.MapClaims{"sub": user.String(), "org": org.String(), "role": "owner", "aud": auth.Audience, "iss": iss,
 		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Minute).Unix()}
 	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, claims).SignedString(jwt.UnsafeAllowNoneSignatureType)
 	hs512 := jwt.NewWithClaims(jwt.SigningMethodHS512, claims)
@@ -114,6 +128,12 @@ func TestAccessTokens(t *testing.T) {
 		badSid[k] = v
 	}
 	badSid["sid"] = "not-a-session"
+	wrongIss, noIss := jwt.MapClaims{}, jwt.MapClaims{}
+	for k, v := range claims {
+		wrongIss[k], noIss[k] = v, v
+	}
+	wrongIss["iss"] = "https://evil.example"
+	delete(noIss, "iss")
 	sign := func(c jwt.MapClaims) string {
 		tk := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
 		tk.Header["kid"] = mustHeaderKid(t, fresh)
@@ -123,7 +143,8 @@ func TestAccessTokens(t *testing.T) {
 	if _, err := fresh.Verify(sign(claims)); err != nil {
 		t.Fatalf("control token refused: %v", err)
 	}
-	for name, bad := range map[string]string{"none": none, "HS512": s512, "aud": sign(wrongAud), "expired": sign(expired), "sid": sign(badSid)} {
+	for name, bad := range map[string]string{"none": none, "HS512": s512, "aud": sign(wrongAud), "expired": sign(expired), "sid": sign(badSid),
+		"iss": sign(wrongIss), "no iss": sign(noIss)} {
 		if _, err := fresh.Verify(bad); err == nil {
 			t.Errorf("%s token accepted", name)
 		}

@@ -32,27 +32,35 @@ type Claims struct {
 // current key and verifies with the current or the previous one, chosen by
 // the kid header, so keys rotate without logging everyone out: deploy with
 // JWT_PREVIOUS_SIGNING_KEY set to the old key for one access-token lifetime.
+// Its tokens carry its name as iss, and it accepts no other: two
+// deployments that share a key (staging and production, say) still refuse
+// each other's tokens.
 type Issuer struct {
 	key, prev    []byte
 	kid, prevKid string
+	name         string
 	now          func() time.Time
 	parser       *jwt.Parser
 	TTL          time.Duration
 }
 
-// NewIssuer returns an Issuer; previous may be nil.
-func NewIssuer(current, previous []byte) (*Issuer, error) {
+// NewIssuer returns an Issuer named name (the iss claim, JWT_ISSUER);
+// previous may be nil.
+func NewIssuer(current, previous []byte, name string) (*Issuer, error) {
 	if len(current) < 32 {
 		return nil, errors.New("jwt signing key must be at least 32 bytes")
 	}
-	i := &Issuer{key: current, kid: keyID(current), prev: previous, now: time.Now, TTL: AccessTokenTTL}
+	if name == "" {
+		return nil, errors.New("jwt issuer must not be empty")
+	}
+	i := &Issuer{key: current, kid: keyID(current), prev: previous, name: name, now: time.Now, TTL: AccessTokenTTL}
 	if len(previous) > 0 {
 		i.prevKid = keyID(previous)
 	}
 	// Only HS256 is accepted: "none" and asymmetric algorithms are refused
 	// before the key is even looked at.
 	i.parser = jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-		jwt.WithAudience(Audience), jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
+		jwt.WithAudience(Audience), jwt.WithIssuer(name), jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
 		jwt.WithTimeFunc(func() time.Time { return i.now() }), jwt.WithLeeway(5*time.Second))
 	return i, nil
 }
@@ -67,6 +75,7 @@ func keyID(k []byte) string {
 func (i *Issuer) Issue(user, org uuid.UUID, role string, session uuid.UUID) (string, error) {
 	now := i.now()
 	c := Claims{Role: role, RegisteredClaims: jwt.RegisteredClaims{
+		Issuer:    i.name,
 		Subject:   user.String(),
 		Audience:  jwt.ClaimStrings{Audience},
 		ID:        uuid.NewString(),

@@ -17,6 +17,9 @@ type Auth struct {
 	JWTPreviousSigningKey []byte
 	// TOTPEncryptionKey encrypts TOTP secrets at rest (AES-256-GCM).
 	TOTPEncryptionKey []byte
+	// JWTIssuer is the iss claim of access tokens, checked on every
+	// verification; APP_BASE_URL unless JWT_ISSUER sets it.
+	JWTIssuer string
 	// RefreshCookie hands the refresh token to browsers as an HttpOnly,
 	// Secure, SameSite=Strict cookie instead of in the JSON body.
 	RefreshCookie bool
@@ -32,11 +35,12 @@ type Auth struct {
 	RegisterRate, PasswordResetRate, InvitationAcceptRate Rate
 }
 
-func loadAuth(l *Loader) Auth {
+func loadAuth(l *Loader, baseURL string) Auth {
 	a := Auth{
 		JWTSigningKey:         l.Key("JWT_SIGNING_KEY", true, 32, 0),
 		JWTPreviousSigningKey: l.Key("JWT_PREVIOUS_SIGNING_KEY", false, 32, 0),
 		TOTPEncryptionKey:     l.Key("TOTP_ENCRYPTION_KEY", true, 32, 32),
+		JWTIssuer:             l.String("JWT_ISSUER", baseURL),
 		RefreshCookie:         l.OneOf("AUTH_REFRESH_COOKIE", "false", "true", "false") == "true",
 		HashConcurrency:       l.Int("AUTH_HASH_CONCURRENCY", 0, 0, 1024),
 		HashWait:              l.Duration("AUTH_HASH_WAIT", 2*time.Second, 10*time.Millisecond),

@@ -57,7 +57,7 @@ func TestSeedDemo(t *testing.T) {
 	rs := redistest.Start(t)
 	rdb := rs.Client()
 	defer rdb.Close()
-	iss, _ := auth.NewIssuer(bytes.Repeat([]byte("k"), 32), nil)
+	iss, _ := auth.NewIssuer(bytes.Repeat([]byte("k"), 32), nil, "https://app.keel.test")
 	svc := &auth.Service{DB: db.App, Users: authdb.Store{}, Orgs: &org.Service{DB: db.App, Store: orgdb.Store{}}, Tokens: iss, Throttle: auth.NewThrottle(rdb), Hasher: auth.NewHasher(auth.OWASPParams, 2, 0)}
 	for email, role := range map[string]string{"owner@demo.keel.localhost": "owner", "admin@demo.keel.localhost": "admin", "member@demo.keel.localhost": "member"} {
 		s, err := svc.Login(ctx, auth.LoginInput{Email: email, Password: demo.Password}, audit.Meta{IP: "127.0.0.1"})
