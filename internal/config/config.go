@@ -84,10 +84,32 @@ type Mail struct {
 	From    string
 }
 
-func loadMail(l *Loader) Mail {
+// loadMail reads the SMTP server. SMTP_URL's tls parameter picks STARTTLS:
+// none, opportunistic (use it when offered, else send in clear) or
+// mandatory. Unset, it is opportunistic except with ENV=production, where
+// it becomes mandatory: reset and invitation links must not fall back to
+// cleartext because a server (or someone on the path) stopped offering
+// TLS. An operator who accepts that sets tls=opportunistic explicitly.
+func loadMail(l *Loader, env string) Mail {
 	m := Mail{
 		SMTPURL: l.URL("SMTP_URL", "smtp://127.0.0.1:1025", false, "smtp", "smtps"),
 		From:    l.String("MAIL_FROM", "Keel <no-reply@keel.localhost>"),
+	}
+	u, err := url.Parse(m.SMTPURL)
+	if err != nil || u.Scheme != "smtp" {
+		return m // l.URL recorded a bad URL; smtps is TLS from the first byte
+	}
+	q := u.Query()
+	switch q.Get("tls") {
+	case "none", "opportunistic", "mandatory":
+	case "":
+		if env == "production" {
+			q.Set("tls", "mandatory")
+			u.RawQuery = q.Encode()
+			m.SMTPURL = u.String()
+		}
+	default:
+		l.fail("SMTP_URL", "tls must be none, opportunistic or mandatory, got %q", q.Get("tls"))
 	}
 	return m
 }
@@ -108,7 +130,10 @@ type API struct {
 	Redis
 	App
 	Auth
-	HTTPAddr           string
+	HTTPAddr string
+	// MetricsAddr serves /metrics (and /healthz, /readyz) on a listener of
+	// its own, never on the public HTTPAddr.
+	MetricsAddr        string
 	CORSAllowedOrigins []string
 	// TrustedProxies are the proxies whose X-Forwarded-For names the client
 	// (TRUSTED_PROXIES); empty trusts none.
@@ -126,14 +151,18 @@ func LoadAPI(get Getenv) (API, error) {
 		Postgres:           loadPostgres(l),
 		Redis:              loadRedis(l),
 		App:                loadApp(l),
-		Auth:               loadAuth(l),
 		HTTPAddr:           l.Addr("HTTP_ADDR", ":8080"),
+		MetricsAddr:        l.Addr("METRICS_ADDR", ":9090"),
 		CORSAllowedOrigins: l.List("CORS_ALLOWED_ORIGINS"),
 		TrustedProxies:     l.TrustedProxies("TRUSTED_PROXIES"),
 		MaxBodyBytes:       l.Int("HTTP_MAX_BODY_BYTES", 1<<20, 1024, 1<<30),
 		ShutdownTimeout:    l.Duration("SHUTDOWN_TIMEOUT", 15*time.Second, time.Second),
 	}
+	c.Auth = loadAuth(l, c.BaseURL)
 	c.AdminQueuesToken = loadAdminQueuesToken(l, c.Env)
+	if c.MetricsAddr == c.HTTPAddr {
+		l.fail("METRICS_ADDR", "must differ from HTTP_ADDR: metrics are never served on the public port")
+	}
 	for _, o := range c.CORSAllowedOrigins {
 		if o == "*" {
 			l.fail("CORS_ALLOWED_ORIGINS", "must list origins; * is not allowed with credentials")
@@ -169,7 +198,6 @@ func LoadWorker(get Getenv) (Worker, error) {
 		Base:            loadBase(l),
 		Postgres:        loadPostgres(l),
 		Redis:           loadRedis(l),
-		Mail:            loadMail(l),
 		App:             loadApp(l),
 		MetricsAddr:     l.Addr("METRICS_ADDR", ":9091"),
 		Concurrency:     l.Int("WORKER_CONCURRENCY", 10, 1, 1000),
@@ -177,6 +205,7 @@ func LoadWorker(get Getenv) (Worker, error) {
 		RelayInterval:   l.Duration("OUTBOX_RELAY_INTERVAL", 500*time.Millisecond, 10*time.Millisecond),
 		RelayBatch:      l.Int("OUTBOX_RELAY_BATCH", 100, 1, 10000),
 	}
+	c.Mail = loadMail(l, c.Env)
 	c.Fleet = loadFleet(l, c.Concurrency)
 	return c, l.Err()
 }
@@ -278,7 +307,7 @@ type Doctor struct {
 // Doctor reads every dependency's settings.
 func (c *Ctl) Doctor() (Doctor, error) {
 	l := NewLoader(c.l.get)
-	d := Doctor{Postgres: loadPostgres(l), Redis: loadRedis(l), Mail: loadMail(l),
+	d := Doctor{Postgres: loadPostgres(l), Redis: loadRedis(l), Mail: loadMail(l, c.Env),
 		OwnerURL: l.URL("DATABASE_OWNER_URL", "", false, "postgres", "postgresql")}
 	return d, l.Err()
 }

@@ -118,8 +118,8 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if api.HTTPAddr != ":8080" || api.MaxBodyBytes != 1<<20 || api.ShutdownTimeout != 15*time.Second ||
-		api.CORSAllowedOrigins != nil || api.BaseURL != "http://localhost:8080" {
+	if api.HTTPAddr != ":8080" || api.MetricsAddr != ":9090" || api.MaxBodyBytes != 1<<20 || api.ShutdownTimeout != 15*time.Second ||
+		api.CORSAllowedOrigins != nil || api.BaseURL != "http://localhost:8080" || api.JWTIssuer != "http://localhost:8080" {
 		t.Errorf("api defaults: %+v", api)
 	}
 	if api.Env != "development" || api.LogLevel != "info" || api.LogFormat != "console" || api.SentryDSN != "" || api.Release != "dev" {
@@ -138,7 +138,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if w.MetricsAddr != ":9091" || w.Concurrency != 10 || w.ShutdownTimeout != 20*time.Second ||
 		w.RelayInterval != 500*time.Millisecond || w.RelayBatch != 100 ||
-		w.SMTPURL != "smtp://127.0.0.1:1025" || w.From != "Keel <no-reply@keel.localhost>" {
+		w.SMTPURL != "smtp://127.0.0.1:1025?tls=mandatory" || w.From != "Keel <no-reply@keel.localhost>" {
 		t.Errorf("worker defaults: %+v", w)
 	}
 	if w.LogFormat != "json" {
@@ -351,4 +351,45 @@ func FuzzRedactHidesPasswords(f *testing.F) {
 			t.Fatalf("Redact leaks the password: %q", got)
 		}
 	})
+}
+
+// SMTP_URL's STARTTLS policy: unset means opportunistic, except in
+// production where it means mandatory; an explicit choice always stands.
+func TestSMTPTLSPolicy(t *testing.T) {
+	cases := []struct{ env, url, want string }{
+		{"production", "smtp://mail.example.com:587", "smtp://mail.example.com:587?tls=mandatory"},
+		{"production", "smtp://u:p%40ss@mail.example.com:587", "smtp://u:p%40ss@mail.example.com:587?tls=mandatory"},
+		{"production", "smtp://mail.example.com:587?tls=opportunistic", "smtp://mail.example.com:587?tls=opportunistic"},
+		{"production", "smtp://relay.internal:25?tls=none", "smtp://relay.internal:25?tls=none"},
+		{"production", "smtps://mail.example.com", "smtps://mail.example.com"},
+		{"staging", "smtp://mail.example.com:587", "smtp://mail.example.com:587"},
+		{"development", "smtp://127.0.0.1:1025", "smtp://127.0.0.1:1025"},
+	}
+	for _, tc := range cases {
+		w, err := config.LoadWorker(config.MapEnv(with(valid(), "ENV", tc.env, "SMTP_URL", tc.url)))
+		if err != nil || w.SMTPURL != tc.want {
+			t.Errorf("ENV=%s SMTP_URL=%s: got %q, %v; want %q", tc.env, tc.url, w.SMTPURL, err, tc.want)
+		}
+	}
+	_, err := config.LoadWorker(config.MapEnv(with(valid(), "SMTP_URL", "smtp://u:hunter2@mail.example.com?tls=sometimes")))
+	if err == nil || !strings.Contains(err.Error(), "SMTP_URL") || !strings.Contains(err.Error(), "tls must be") || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("bad tls: %v", err)
+	}
+}
+
+// The api serves metrics on METRICS_ADDR only, never on its public port.
+func TestAPIMetricsAddrAndIssuer(t *testing.T) {
+	_, err := config.LoadAPI(config.MapEnv(with(valid(), "HTTP_ADDR", ":8080", "METRICS_ADDR", ":8080")))
+	if err == nil || !strings.Contains(err.Error(), "METRICS_ADDR must differ from HTTP_ADDR") {
+		t.Errorf("same address: %v", err)
+	}
+	api, err := config.LoadAPI(config.MapEnv(with(valid(), "METRICS_ADDR", "127.0.0.1:9100",
+		"APP_BASE_URL", "https://app.example.com", "JWT_ISSUER", "https://id.example.com")))
+	if err != nil || api.MetricsAddr != "127.0.0.1:9100" || api.JWTIssuer != "https://id.example.com" {
+		t.Errorf("%+v %v", api, err)
+	}
+	api, err = config.LoadAPI(config.MapEnv(with(valid(), "APP_BASE_URL", "https://app.example.com")))
+	if err != nil || api.JWTIssuer != "https://app.example.com" {
+		t.Errorf("JWT_ISSUER default %q, %v; want APP_BASE_URL", api.JWTIssuer, err)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keelhq/keel/internal/config"
 	"github.com/keelhq/keel/internal/email"
 	"github.com/keelhq/keel/internal/platform/mail"
 	"github.com/keelhq/keel/internal/platform/mailtest"
@@ -66,5 +67,48 @@ func TestSendAndPing(t *testing.T) {
 	}
 	if err := down.Send(ctx, msg("ok@example.com")); err == nil || errors.Is(err, email.ErrPermanent) {
 		t.Errorf("server down: %v, want a temporary error", err)
+	}
+}
+
+// With ENV=production, an SMTP_URL without tls= must not send a reset link
+// in clear to a server that offers no STARTTLS (Mailpit here offers none,
+// as a downgrading man in the middle would): the worker's configuration
+// makes STARTTLS mandatory and the send fails instead. An explicit
+// tls=opportunistic is the operator's choice and is honoured.
+func TestProductionRefusesCleartextFallback(t *testing.T) {
+	t.Parallel()
+	mp := mailtest.Start(t)
+	worker := func(env, smtpURL string) *mail.SMTP {
+		t.Helper()
+		cfg, err := config.LoadWorker(config.MapEnv(map[string]string{"ENV": env, "SMTP_URL": smtpURL,
+			"DATABASE_URL": "postgres://app@127.0.0.1/keel", "REDIS_URL": "redis://127.0.0.1:6379/0"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := mail.NewSMTP(cfg.SMTPURL, cfg.From)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	ctx := context.Background()
+	if err := worker("production", mp.SMTPURL).Send(ctx, msg("reset@example.com")); err == nil {
+		t.Fatal("production sent mail without STARTTLS")
+	}
+	if err := worker("production", mp.SMTPURL+"?tls=opportunistic").Send(ctx, msg("explicit@example.com")); err != nil {
+		t.Fatalf("explicit tls=opportunistic in production: %v", err)
+	}
+	if err := worker("development", mp.SMTPURL).Send(ctx, msg("dev@example.com")); err != nil {
+		t.Fatalf("development default: %v", err)
+	}
+	mp.WaitFor(t, "dev@example.com", 5*time.Second)
+	list, _, err := mp.Messages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range list {
+		if len(m.To) > 0 && m.To[0].Address == "reset@example.com" {
+			t.Fatal("the production message reached the server")
+		}
 	}
 }
