@@ -101,19 +101,31 @@ const (
 func freeAddr(t *testing.T) string { return "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t)) }
 
 type service struct {
-	proc *proctest.Proc
-	base string
+	proc    *proctest.Proc
+	base    string // the api's public port; METRICS_ADDR for the others
+	metrics string // METRICS_ADDR
+}
+
+// startServices starts api, worker and scheduler with free ports: the api
+// gets a public HTTP_ADDR and its own METRICS_ADDR.
+func startServices(t *testing.T, s *stack, kv ...string) map[string]*service {
+	t.Helper()
+	services := map[string]*service{}
+	for _, name := range []string{"api", "worker", "scheduler"} {
+		addr, metrics := freeAddr(t), freeAddr(t)
+		if name != "api" {
+			addr = metrics
+		}
+		p := proctest.Start(t, bin(name), s.env(append([]string{"HTTP_ADDR", addr, "METRICS_ADDR", metrics}, kv...)...))
+		services[name] = &service{proc: p, base: "http://" + addr, metrics: "http://" + metrics}
+	}
+	return services
 }
 
 func TestBinariesEndToEnd(t *testing.T) {
 	t.Parallel()
 	s := newStack(t)
-	services := map[string]*service{}
-	for _, name := range []string{"api", "worker", "scheduler"} {
-		addr := freeAddr(t)
-		p := proctest.Start(t, bin(name), s.env("HTTP_ADDR", addr, "METRICS_ADDR", addr))
-		services[name] = &service{proc: p, base: "http://" + addr}
-	}
+	services := startServices(t, s)
 	for name, svc := range services {
 		ready := svc.proc.WaitStatus(t, svc.base+"/readyz", 200, 15*time.Second)
 		t.Logf("%s: start to /readyz 200 in %s", name, ready.Round(time.Millisecond))
@@ -124,9 +136,13 @@ func TestBinariesEndToEnd(t *testing.T) {
 		if code != 200 || !strings.Contains(body, `"name":"postgres","ok":true`) || !strings.Contains(body, `"name":"redis","ok":true`) {
 			t.Errorf("%s /readyz: %d %s", name, code, body)
 		}
-		if code, body := proctest.Get(svc.base + "/metrics"); code != 200 || !strings.Contains(body, "go_goroutines") {
+		if code, body := proctest.Get(svc.metrics + "/metrics"); code != 200 || !strings.Contains(body, "go_goroutines") {
 			t.Errorf("%s /metrics: %d %.200s", name, code, body)
 		}
+	}
+	// The api's public port serves no metrics; its metrics listener does.
+	if code, body := proctest.Get(services["api"].base + "/metrics"); code != 404 || strings.Contains(body, "go_goroutines") {
+		t.Errorf("api public port /metrics: %d %.200s", code, body)
 	}
 	time.Sleep(time.Second)
 	for name, svc := range services {
@@ -134,7 +150,7 @@ func TestBinariesEndToEnd(t *testing.T) {
 			t.Logf("%s: idle RSS %d kB", name, rss)
 		}
 	}
-	if _, body := proctest.Get(services["api"].base + "/metrics"); !strings.Contains(body, `keel_http_requests_total{method="GET",route="/healthz",status="200"} 1`) {
+	if _, body := proctest.Get(services["api"].metrics + "/metrics"); !strings.Contains(body, `keel_http_requests_total{method="GET",route="/healthz",status="200"} 1`) {
 		t.Errorf("api metrics lack the /healthz request:\n%s", grep(body, "keel_http"))
 	}
 	if code, body := proctest.Get(services["api"].base + "/api/v1/openapi.json"); code != 200 || !strings.Contains(body, `"openapi": "3.1.0"`) {
@@ -157,7 +173,7 @@ func TestBinariesEndToEnd(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	want := `keel_tasks_processed_total{queue="critical",type="email:account"} 1`
 	for {
-		_, body := proctest.Get(services["worker"].base + "/metrics")
+		_, body := proctest.Get(services["worker"].metrics + "/metrics")
 		if strings.Contains(body, want) {
 			break
 		}
@@ -417,12 +433,9 @@ func TestBinariesStartBeforeTheirStores(t *testing.T) {
 	t.Cleanup(func() { _, _ = admin.Exec(`ALTER DATABASE ` + s.db.Name + ` ALLOW_CONNECTIONS true`) })
 	s.redis.Stop()
 
-	services := map[string]*service{}
-	for _, name := range []string{"api", "worker", "scheduler"} {
-		addr := freeAddr(t)
-		p := proctest.Start(t, bin(name), s.env("HTTP_ADDR", addr, "METRICS_ADDR", addr))
-		services[name] = &service{proc: p, base: "http://" + addr}
-		p.WaitStatus(t, services[name].base+"/healthz", 200, 10*time.Second)
+	services := startServices(t, s)
+	for _, svc := range services {
+		svc.proc.WaitStatus(t, svc.base+"/healthz", 200, 10*time.Second)
 	}
 	waitReadiness(t, services, 503, "postgres", 2*time.Second)
 	waitReadiness(t, services, 503, "redis", 2*time.Second)

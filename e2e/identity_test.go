@@ -32,7 +32,7 @@ func TestIdentityThroughTheBinaries(t *testing.T) {
 	}
 
 	api, worker := freeAddr(t), freeAddr(t)
-	pa := proctest.Start(t, bin("api"), s.env("HTTP_ADDR", api))
+	pa := proctest.Start(t, bin("api"), s.env("HTTP_ADDR", api, "METRICS_ADDR", freeAddr(t)))
 	pw2 := proctest.Start(t, bin("worker"), s.env("METRICS_ADDR", worker))
 	pa.WaitStatus(t, "http://"+api+"/readyz", 200, 15*time.Second)
 	pw2.WaitStatus(t, "http://"+worker+"/readyz", 200, 15*time.Second)

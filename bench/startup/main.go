@@ -129,9 +129,17 @@ func measure(path, appURL, redisURL string) (readyMS float64, rssKB int, err err
 	if err != nil {
 		return 0, 0, err
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
+	addr, metricsAddr := "127.0.0.1:"+strconv.Itoa(port), "127.0.0.1:"+strconv.Itoa(port)
+	if filepath.Base(path) == "api" {
+		// The api serves metrics on a listener of its own.
+		mport, err := freePort()
+		if err != nil {
+			return 0, 0, err
+		}
+		metricsAddr = "127.0.0.1:" + strconv.Itoa(mport)
+	}
 	p, err := proctest.Exec(path, proctest.Env("ENV", "production", "LOG_LEVEL", "warn",
-		"DATABASE_URL", appURL, "REDIS_URL", redisURL, "HTTP_ADDR", addr, "METRICS_ADDR", addr,
+		"DATABASE_URL", appURL, "REDIS_URL", redisURL, "HTTP_ADDR", addr, "METRICS_ADDR", metricsAddr,
 		"JWT_SIGNING_KEY", randomKey(), "TOTP_ENCRYPTION_KEY", randomKey()))
 	if err != nil {
 		return 0, 0, err

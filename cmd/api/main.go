@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/keelhq/keel/internal/app"
 	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/config"
@@ -59,6 +61,7 @@ func run(ctx context.Context) error {
 
 	reg := metrics.NewRegistry()
 	checker := health.Stores(db, rdb)
+	checker.Log = &log
 	var queuesUI http.Handler
 	if cfg.AdminQueuesToken != "" {
 		mon, err := queueui.NewMonitor(cfg.Redis.Opt, httpapi.QueuesPath)
@@ -71,7 +74,7 @@ func run(ctx context.Context) error {
 		}
 		queuesUI = mon
 	}
-	api, err := app.NewAPI(app.APIDeps{DB: db, Redis: rdb, BaseURL: cfg.BaseURL,
+	api, err := app.NewAPI(app.APIDeps{DB: db, Redis: rdb, BaseURL: cfg.BaseURL, TokenIssuer: cfg.JWTIssuer,
 		Keys: app.Keys{JWTSigning: cfg.JWTSigningKey, JWTPreviousSigning: cfg.JWTPreviousSigningKey, TOTPEncryption: cfg.TOTPEncryptionKey},
 		Limits: app.Limits{HashConcurrency: cfg.HashConcurrency, HashWait: cfg.HashWait,
 			Register:         auth.Rate(cfg.RegisterRate),
@@ -80,7 +83,6 @@ func run(ctx context.Context) error {
 		HTTP: httpapi.Deps{
 			Log:                log,
 			Metrics:            metrics.NewHTTP(reg),
-			MetricsHandler:     metrics.Handler(reg),
 			Health:             checker,
 			CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 			TrustedProxies:     cfg.TrustedProxies,
@@ -95,7 +97,14 @@ func run(ctx context.Context) error {
 	}
 	log.Info().Str("env", cfg.Env).Str("database", config.Redact(cfg.Postgres.URL)).
 		Int("hash_concurrency", api.Auth.Hasher.Concurrency()).Strs("trusted_proxies", cfg.TrustedProxies).Msg("api starting")
-	if err := httpserver.Run(ctx, cfg.HTTPAddr, api.Handler, cfg.ShutdownTimeout, log); err != nil {
+	// The public API and the metrics listener (METRICS_ADDR, for the
+	// scraper only) stop together: a taken port on either stops both.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return httpserver.Run(gctx, cfg.HTTPAddr, api.Handler, cfg.ShutdownTimeout, log) })
+	g.Go(func() error {
+		return httpserver.Run(gctx, cfg.MetricsAddr, health.Mux(checker, metrics.Handler(reg)), 5*time.Second, log)
+	})
+	if err := g.Wait(); err != nil {
 		return err
 	}
 	log.Info().Msg("api stopped")

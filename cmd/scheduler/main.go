@@ -91,6 +91,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	checker := health.Stores(db, rdb)
+	checker.Log = &log
 
 	// Either half failing stops the other, so a taken port cannot leave a
 	// scheduler running without health endpoints.

@@ -129,6 +129,7 @@ func run(ctx context.Context) error {
 	})
 
 	checker := health.Stores(db, rdb)
+	checker.Log = &log
 
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start asynq server: %w", err)

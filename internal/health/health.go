@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // Check is one dependency probe; it must respect ctx's deadline.
@@ -20,13 +22,18 @@ type Check struct {
 type Checker struct {
 	Checks  []Check
 	Timeout time.Duration
+	// Log receives why a check failed when the request's context carries
+	// no logger; nil logs nothing.
+	Log *zerolog.Logger
 }
 
-// Result is one check's outcome.
+// Result is one check's outcome. Error stays in the logs: a dependency's
+// error names hosts, ports and roles, which /readyz must not tell anyone
+// who can reach it.
 type Result struct {
 	Name  string `json:"name"`
 	OK    bool   `json:"ok"`
-	Error string `json:"error,omitempty"`
+	Error string `json:"-"`
 }
 
 // Run probes every dependency and reports whether all answered.
@@ -64,9 +71,21 @@ func Live(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 }
 
-// Ready answers 200 when every check passes and 503 naming the failures.
+// Ready answers 200 when every check passes and 503 naming the failed
+// checks (not their errors, which it logs).
 func (c *Checker) Ready(w http.ResponseWriter, r *http.Request) {
 	res, ok := c.Run(r.Context())
+	if !ok {
+		log := zerolog.Ctx(r.Context())
+		if log.GetLevel() == zerolog.Disabled && c.Log != nil {
+			log = c.Log
+		}
+		for _, x := range res {
+			if !x.OK {
+				log.Warn().Str("check", x.Name).Str("error", x.Error).Msg("not ready")
+			}
+		}
+	}
 	body := struct {
 		Status string   `json:"status"`
 		Checks []Result `json:"checks"`
@@ -82,7 +101,8 @@ func (c *Checker) Ready(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(body)
 }
 
-// Mux serves /healthz, /readyz and /metrics; for the worker and scheduler.
+// Mux serves /healthz, /readyz and /metrics on a binary's metrics listener
+// (METRICS_ADDR), never on the api's public port.
 func Mux(c *Checker, metrics http.Handler) *http.ServeMux {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /healthz", Live)

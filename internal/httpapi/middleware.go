@@ -65,7 +65,7 @@ func accessLog(m *metrics.HTTP) gin.HandlerFunc {
 		} else if status >= 400 {
 			ev = l.Warn()
 		}
-		if route == "/healthz" || route == "/readyz" || route == "/metrics" {
+		if route == "/healthz" || route == "/readyz" {
 			ev = l.Debug()
 		}
 		ev.Str("method", c.Request.Method).Str("route", route).Str("path", c.Request.URL.Path).

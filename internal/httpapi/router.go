@@ -17,9 +17,10 @@ import (
 
 // Deps is what the router needs. Later capabilities add their services here.
 type Deps struct {
-	Log                zerolog.Logger
+	Log zerolog.Logger
+	// Metrics records every request; cmd/api serves them on METRICS_ADDR,
+	// a listener of their own, never through this router.
 	Metrics            *metrics.HTTP
-	MetricsHandler     http.Handler
 	Health             *health.Checker
 	CORSAllowedOrigins []string
 	MaxBodyBytes       int64
@@ -78,9 +79,6 @@ func New(d Deps) (http.Handler, error) {
 
 	r.GET("/healthz", gin.WrapF(health.Live))
 	r.GET("/readyz", gin.WrapF(d.Health.Ready))
-	if d.MetricsHandler != nil {
-		r.GET("/metrics", gin.WrapH(d.MetricsHandler))
-	}
 	r.GET("/api/v1/openapi.json", serveDocument(doc))
 	r.GET("/api/docs", serveDocsPage(doc))
 	v1 := r.Group("/api/v1")
