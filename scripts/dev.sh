@@ -66,14 +66,14 @@ bin/keelctl seed-demo || echo "dev: seed-demo failed (see above); continuing wit
 
 METRICS_ADDR=127.0.0.1:9091 bin/worker & pids+=($!)
 METRICS_ADDR=127.0.0.1:9092 bin/scheduler & pids+=($!)
-bin/api & pids+=($!)
+METRICS_ADDR=127.0.0.1:9090 bin/api & pids+=($!)
 
 for _ in $(seq 1 50); do curl -fsS "http://$HTTP_ADDR/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
 cat <<MSG
 
   Keel is running (Ctrl-C stops it):
     API            http://$HTTP_ADDR/api/v1   (docs: http://$HTTP_ADDR/api/docs)
-    Health         http://$HTTP_ADDR/readyz   metrics: http://$HTTP_ADDR/metrics
+    Health         http://$HTTP_ADDR/readyz   metrics: http://127.0.0.1:9090/metrics
     Queues UI      http://$HTTP_ADDR/admin/queues?token=$ADMIN_QUEUES_TOKEN
     Worker         http://127.0.0.1:9091/readyz   scheduler: http://127.0.0.1:9092/readyz
     Mail (API)     http://127.0.0.1:8025/api/v1/messages

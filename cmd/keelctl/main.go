@@ -32,7 +32,8 @@ commands:
   migrate redo     roll back the latest migration and apply it again
   migrate status   list migrations and whether each is applied
   migrate reset    roll back every migration (drops all of Keel's tables)
-  doctor           check PostgreSQL, migrations, Redis and SMTP
+  doctor           check PostgreSQL (and that the application role cannot escape
+                   Row Level Security), migrations, Redis and SMTP
   seed-demo        create a demo organization with an owner, an admin and a member,
                    a second organization and invitations; prints the logins
                    (a second run changes nothing; refused with ENV=production)
