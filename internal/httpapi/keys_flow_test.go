@@ -197,3 +197,26 @@ func TestAdminCannotReplaceOwnersInvitation(t *testing.T) {
 	e.expect(req{method: "POST", path: "/api/v1/organizations/current/invitations", token: admin.AccessToken,
 		body: map[string]string{"email": "temp@example.com", "role": "admin"}}, 201, nil)
 }
+
+// BenchmarkAPIKeyRequest measures GET /organizations/current with an API
+// key: the prefix lookup (which also reads the creator's membership and the
+// expiry), the touch of last_used_at (at most once a minute) and the
+// request's tenant transaction.
+//
+//	go test -run XXX -bench APIKeyRequest -benchtime 5s ./internal/httpapi
+func BenchmarkAPIKeyRequest(b *testing.B) {
+	e := newEnv(b, envOpts{noMail: true})
+	e.noCheck = true
+	registerVerified(b, e, "bench@example.com")
+	_, key := e.apiKey(e.login("bench@example.com", password).AccessToken, "bench", "admin")
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if w := e.do(req{method: "GET", path: "/api/v1/organizations/current", token: key}); w.Code != 200 {
+				b.Errorf("GET with key: %d %s", w.Code, w.Body.String())
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "requests/s")
+}
