@@ -34,6 +34,7 @@ DB=keel_bench_regmem
 ROLE=keel_bench_regmem_app
 API_PORT=${API_PORT:-18190}
 REDIS_PORT=${REDIS_PORT:-18189}
+METRICS_PORT=${METRICS_PORT:-18191}
 
 work=$(mktemp -d)
 pids=()
@@ -58,7 +59,7 @@ hostpart=${ADMIN_URL#*@}
 export DATABASE_OWNER_URL=${ADMIN_URL%/*}/$DB?sslmode=disable
 export DATABASE_URL="postgres://$ROLE:bench@${hostpart%%/*}/$DB?sslmode=disable"
 export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
-export HTTP_ADDR=127.0.0.1:$API_PORT LOG_LEVEL=info ENV=production TRUSTED_PROXIES=127.0.0.1
+export HTTP_ADDR=127.0.0.1:$API_PORT METRICS_ADDR=127.0.0.1:$METRICS_PORT LOG_LEVEL=info ENV=production TRUSTED_PROXIES=127.0.0.1
 eval "$("$work/keelctl" gen-keys | sed 's/^/export /')"
 "$work/keelctl" migrate up >/dev/null
 

@@ -41,7 +41,7 @@ func TestPerOrgFairnessThroughTheBinaries(t *testing.T) {
 	const burst = 12
 	s := newStack(t)
 	api, metrics := freeAddr(t), freeAddr(t)
-	pa := proctest.Start(t, bin("api"), s.env("HTTP_ADDR", api))
+	pa := proctest.Start(t, bin("api"), s.env("HTTP_ADDR", api, "METRICS_ADDR", freeAddr(t)))
 	pw := proctest.Start(t, bin("worker"), s.env("METRICS_ADDR", metrics, "SMTP_URL", slowSMTP(t, s.mail.SMTPURL, smtpDelay),
 		"WORKER_CONCURRENCY", "4", "WORKER_ORG_CONCURRENCY", "1"))
 	pa.WaitStatus(t, "http://"+api+"/readyz", 200, 15*time.Second)
@@ -93,7 +93,7 @@ func TestWorkerRunsTenantTasksUnderTheirOrganization(t *testing.T) {
 	t.Parallel()
 	s := newStack(t)
 	api, metrics := freeAddr(t), freeAddr(t)
-	pa := proctest.Start(t, bin("api"), s.env("HTTP_ADDR", api))
+	pa := proctest.Start(t, bin("api"), s.env("HTTP_ADDR", api, "METRICS_ADDR", freeAddr(t)))
 	workerEnv := s.env("METRICS_ADDR", metrics)
 	pw := proctest.Start(t, bin("worker"), workerEnv)
 	pa.WaitStatus(t, "http://"+api+"/readyz", 200, 15*time.Second)
