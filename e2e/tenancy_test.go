@@ -194,7 +194,7 @@ type owner struct {
 func mustOwner(t *testing.T, s *stack, base, email, orgName string) owner {
 	t.Helper()
 	const pw = "a long enough e2e passphrase"
-	call(t, "POST", base+"/auth/register", "", map[string]string{"email": email, "password": pw, "name": "Owner", "organization_name": orgName}, 201, nil)
+	call(t, "POST", base+"/auth/register", "", map[string]string{"email": email, "password": pw, "name": "Owner", "organization_name": orgName}, 202, nil)
 	msg := s.mail.WaitFor(t, email, 20*time.Second)
 	tok := regexp.MustCompile(`https://app\.keel\.test/verify-email\?token=([A-Za-z0-9_\-]+)`).FindStringSubmatch(msg.Text)
 	if tok == nil {
