@@ -19,7 +19,10 @@ import (
 	"github.com/keelhq/keel/jobs/task"
 )
 
-// Invite creates (or replaces) a pending invitation and mails its 7-day link.
+// Invite creates (or replaces) a pending invitation and queues the email
+// with its 7-day link. The invitation is stored without a token: the
+// worker mints it when it sends the email (InvitationToMail,
+// MintInvitationLink), so no usable token is ever at rest but as a hash.
 func (s *Service) Invite(ctx context.Context, p *tenant.Principal, email, role string, meta audit.Meta) (*Invitation, error) {
 	email, err := auth.NormalizeEmail("email", email)
 	if err != nil {
@@ -39,8 +42,7 @@ func (s *Service) Invite(ctx context.Context, p *tenant.Principal, email, role s
 		if err != nil {
 			return err
 		}
-		token, hash := auth.NewOpaqueToken()
-		inv = &Invitation{ID: postgres.NewID(), OrgID: p.OrgID, Email: email, Role: role, TokenHash: hash,
+		inv = &Invitation{ID: postgres.NewID(), OrgID: p.OrgID, Email: email, Role: role,
 			ExpiresAt: s.now().Add(InvitationTTL)}
 		if p.IsUser() {
 			inv.InvitedBy = &p.UserID
@@ -48,7 +50,7 @@ func (s *Service) Invite(ctx context.Context, p *tenant.Principal, email, role s
 		if err := s.Store.PutInvitation(ctx, tx, inv); err != nil {
 			return err
 		}
-		if err := s.mailInvitation(ctx, tx, p, inv, o.Name, token); err != nil {
+		if err := s.mailInvitation(ctx, tx, p, inv, o.Name); err != nil {
 			return err
 		}
 		return record(ctx, tx, p, meta, "invitation.sent", "invitation", inv.ID.String(), map[string]string{"email": email, "role": role})
@@ -56,7 +58,9 @@ func (s *Service) Invite(ctx context.Context, p *tenant.Principal, email, role s
 	return inv, err
 }
 
-func (s *Service) mailInvitation(ctx context.Context, tx *sqlx.Tx, p *tenant.Principal, inv *Invitation, orgName, token string) error {
+// mailInvitation queues inv's email; its payload names the invitation and
+// the worker mints the link.
+func (s *Service) mailInvitation(ctx context.Context, tx *sqlx.Tx, p *tenant.Principal, inv *Invitation, orgName string) error {
 	inviter := "A teammate"
 	if p.IsUser() {
 		if name, err := s.Store.UserName(ctx, tx, p.UserID); err == nil {
@@ -64,8 +68,7 @@ func (s *Service) mailInvitation(ctx context.Context, tx *sqlx.Tx, p *tenant.Pri
 		}
 	}
 	t, err := task.NewEmailSendTask(inv.OrgID, task.EmailPayload{To: inv.Email, Template: "invitation", InvitationID: &inv.ID,
-		Data: map[string]string{"inviter": inviter, "organization": orgName, "role": inv.Role,
-			"link": email.Link(s.BaseURL, "/accept-invitation", token), "days": "7"}})
+		Data: map[string]string{"inviter": inviter, "organization": orgName, "role": inv.Role, "days": "7"}})
 	if err != nil {
 		return err
 	}
@@ -101,7 +104,8 @@ func (s *Service) RevokeInvitation(ctx context.Context, p *tenant.Principal, id 
 }
 
 // ResendInvitation mails a pending invitation again with a new link and a
-// fresh 7 days; the old link stops working.
+// fresh 7 days; the old link stops working at once (its hash is cleared)
+// and the worker mints the new one.
 func (s *Service) ResendInvitation(ctx context.Context, p *tenant.Principal, id uuid.UUID, meta audit.Meta) (*Invitation, error) {
 	var inv *Invitation
 	err := tenant.InOrg(ctx, s.DB, p, tenant.RoleAdmin, func(tx *sqlx.Tx, actorRole string) error {
@@ -116,8 +120,7 @@ func (s *Service) ResendInvitation(ctx context.Context, p *tenant.Principal, id 
 		if inv.Role == tenant.RoleOwner && actorRole != tenant.RoleOwner {
 			return apperr.New(apperr.Forbidden, "forbidden", "Only owners can resend an owner's invitation.")
 		}
-		token, hash := auth.NewOpaqueToken()
-		inv.TokenHash, inv.ExpiresAt = hash, s.now().Add(InvitationTTL)
+		inv.TokenHash, inv.ExpiresAt = nil, s.now().Add(InvitationTTL)
 		if err := s.Store.RefreshInvitation(ctx, tx, inv); err != nil {
 			return err
 		}
@@ -125,7 +128,7 @@ func (s *Service) ResendInvitation(ctx context.Context, p *tenant.Principal, id 
 		if err != nil {
 			return err
 		}
-		if err := s.mailInvitation(ctx, tx, p, inv, o.Name, token); err != nil {
+		if err := s.mailInvitation(ctx, tx, p, inv, o.Name); err != nil {
 			return err
 		}
 		return record(ctx, tx, p, meta, "invitation.resent", "invitation", id.String(), map[string]string{"email": inv.Email})
@@ -169,19 +172,39 @@ func (s *Service) JoinByInvitation(ctx context.Context, tx *sqlx.Tx, inv *auth.I
 	return role, err
 }
 
-// InvitationPending reports whether invitation id is pending (neither
-// accepted, revoked, replaced nor expired) as orgID's tenant transaction tx
-// sees it: under Row Level Security another organization's invitation is
-// not there at all. It locks the row until tx ends, so a revoke or an
-// acceptance that races a send waits for it, and one that committed first
-// stops it. email:send asks before mailing an invitation.
-func (s *Service) InvitationPending(ctx context.Context, tx *sqlx.Tx, orgID, id uuid.UUID) (bool, error) {
+// InvitationToMail is the worker's first step in mailing an invitation:
+// it locks invitation id as orgID's tenant transaction tx sees it and
+// returns the address it is for, when its link may still be mailed. ok is
+// false when there is nothing to send: the invitation is not there (under
+// Row Level Security another organization's invitation is not there at
+// all; a revoked or replaced one is gone), accepted, expired (its 7 days
+// run from the invitation or resend, not from the send), or already minted
+// (mailed by an earlier task; a resend clears it). The lock makes a revoke
+// or an acceptance racing the send wait for it, and one that committed
+// first stops it.
+func (s *Service) InvitationToMail(ctx context.Context, tx *sqlx.Tx, orgID, id uuid.UUID) (to string, ok bool, err error) {
 	inv, err := s.Store.Invitation(ctx, tx, orgID, id, true)
 	if errors.Is(err, ErrNotFound) {
-		return false, nil
+		return "", false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("check invitation: %w", err)
+		return "", false, fmt.Errorf("invitation to mail: %w", err)
 	}
-	return inv.ExpiresAt.After(s.now()), nil
+	if inv.TokenHash != nil || !inv.ExpiresAt.After(s.now()) {
+		return "", false, nil
+	}
+	return inv.Email, true, nil
+}
+
+// MintInvitationLink draws the token of invitation id (locked by
+// InvitationToMail in the same tx), stores its hash and returns the link to
+// mail, under BaseURL. The token exists nowhere but in the returned link:
+// if tx rolls back after the email went out, that email's link never works,
+// and a retry mints another.
+func (s *Service) MintInvitationLink(ctx context.Context, tx *sqlx.Tx, orgID, id uuid.UUID) (string, error) {
+	token, hash := auth.NewOpaqueToken()
+	if err := s.Store.MintInvitation(ctx, tx, orgID, id, hash); err != nil {
+		return "", fmt.Errorf("mint invitation link: %w", err)
+	}
+	return email.Link(s.BaseURL, "/accept-invitation", token), nil
 }
