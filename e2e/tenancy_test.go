@@ -205,6 +205,7 @@ func mustOwner(t *testing.T, s *stack, base, email, orgName string) owner {
 	if tok == nil {
 		t.Fatalf("no verification link in:\n%s", msg.Text)
 	}
+	s.waitLinkStored(t, tok[1])
 	call(t, "POST", base+"/auth/verify-email", "", map[string]string{"token": tok[1]}, 204, nil)
 	var sess struct {
 		AccessToken    string    `json:"access_token"`

@@ -274,6 +274,7 @@ func (e *env) mailToken(to, subject string, n int) string {
 				if !strings.Contains(msg.Text, baseURL+"/") {
 					e.t.Fatalf("link in mail to %s is not under APP_BASE_URL: %s", to, msg.Text)
 				}
+				e.waitLinkStored(to, m[1])
 				return m[1]
 			}
 		}
@@ -281,6 +282,31 @@ func (e *env) mailToken(to, subject string, n int) string {
 			e.t.Fatalf("no mail #%d to %s about %q (last error %v)", n, to, subject, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitLinkStored waits until the hash of a mailed token is committed. The
+// worker stores it in the transaction that sends the email, which commits
+// just after the SMTP server accepted the message: a person never sees that
+// gap, a test reading Mailpit at once can. It fails when the hash never
+// appears: every mailed link is stored.
+func (e *env) waitLinkStored(to, token string) {
+	e.t.Helper()
+	hash := auth.HashToken(token)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var stored bool
+		if err := e.db.Owner.Get(&stored, `SELECT EXISTS (SELECT 1 FROM email_tokens WHERE token_hash = $1)
+			OR EXISTS (SELECT 1 FROM invitations WHERE token_hash = $1)`, hash); err != nil {
+			e.t.Fatal(err)
+		}
+		if stored {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the link mailed to %s is not stored", to)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
