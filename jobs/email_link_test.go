@@ -159,6 +159,7 @@ func TestAccountLinkNotMailedWhenNoLongerLive(t *testing.T) {
 	// The right task for the verification row still mails it.
 	e.enqueueLink(t, "verify", "verify@example.com", "verify_email", verify)
 	m := e.mail.WaitFor(t, "verify@example.com", 15*time.Second)
+	waitState(t, insp, task.QueueCritical, "verify", asynq.TaskStateCompleted) // committed, hash stored
 	tok := linkToken(t, m.Text, "https://app.keel.test/verify-email?token=")
 	if err := (&auth.Service{DB: e.db.App, Users: authdb.Store{}}).VerifyEmail(ctx, tok); err != nil {
 		t.Fatalf("verify: %v", err)

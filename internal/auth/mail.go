@@ -72,17 +72,14 @@ func (s *Service) LinkToMail(ctx context.Context, tx *sqlx.Tx, id uuid.UUID) (to
 // token exists nowhere but in the returned link: if tx rolls back after the
 // email went out, that email's link never works, and a retry mints another.
 func (s *Service) MintLink(ctx context.Context, tx *sqlx.Tx, id uuid.UUID) (string, error) {
-	t, err := s.Users.UnmintedEmailToken(ctx, tx, id)
+	token, hash := NewOpaqueToken()
+	purpose, err := s.Users.MintEmailToken(ctx, tx, id, hash)
 	if err != nil {
 		return "", fmt.Errorf("mint link: %w", err)
 	}
-	path, ok := linkPaths[t.Purpose]
+	path, ok := linkPaths[purpose]
 	if !ok {
-		return "", fmt.Errorf("mint link: no page for purpose %q", t.Purpose)
-	}
-	token, hash := NewOpaqueToken()
-	if err := s.Users.MintEmailToken(ctx, tx, id, hash); err != nil {
-		return "", fmt.Errorf("mint link: %w", err)
+		return "", fmt.Errorf("mint link: no page for purpose %q", purpose)
 	}
 	return email.Link(s.BaseURL, path, token), nil
 }

@@ -45,8 +45,9 @@ type UserStore interface {
 	// not minted yet; ErrNotFound otherwise.
 	UnmintedEmailToken(ctx context.Context, tx sqlx.QueryerContext, id uuid.UUID) (*EmailToken, error)
 	// MintEmailToken stores hash as the token of row id, which must be live
-	// and unminted; ErrNotFound when it is not.
-	MintEmailToken(ctx context.Context, tx sqlx.ExecerContext, id uuid.UUID, hash []byte) error
+	// and unminted, and returns the row's purpose; ErrNotFound when it is
+	// not such a row.
+	MintEmailToken(ctx context.Context, tx sqlx.QueryerContext, id uuid.UUID, hash []byte) (purpose string, err error)
 	ReplaceRecoveryCodes(ctx context.Context, tx sqlx.ExtContext, userID uuid.UUID, hashes [][]byte) error
 	UseRecoveryCode(ctx context.Context, tx sqlx.ExecerContext, userID uuid.UUID, hash []byte) (bool, error)
 	DeleteRecoveryCodes(ctx context.Context, tx sqlx.ExecerContext, userID uuid.UUID) error

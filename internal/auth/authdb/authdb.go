@@ -230,17 +230,13 @@ func (Store) UnmintedEmailToken(ctx context.Context, tx sqlx.QueryerContext, id 
 		ExpiresAt: t.ExpiresAt, UsedAt: t.UsedAt}, nil
 }
 
-// MintEmailToken stores hash as the token of the live, unminted row id.
-func (Store) MintEmailToken(ctx context.Context, tx sqlx.ExecerContext, id uuid.UUID, hash []byte) error {
-	res, err := tx.ExecContext(ctx, `UPDATE email_tokens SET token_hash = $2
-		WHERE id = $1 AND token_hash IS NULL AND used_at IS NULL`, id, hash)
-	if err != nil {
-		return postgres.Translate(err)
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return postgres.ErrNotFound
-	}
-	return nil
+// MintEmailToken stores hash as the token of the live, unminted row id and
+// returns its purpose.
+func (Store) MintEmailToken(ctx context.Context, tx sqlx.QueryerContext, id uuid.UUID, hash []byte) (string, error) {
+	var purpose string
+	err := tx.QueryRowxContext(ctx, `UPDATE email_tokens SET token_hash = $2
+		WHERE id = $1 AND token_hash IS NULL AND used_at IS NULL RETURNING purpose`, id, hash).Scan(&purpose)
+	return purpose, postgres.Translate(err)
 }
 
 // ReplaceRecoveryCodes stores a user's new recovery codes, dropping old ones.

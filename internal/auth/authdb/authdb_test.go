@@ -123,7 +123,7 @@ func TestUnmintedLinksMatchNoToken(t *testing.T) {
 	if _, err := s.UnmintedEmailToken(ctx, db.App, id); !errors.Is(err, auth.ErrNotFound) {
 		t.Fatalf("voided row still to be mailed: %v", err)
 	}
-	if err := s.MintEmailToken(ctx, db.App, id, auth.HashToken("late")); !errors.Is(err, auth.ErrNotFound) {
+	if _, err := s.MintEmailToken(ctx, db.App, id, auth.HashToken("late")); !errors.Is(err, auth.ErrNotFound) {
 		t.Fatalf("a voided row was minted: %v", err)
 	}
 }
