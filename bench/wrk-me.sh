@@ -54,10 +54,11 @@ hostpart=${ADMIN_URL#*@}
 export DATABASE_OWNER_URL=$owner_url
 export DATABASE_URL="postgres://keel_bench_app:bench@${hostpart%%/*}/$DB?sslmode=disable"
 export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
-export HTTP_ADDR=127.0.0.1:$API_PORT LOG_LEVEL=error ENV=production
+export HTTP_ADDR=127.0.0.1:$API_PORT METRICS_ADDR=127.0.0.1:${METRICS_PORT:-18182} LOG_LEVEL=error ENV=production
 eval "$("$work/keelctl" gen-keys | sed 's/^/export /')"
 "$work/keelctl" migrate up >/dev/null
-"$work/keelctl" seed-demo >/dev/null
+# seed-demo refuses ENV=production; the api still runs as production.
+ENV=staging "$work/keelctl" seed-demo >/dev/null
 
 "$work/api" 2>"$work/api.log" &
 pids+=($!)

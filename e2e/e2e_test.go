@@ -7,6 +7,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"net/http"
@@ -97,6 +98,32 @@ const (
 	testJWTKey  = "a2VlbC1lMmUtand0LXNpZ25pbmcta2V5LTMyYnl0ZXM"
 	testTOTPKey = "a2VlbC1lMmUtdG90cC1lbmNyeXB0aW9uLWtleS0zMmI"
 )
+
+// waitLinkStored waits until the hash of a mailed token is committed: the
+// worker stores it in the transaction that sends the email, which commits
+// just after the SMTP server accepted the message, so a test that reads
+// Mailpit at once can be a few milliseconds early.
+func (s *stack) waitLinkStored(t *testing.T, token string) {
+	t.Helper()
+	db := sqlx.MustOpen("postgres", s.db.OwnerURL)
+	defer db.Close()
+	sum := sha256.Sum256([]byte(token))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var stored bool
+		if err := db.Get(&stored, `SELECT EXISTS (SELECT 1 FROM email_tokens WHERE token_hash = $1)
+			OR EXISTS (SELECT 1 FROM invitations WHERE token_hash = $1)`, sum[:]); err != nil {
+			t.Fatal(err)
+		}
+		if stored {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a mailed link is not stored")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
 
 func freeAddr(t *testing.T) string { return "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t)) }
 

@@ -53,6 +53,7 @@ func TestIdentityThroughTheBinaries(t *testing.T) {
 	if tok == nil {
 		t.Fatalf("no verification link in:\n%s", msg.Text)
 	}
+	s.waitLinkStored(t, tok[1])
 	postJSON(t, base+"/auth/verify-email", map[string]string{"token": tok[1]}, 204, nil)
 	postJSON(t, base+"/auth/login", map[string]string{"email": "e2e@example.com", "password": "a long enough e2e passphrase"}, 200, &sess)
 	req, _ := http.NewRequest("GET", base+"/me", nil)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
@@ -23,20 +24,45 @@ import (
 // record's lock while SMTP runs, so a re-run of the task after success sends
 // nothing. That transaction is the task's organization's (queue.OrgID,
 // uuid.Nil for account mail), so Row Level Security decides what it sees.
+//
+// An email with a link (an invitation, a verification or reset link) names
+// the row the link is for, and the link is minted here, in that same
+// transaction: the row is locked and checked (still live, not yet mailed),
+// the send recorded, a token drawn and its hash stored, the link rendered
+// under APP_BASE_URL and sent. So the token exists only as a hash at rest
+// and in the mail itself; if the transaction does not commit, the hash is
+// not stored and that email's link never works.
 type EmailSendHandler struct {
 	DB     *sqlx.DB
 	Mail   email.Sender
 	Render *email.Renderer
-	// Invitations tells whether an invitation is still pending, so a revoked
-	// one is never mailed; *org.Service implements it.
-	Invitations InvitationChecker
+	// Invitations mints invitation links; *org.Service implements it.
+	Invitations InvitationLinks
+	// Accounts mints verification and reset links; *auth.Service
+	// implements it.
+	Accounts AccountLinks
 }
 
-// InvitationChecker is what email:send needs of organizations.
-type InvitationChecker interface {
-	// InvitationPending reports whether invitation id is pending as org's
-	// tenant transaction tx sees it, locking it until tx ends.
-	InvitationPending(ctx context.Context, tx *sqlx.Tx, orgID, id uuid.UUID) (bool, error)
+// InvitationLinks is what email:send needs of organizations.
+type InvitationLinks interface {
+	// InvitationToMail locks invitation id as org's tenant transaction tx
+	// sees it and returns its address when its link may still be mailed
+	// (pending, unexpired, not minted yet); ok is false otherwise.
+	InvitationToMail(ctx context.Context, tx *sqlx.Tx, orgID, id uuid.UUID) (to string, ok bool, err error)
+	// MintInvitationLink stores the hash of a new token for the invitation
+	// InvitationToMail locked and returns its link.
+	MintInvitationLink(ctx context.Context, tx *sqlx.Tx, orgID, id uuid.UUID) (string, error)
+}
+
+// AccountLinks is what email:account needs of accounts.
+type AccountLinks interface {
+	// LinkToMail locks link token row id and returns its address and
+	// purpose (its email's template) when its link may still be mailed
+	// (live, unexpired, not minted yet); ok is false otherwise.
+	LinkToMail(ctx context.Context, tx *sqlx.Tx, id uuid.UUID) (to, purpose string, ok bool, err error)
+	// MintLink stores the hash of a new token for the row LinkToMail
+	// locked and returns its link.
+	MintLink(ctx context.Context, tx *sqlx.Tx, id uuid.UUID) (string, error)
 }
 
 // ProcessTask implements asynq.Handler.
@@ -45,24 +71,24 @@ func (h *EmailSendHandler) ProcessTask(ctx context.Context, t *asynq.Task) error
 	if err := decode(t, &p); err != nil {
 		return err
 	}
-	msg, err := h.Render.Render(p.Template, p.To, p.Data)
-	if err != nil {
-		return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
+	org := queue.OrgID(ctx)
+	if (p.InvitationID != nil && t.Type() != task.TypeEmailSend) || (p.TokenID != nil && t.Type() != task.TypeEmailAccount) {
+		return fmt.Errorf("%s: a link of the wrong kind of mail: %w", t.Type(), asynq.SkipRetry)
+	}
+	hasLink := p.InvitationID != nil || p.TokenID != nil
+	var msg email.Message
+	if !hasLink {
+		// Rendered before the transaction: a bad template fails fast.
+		var err error
+		if msg, err = h.Render.Render(p.Template, p.To, p.Data); err != nil {
+			return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
+		}
 	}
 	id := taskID(ctx)
-	msg.MessageID = id + "@keel"
-	org := queue.OrgID(ctx)
 	return postgres.InTx(ctx, h.DB, org, func(tx *sqlx.Tx) error {
-		if p.InvitationID != nil {
-			ok, err := h.Invitations.InvitationPending(ctx, tx, org, *p.InvitationID)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				// Done, not failed: there is nothing to send any more.
-				zerolog.Ctx(ctx).Info().Str("invitation_id", p.InvitationID.String()).
-					Msg("invitation not pending in this organization; email not sent")
-				return nil
+		if hasLink {
+			if ok, err := h.linkToMail(ctx, tx, org, p); err != nil || !ok {
+				return err // nil when there is nothing to send: done, not failed
 			}
 		}
 		first, err := emaildb.RecordSend(ctx, tx, id, p.To, p.Template)
@@ -72,6 +98,21 @@ func (h *EmailSendHandler) ProcessTask(ctx context.Context, t *asynq.Task) error
 		if !first {
 			return nil // sent by an earlier run of this task
 		}
+		if hasLink {
+			link, err := h.mint(ctx, tx, org, p)
+			if err != nil {
+				return err
+			}
+			data := maps.Clone(p.Data)
+			if data == nil {
+				data = map[string]string{}
+			}
+			data["link"] = link
+			if msg, err = h.Render.Render(p.Template, p.To, data); err != nil {
+				return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
+			}
+		}
+		msg.MessageID = id + "@keel"
 		if err := h.Mail.Send(ctx, msg); err != nil {
 			if errors.Is(err, email.ErrPermanent) {
 				return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
@@ -80,4 +121,47 @@ func (h *EmailSendHandler) ProcessTask(ctx context.Context, t *asynq.Task) error
 		}
 		return nil
 	})
+}
+
+// linkToMail locks the row p's link is for and reports whether its email
+// is still to be sent, to p.To: the address comes from the row, so a task
+// naming another recipient sends nothing.
+func (h *EmailSendHandler) linkToMail(ctx context.Context, tx *sqlx.Tx, org uuid.UUID, p task.EmailPayload) (bool, error) {
+	log := zerolog.Ctx(ctx)
+	if p.InvitationID != nil {
+		to, ok, err := h.Invitations.InvitationToMail(ctx, tx, org, *p.InvitationID)
+		switch {
+		case err != nil:
+			return false, err
+		case !ok:
+			log.Info().Str("invitation_id", p.InvitationID.String()).
+				Msg("invitation not pending in this organization (or already mailed); email not sent")
+			return false, nil
+		case to != p.To:
+			log.Warn().Str("invitation_id", p.InvitationID.String()).Msg("task recipient is not the invitation's; email not sent")
+			return false, nil
+		}
+		return true, nil
+	}
+	to, purpose, ok, err := h.Accounts.LinkToMail(ctx, tx, *p.TokenID)
+	switch {
+	case err != nil:
+		return false, err
+	case !ok:
+		log.Info().Str("token_id", p.TokenID.String()).
+			Msg("link used, voided, expired or already mailed; email not sent")
+		return false, nil
+	case to != p.To || purpose != p.Template:
+		log.Warn().Str("token_id", p.TokenID.String()).Msg("task recipient or template is not the link's; email not sent")
+		return false, nil
+	}
+	return true, nil
+}
+
+// mint mints the link linkToMail allowed.
+func (h *EmailSendHandler) mint(ctx context.Context, tx *sqlx.Tx, org uuid.UUID, p task.EmailPayload) (string, error) {
+	if p.InvitationID != nil {
+		return h.Invitations.MintInvitationLink(ctx, tx, org, *p.InvitationID)
+	}
+	return h.Accounts.MintLink(ctx, tx, *p.TokenID)
 }

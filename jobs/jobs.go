@@ -15,6 +15,8 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/rs/zerolog"
 
+	"github.com/keelhq/keel/internal/auth"
+	"github.com/keelhq/keel/internal/auth/authdb"
 	"github.com/keelhq/keel/internal/backup"
 	"github.com/keelhq/keel/internal/email"
 	"github.com/keelhq/keel/internal/org"
@@ -29,10 +31,14 @@ import (
 type Deps struct {
 	DB *sqlx.DB
 	// Orgs serves the handlers that need organizations; nil builds one on
-	// DB (orgdb's store), which is what the worker runs.
-	Orgs   *org.Service
-	Mail   email.Sender
-	Render *email.Renderer
+	// DB (orgdb's store) with Render's BaseURL, which is what the worker
+	// runs. Invitation links start with its BaseURL.
+	Orgs *org.Service
+	// Accounts mints verification and reset links; nil builds one on DB
+	// (authdb's store) with Render's BaseURL, which is what the worker runs.
+	Accounts *auth.Service
+	Mail     email.Sender
+	Render   *email.Renderer
 
 	// Queue enqueues directly; outbox:sweep relays with it.
 	Queue outbox.Enqueuer
@@ -58,9 +64,13 @@ func Register(mux *asynq.ServeMux, d Deps) error {
 	}
 	orgs := d.Orgs
 	if orgs == nil {
-		orgs = &org.Service{DB: d.DB, Store: orgdb.Store{}}
+		orgs = &org.Service{DB: d.DB, Store: orgdb.Store{}, BaseURL: d.Render.BaseURL}
 	}
-	mail := &EmailSendHandler{DB: d.DB, Mail: d.Mail, Render: d.Render, Invitations: orgs}
+	accounts := d.Accounts
+	if accounts == nil {
+		accounts = &auth.Service{DB: d.DB, Users: authdb.Store{}, BaseURL: d.Render.BaseURL}
+	}
+	mail := &EmailSendHandler{DB: d.DB, Mail: d.Mail, Render: d.Render, Invitations: orgs, Accounts: accounts}
 	handlers := map[string]asynq.Handler{
 		task.TypeEmailSend:    mail,
 		task.TypeEmailAccount: mail,

@@ -1,6 +1,7 @@
 package jobs_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 
+	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/outbox"
 	"github.com/keelhq/keel/internal/platform/queuetest"
 	"github.com/keelhq/keel/jobs"
@@ -56,26 +58,28 @@ func TestRegisterRefusesTasksOfTheWrongTenancy(t *testing.T) {
 }
 
 // An invitation email is sent only while its invitation is pending in the
-// task's organization, as that organization's Row Level Security sees it; a
-// task that finds nothing to send completes (it is not a failure).
+// task's organization, as that organization's Row Level Security sees it,
+// and not yet mailed; the worker mints its link then. A task that finds
+// nothing to send completes (it is not a failure).
 func TestInvitationEmailOnlyWhilePending(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	orgA, orgB := uuid.New(), uuid.New()
-	pending, accepted, expired := uuid.New(), uuid.New(), uuid.New()
+	pending, accepted, expired, minted := uuid.New(), uuid.New(), uuid.New(), uuid.New()
 	e.db.Owner.MustExec(`INSERT INTO organizations (id, name) VALUES ($1, 'A'), ($2, 'B')`, orgA, orgB)
 	e.db.Owner.MustExec(`INSERT INTO invitations (id, org_id, email, role, token_hash, expires_at, accepted_at) VALUES
-		($2, $1, 'pending@example.com', 'member', '\x01', now() + interval '7 days', NULL),
-		($3, $1, 'accepted@example.com', 'member', '\x02', now() + interval '7 days', now()),
-		($4, $1, 'expired@example.com', 'member', '\x03', now() - interval '1 minute', NULL)`,
-		orgA, pending, accepted, expired)
+		($2, $1, 'pending@example.com', 'member', NULL, now() + interval '7 days', NULL),
+		($3, $1, 'accepted@example.com', 'member', NULL, now() + interval '7 days', now()),
+		($4, $1, 'expired@example.com', 'member', NULL, now() - interval '1 minute', NULL),
+		($5, $1, 'minted@example.com', 'member', '\x01', now() + interval '7 days', NULL)`,
+		orgA, pending, accepted, expired, minted)
 	e.serve(t)
 	client := queuetest.Client(t, e.redis)
 	insp := queuetest.Inspector(t, e.redis)
 	enqueue := func(org uuid.UUID, to string, inv uuid.UUID) string {
 		t.Helper()
 		m, err := task.NewEmailSendTask(org, task.EmailPayload{To: to, Template: "invitation", InvitationID: &inv,
-			Data: map[string]string{"inviter": "Ada", "organization": "A", "role": "member", "link": "https://app.keel.test/x", "days": "7"}})
+			Data: map[string]string{"inviter": "Ada", "organization": "A", "role": "member", "days": "7"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,16 +90,19 @@ func TestInvitationEmailOnlyWhilePending(t *testing.T) {
 		return info.ID
 	}
 	ids := []string{
-		enqueue(orgB, "forged@example.com", pending), // org B naming org A's invitation
+		enqueue(orgB, "pending@example.com", pending), // org B naming org A's invitation
+		enqueue(orgA, "forged@example.com", pending),  // another recipient than the invitation's
 		enqueue(orgA, "accepted@example.com", accepted),
 		enqueue(orgA, "expired@example.com", expired),
+		enqueue(orgA, "minted@example.com", minted),      // mailed already
 		enqueue(orgA, "revoked@example.com", uuid.New()), // revoked: the row is gone
-		enqueue(orgA, "pending@example.com", pending),
 	}
-	e.mail.WaitFor(t, "pending@example.com", 15*time.Second)
 	for _, id := range ids {
 		waitState(t, insp, task.QueueDefault, id, asynq.TaskStateCompleted)
 	}
+	ids = append(ids, enqueue(orgA, "pending@example.com", pending))
+	got := e.mail.WaitFor(t, "pending@example.com", 15*time.Second)
+	waitState(t, insp, task.QueueDefault, ids[len(ids)-1], asynq.TaskStateCompleted)
 	list, total, err := e.mail.Messages(context.Background())
 	if err != nil || total != 1 {
 		t.Fatalf("mailpit holds %d messages (%v), want only pending@: %+v", total, err, list)
@@ -103,5 +110,11 @@ func TestInvitationEmailOnlyWhilePending(t *testing.T) {
 	var sent []string
 	if err := e.db.Owner.Select(&sent, `SELECT recipient FROM sent_emails`); err != nil || len(sent) != 1 || sent[0] != "pending@example.com" {
 		t.Fatalf("sent_emails: %v (%v)", sent, err)
+	}
+	// The mailed link's token is the one whose hash is stored.
+	tok := linkToken(t, got.Text, "https://app.keel.test/accept-invitation?token=")
+	var stored []byte
+	if err := e.db.Owner.Get(&stored, `SELECT token_hash FROM invitations WHERE id = $1`, pending); err != nil || !bytes.Equal(stored, auth.HashToken(tok)) {
+		t.Fatalf("stored hash %x (%v) is not the mailed token's", stored, err)
 	}
 }

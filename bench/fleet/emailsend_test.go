@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/keelhq/keel/internal/outbox"
 	"github.com/keelhq/keel/internal/platform/mailtest"
 	"github.com/keelhq/keel/internal/platform/postgrestest"
@@ -30,7 +32,18 @@ func TestMain(m *testing.M) { os.Exit(postgrestest.Main(m)) }
 //
 //	go test ./bench/fleet -run '^$' -bench EmailSendBurst -benchtime 2000x
 func BenchmarkEmailSendBurst(b *testing.B) {
-	run(b, b.N, 0)
+	run(b, b.N, 0, false)
+}
+
+// BenchmarkEmailLinkBurst is BenchmarkEmailSendBurst with reset emails:
+// each task names an email_tokens row made as the API makes it (no token),
+// and the worker locks the row, mints the token, stores its hash and mails
+// the link in the transaction that records the send. The difference from
+// BenchmarkEmailSendBurst is the cost of minting links at send time.
+//
+//	go test ./bench/fleet -run '^$' -bench 'Email(Send|Link)Burst' -benchtime 2000x
+func BenchmarkEmailLinkBurst(b *testing.B) {
+	run(b, b.N, 0, true)
 }
 
 // BenchmarkEmailSendPaced offers b.N emails at 50 per second, below
@@ -38,10 +51,12 @@ func BenchmarkEmailSendBurst(b *testing.B) {
 //
 //	go test ./bench/fleet -run '^$' -bench EmailSendPaced -benchtime 500x
 func BenchmarkEmailSendPaced(b *testing.B) {
-	run(b, b.N, 50)
+	run(b, b.N, 50, false)
 }
 
-func run(b *testing.B, n int, perSecond int) {
+// run offers n emails (perSecond of them a second, 0: all at once); link
+// makes them reset emails whose link the worker mints.
+func run(b *testing.B, n int, perSecond int, link bool) {
 	bin := workertest.Binary(b, "worker")
 	db := postgrestest.New(b)
 	r := redistest.Start(b)
@@ -55,8 +70,17 @@ func run(b *testing.B, n int, perSecond int) {
 
 	sent := make(map[string]time.Time, n)
 	tasks := make([]outbox.Task, n)
+	var links map[string]uuid.UUID
+	if link {
+		links = mustLinks(b, db, n)
+	}
 	for i := range tasks {
-		tasks[i] = mustTask(b, fmt.Sprintf("user%d@bench.keel.test", i))
+		to := fmt.Sprintf("user%d@bench.keel.test", i)
+		if link {
+			tasks[i] = mustLinkTask(b, to, links[to])
+		} else {
+			tasks[i] = mustTask(b, to)
+		}
 	}
 	b.ResetTimer()
 	start := time.Now()
@@ -113,6 +137,36 @@ func run(b *testing.B, n int, perSecond int) {
 
 func mustTask(b *testing.B, to string) outbox.Task {
 	t, err := task.NewAccountEmailTask(task.EmailPayload{To: to, Template: "welcome", Data: map[string]string{"name": "Bench"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return t
+}
+
+// mustLinks makes n users user<i>@bench.keel.test, each with a live reset
+// link row not minted yet, and returns the rows' IDs by address.
+func mustLinks(b *testing.B, db *postgrestest.DB, n int) map[string]uuid.UUID {
+	db.Owner.MustExec(`INSERT INTO users (id, email, name, password_hash)
+		SELECT gen_random_uuid(), 'user' || i || '@bench.keel.test', 'Bench', 'x' FROM generate_series(0, $1 - 1) i`, n)
+	db.Owner.MustExec(`INSERT INTO email_tokens (id, user_id, purpose, email, token_hash, expires_at)
+		SELECT gen_random_uuid(), id, 'reset_password', email, NULL, now() + interval '1 hour' FROM users WHERE email LIKE 'user%@bench.keel.test'`)
+	var rows []struct {
+		ID    uuid.UUID `db:"id"`
+		Email string    `db:"email"`
+	}
+	if err := db.Owner.Select(&rows, `SELECT id, email FROM email_tokens`); err != nil {
+		b.Fatal(err)
+	}
+	out := make(map[string]uuid.UUID, len(rows))
+	for _, r := range rows {
+		out[r.Email] = r.ID
+	}
+	return out
+}
+
+func mustLinkTask(b *testing.B, to string, id uuid.UUID) outbox.Task {
+	t, err := task.NewAccountEmailTask(task.EmailPayload{To: to, Template: "reset_password", TokenID: &id,
+		Data: map[string]string{"name": "Bench", "minutes": "60"}})
 	if err != nil {
 		b.Fatal(err)
 	}

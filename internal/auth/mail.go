@@ -2,8 +2,11 @@ package auth
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/keelhq/keel/internal/audit"
 	"github.com/keelhq/keel/internal/email"
@@ -11,12 +14,29 @@ import (
 	"github.com/keelhq/keel/jobs/task"
 )
 
-// QueueEmail adds an account email (email:account: verification, reset) to
-// the outbox inside tx; it is sent only if tx commits. Account mail belongs
-// to no organization, even at registration; an organization's mail is
-// email:send (see task.NewEmailSendTask).
+// QueueEmail adds an account email (email:account: verification, reset,
+// notices) to the outbox inside tx; it is sent only if tx commits. Account
+// mail belongs to no organization, even at registration; an organization's
+// mail is email:send (see task.NewEmailSendTask).
 func QueueEmail(ctx context.Context, tx sqlx.ExtContext, to, template string, data map[string]string) error {
-	t, err := task.NewAccountEmailTask(task.EmailPayload{To: to, Template: template, Data: data})
+	return queueAccountEmail(ctx, tx, task.EmailPayload{To: to, Template: template, Data: data})
+}
+
+// queueLink creates the link token row t without a token and queues the
+// email that will carry its link, inside tx. The payload names the row; the
+// worker mints the token when it sends the email (LinkToMail, MintLink), so
+// no usable token is ever stored but as a hash. The link's template is its
+// purpose (verify_email, reset_password).
+func (s *Service) queueLink(ctx context.Context, tx sqlx.ExtContext, t *EmailToken, data map[string]string) error {
+	t.TokenHash = nil
+	if err := s.Users.CreateEmailToken(ctx, tx, t); err != nil {
+		return err
+	}
+	return queueAccountEmail(ctx, tx, task.EmailPayload{To: t.Email, Template: t.Purpose, Data: data, TokenID: &t.ID})
+}
+
+func queueAccountEmail(ctx context.Context, tx sqlx.ExtContext, p task.EmailPayload) error {
+	t, err := task.NewAccountEmailTask(p)
 	if err != nil {
 		return err
 	}
@@ -24,8 +44,45 @@ func QueueEmail(ctx context.Context, tx sqlx.ExtContext, to, template string, da
 	return err
 }
 
-// link is an absolute link into the app carrying token.
-func (s *Service) link(path, token string) string { return email.Link(s.BaseURL, path, token) }
+// linkPaths are the app's pages that take each purpose's token.
+var linkPaths = map[string]string{PurposeVerifyEmail: "/verify-email", PurposeResetPassword: "/reset-password"}
+
+// LinkToMail is the worker's first step in mailing an account link: it
+// locks link token row id in tx and returns the address the link goes to
+// and the row's purpose (which is its email's template), when the link may
+// still be mailed. ok is false when there is nothing to send: the row was
+// used or voided (a newer link of the same purpose, a password change or a
+// reset voids it), expired (the lifetime runs from the request, not from
+// the send), or is already minted (mailed by an earlier task). The lock
+// makes concurrent tasks for one row, and a void racing the send, take
+// turns.
+func (s *Service) LinkToMail(ctx context.Context, tx *sqlx.Tx, id uuid.UUID) (to, purpose string, ok bool, err error) {
+	t, err := s.Users.UnmintedEmailToken(ctx, tx, id)
+	if errors.Is(err, ErrNotFound) {
+		return "", "", false, nil
+	}
+	if err != nil {
+		return "", "", false, fmt.Errorf("link to mail: %w", err)
+	}
+	return t.Email, t.Purpose, true, nil
+}
+
+// MintLink draws the token of link row id (locked by LinkToMail in the same
+// tx), stores its hash and returns the link to mail, under BaseURL. The
+// token exists nowhere but in the returned link: if tx rolls back after the
+// email went out, that email's link never works, and a retry mints another.
+func (s *Service) MintLink(ctx context.Context, tx *sqlx.Tx, id uuid.UUID) (string, error) {
+	token, hash := NewOpaqueToken()
+	purpose, err := s.Users.MintEmailToken(ctx, tx, id, hash)
+	if err != nil {
+		return "", fmt.Errorf("mint link: %w", err)
+	}
+	path, ok := linkPaths[purpose]
+	if !ok {
+		return "", fmt.Errorf("mint link: no page for purpose %q", purpose)
+	}
+	return email.Link(s.BaseURL, path, token), nil
+}
 
 // Security notices: templates that tell an address about a change to its
 // account. They carry no link with a token, so a notice read by the wrong

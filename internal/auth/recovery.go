@@ -18,13 +18,8 @@ func (s *Service) ForgotPassword(ctx context.Context, email string) error {
 		if !s.allowMail(ctx, "reset", u.Email) {
 			return nil
 		}
-		token, hash := NewOpaqueToken()
-		if err := s.Users.CreateEmailToken(ctx, tx, &EmailToken{ID: postgres.NewID(), UserID: u.ID, Purpose: PurposeResetPassword,
-			Email: u.Email, TokenHash: hash, ExpiresAt: s.now().Add(ResetTokenTTL)}); err != nil {
-			return err
-		}
-		return QueueEmail(ctx, tx, u.Email, "reset_password", map[string]string{
-			"name": u.Name, "link": s.link("/reset-password", token), "minutes": "60"})
+		return s.queueLink(ctx, tx, &EmailToken{ID: postgres.NewID(), UserID: u.ID, Purpose: PurposeResetPassword,
+			Email: u.Email, ExpiresAt: s.now().Add(ResetTokenTTL)}, map[string]string{"name": u.Name, "minutes": "60"})
 	})
 }
 

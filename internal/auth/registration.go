@@ -136,15 +136,11 @@ func (s *Service) notifyAddressInUse(ctx context.Context, tx *sqlx.Tx, owner *Us
 	return s.notify(ctx, tx, owner.Email, NoticeAddressInUse, owner, meta)
 }
 
+// sendVerification queues a 24-hour verification link for email, the
+// account's address or the one it is changing to; the worker mints it.
 func (s *Service) sendVerification(ctx context.Context, tx *sqlx.Tx, u *User, email string) error {
-	token, hash := NewOpaqueToken()
-	t := &EmailToken{ID: postgres.NewID(), UserID: u.ID, Purpose: PurposeVerifyEmail, Email: email, TokenHash: hash,
-		ExpiresAt: s.now().Add(VerifyTokenTTL)}
-	if err := s.Users.CreateEmailToken(ctx, tx, t); err != nil {
-		return err
-	}
-	return QueueEmail(ctx, tx, email, "verify_email", map[string]string{
-		"name": u.Name, "link": s.link("/verify-email", token), "hours": "24"})
+	return s.queueLink(ctx, tx, &EmailToken{ID: postgres.NewID(), UserID: u.ID, Purpose: PurposeVerifyEmail, Email: email,
+		ExpiresAt: s.now().Add(VerifyTokenTTL)}, map[string]string{"name": u.Name, "hours": "24"})
 }
 
 // VerifyEmail consumes a verification token and marks its address verified;

@@ -18,6 +18,7 @@ import (
 
 	"github.com/keelhq/keel/internal/app"
 	"github.com/keelhq/keel/internal/auth"
+	"github.com/keelhq/keel/internal/deadtask"
 	"github.com/keelhq/keel/internal/email"
 	"github.com/keelhq/keel/internal/health"
 	"github.com/keelhq/keel/internal/httpapi"
@@ -27,6 +28,8 @@ import (
 	"github.com/keelhq/keel/internal/platform/mail"
 	"github.com/keelhq/keel/internal/platform/mailtest"
 	"github.com/keelhq/keel/internal/platform/postgrestest"
+	"github.com/keelhq/keel/internal/platform/queue"
+	"github.com/keelhq/keel/internal/platform/queueui"
 	"github.com/keelhq/keel/internal/platform/redistest"
 	"github.com/keelhq/keel/jobs"
 	"github.com/keelhq/keel/jobs/task"
@@ -67,6 +70,11 @@ type envOpts struct {
 	limits app.Limits
 	// trustedProxies is TRUSTED_PROXIES.
 	trustedProxies []string
+	// queuesUI mounts the queue monitor at /admin/queues behind queuesToken.
+	queuesUI bool
+	// mailArgs are extra Mailpit flags (--smtp-allowed-recipients makes it
+	// refuse mail for good).
+	mailArgs []string
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -81,25 +89,39 @@ func newEnv(t testing.TB, o envOpts) *env {
 		params = *o.params
 	}
 	e := &env{t: t, db: db, redis: rs, clock: ck}
+	hd := httpapi.Deps{Log: zerolog.Nop(), Health: &health.Checker{}, RefreshCookie: o.cookie, CORSAllowedOrigins: []string{"https://spa.keel.test"},
+		TrustedProxies: o.trustedProxies}
+	if o.queuesUI {
+		mon, err := queueui.NewMonitor(asynq.RedisClientOpt{Addr: fmt.Sprintf("127.0.0.1:%d", rs.Port)}, httpapi.QueuesPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { mon.Close() })
+		if err := queueui.RegisterQueues(context.Background(), rdb, task.Queues); err != nil {
+			t.Fatal(err)
+		}
+		hd.QueuesUI, hd.AdminQueuesToken = mon, queuesToken
+	}
 	api, err := app.NewAPI(app.APIDeps{DB: db.App, Redis: rdb, BaseURL: baseURL, Params: params, Now: ck.Now, Limits: o.limits,
 		Keys: app.Keys{JWTSigning: bytes.Repeat([]byte("k"), 32), TOTPEncryption: bytes.Repeat([]byte("t"), 32)},
-		HTTP: httpapi.Deps{Log: zerolog.Nop(), Health: &health.Checker{}, RefreshCookie: o.cookie, CORSAllowedOrigins: []string{"https://spa.keel.test"},
-			TrustedProxies: o.trustedProxies}})
+		HTTP: hd})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.h, e.auth, e.orgs = api.Handler, api.Auth, api.Orgs
 	if !o.noMail {
-		e.startMail()
+		e.startMail(o.mailArgs...)
 	}
 	return e
 }
 
 // startMail runs the outbox relay and an Asynq server with the email:send
-// handler, so queued emails really reach Mailpit over SMTP.
-func (e *env) startMail() {
+// handler, so queued emails really reach Mailpit over SMTP; tasks that fail
+// for good are mirrored to dead_tasks, as the worker does. mailArgs are extra
+// Mailpit flags.
+func (e *env) startMail(mailArgs ...string) {
 	t := e.t
-	e.mail = mailtest.Start(t)
+	e.mail = mailtest.Start(t, mailArgs...)
 	opt := asynq.RedisClientOpt{Addr: fmt.Sprintf("127.0.0.1:%d", e.redis.Port)}
 	client := asynq.NewClient(opt)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -115,7 +137,8 @@ func (e *env) startMail() {
 		t.Fatal(err)
 	}
 	srv := asynq.NewServer(opt, asynq.Config{Concurrency: 2, Queues: map[string]int{task.QueueCritical: 6, task.QueueDefault: 3},
-		Logger: nopLogger{}, LogLevel: asynq.FatalLevel, ShutdownTimeout: 2 * time.Second})
+		Logger: nopLogger{}, LogLevel: asynq.FatalLevel, ShutdownTimeout: 2 * time.Second,
+		IsFailure: queue.IsFailure, ErrorHandler: &queue.FailureHandler{Dead: &deadtask.Service{DB: e.db.App}, Log: zerolog.Nop()}})
 	mux := asynq.NewServeMux()
 	if err := jobs.Register(mux, jobs.Deps{DB: e.db.App, Mail: smtp, Render: render}); err != nil {
 		t.Fatal(err)
@@ -251,6 +274,7 @@ func (e *env) mailToken(to, subject string, n int) string {
 				if !strings.Contains(msg.Text, baseURL+"/") {
 					e.t.Fatalf("link in mail to %s is not under APP_BASE_URL: %s", to, msg.Text)
 				}
+				e.waitLinkStored(to, m[1])
 				return m[1]
 			}
 		}
@@ -258,6 +282,31 @@ func (e *env) mailToken(to, subject string, n int) string {
 			e.t.Fatalf("no mail #%d to %s about %q (last error %v)", n, to, subject, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitLinkStored waits until the hash of a mailed token is committed. The
+// worker stores it in the transaction that sends the email, which commits
+// just after the SMTP server accepted the message: a person never sees that
+// gap, a test reading Mailpit at once can. It fails when the hash never
+// appears: every mailed link is stored.
+func (e *env) waitLinkStored(to, token string) {
+	e.t.Helper()
+	hash := auth.HashToken(token)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var stored bool
+		if err := e.db.Owner.Get(&stored, `SELECT EXISTS (SELECT 1 FROM email_tokens WHERE token_hash = $1)
+			OR EXISTS (SELECT 1 FROM invitations WHERE token_hash = $1)`, hash); err != nil {
+			e.t.Fatal(err)
+		}
+		if stored {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the link mailed to %s is not stored", to)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -26,6 +26,14 @@ const queuesToken = "0123456789abcdef0123456789abcdef-test"
 
 func mustQueuesRouter(t *testing.T, token string) http.Handler {
 	t.Helper()
+	h, _ := queuesRouter(t, token)
+	return h
+}
+
+// queuesRouter is a router with the queue monitor on a private Redis that
+// holds one canary task; it also returns the Redis connection options.
+func queuesRouter(t *testing.T, token string) (http.Handler, asynq.RedisConnOpt) {
+	t.Helper()
 	r := redistest.Start(t)
 	opt, err := asynq.ParseRedisURI(r.URL)
 	if err != nil {
@@ -50,7 +58,7 @@ func mustQueuesRouter(t *testing.T, token string) http.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return h
+	return h, opt
 }
 
 func doQueues(h http.Handler, method, path string, hdr map[string]string) *httptest.ResponseRecorder {
@@ -153,5 +161,46 @@ func TestQueuesUIServesAsynqmon(t *testing.T) {
 		"Cookie": cookie.Name + "=" + cookie.Value, "Origin": "https://evil.example"})
 	if w.Code != http.StatusForbidden {
 		t.Fatalf("cross-origin action with the cookie: %d", w.Code)
+	}
+}
+
+// Whatever a payload holds, the queue UI does not show its secrets: keys
+// that name one, links with a token and URL passwords are redacted, in
+// every task listing and task page, while IDs and names stay readable.
+func TestQueuesUIRedactsPayloadSecrets(t *testing.T) {
+	t.Parallel()
+	h, opt := queuesRouter(t, queuesToken)
+	c := asynq.NewClient(opt)
+	defer c.Close()
+	payload := `{"to":"a@example.com","template":"reset_password","token_id":"0190aaaa-0000-7000-8000-000000000001",` +
+		`"data":{"name":"Ada","link":"https://app.keel.test/reset-password?token=SECRET-LINK"},"password":"SECRET-PW",` +
+		`"note":"see https://app.keel.test/accept-invitation?token=SECRET-QUERY&x=1 or smtp://u:SECRET-USERINFO@mail.test"}`
+	pending, err := c.Enqueue(asynq.NewTask(task.TypeEmailAccount, []byte(payload)), asynq.Queue(task.QueueCritical))
+	if err != nil {
+		t.Fatal(err)
+	}
+	archived, err := c.Enqueue(asynq.NewTask(task.TypeEmailAccount, []byte(payload)), asynq.Queue(task.QueueCritical))
+	if err != nil {
+		t.Fatal(err)
+	}
+	insp := asynq.NewInspector(opt)
+	defer insp.Close()
+	if err := insp.ArchiveTask(task.QueueCritical, archived.ID); err != nil {
+		t.Fatal(err)
+	}
+	bearer := map[string]string{"Authorization": "Bearer " + queuesToken}
+	for _, path := range []string{
+		"/admin/queues/api/queues/critical/pending_tasks",
+		"/admin/queues/api/queues/critical/archived_tasks",
+		"/admin/queues/api/queues/critical/tasks/" + pending.ID,
+	} {
+		w := doQueues(h, http.MethodGet, path, bearer)
+		body := w.Body.String()
+		if w.Code != http.StatusOK || !strings.Contains(body, "0190aaaa-0000-7000-8000-000000000001") || !strings.Contains(body, "Ada") {
+			t.Fatalf("%s: %d %s", path, w.Code, body)
+		}
+		if strings.Contains(body, "SECRET") {
+			t.Errorf("%s shows a secret: %s", path, body)
+		}
 	}
 }

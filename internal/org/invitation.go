@@ -19,9 +19,12 @@ import (
 	"github.com/keelhq/keel/jobs/task"
 )
 
-// Invite creates (or replaces) a pending invitation and mails its 7-day
-// link; admins and owners, with their own session. Replacing an owner's
-// pending invitation is revoking it, so only owners may.
+// Invite creates (or replaces) a pending invitation and queues the email
+// with its 7-day link; admins and owners, with their own session. Replacing
+// an owner's pending invitation is revoking it, so only owners may. The
+// invitation is stored without a token: the worker mints it when it sends
+// the email (InvitationToMail, MintInvitationLink), so no usable token is
+// ever at rest but as a hash.
 func (s *Service) Invite(ctx context.Context, p *tenant.Principal, email, role string, meta audit.Meta) (*Invitation, error) {
 	if !p.IsUser() {
 		return nil, tenant.ErrUserOnly
@@ -51,13 +54,12 @@ func (s *Service) Invite(ctx context.Context, p *tenant.Principal, email, role s
 		if err != nil {
 			return err
 		}
-		token, hash := auth.NewOpaqueToken()
-		inv = &Invitation{ID: postgres.NewID(), OrgID: p.OrgID, Email: email, Role: role, TokenHash: hash,
+		inv = &Invitation{ID: postgres.NewID(), OrgID: p.OrgID, Email: email, Role: role,
 			InvitedBy: &p.UserID, ExpiresAt: s.now().Add(InvitationTTL)}
 		if err := s.Store.PutInvitation(ctx, tx, inv); err != nil {
 			return err
 		}
-		if err := s.mailInvitation(ctx, tx, p, inv, o.Name, token); err != nil {
+		if err := s.mailInvitation(ctx, tx, p, inv, o.Name); err != nil {
 			return err
 		}
 		return record(ctx, tx, p, meta, "invitation.sent", "invitation", inv.ID.String(), map[string]string{"email": email, "role": role})
@@ -71,7 +73,9 @@ func mayTouchInvitation(actorRole string, inv *Invitation) bool {
 	return inv.Role != tenant.RoleOwner || actorRole == tenant.RoleOwner
 }
 
-func (s *Service) mailInvitation(ctx context.Context, tx *sqlx.Tx, p *tenant.Principal, inv *Invitation, orgName, token string) error {
+// mailInvitation queues inv's email; its payload names the invitation and
+// the worker mints the link.
+func (s *Service) mailInvitation(ctx context.Context, tx *sqlx.Tx, p *tenant.Principal, inv *Invitation, orgName string) error {
 	inviter := "A teammate"
 	if p.IsUser() {
 		if name, err := s.Store.UserName(ctx, tx, p.UserID); err == nil {
@@ -79,8 +83,7 @@ func (s *Service) mailInvitation(ctx context.Context, tx *sqlx.Tx, p *tenant.Pri
 		}
 	}
 	t, err := task.NewEmailSendTask(inv.OrgID, task.EmailPayload{To: inv.Email, Template: "invitation", InvitationID: &inv.ID,
-		Data: map[string]string{"inviter": inviter, "organization": orgName, "role": inv.Role,
-			"link": email.Link(s.BaseURL, "/accept-invitation", token), "days": "7"}})
+		Data: map[string]string{"inviter": inviter, "organization": orgName, "role": inv.Role, "days": "7"}})
 	if err != nil {
 		return err
 	}
@@ -120,8 +123,9 @@ func (s *Service) RevokeInvitation(ctx context.Context, p *tenant.Principal, id 
 }
 
 // ResendInvitation mails a pending invitation again with a new link and a
-// fresh 7 days; the old link stops working. Admins and owners, with their
-// own session.
+// fresh 7 days; the old link stops working at once (its hash is cleared)
+// and the worker mints the new one. Admins and owners, with their own
+// session.
 func (s *Service) ResendInvitation(ctx context.Context, p *tenant.Principal, id uuid.UUID, meta audit.Meta) (*Invitation, error) {
 	if !p.IsUser() {
 		return nil, tenant.ErrUserOnly
@@ -139,8 +143,7 @@ func (s *Service) ResendInvitation(ctx context.Context, p *tenant.Principal, id 
 		if !mayTouchInvitation(actorRole, inv) {
 			return apperr.New(apperr.Forbidden, "forbidden", "Only owners can resend an owner's invitation.")
 		}
-		token, hash := auth.NewOpaqueToken()
-		inv.TokenHash, inv.ExpiresAt = hash, s.now().Add(InvitationTTL)
+		inv.TokenHash, inv.ExpiresAt = nil, s.now().Add(InvitationTTL)
 		if err := s.Store.RefreshInvitation(ctx, tx, inv); err != nil {
 			return err
 		}
@@ -148,7 +151,7 @@ func (s *Service) ResendInvitation(ctx context.Context, p *tenant.Principal, id 
 		if err != nil {
 			return err
 		}
-		if err := s.mailInvitation(ctx, tx, p, inv, o.Name, token); err != nil {
+		if err := s.mailInvitation(ctx, tx, p, inv, o.Name); err != nil {
 			return err
 		}
 		return record(ctx, tx, p, meta, "invitation.resent", "invitation", id.String(), map[string]string{"email": inv.Email})
@@ -192,19 +195,39 @@ func (s *Service) JoinByInvitation(ctx context.Context, tx *sqlx.Tx, inv *auth.I
 	return role, err
 }
 
-// InvitationPending reports whether invitation id is pending (neither
-// accepted, revoked, replaced nor expired) as orgID's tenant transaction tx
-// sees it: under Row Level Security another organization's invitation is
-// not there at all. It locks the row until tx ends, so a revoke or an
-// acceptance that races a send waits for it, and one that committed first
-// stops it. email:send asks before mailing an invitation.
-func (s *Service) InvitationPending(ctx context.Context, tx *sqlx.Tx, orgID, id uuid.UUID) (bool, error) {
+// InvitationToMail is the worker's first step in mailing an invitation:
+// it locks invitation id as orgID's tenant transaction tx sees it and
+// returns the address it is for, when its link may still be mailed. ok is
+// false when there is nothing to send: the invitation is not there (under
+// Row Level Security another organization's invitation is not there at
+// all; a revoked or replaced one is gone), accepted, expired (its 7 days
+// run from the invitation or resend, not from the send), or already minted
+// (mailed by an earlier task; a resend clears it). The lock makes a revoke
+// or an acceptance racing the send wait for it, and one that committed
+// first stops it.
+func (s *Service) InvitationToMail(ctx context.Context, tx *sqlx.Tx, orgID, id uuid.UUID) (to string, ok bool, err error) {
 	inv, err := s.Store.Invitation(ctx, tx, orgID, id, true)
 	if errors.Is(err, ErrNotFound) {
-		return false, nil
+		return "", false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("check invitation: %w", err)
+		return "", false, fmt.Errorf("invitation to mail: %w", err)
 	}
-	return inv.ExpiresAt.After(s.now()), nil
+	if inv.TokenHash != nil || !inv.ExpiresAt.After(s.now()) {
+		return "", false, nil
+	}
+	return inv.Email, true, nil
+}
+
+// MintInvitationLink draws the token of invitation id (locked by
+// InvitationToMail in the same tx), stores its hash and returns the link to
+// mail, under BaseURL. The token exists nowhere but in the returned link:
+// if tx rolls back after the email went out, that email's link never works,
+// and a retry mints another.
+func (s *Service) MintInvitationLink(ctx context.Context, tx *sqlx.Tx, orgID, id uuid.UUID) (string, error) {
+	token, hash := auth.NewOpaqueToken()
+	if err := s.Store.MintInvitation(ctx, tx, orgID, id, hash); err != nil {
+		return "", fmt.Errorf("mint invitation link: %w", err)
+	}
+	return email.Link(s.BaseURL, "/accept-invitation", token), nil
 }

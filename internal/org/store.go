@@ -42,7 +42,12 @@ type Store interface {
 	// lookup, sets tx's tenant to its organization and locks it.
 	InvitationByToken(ctx context.Context, tx *sqlx.Tx, hash []byte) (*Invitation, error)
 	Invitations(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, after *tenant.Cursor, limit int) ([]Invitation, error)
+	// RefreshInvitation sets a pending invitation's token hash (nil: not
+	// minted, the old link dies) and expiry.
 	RefreshInvitation(ctx context.Context, tx sqlx.ExtContext, inv *Invitation) error
+	// MintInvitation stores hash as the token of pending invitation id,
+	// whose token is not minted yet; ErrNotFound when it is not one.
+	MintInvitation(ctx context.Context, tx sqlx.ExecerContext, orgID, id uuid.UUID, hash []byte) error
 	AcceptInvitation(ctx context.Context, tx sqlx.ExecerContext, orgID, id uuid.UUID) error
 	DeleteInvitation(ctx context.Context, tx sqlx.ExecerContext, orgID, id uuid.UUID) error
 	CreateAPIKey(ctx context.Context, tx sqlx.ExtContext, k *APIKey) error

@@ -2,9 +2,9 @@ package task
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/mail"
+	"regexp"
 
 	"github.com/google/uuid"
 
@@ -20,8 +20,8 @@ const (
 	// the organization's Row Level Security, so it can check that what it is
 	// about (an invitation) is still there and still the organization's.
 	TypeEmailSend = "email:send"
-	// TypeEmailAccount is an account's email: address verification and
-	// password reset. It is a platform task: an account belongs to no
+	// TypeEmailAccount is an account's email: address verification,
+	// password reset and security notices. It is a platform task: an account belongs to no
 	// organization (a user may be in several, or none, and an email change
 	// or reset concerns them all), its handler reads no tenant rows, and a
 	// reset link must not wait behind some organization's burst of
@@ -31,17 +31,31 @@ const (
 )
 
 // EmailPayload is the payload of email:send and email:account: the
-// template, the recipient and the template's data.
+// template, the recipient, the template's non-secret data (names, counts)
+// and, for an email that carries a link, the ID of what the link is for.
+//
+// A payload never carries a usable secret: it is kept in the outbox, in
+// Redis, in dead_tasks and shown in the queue UI. The worker mints a link's
+// token when it sends the email, stores only its hash, and adds the link to
+// the template's data as "link".
 type EmailPayload struct {
 	To       string            `json:"to"`
 	Template string            `json:"template"`
 	Data     map[string]string `json:"data,omitempty"`
 	// InvitationID, on an invitation email (email:send only), names the
-	// invitation: the worker sends only while that invitation is pending in
-	// the task's organization, so a revoked, accepted or replaced invitation
-	// is never mailed.
+	// invitation: the worker mints its link, and sends only while that
+	// invitation is pending in the task's organization, so a revoked,
+	// accepted or replaced invitation is never mailed.
 	InvitationID *uuid.UUID `json:"invitation_id,omitempty"`
+	// TokenID, on a verification or reset email (email:account only), names
+	// the email_tokens row: the worker mints its link, and sends only while
+	// the row is live (not used, voided or expired) and not yet mailed.
+	TokenID *uuid.UUID `json:"token_id,omitempty"`
 }
+
+// secretKey matches template data keys that would carry a secret or a
+// link; the worker adds "link" itself.
+var secretKey = regexp.MustCompile(`(?i)link|token|secret|password|url`)
 
 func (p EmailPayload) check(typ string) error {
 	if _, err := mail.ParseAddress(p.To); err != nil {
@@ -49,6 +63,19 @@ func (p EmailPayload) check(typ string) error {
 	}
 	if p.Template == "" {
 		return fmt.Errorf("%s: no template", typ)
+	}
+	for k := range p.Data {
+		if secretKey.MatchString(k) {
+			return fmt.Errorf("%s: template data %q: links are minted by the worker, never carried in a payload", typ, k)
+		}
+	}
+	switch {
+	case p.InvitationID != nil && *p.InvitationID == uuid.Nil, p.TokenID != nil && *p.TokenID == uuid.Nil:
+		return fmt.Errorf("%s: nil link ID", typ)
+	case p.InvitationID != nil && typ != TypeEmailSend:
+		return fmt.Errorf("%s: an invitation is organization mail (%s)", typ, TypeEmailSend)
+	case p.TokenID != nil && typ != TypeEmailAccount:
+		return fmt.Errorf("%s: an account link is account mail (%s)", typ, TypeEmailAccount)
 	}
 	return nil
 }
@@ -59,9 +86,6 @@ func NewEmailSendTask(org uuid.UUID, p EmailPayload) (outbox.Task, error) {
 	if err := p.check(TypeEmailSend); err != nil {
 		return outbox.Task{}, err
 	}
-	if p.InvitationID != nil && *p.InvitationID == uuid.Nil {
-		return outbox.Task{}, errors.New("email:send: nil invitation ID")
-	}
 	return build(TypeEmailSend, org, p)
 }
 
@@ -70,9 +94,6 @@ func NewEmailSendTask(org uuid.UUID, p EmailPayload) (outbox.Task, error) {
 func NewAccountEmailTask(p EmailPayload) (outbox.Task, error) {
 	if err := p.check(TypeEmailAccount); err != nil {
 		return outbox.Task{}, err
-	}
-	if p.InvitationID != nil {
-		return outbox.Task{}, errors.New("email:account: an invitation is organization mail (email:send)")
 	}
 	return build(TypeEmailAccount, uuid.Nil, p)
 }

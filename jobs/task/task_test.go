@@ -103,8 +103,13 @@ func TestEmailConstructors(t *testing.T) {
 	t.Parallel()
 	org, inv := uuid.New(), uuid.New()
 	for name, p := range map[string]task.EmailPayload{
-		"bad recipient": {To: "not an address", Template: "welcome"},
-		"no template":   {To: "a@example.com"},
+		"bad recipient":  {To: "not an address", Template: "welcome"},
+		"no template":    {To: "a@example.com"},
+		"a link in data": {To: "a@example.com", Template: "reset_password", Data: map[string]string{"name": "A", "link": "https://app.keel.test/reset-password?token=x"}},
+		"a token":        {To: "a@example.com", Template: "welcome", Data: map[string]string{"name": "A", "Reset_Token": "x"}},
+		"a password":     {To: "a@example.com", Template: "welcome", Data: map[string]string{"name": "A", "password": "x"}},
+		"a URL":          {To: "a@example.com", Template: "welcome", Data: map[string]string{"name": "A", "accept_url": "x"}},
+		"both link IDs":  {To: "a@example.com", Template: "welcome", InvitationID: &inv, TokenID: &inv},
 	} {
 		if _, err := task.NewEmailSendTask(org, p); err == nil {
 			t.Errorf("email:send with %s accepted", name)
@@ -127,6 +132,21 @@ func TestEmailConstructors(t *testing.T) {
 	}
 	if _, err := task.NewAccountEmailTask(withInv); err == nil {
 		t.Error("email:account about an invitation accepted")
+	}
+	tok := uuid.New()
+	withTok := validEmail
+	withTok.TokenID = &tok
+	if m, err := task.NewAccountEmailTask(withTok); err != nil ||
+		string(m.Payload) != `{"to":"a@example.com","template":"welcome","data":{"name":"A"},"token_id":"`+tok.String()+`"}` {
+		t.Errorf("email:account with a token ID: %s, %v", m.Payload, err)
+	}
+	if _, err := task.NewEmailSendTask(org, withTok); err == nil {
+		t.Error("email:send about an account link accepted")
+	}
+	nilTok := validEmail
+	nilTok.TokenID = &uuid.Nil
+	if _, err := task.NewAccountEmailTask(nilTok); err == nil {
+		t.Error("email:account with a nil token ID accepted")
 	}
 	a, err := task.NewAccountEmailTask(validEmail)
 	if err != nil || a.Type != task.TypeEmailAccount || a.Queue != task.QueueCritical || a.Headers[outbox.HeaderOrgID] != "" {

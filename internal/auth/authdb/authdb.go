@@ -184,7 +184,8 @@ type emailTokenRow struct {
 }
 
 // CreateEmailToken inserts t and voids the user's earlier unused tokens of
-// the same purpose, so only the newest link works.
+// the same purpose, so only the newest link works. t.TokenHash is nil for
+// a link the worker mints when it mails it.
 func (Store) CreateEmailToken(ctx context.Context, tx sqlx.ExtContext, t *auth.EmailToken) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE email_tokens SET used_at = now()
 		WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL`, t.UserID, t.Purpose); err != nil {
@@ -213,6 +214,29 @@ func (Store) UseEmailToken(ctx context.Context, tx sqlx.QueryerContext, purpose 
 	}
 	return &auth.EmailToken{ID: t.ID, UserID: t.UserID, Purpose: t.Purpose, Email: t.Email, TokenHash: t.TokenHash,
 		ExpiresAt: t.ExpiresAt, UsedAt: t.UsedAt}, nil
+}
+
+// UnmintedEmailToken returns, locked, the live token row id whose token
+// is not minted yet; ErrNotFound when it is used, voided, expired, minted
+// or unknown.
+func (Store) UnmintedEmailToken(ctx context.Context, tx sqlx.QueryerContext, id uuid.UUID) (*auth.EmailToken, error) {
+	var t emailTokenRow
+	err := sqlx.GetContext(ctx, tx, &t, `SELECT id, user_id, purpose, email, token_hash, expires_at, used_at FROM email_tokens
+		WHERE id = $1 AND token_hash IS NULL AND used_at IS NULL AND expires_at > now() FOR UPDATE`, id)
+	if err != nil {
+		return nil, postgres.Translate(err)
+	}
+	return &auth.EmailToken{ID: t.ID, UserID: t.UserID, Purpose: t.Purpose, Email: t.Email,
+		ExpiresAt: t.ExpiresAt, UsedAt: t.UsedAt}, nil
+}
+
+// MintEmailToken stores hash as the token of the live, unminted row id and
+// returns its purpose.
+func (Store) MintEmailToken(ctx context.Context, tx sqlx.QueryerContext, id uuid.UUID, hash []byte) (string, error) {
+	var purpose string
+	err := tx.QueryRowxContext(ctx, `UPDATE email_tokens SET token_hash = $2
+		WHERE id = $1 AND token_hash IS NULL AND used_at IS NULL RETURNING purpose`, id, hash).Scan(&purpose)
+	return purpose, postgres.Translate(err)
 }
 
 // ReplaceRecoveryCodes stores a user's new recovery codes, dropping old ones.

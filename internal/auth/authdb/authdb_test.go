@@ -3,8 +3,10 @@ package authdb_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -90,5 +92,38 @@ func TestProfileMembershipsFollowChanges(t *testing.T) {
 	var n int
 	if err := owner.Get(&n, `SELECT jsonb_array_length(memberships) FROM users WHERE id = $1`, other); err != nil || n != 0 {
 		t.Fatalf("other user's summary has %d memberships after B was deleted (%v)", n, err)
+	}
+}
+
+// A link row the worker has not minted yet (token_hash NULL) is matched by
+// no presented token, whatever it hashes to, and cannot be minted once
+// voided.
+func TestUnmintedLinksMatchNoToken(t *testing.T) {
+	t.Parallel()
+	db := postgrestest.New(t)
+	ctx := context.Background()
+	s := authdb.Store{}
+	user, id := uuid.New(), uuid.New()
+	db.Owner.MustExec(`INSERT INTO users (id, email, name, password_hash) VALUES ($1, 'u@x.test', 'U', 'x')`, user)
+	if err := s.CreateEmailToken(ctx, db.App, &auth.EmailToken{ID: id, UserID: user, Purpose: auth.PurposeResetPassword,
+		Email: "u@x.test", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	for name, hash := range map[string][]byte{"nil": nil, "empty": {}, "hash of empty": auth.HashToken("")} {
+		if _, err := s.UseEmailToken(ctx, db.App, auth.PurposeResetPassword, hash); !errors.Is(err, auth.ErrNotFound) {
+			t.Errorf("%s hash matched an unminted row: %v", name, err)
+		}
+	}
+	if _, err := s.UnmintedEmailToken(ctx, db.App, id); err != nil {
+		t.Fatalf("live unminted row: %v", err)
+	}
+	if err := s.VoidEmailTokens(ctx, db.App, user); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UnmintedEmailToken(ctx, db.App, id); !errors.Is(err, auth.ErrNotFound) {
+		t.Fatalf("voided row still to be mailed: %v", err)
+	}
+	if _, err := s.MintEmailToken(ctx, db.App, id, auth.HashToken("late")); !errors.Is(err, auth.ErrNotFound) {
+		t.Fatalf("a voided row was minted: %v", err)
 	}
 }

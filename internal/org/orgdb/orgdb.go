@@ -277,7 +277,8 @@ func (Store) Invitations(ctx context.Context, tx sqlx.QueryerContext, orgID uuid
 	return out, nil
 }
 
-// RefreshInvitation gives a pending invitation a new token and expiry (resend).
+// RefreshInvitation gives a pending invitation a new token hash (nil: not
+// minted yet) and expiry (resend).
 func (Store) RefreshInvitation(ctx context.Context, tx sqlx.ExtContext, inv *org.Invitation) error {
 	var r invitationRow
 	err := sqlx.GetContext(ctx, tx, &r, `UPDATE invitations SET token_hash = $3, expires_at = $4, updated_at = now()
@@ -287,6 +288,14 @@ func (Store) RefreshInvitation(ctx context.Context, tx sqlx.ExtContext, inv *org
 	}
 	r.into(inv)
 	return nil
+}
+
+// MintInvitation stores hash as the token of the pending, unminted
+// invitation id.
+func (Store) MintInvitation(ctx context.Context, tx sqlx.ExecerContext, orgID, id uuid.UUID, hash []byte) error {
+	res, err := tx.ExecContext(ctx, `UPDATE invitations SET token_hash = $3, updated_at = now()
+		WHERE org_id = $1 AND id = $2 AND accepted_at IS NULL AND token_hash IS NULL`, orgID, id, hash)
+	return affectedOne(res, err)
 }
 
 // AcceptInvitation marks an invitation used.

@@ -27,14 +27,17 @@ type Monitor struct {
 // inlineScript finds the inline <script> bodies of Asynqmon's index page.
 var inlineScript = regexp.MustCompile(`(?s)<script>(.*?)</script>`)
 
-// NewMonitor serves Asynqmon for opt at root (e.g. "/admin/queues"). Its
+// NewMonitor serves Asynqmon for opt at root (e.g. "/admin/queues"), with
+// every task payload and result shown through Redact. Its
 // index page carries inline scripts (the root path flags and webpack's
 // runtime); rather than allowing any inline script, the CSP lists the SHA-256
 // of each as rendered, so only Asynqmon's own code runs. Styles must allow
 // 'unsafe-inline' (Material UI injects them at run time) and Google Fonts,
 // which the page links.
 func NewMonitor(opt asynq.RedisConnOpt, root string) (*Monitor, error) {
-	h := asynqmon.New(asynqmon.Options{RootPath: root, RedisConnOpt: opt})
+	redact := func(_ string, b []byte) string { return Redact(b) }
+	h := asynqmon.New(asynqmon.Options{RootPath: root, RedisConnOpt: opt,
+		PayloadFormatter: asynqmon.PayloadFormatterFunc(redact), ResultFormatter: asynqmon.ResultFormatterFunc(redact)})
 	page := &bufferWriter{header: http.Header{}}
 	req, err := http.NewRequest(http.MethodGet, h.RootPath()+"/", nil)
 	if err != nil {
