@@ -24,7 +24,8 @@ apt_install() {
   fi
   if [ $apt_updated = 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
   log "installing $* with apt-get"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null \
+    2> >(grep -v 'since apt-utils is not installed' >&2)
 }
 
 # ensure_ca: the CA bundle Go needs to download modules over HTTPS.

@@ -60,7 +60,7 @@ ensure_postgres() {
   # A fresh Debian cluster allows local peer login only: give the postgres
   # superuser the password the tests and dev script use over TCP.
   if ! PGPASSWORD=postgres psql -h 127.0.0.1 -U postgres -d postgres -Atqc 'select 1' >/dev/null 2>&1; then
-    as_root su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+    (cd / && as_root su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null)
   fi
 }
 
