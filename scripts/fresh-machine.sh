@@ -15,7 +15,8 @@
 # root (policy-rc.d), so the scripts start PostgreSQL and Redis themselves.
 # On exit, failure or Ctrl-C alike, it stops every process in the namespace,
 # removes the namespace, the veth pair and the firewall table, restores
-# ip_forward, unmounts what it mounted and deletes the root (unless --keep).
+# ip_forward, unmounts what it mounted and deletes the root and its logs
+# (unless --keep; the logs also stay after a failure).
 #
 # Run on demand (not in CI), as root, on a Debian or Ubuntu host:
 #   scripts/fresh-machine.sh [--keep] [--reuse] [--no-test] [--root DIR]
@@ -148,9 +149,15 @@ cleanup() {
   fi
   [ $bad = 0 ] && say "   host restored: no namespace, link, firewall table or mount left; ip_forward=$FWD_BEFORE as before"
   [ $bad = 0 ] || [ $status != 0 ] || status=1
+  # The logs stay when something failed or the root is kept.
+  local logs="logs in $LOGS"
+  if [ "$status" = 0 ] && [ $KEEP = 0 ]; then
+    rm -rf "$LOGS"
+    logs="logs removed: --keep keeps them"
+  fi
   if [ ${#SUMMARY[@]} -gt 0 ]; then
     echo
-    echo "fresh: summary (logs in $LOGS)"
+    echo "fresh: summary ($logs)"
     printf '  %s\n' "${SUMMARY[@]}"
     printf '  %5d s  %s\n' $(( $(date +%s) - START )) "total"
   fi
@@ -159,7 +166,7 @@ cleanup() {
   exit "$status"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'say "interrupted"; exit 130' INT TERM
 
 # ---- 1. host tools ---------------------------------------------------------
 step "host tools (debootstrap, nftables, curl, git)"
@@ -198,8 +205,10 @@ if [ $REUSE = 1 ]; then
 else
   if [ -e "$ROOT" ]; then
     [ -f "$ROOT/$MARK" ] || die "$ROOT exists and is not a root this script built; pick another --root"
+    step "remove the root an earlier --keep run left"
     unmount_root
     rm -rf --one-file-system "$ROOT"
+    ok
   fi
   step "debootstrap $SUITE (minbase, plus git and make) into $ROOT"
   mkdir -p "$ROOT"
