@@ -90,7 +90,6 @@ command -v apt-get >/dev/null || { echo "fresh: needs a Debian or Ubuntu host" >
 
 # ---- cleanup, on every exit ------------------------------------------------
 FWD_BEFORE=$(cat /proc/sys/net/ipv4/ip_forward)
-NET_UP=0
 in_root() { [ "$(readlink "/proc/$1/root" 2>/dev/null)" = "$ROOT" ]; }
 ns_pids() { ip netns pids "$NS" 2>/dev/null || true; }
 stop_root_processes() {
@@ -127,7 +126,7 @@ cleanup() {
   net_down
   echo "$FWD_BEFORE" > /proc/sys/net/ipv4/ip_forward
   unmount_root
-  if [ $KEEP = 0 ] && [ -f "$ROOT/$MARK" ] && ! grep -q " $ROOT[/ ]" /proc/self/mountinfo; then
+  if [ $KEEP = 0 ] && [ -f "$ROOT/$MARK" ] && ! grep -q " ${ROOT}[/ ]" /proc/self/mountinfo; then
     rm -rf --one-file-system "$ROOT"
     say "   removed $ROOT"
   elif [ -d "$ROOT" ]; then
@@ -138,7 +137,7 @@ cleanup() {
   ip netns list | grep -qw "$NS" && { say "   still there: network namespace $NS"; bad=1; }
   ip link show "$VETH_HOST" >/dev/null 2>&1 && { say "   still there: link $VETH_HOST"; bad=1; }
   nft list table ip "$NFT_TABLE" >/dev/null 2>&1 && { say "   still there: nft table $NFT_TABLE"; bad=1; }
-  grep -q " $ROOT[/ ]" /proc/self/mountinfo && { say "   still mounted under $ROOT"; bad=1; }
+  grep -q " ${ROOT}[/ ]" /proc/self/mountinfo && { say "   still mounted under $ROOT"; bad=1; }
   [ "$(cat /proc/sys/net/ipv4/ip_forward)" = "$FWD_BEFORE" ] || { say "   ip_forward not restored"; bad=1; }
   local ports
   ports=$(listening)
@@ -263,7 +262,6 @@ for h in "${REGISTRIES[@]}"; do
 done
 printf '127.0.0.1 localhost\n%s' "$hosts" > "$ROOT/etc/hosts"
 echo "# no DNS inside: the registries' addresses are in /etc/hosts (scripts/fresh-machine.sh)" > "$ROOT/etc/resolv.conf"
-NET_UP=1
 ip netns add "$NS"
 ip link add "$VETH_HOST" type veth peer name "$VETH_NS"
 ip link set "$VETH_NS" netns "$NS"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the scripts: installing what a fresh Debian or Ubuntu machine
 # lacks, with apt-get as root or through sudo.
 # The caller sets LOG_PREFIX (e.g. "services").

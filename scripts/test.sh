@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
-LOG_PREFIX=test
+LOG_PREFIX="test"
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 scripts/services.sh
