@@ -26,7 +26,7 @@
 #     --no-test   skip `make test` (make dev alone on a fresh machine; quicker)
 #     --root DIR  where the root is built (default /var/tmp/keel-fresh)
 # It installs debootstrap, nftables and curl on the host when missing, and
-# leaves them installed. A run takes about half an hour on two cores.
+# leaves them installed. A run takes 20 to 30 minutes on two cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
