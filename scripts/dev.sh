@@ -2,15 +2,61 @@
 # `make dev`: runs the whole system locally. Starts what is missing
 # (PostgreSQL, Redis, Mailpit), creates and migrates the keel_dev database,
 # seeds a demo organization on an empty database, then runs api, worker and
-# scheduler in the foreground. Ctrl-C stops everything this script started.
+# scheduler in the foreground and prints their URLs once they all answer.
+# Ctrl-C stops everything this script started, the servers included, and
+# names the ones that were running before and are left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
-
-scripts/services.sh --dev
-scripts/tools.sh mailpit
+LOG_PREFIX=dev
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 mkdir -p .dev
+# What scripts/services.sh started for this run, one line each (see there).
+state=$PWD/.dev/services.state
+: > "$state"
+
+pids=()
+cleanup() {
+  local status=$?
+  trap - INT TERM EXIT
+  echo
+  log "stopping ${#pids[@]} processes"
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  local word what arg
+  # Servers, last started first.
+  while read -r word what arg; do
+    [ "$word" = started ] || continue
+    case $what in
+      redis)
+        local pid
+        pid=$(cat "$arg" 2>/dev/null) || continue
+        log "stopping the redis-server it started (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+        ;;
+      postgres)
+        log "stopping the PostgreSQL $arg cluster it started"
+        as_root pg_ctlcluster --skip-systemctl-redirect "$arg" main stop || true
+        ;;
+      compose)
+        log "stopping the $arg container it started"
+        docker compose stop "$arg" || true
+        ;;
+    esac
+  done < <(tac "$state" 2>/dev/null)
+  while read -r word what; do
+    if [ "$word" = running ]; then log "left running, as it was before: $what"; fi
+  done < "$state"
+  exit "$status"
+}
+trap cleanup INT TERM EXIT
+
+KEEL_SERVICES_STATE=$state scripts/services.sh --dev
+scripts/tools.sh mailpit
+
 # Development secrets are generated once and kept in .dev (git-ignored).
 if [ ! -f .dev/secrets.env ]; then
   {
@@ -38,14 +84,19 @@ export HTTP_ADDR=${HTTP_ADDR:-127.0.0.1:8080}
 export ENV=${ENV:-development}
 export LOG_FORMAT=${LOG_FORMAT:-console}
 
-pids=()
-cleanup() {
-  trap - INT TERM EXIT
-  echo; echo "dev: stopping ${#pids[@]} processes"
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+# status URL: the HTTP status of a GET of a plain-http URL (000 when nothing
+# answers within 2 s). Bash alone, so nothing needs installing for it.
+status() {
+  local rest=${1#http://} hostport path code=000
+  hostport=${rest%%/*}
+  path=${rest#"$hostport"}
+  if exec 3<>"/dev/tcp/${hostport%:*}/${hostport##*:}"; then
+    printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "${path:-/}" "$hostport" >&3
+    read -r -t 2 _ code _ <&3 || code=000
+    exec 3<&- 3>&-
+  fi 2>/dev/null
+  echo "${code:-000}"
 }
-trap cleanup INT TERM EXIT
 
 if ! (exec 3<>/dev/tcp/127.0.0.1/1025) 2>/dev/null; then
   .tools/bin/mailpit --smtp 127.0.0.1:1025 --listen 127.0.0.1:8025 --database .dev/mailpit.db \
@@ -54,25 +105,38 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/1025) 2>/dev/null; then
 fi
 
 if ! psql "$ADMIN_URL" -Atqc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1; then
-  echo "dev: creating database $DB"
+  log "creating database $DB"
   psql "$ADMIN_URL" -qc "CREATE DATABASE \"$DB\""
 fi
 
-echo "dev: building binaries"
+log "building binaries"
 go build -o bin/ ./cmd/...
 bin/keelctl migrate up
 # Idempotent: on an existing demo it says so and changes nothing.
-bin/keelctl seed-demo || echo "dev: seed-demo failed (see above); continuing without demo data"
+bin/keelctl seed-demo || log "seed-demo failed (see above); continuing without demo data"
 
 METRICS_ADDR=127.0.0.1:9091 bin/worker & pids+=($!)
 METRICS_ADDR=127.0.0.1:9092 bin/scheduler & pids+=($!)
 METRICS_ADDR=127.0.0.1:9090 bin/api & pids+=($!)
 
-for _ in $(seq 1 50); do curl -fsS "http://$HTTP_ADDR/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+checks=("http://$HTTP_ADDR/readyz" http://127.0.0.1:9091/readyz http://127.0.0.1:9092/readyz
+  http://127.0.0.1:8025/api/v1/messages)
+waiting=("${checks[@]}")
+for _ in $(seq 1 150); do
+  left=()
+  for u in "${waiting[@]}"; do [ "$(status "$u")" = 200 ] || left+=("$u"); done
+  waiting=("${left[@]}")
+  [ ${#waiting[@]} = 0 ] && break
+  sleep 0.2
+done
+if [ ${#waiting[@]} != 0 ]; then
+  for u in "${waiting[@]}"; do log "not ready after 30 s: $u answers $(status "$u")"; done
+  exit 1
+fi
 cat <<MSG
 
   Keel is running (Ctrl-C stops it):
-    API            http://$HTTP_ADDR/api/v1   (docs: http://$HTTP_ADDR/api/docs)
+    API            http://$HTTP_ADDR/api/docs   (base path /api/v1; http://$HTTP_ADDR/api/v1/openapi.json)
     Health         http://$HTTP_ADDR/readyz   metrics: http://127.0.0.1:9090/metrics
     Queues UI      http://$HTTP_ADDR/admin/queues?token=$ADMIN_QUEUES_TOKEN
     Worker         http://127.0.0.1:9091/readyz   scheduler: http://127.0.0.1:9092/readyz

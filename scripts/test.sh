@@ -2,16 +2,74 @@
 # `make test`: every test, against real PostgreSQL, Redis, Mailpit (and the
 # other dev servers), after making sure they are installed. Tests start their
 # own Redis and Mailpit on free ports and clone their own databases, so this
-# never touches the developer's data.
+# never touches the developer's data; at the end it fails if the run left a
+# database or role on the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
+LOG_PREFIX="test"
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 scripts/services.sh
+ensure_cc
 # Only the servers tests start today: Mailpit, and versitygw (the S3 server
 # backup:verify's stored-dump tests use); stripe-mock joins when billing has
 # tests.
 scripts/tools.sh mailpit versitygw
 scripts/sweep-test-db.sh
+
+ADMIN_URL=${KEEL_TEST_DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable}
+# The random part of every database and role name the test helpers make in
+# this run starts with this tag (postgrestest.EnvRun), so what this run left
+# can be told from what other runs on the same server are still using.
+KEEL_TEST_RUN=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
+export KEEL_TEST_RUN
+q() { psql "$ADMIN_URL" -Atqc "$1"; }
+ours() {
+  q "SELECT 'database ' || datname FROM pg_database WHERE datname ~ '^keel_(t|tpl|e|t_definer)_$KEEL_TEST_RUN'
+     UNION ALL
+     SELECT 'role ' || rolname FROM pg_roles WHERE rolname ~ '^keel_(app|e_app|t_app|t_owner)_$KEEL_TEST_RUN'
+     ORDER BY 1"
+}
+# backup:verify's scratch databases are named by the code under test, without
+# the tag: any that appeared during the run and outlive it by 30 s count.
+scratch() { q "SELECT datname FROM pg_database WHERE datname ~ '^keel_verify_[0-9a-f]+$'" | LC_ALL=C sort; }
+scratch_before=$(scratch)
+
+# Runs on every exit once tests started: lists (and drops) what this run
+# left, and fails a run that would otherwise have passed.
+leftovers() {
+  local status=$? left new
+  trap - EXIT
+  left=$(ours) || left=""
+  new=$(LC_ALL=C comm -13 <(echo "$scratch_before") <(scratch || true))
+  if [ -n "$new" ]; then
+    sleep 30
+    new=$(LC_ALL=C comm -12 <(echo "$new") <(scratch || true))
+  fi
+  if [ -z "$left$new" ]; then
+    echo "== leftovers: none (run $KEEL_TEST_RUN left no database or role)"
+    exit $status
+  fi
+  echo "== leftovers: this run left on the server:"
+  [ -z "$left" ] || sed 's/^/  /' <<<"$left"
+  [ -z "$new" ] || sed 's/^/  database /; s/$/ (a backup scratch database)/' <<<"$new"
+  local kind name
+  while read -r kind name; do
+    [ -n "$name" ] || continue
+    if [ "$kind" = database ]; then
+      q "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" >/dev/null || true
+    fi
+  done <<<"$left"
+  while read -r kind name; do
+    if [ "$kind" = role ]; then q "DROP ROLE IF EXISTS \"$name\"" >/dev/null || true; fi
+  done <<<"$left"
+  echo "   this run's databases and roles are dropped now; scratch databases may belong to"
+  echo "   another run on this server: scripts/sweep-test-db.sh drops them once two hours old"
+  [ "$status" != 0 ] || status=1
+  exit $status
+}
+trap leftovers EXIT
 
 echo "== go vet"
 go vet ./...

@@ -2,9 +2,7 @@ package orgdb_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"io"
 	"net/url"
 	"testing"
@@ -29,9 +27,7 @@ func TestDefinerLookupsWithPlainOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	sfx := hex.EncodeToString(b)
+	sfx := postgrestest.ID()
 	dbName, owner, app := "keel_t_definer_"+sfx, "keel_t_owner_"+sfx, "keel_t_app_"+sfx
 	// Cleanups run after the test function's defers, so this one owns the
 	// admin handle and closes it last.

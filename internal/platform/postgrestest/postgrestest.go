@@ -3,7 +3,10 @@
 // its own, so tests run in parallel and leave the server as they found it.
 //
 // A package that uses it calls Main from TestMain so the template and the
-// role are dropped after the last test.
+// role are dropped after the last test. The processes a test binary starts
+// for `go test -fuzz` (its workers) inherit the template instead of making
+// their own: the coordinator drops it, and whatever a worker killed at the
+// end of fuzzing left, when they all have stopped.
 package postgrestest
 
 import (
@@ -28,6 +31,18 @@ import (
 // EnvAdminURL names the variable holding a superuser URL of the test server.
 const EnvAdminURL = "KEEL_TEST_DATABASE_URL"
 
+// EnvRun names the variable holding a run's tag: up to 8 hex digits that
+// start every random part of the database and role names the helpers make,
+// so scripts/test.sh can find what its own run left behind on a server that
+// other runs use at the same time. Other values are ignored.
+const EnvRun = "KEEL_TEST_RUN"
+
+// envTemplate hands the template's suffix from the process that made it to
+// the processes it starts (go test -fuzz's workers, which run TestMain too
+// and are stopped with SIGINT, then SIGKILL, a second after fuzzing ends:
+// too soon for a cleanup of their own).
+const envTemplate = "KEEL_TEST_TEMPLATE"
+
 // DefaultAdminURL works with trust auth and with the password the project's
 // setup script gives the postgres role on a fresh install.
 const DefaultAdminURL = "postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable"
@@ -38,6 +53,7 @@ var (
 	suffix   string
 	template string
 	appRole  string
+	owned    bool // this process created template and appRole, and drops them
 )
 
 const appPassword = "keel-test"
@@ -74,6 +90,27 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
+// ID returns a random identifier for the name of a database or role a test
+// creates: hex digits, starting with the run's tag (see EnvRun).
+func ID() string { return runTag() + randHex(5) }
+
+func runTag() string {
+	tag := os.Getenv(EnvRun)
+	if len(tag) > 8 || !isHex(tag) {
+		return ""
+	}
+	return tag
+}
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 func admin() (*sql.DB, error) {
 	db, err := sql.Open(postgres.DriverName, AdminURL())
 	if err != nil {
@@ -83,10 +120,13 @@ func admin() (*sql.DB, error) {
 	return db, nil
 }
 
-func setup() error {
-	suffix = randHex(5)
+func setName(s string) {
+	suffix = s
 	template = "keel_tpl_" + suffix
 	appRole = "keel_app_" + suffix
+}
+
+func setup() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	db, err := admin()
@@ -94,9 +134,18 @@ func setup() error {
 		return err
 	}
 	defer db.Close()
+	if s := os.Getenv(envTemplate); s != "" && isHex(s) {
+		setName(s)
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_database WHERE datname = $1`, template).Scan(&n); err == nil && n == 1 {
+			return nil
+		}
+	}
+	setName(ID())
 	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+postgres.QuoteIdentifier(template)); err != nil {
 		return fmt.Errorf("create template database (is PostgreSQL running at %s? run `make services`): %w", config(AdminURL()), err)
 	}
+	owned = true
 	m, err := migrate.New(withDB(AdminURL(), template, "", ""))
 	if err != nil {
 		return err
@@ -105,7 +154,10 @@ func setup() error {
 	if err := m.Up(ctx, io.Discard); err != nil {
 		return err
 	}
-	return m.EnsureAppRole(ctx, withDB(AdminURL(), template, appRole, appPassword))
+	if err := m.EnsureAppRole(ctx, withDB(AdminURL(), template, appRole, appPassword)); err != nil {
+		return err
+	}
+	return os.Setenv(envTemplate, suffix)
 }
 
 func config(u string) string { return postgresRedact(u) }
@@ -119,10 +171,11 @@ func postgresRedact(u string) string {
 	return p.String()
 }
 
-// Main runs the package's tests and then drops the template and role.
+// Main runs the package's tests and then drops the template and role, with
+// every test database cloned from it, when this process created them.
 func Main(m *testing.M) int {
 	code := m.Run()
-	if template != "" {
+	if owned {
 		if err := teardown(); err != nil {
 			fmt.Fprintln(os.Stderr, "postgrestest: cleanup:", err)
 		}
@@ -141,7 +194,8 @@ func teardown() error {
 	if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+postgres.QuoteIdentifier(template)+" WITH (FORCE)"); err != nil {
 		return err
 	}
-	// Databases a killed test left behind still hold grants to the role.
+	// Databases a killed test or fuzz worker left behind still hold grants
+	// to the role.
 	rows, err := db.QueryContext(ctx, `SELECT datname FROM pg_database WHERE datname LIKE $1`, "keel_t_"+suffix+"_%")
 	if err == nil {
 		var names []string
@@ -227,7 +281,7 @@ type Empty struct {
 // the database and then the role, whoever created the role.
 func NewEmpty(t testing.TB) *Empty {
 	t.Helper()
-	id := randHex(5)
+	id := ID()
 	e := &Empty{Name: "keel_e_" + id, AppRole: "keel_e_app_" + id, AppPassword: randHex(12)}
 	e.OwnerURL = withDB(AdminURL(), e.Name, "", "")
 	e.AppURL = withDB(AdminURL(), e.Name, e.AppRole, e.AppPassword)
