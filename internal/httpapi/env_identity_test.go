@@ -248,9 +248,9 @@ func (e *env) problem(r req, status int, code string) *httptest.ResponseRecorder
 
 var tokenRE = regexp.MustCompile(`token=([A-Za-z0-9_\-]+)`)
 
-// mailToken waits for the n-th email (1-based) to `to` whose subject holds
-// subject, and returns the token of the link in its text body.
-func (e *env) mailToken(to, subject string, n int) string {
+// mailWith waits for the n-th email (1-based, oldest first) to `to` whose
+// subject holds subject and returns it.
+func (e *env) mailWith(to, subject string, n int) mailtest.Message {
 	e.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -267,15 +267,7 @@ func (e *env) mailToken(to, subject string, n int) string {
 				if err != nil {
 					e.t.Fatal(err)
 				}
-				m := tokenRE.FindStringSubmatch(msg.Text)
-				if m == nil {
-					e.t.Fatalf("no token in mail to %s: %s", to, msg.Text)
-				}
-				if !strings.Contains(msg.Text, baseURL+"/") {
-					e.t.Fatalf("link in mail to %s is not under APP_BASE_URL: %s", to, msg.Text)
-				}
-				e.waitLinkStored(to, m[1])
-				return m[1]
+				return msg
 			}
 		}
 		if time.Now().After(deadline) {
@@ -283,6 +275,23 @@ func (e *env) mailToken(to, subject string, n int) string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// mailToken waits for the n-th email (1-based) to `to` whose subject holds
+// subject, and returns the token of the link in its text body, once the
+// token's hash is stored.
+func (e *env) mailToken(to, subject string, n int) string {
+	e.t.Helper()
+	msg := e.mailWith(to, subject, n)
+	m := tokenRE.FindStringSubmatch(msg.Text)
+	if m == nil {
+		e.t.Fatalf("no token in mail to %s: %s", to, msg.Text)
+	}
+	if !strings.Contains(msg.Text, baseURL+"/") {
+		e.t.Fatalf("link in mail to %s is not under APP_BASE_URL: %s", to, msg.Text)
+	}
+	e.waitLinkStored(to, m[1])
+	return m[1]
 }
 
 // waitLinkStored waits until the hash of a mailed token is committed. The

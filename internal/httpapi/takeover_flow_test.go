@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"bytes"
-	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -20,35 +19,6 @@ const (
 	thiefAddr  = "thief@evil.test"
 	newPass    = "a brand new passphrase 9"
 )
-
-// mailWith waits for the n-th email (1-based, oldest first) to `to` whose
-// subject holds subject and returns it.
-func (e *env) mailWith(to, subject string, n int) mailtest.Message {
-	e.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		list, _, err := e.mail.Messages(context.Background())
-		if err == nil {
-			var hits []mailtest.Summary
-			for _, m := range list {
-				if strings.Contains(m.Subject, subject) && len(m.To) > 0 && m.To[0].Address == to {
-					hits = append(hits, m)
-				}
-			}
-			if len(hits) >= n {
-				msg, err := e.mail.Message(context.Background(), hits[len(hits)-n].ID) // list is newest first
-				if err != nil {
-					e.t.Fatal(err)
-				}
-				return msg
-			}
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("no mail #%d to %s about %q (last error %v)", n, to, subject, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // queuedTo counts the emails committed to the outbox for recipient: what
 // was not queued can never be delivered, so absence is checked here rather
