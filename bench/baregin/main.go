@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -36,8 +37,10 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("user id: %w", err)
 	}
-	// cmd/api's defaults: DATABASE_MAX_OPEN_CONNS=20, DATABASE_MAX_IDLE_CONNS=10.
-	db, err := postgres.Open(url, postgres.Options{MaxOpenConns: 20, MaxIdleConns: 10, ConnMaxLifetime: 30 * time.Minute})
+	// The pool is cmd/api's: DATABASE_MAX_OPEN_CONNS and
+	// DATABASE_MAX_IDLE_CONNS, with the same defaults.
+	db, err := postgres.Open(url, postgres.Options{MaxOpenConns: envInt("DATABASE_MAX_OPEN_CONNS", 20),
+		MaxIdleConns: envInt("DATABASE_MAX_IDLE_CONNS", 10), ConnMaxLifetime: 30 * time.Minute})
 	if err != nil {
 		return err
 	}
@@ -59,4 +62,11 @@ func run() error {
 		c.JSON(http.StatusOK, u)
 	})
 	return http.ListenAndServe(addr, r)
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
 }
