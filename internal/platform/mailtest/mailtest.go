@@ -34,6 +34,7 @@ func Start(t testing.TB, args ...string) *Server {
 		SMTPURL: fmt.Sprintf("smtp://127.0.0.1:%d", smtpPort),
 		APIURL:  fmt.Sprintf("http://127.0.0.1:%d", httpPort),
 	}
+	tooltest.NoInheritedFDs()
 	s.cmd = exec.Command(bin, append([]string{
 		"--smtp", fmt.Sprintf("127.0.0.1:%d", smtpPort),
 		"--listen", fmt.Sprintf("127.0.0.1:%d", httpPort),

@@ -81,6 +81,7 @@ func (s *syncBuffer) String() string {
 // The caller stops it (Terminate or Kill); tests use Start instead.
 func Exec(path string, env []string, args ...string) (*Proc, error) {
 	p := &Proc{Name: filepath.Base(path), out: &syncBuffer{}, done: make(chan struct{})}
+	tooltest.NoInheritedFDs()
 	p.cmd = exec.Command(path, args...)
 	p.cmd.Env = env
 	p.cmd.Stdout = p.out

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keelhq/keel/internal/platform/tooltest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -75,6 +76,7 @@ func (s *Server) Restart() {
 	}
 	args := append([]string{"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
 		"--save", "", "--dir", s.dir, "--maxmemory-policy", "noeviction"}, aof...)
+	tooltest.NoInheritedFDs()
 	cmd := exec.Command(bin, args...)
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("redistest: start: %v", err)

@@ -43,6 +43,7 @@ func Start(t testing.TB, bucket string) *Server {
 	bin := tooltest.Bin(t, "versitygw")
 	port := redistest.FreePort(t)
 	s := &Server{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), Bucket: bucket, Dir: t.TempDir()}
+	tooltest.NoInheritedFDs()
 	cmd := exec.Command(bin, "--port", fmt.Sprintf("127.0.0.1:%d", port), "--quiet", "posix", s.Dir)
 	// Keys through the environment keep them out of the process list.
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+AccessKey, "ROOT_SECRET_KEY="+SecretKey)
