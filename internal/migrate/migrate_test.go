@@ -351,15 +351,7 @@ func TestEnsureAppRole(t *testing.T) {
 func TestEnsureAppRoleAfterDownAndUp(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := postgrestest.NewEmpty(t)
-	m := mustNew(t, e.OwnerURL)
-	owner := mustOpen(t, e.OwnerURL)
-	if err := m.Up(ctx, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.EnsureAppRole(ctx, e.AppURL); err != nil {
-		t.Fatal(err)
-	}
+	e, m, owner := mustProvisioned(t)
 	if err := m.DownAll(ctx, &bytes.Buffer{}); err != nil {
 		t.Fatalf("down all with the app role granted: %v", err)
 	}
@@ -474,15 +466,7 @@ func TestEnsureAppRoleRefuses(t *testing.T) {
 func TestDefinerFunctionsOnlyForTheAppRole(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := postgrestest.NewEmpty(t)
-	m := mustNew(t, e.OwnerURL)
-	owner := mustOpen(t, e.OwnerURL)
-	if err := m.Up(ctx, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.EnsureAppRole(ctx, e.AppURL); err != nil {
-		t.Fatal(err)
-	}
+	e, m, owner := mustProvisioned(t)
 	intruder := e.AppRole + "_x"
 	if _, err := owner.Exec("CREATE ROLE " + postgres.QuoteIdentifier(intruder) + " LOGIN PASSWORD 'pw'"); err != nil {
 		t.Fatal(err)
@@ -629,4 +613,21 @@ func TestTenantTablesAreUnderRLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d tenant tables checked", n)
+}
+
+// mustProvisioned is an empty database migrated up, with its application
+// role provisioned, and the owner's connection to it.
+func mustProvisioned(t *testing.T) (*postgrestest.Empty, *migrate.Migrator, *sql.DB) {
+	t.Helper()
+	ctx := context.Background()
+	e := postgrestest.NewEmpty(t)
+	m := mustNew(t, e.OwnerURL)
+	owner := mustOpen(t, e.OwnerURL)
+	if err := m.Up(ctx, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.EnsureAppRole(ctx, e.AppURL); err != nil {
+		t.Fatal(err)
+	}
+	return e, m, owner
 }
