@@ -36,32 +36,17 @@ API_PORT=${API_PORT:-18190}
 REDIS_PORT=${REDIS_PORT:-18189}
 METRICS_PORT=${METRICS_PORT:-18191}
 
-work=$(mktemp -d)
-pids=()
+BENCH_DB=$DB BENCH_ROLE=$ROLE
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 api_pid=
 cleanup() {
   [ -n "$api_pid" ] && kill "$api_pid" 2>/dev/null || true
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "DROP ROLE IF EXISTS $ROLE" >/dev/null 2>&1 || true
-  rm -rf "$work"
+  bench_cleanup
 }
 trap cleanup EXIT
-
-go build -o "$work/api" ./cmd/api
-go build -o "$work/keelctl" ./cmd/keelctl
-go build -o "$work/registerload" ./bench/registerload
-
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >/dev/null &
-pids+=($!)
-psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "DROP ROLE IF EXISTS $ROLE" -c "CREATE DATABASE $DB" >/dev/null
-hostpart=${ADMIN_URL#*@}
-export DATABASE_OWNER_URL=${ADMIN_URL%/*}/$DB?sslmode=disable
-export DATABASE_URL="postgres://$ROLE:bench@${hostpart%%/*}/$DB?sslmode=disable"
-export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
-export HTTP_ADDR=127.0.0.1:$API_PORT METRICS_ADDR=127.0.0.1:$METRICS_PORT LOG_LEVEL=info ENV=production TRUSTED_PROXIES=127.0.0.1
-eval "$("$work/keelctl" gen-keys | sed 's/^/export /')"
-"$work/keelctl" migrate up >/dev/null
+bench_stack ./bench/registerload
+export LOG_LEVEL=info TRUSTED_PROXIES=127.0.0.1
 
 status=0
 for scenario in $SCENARIOS; do

@@ -32,37 +32,18 @@ if ! command -v wrk >/dev/null; then
   else sudo apt-get install -y wrk >/dev/null; fi
 fi
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "DROP ROLE IF EXISTS keel_bench_app" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-go build -o "$work/api" ./cmd/api
-go build -o "$work/keelctl" ./cmd/keelctl
-go build -o "$work/baregin" ./bench/baregin
-
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >/dev/null &
-pids+=($!)
-psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
-owner_url=${ADMIN_URL%/*}/$DB?sslmode=disable
-hostpart=${ADMIN_URL#*@}
-export DATABASE_OWNER_URL=$owner_url
-export DATABASE_URL="postgres://keel_bench_app:bench@${hostpart%%/*}/$DB?sslmode=disable"
-export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
-export HTTP_ADDR=127.0.0.1:$API_PORT METRICS_ADDR=127.0.0.1:${METRICS_PORT:-18182} LOG_LEVEL=error ENV=production
-eval "$("$work/keelctl" gen-keys | sed 's/^/export /')"
-"$work/keelctl" migrate up >/dev/null
+BENCH_DB=$DB BENCH_ROLE=keel_bench_app METRICS_PORT=${METRICS_PORT:-18182}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+trap bench_cleanup EXIT
+bench_stack ./bench/baregin
+export LOG_LEVEL=error
 # seed-demo refuses ENV=production; the api still runs as production.
 ENV=staging "$work/keelctl" seed-demo >/dev/null
 
 "$work/api" 2>"$work/api.log" &
 pids+=($!)
-owner_id=$(psql "$owner_url" -Atqc "SELECT id FROM users WHERE email = 'owner@demo.keel.localhost'")
+owner_id=$(psql "$DATABASE_OWNER_URL" -Atqc "SELECT id FROM users WHERE email = 'owner@demo.keel.localhost'")
 "$work/baregin" "127.0.0.1:$GIN_PORT" "$DATABASE_URL" "$owner_id" &
 pids+=($!)
 for _ in $(seq 50); do

@@ -260,11 +260,19 @@ func addEmail(t *testing.T, appURL string, p task.EmailPayload) uuid.UUID {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return mustAddTask(t, app, mail)
+}
+
+// mustAddTask commits m to the outbox through db and returns its task ID.
+func mustAddTask(t *testing.T, db *sqlx.DB, m outbox.Task) uuid.UUID {
+	t.Helper()
 	var id uuid.UUID
-	if err := postgres.InTx(context.Background(), app, uuid.Nil, func(tx *sqlx.Tx) error {
-		id, err = outbox.Add(context.Background(), tx, mail)
+	err := postgres.InTx(context.Background(), db, uuid.Nil, func(tx *sqlx.Tx) error {
+		var err error
+		id, err = outbox.Add(context.Background(), tx, m)
 		return err
-	}); err != nil {
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	return id

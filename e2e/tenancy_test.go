@@ -20,7 +20,6 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/jmoiron/sqlx"
 
-	"github.com/keelhq/keel/internal/outbox"
 	"github.com/keelhq/keel/internal/platform/mailtest"
 	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/internal/platform/proctest"
@@ -115,7 +114,7 @@ func TestWorkerRunsTenantTasksUnderTheirOrganization(t *testing.T) {
 
 	// The same email:send, naming A's pending invitation, once as B's and
 	// once as A's, written straight into the outbox as the owner role.
-	owner := sqlx.MustOpen("postgres", s.db.OwnerURL)
+	owner := sqlx.MustOpen(postgres.DriverName, s.db.OwnerURL)
 	defer owner.Close()
 	forged := func(org uuid.UUID, to string) uuid.UUID {
 		m, err := task.NewEmailSendTask(org, task.EmailPayload{To: to, Template: "invitation", InvitationID: &kept,
@@ -123,14 +122,7 @@ func TestWorkerRunsTenantTasksUnderTheirOrganization(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var id uuid.UUID
-		if err := postgres.InTx(context.Background(), owner, uuid.Nil, func(tx *sqlx.Tx) error {
-			id, err = outbox.Add(context.Background(), tx, m)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		return id
+		return mustAddTask(t, owner, m)
 	}
 	asB, asA := forged(b.org, "kept@example.com"), forged(a.org, "forged@example.com")
 	var revokedTask uuid.UUID

@@ -107,7 +107,7 @@ func run() error {
 		switch {
 		case a.err != nil:
 			r.Other["error: "+a.err.Error()]++
-		case a.status == 201:
+		case a.status == 202:
 			r.Created++
 		case a.status == 503 && a.code == "server_busy":
 			r.Busy++
