@@ -42,6 +42,8 @@ type Error struct {
 	Fields  []FieldError
 	// RetryAfter, in seconds, for TooManyRequests and Unavailable.
 	RetryAfter int
+	// Limit says which plan limit a plan_limit_reached error hit.
+	Limit *Limit
 	// Err is the cause, for logs only.
 	Err error
 }
@@ -54,6 +56,15 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// Limit is the plan limit a request would pass: the metric, its limit, what
+// the organization uses, and its plan.
+type Limit struct {
+	Metric string `json:"metric"`
+	Limit  int64  `json:"limit"`
+	Usage  int64  `json:"usage"`
+	Plan   string `json:"plan"`
+}
 
 // New returns an error of kind with a code and message.
 func New(kind Kind, code, message string) *Error {

@@ -39,6 +39,11 @@ type Problem struct {
 	Code      string              `json:"code"`
 	RequestID string              `json:"request_id,omitempty"`
 	Errors    []apperr.FieldError `json:"errors,omitempty"`
+	// Metric, Limit, Usage and Plan explain a plan_limit_reached.
+	Metric string `json:"metric,omitempty"`
+	Limit  *int64 `json:"limit,omitempty"`
+	Usage  *int64 `json:"usage,omitempty"`
+	Plan   string `json:"plan,omitempty"`
 }
 
 // ProblemTypeBase prefixes each code to form the problem's type URI.
@@ -53,7 +58,7 @@ func problemFor(err error) Problem {
 		e = apperr.New(apperr.Internal, "internal_error", "Something went wrong on our side. It has been reported; please try again.")
 	}
 	status := statusOf[e.Kind]
-	return Problem{
+	p := Problem{
 		Type:   ProblemTypeBase + e.Code,
 		Title:  http.StatusText(status),
 		Status: status,
@@ -61,6 +66,10 @@ func problemFor(err error) Problem {
 		Code:   e.Code,
 		Errors: e.Fields,
 	}
+	if l := e.Limit; l != nil {
+		p.Metric, p.Limit, p.Usage, p.Plan = l.Metric, &l.Limit, &l.Usage, l.Plan
+	}
+	return p
 }
 
 // writeProblem answers with err as problem+json, logging and reporting 5xx

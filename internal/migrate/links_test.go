@@ -66,9 +66,12 @@ func TestMintedLinksMigrationStepsDownWithUnmintedRows(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Step down through any later migrations to 00420's own down.
 	var out bytes.Buffer
-	if err := m.Down(ctx, &out); err != nil || !bytes.Contains(out.Bytes(), []byte("00420")) {
-		t.Fatalf("down: %v\n%s", err, out.String())
+	for i := 0; !bytes.Contains(out.Bytes(), []byte("00420")); i++ {
+		if err := m.Down(ctx, &out); err != nil || i > 20 {
+			t.Fatalf("down: %v\n%s", err, out.String())
+		}
 	}
 	var invLen, tokLen int
 	var forced bool

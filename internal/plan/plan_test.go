@@ -1,0 +1,221 @@
+package plan_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/keelhq/keel/internal/apperr"
+	"github.com/keelhq/keel/internal/plan"
+	"github.com/keelhq/keel/internal/plan/plandb"
+	"github.com/keelhq/keel/internal/platform/postgres"
+	"github.com/keelhq/keel/internal/platform/postgrestest"
+)
+
+func TestMain(m *testing.M) { os.Exit(postgrestest.Main(m)) }
+
+func TestEmbeddedCatalog(t *testing.T) {
+	c, err := plan.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DefaultPlan().ID != c.Default || c.FallbackPlan().ID != c.Fallback {
+		t.Fatalf("default %q fallback %q not resolved", c.Default, c.Fallback)
+	}
+	b, ok := c.Get("business")
+	if !ok || b.Limits.Resources != plan.Unlimited || b.Limits.Seats != 200 {
+		t.Fatalf("business = %+v", b)
+	}
+}
+
+func TestParseNamesEveryProblem(t *testing.T) {
+	_, err := plan.Parse([]byte(`
+default: gold
+fallback: free
+plans:
+  - id: free
+    name: Free
+    limits: {resources: -3}
+  - id: free
+    name: ""
+    trial_days: 400
+`))
+	if err == nil {
+		t.Fatal("invalid file accepted")
+	}
+	// The limit is a decode error reported alone; fix it and the rest show.
+	if !strings.Contains(err.Error(), "whole number") {
+		t.Fatalf("err = %v", err)
+	}
+	_, err = plan.Parse([]byte(`
+default: gold
+fallback: free
+plans:
+  - id: free
+    name: Free
+  - id: free
+    name: ""
+    trial_days: 400
+`))
+	for _, want := range []string{`"free" appears twice`, "name: is required", "trial_days: must be 0..365", `default: "gold"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want it to mention %q", err, want)
+		}
+	}
+	if _, err := plan.Parse([]byte("default: free\nfallback: free\nplans:\n  - id: free\n    name: Free\n    colour: red\n")); err == nil {
+		t.Error("unknown field accepted")
+	}
+}
+
+func fixture(t *testing.T, limit int64) (*postgrestest.DB, *plan.Limiter, uuid.UUID) {
+	t.Helper()
+	db := postgrestest.New(t)
+	org := uuid.New()
+	if _, err := db.Owner.Exec(`INSERT INTO organizations (id, name) VALUES ($1, 'A')`, org); err != nil {
+		t.Fatal(err)
+	}
+	p := plan.Plan{ID: "tiny", Name: "Tiny", Limits: plan.Limits{Resources: limit, StorageBytes: 1000, Seats: 2, APIRequestsPerMinute: plan.Unlimited}}
+	return db, &plan.Limiter{Plans: plan.Fixed{Plan: p}, Store: plandb.Store{}}, org
+}
+
+// The acceptance test: 50 concurrent reservations against a limit of 10
+// leave exactly 10, and the other 40 get plan_limit_reached.
+func TestReserveIsRaceFree(t *testing.T) {
+	t.Parallel()
+	db, l, org := fixture(t, 10)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, reached := 0, 0
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := postgres.InTx(ctx, db.App, org, func(tx *sqlx.Tx) error {
+				return l.Reserve(ctx, tx, org, plan.Resources, 1)
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if e, isApp := apperr.As(err); isApp && e.Code == "plan_limit_reached" {
+				reached++
+				if e.Limit == nil || e.Limit.Limit != 10 || e.Limit.Usage != 10 || e.Limit.Plan != "tiny" {
+					t.Errorf("limit detail = %+v", e.Limit)
+				}
+			} else if err != nil {
+				t.Error(err)
+			} else {
+				ok++
+			}
+		}()
+	}
+	wg.Wait()
+	var v int64
+	if err := db.Owner.Get(&v, `SELECT value FROM usage_counters WHERE org_id = $1 AND metric = 'resources'`, org); err != nil {
+		t.Fatal(err)
+	}
+	if ok != 10 || reached != 40 || v != 10 {
+		t.Fatalf("ok %d, reached %d, counter %d; want 10, 40, 10", ok, reached, v)
+	}
+}
+
+func TestReleaseCheckAndUsage(t *testing.T) {
+	t.Parallel()
+	db, l, org := fixture(t, 10)
+	ctx := context.Background()
+	in := func(fn func(tx *sqlx.Tx) error) error { return postgres.InTx(ctx, db.App, org, fn) }
+	if err := in(func(tx *sqlx.Tx) error { return l.Reserve(ctx, tx, org, plan.StorageBytes, 900) }); err != nil {
+		t.Fatal(err)
+	}
+	// A reservation past the limit changes nothing.
+	err := in(func(tx *sqlx.Tx) error { return l.Reserve(ctx, tx, org, plan.StorageBytes, 101) })
+	if e, ok := apperr.As(err); !ok || e.Kind != apperr.PaymentRequired || e.Limit.Usage != 900 {
+		t.Fatalf("err = %v", err)
+	}
+	if err := in(func(tx *sqlx.Tx) error { return l.Check(ctx, tx, org, plan.StorageBytes, 100) }); err != nil {
+		t.Fatalf("check within the limit: %v", err)
+	}
+	if err := in(func(tx *sqlx.Tx) error { return l.Check(ctx, tx, org, plan.StorageBytes, 101) }); err == nil {
+		t.Fatal("check past the limit passed")
+	}
+	// Release never goes below zero.
+	if err := in(func(tx *sqlx.Tx) error { return l.Release(ctx, tx, org, plan.StorageBytes, 5000) }); err != nil {
+		t.Fatal(err)
+	}
+	var got []plan.Usage
+	if err := in(func(tx *sqlx.Tx) error {
+		_, u, err := l.Usage(ctx, tx, org, map[plan.Metric]int64{plan.Seats: 1})
+		got = u
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[plan.Metric][2]int64{plan.Seats: {1, 2}, plan.Resources: {0, 10}, plan.StorageBytes: {0, 1000}, plan.APIRequestsPerMinute: {0, plan.Unlimited}}
+	for _, u := range got {
+		if w := want[u.Metric]; u.Used != w[0] || u.Limit != w[1] {
+			t.Errorf("%s = %d/%d, want %d/%d", u.Metric, u.Used, u.Limit, w[0], w[1])
+		}
+	}
+	// A tenant transaction of another organization sees no counter.
+	other := uuid.New()
+	if _, err := db.Owner.Exec(`INSERT INTO organizations (id, name) VALUES ($1, 'B')`, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := postgres.InTx(ctx, db.App, other, func(tx *sqlx.Tx) error {
+		all, err := plandb.Store{}.All(ctx, tx, org)
+		if err == nil && len(all) != 0 {
+			return errors.New("another tenant's counters are visible")
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Admit serializes live counts: of 10 concurrent admissions for the last
+// seat, where each writes what it admitted, one wins.
+func TestAdmitSerializesLiveCounts(t *testing.T) {
+	t.Parallel()
+	db, l, org := fixture(t, 10)
+	ctx := context.Background()
+	if _, err := db.Owner.Exec(`CREATE TABLE seat_probe (org_id uuid NOT NULL, n int)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Owner.Exec(`GRANT ALL ON seat_probe TO ` + postgres.QuoteIdentifier(postgrestest.AppRole())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Owner.Exec(`INSERT INTO seat_probe VALUES ($1, 1)`, org); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = postgres.InTx(ctx, db.App, org, func(tx *sqlx.Tx) error {
+				err := l.Admit(ctx, tx, org, plan.Seats, 1, func() (n int64, err error) {
+					err = tx.GetContext(ctx, &n, `SELECT count(*) FROM seat_probe WHERE org_id = $1`, org)
+					return
+				})
+				if err != nil {
+					return err
+				}
+				_, err = tx.ExecContext(ctx, `INSERT INTO seat_probe VALUES ($1, 1)`, org)
+				return err
+			})
+		}()
+	}
+	wg.Wait()
+	var n int
+	if err := db.Owner.Get(&n, `SELECT count(*) FROM seat_probe`); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Fatalf("seats taken = %d, want the limit 2", n)
+	}
+}

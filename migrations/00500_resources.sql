@@ -1,0 +1,62 @@
+-- +goose Up
+-- Resources: the tenant-owned records a product built on Keel is about, and
+-- the usage counters that plan limits are enforced against.
+
+-- Case-insensitive substring search on names (q) is a trigram index match.
+-- pg_trgm is a trusted extension: the database owner may create it.
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+
+CREATE TABLE resources (
+    org_id      uuid        NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    id          uuid        NOT NULL,
+    name        text        NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    description text        NOT NULL DEFAULT '' CHECK (length(description) <= 5000),
+    status      text        NOT NULL DEFAULT 'active' CHECK (status IN ('draft', 'active', 'archived')),
+    attributes  jsonb       NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(attributes) = 'object'),
+    version     bigint      NOT NULL DEFAULT 1,
+    created_by_user_id    uuid,
+    created_by_api_key_id uuid,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    -- Soft delete: restorable until the retention job purges the row.
+    deleted_at  timestamptz,
+    PRIMARY KEY (org_id, id)
+);
+
+-- One index per sort, each (org_id, key, id) over live rows only, so every
+-- keyset page is an index range scan whatever the table's size.
+CREATE INDEX resources_created ON resources (org_id, created_at, id) WHERE deleted_at IS NULL;
+CREATE INDEX resources_updated ON resources (org_id, updated_at, id) WHERE deleted_at IS NULL;
+CREATE INDEX resources_name ON resources (org_id, name COLLATE "C", id) WHERE deleted_at IS NULL;
+CREATE INDEX resources_name_trgm ON resources USING gin (lower(name) gin_trgm_ops) WHERE deleted_at IS NULL;
+-- The retention purge finds rows deleted long ago.
+CREATE INDEX resources_deleted ON resources (deleted_at) WHERE deleted_at IS NOT NULL;
+
+ALTER TABLE resources ENABLE ROW LEVEL SECURITY;
+ALTER TABLE resources FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON resources
+    USING (org_id = NULLIF(current_setting('app.org_id', true), '')::uuid)
+    WITH CHECK (org_id = NULLIF(current_setting('app.org_id', true), '')::uuid);
+
+-- usage_counters holds what an organization uses of each counted plan
+-- metric. A write that adds usage increments the counter in its own
+-- transaction with a conditional UPDATE, whose row lock serializes
+-- concurrent writers: the check and the write cannot race.
+CREATE TABLE usage_counters (
+    org_id     uuid        NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    metric     text        NOT NULL CHECK (metric IN ('resources', 'storage_bytes', 'seats')),
+    value      bigint      NOT NULL DEFAULT 0 CHECK (value >= 0),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (org_id, metric)
+);
+
+ALTER TABLE usage_counters ENABLE ROW LEVEL SECURITY;
+ALTER TABLE usage_counters FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON usage_counters
+    USING (org_id = NULLIF(current_setting('app.org_id', true), '')::uuid)
+    WITH CHECK (org_id = NULLIF(current_setting('app.org_id', true), '')::uuid);
+
+-- +goose Down
+DROP TABLE usage_counters;
+DROP TABLE resources;
+DROP EXTENSION IF EXISTS pg_trgm;
