@@ -74,7 +74,7 @@ func run(ctx context.Context) error {
 		}
 		queuesUI = mon
 	}
-	api, err := app.NewAPI(app.APIDeps{DB: db, Redis: rdb, BaseURL: cfg.BaseURL, TokenIssuer: cfg.JWTIssuer,
+	api, err := app.NewAPI(app.APIDeps{DB: db, Redis: rdb, BaseURL: cfg.BaseURL, TokenIssuer: cfg.JWTIssuer, Plans: cfg.Catalog,
 		Keys: app.Keys{JWTSigning: cfg.JWTSigningKey, JWTPreviousSigning: cfg.JWTPreviousSigningKey, TOTPEncryption: cfg.TOTPEncryptionKey},
 		Limits: app.Limits{HashConcurrency: cfg.HashConcurrency, HashWait: cfg.HashWait,
 			Register:         auth.Rate(cfg.RegisterRate),

@@ -17,6 +17,8 @@ import (
 	"github.com/keelhq/keel/internal/httpapi"
 	"github.com/keelhq/keel/internal/org"
 	"github.com/keelhq/keel/internal/org/orgdb"
+	"github.com/keelhq/keel/internal/plan"
+	"github.com/keelhq/keel/internal/plan/plandb"
 	"github.com/keelhq/keel/internal/platform/sysmem"
 )
 
@@ -40,6 +42,10 @@ type APIDeps struct {
 	Params auth.PasswordParams
 	// Limits are the throttles' operator settings.
 	Limits Limits
+	// Plans is the plan catalog (PLANS_FILE); nil loads the embedded one.
+	// Until billing decides an organization's plan, every organization is on
+	// its default plan.
+	Plans *plan.Catalog
 	// Now is the services' clock; nil means time.Now.
 	Now func() time.Time
 	// HTTP is the router's infrastructure (logger, metrics, health, CORS,
@@ -64,6 +70,8 @@ type API struct {
 	Handler http.Handler
 	Auth    *auth.Service
 	Orgs    *org.Service
+	// Limiter is the plan limits engine the services share.
+	Limiter *plan.Limiter
 }
 
 // NewAPI builds the services and the router.
@@ -91,6 +99,13 @@ func NewAPI(d APIDeps) (*API, error) {
 	if conc <= 0 {
 		conc = auth.DefaultHashConcurrency(sysmem.Limit(), runtime.GOMAXPROCS(0), params)
 	}
+	plans := d.Plans
+	if plans == nil {
+		if plans, err = plan.Load(""); err != nil {
+			return nil, err
+		}
+	}
+	limiter := &plan.Limiter{Plans: plan.Fixed{Plan: plans.DefaultPlan()}, Store: plandb.Store{}}
 	throttle := auth.NewThrottle(d.Redis)
 	setRate(&throttle.Register, d.Limits.Register)
 	setRate(&throttle.PasswordReset, d.Limits.PasswordReset)
@@ -105,7 +120,7 @@ func NewAPI(d APIDeps) (*API, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &API{Handler: handler, Auth: accounts, Orgs: orgs}, nil
+	return &API{Handler: handler, Auth: accounts, Orgs: orgs, Limiter: limiter}, nil
 }
 
 // setRate overrides a default budget with a configured one.

@@ -130,6 +130,7 @@ type API struct {
 	Redis
 	App
 	Auth
+	Plans
 	HTTPAddr string
 	// MetricsAddr serves /metrics (and /healthz, /readyz) on a listener of
 	// its own, never on the public HTTPAddr.
@@ -151,6 +152,7 @@ func LoadAPI(get Getenv) (API, error) {
 		Postgres:           loadPostgres(l),
 		Redis:              loadRedis(l),
 		App:                loadApp(l),
+		Plans:              loadPlans(l),
 		HTTPAddr:           l.Addr("HTTP_ADDR", ":8080"),
 		MetricsAddr:        l.Addr("METRICS_ADDR", ":9090"),
 		CORSAllowedOrigins: l.List("CORS_ALLOWED_ORIGINS"),
@@ -183,6 +185,7 @@ type Worker struct {
 	Redis
 	Mail
 	App
+	Plans
 	MetricsAddr     string
 	Concurrency     int
 	ShutdownTimeout time.Duration
@@ -199,6 +202,7 @@ func LoadWorker(get Getenv) (Worker, error) {
 		Postgres:        loadPostgres(l),
 		Redis:           loadRedis(l),
 		App:             loadApp(l),
+		Plans:           loadPlans(l),
 		MetricsAddr:     l.Addr("METRICS_ADDR", ":9091"),
 		Concurrency:     l.Int("WORKER_CONCURRENCY", 10, 1, 1000),
 		ShutdownTimeout: l.Duration("SHUTDOWN_TIMEOUT", 20*time.Second, time.Second),
