@@ -1,22 +1,32 @@
-// Command baregin is the honest baseline bench/wrk-me.sh measures
-// authenticated GET /api/v1/me against: plain Gin (no middleware) whose
-// handler reads one user row by primary key through sqlx, as the same
-// application role and with the same pool size as cmd/api, and writes it as
-// JSON. What Keel adds on top (JWT check, middleware chain, memberships,
-// suspension check) is the difference between the two.
+// Command baregin is the honest baseline the API benchmarks measure Keel
+// against: plain Gin (no middleware, no authentication) and sqlx, as the same
+// application role and with the same pool size as cmd/api.
 //
-//	baregin ADDR DATABASE_URL USER_ID
+//	baregin ADDR DATABASE_URL USER_ID [ORG_ID]
+//
+//   - GET /me reads one user row by primary key and writes it as JSON: the
+//     baseline of GET /api/v1/me (bench/wrk-me.sh) and of GET
+//     /api/v1/resources (bench/wrk-resources.sh). What Keel adds on top is
+//     the difference between the two.
+//
+//   - POST /resources, when ORG_ID is given: binds the JSON body and inserts
+//     one resources row with one INSERT … RETURNING (autocommit), under the
+//     same Row Level Security policy, whose tenant is set once per
+//     connection; the baseline of POST /api/v1/resources.
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 
 	"github.com/keelhq/keel/internal/platform/postgres"
 )
@@ -29,17 +39,34 @@ func main() {
 }
 
 func run() error {
-	if len(os.Args) != 4 {
-		return fmt.Errorf("usage: baregin ADDR DATABASE_URL USER_ID")
+	if len(os.Args) != 4 && len(os.Args) != 5 {
+		return fmt.Errorf("usage: baregin ADDR DATABASE_URL USER_ID [ORG_ID]")
 	}
-	addr, url := os.Args[1], os.Args[2]
+	addr, dbURL := os.Args[1], os.Args[2]
 	userID, err := uuid.Parse(os.Args[3])
 	if err != nil {
 		return fmt.Errorf("user id: %w", err)
 	}
+	var orgID uuid.UUID
+	if len(os.Args) == 5 {
+		if orgID, err = uuid.Parse(os.Args[4]); err != nil {
+			return fmt.Errorf("org id: %w", err)
+		}
+		// The tenant as a startup parameter of every connection: the
+		// simplest way to write under RLS in one statement, with no
+		// transaction around it.
+		u, err := url.Parse(dbURL)
+		if err != nil {
+			return fmt.Errorf("database url: %w", err)
+		}
+		q := u.Query()
+		q.Set("app.org_id", orgID.String())
+		u.RawQuery = q.Encode()
+		dbURL = u.String()
+	}
 	// The pool is cmd/api's: DATABASE_MAX_OPEN_CONNS and
 	// DATABASE_MAX_IDLE_CONNS, with the same defaults.
-	db, err := postgres.Open(url, postgres.Options{MaxOpenConns: envInt("DATABASE_MAX_OPEN_CONNS", 20),
+	db, err := postgres.Open(dbURL, postgres.Options{MaxOpenConns: envInt("DATABASE_MAX_OPEN_CONNS", 20),
 		MaxIdleConns: envInt("DATABASE_MAX_IDLE_CONNS", 10), ConnMaxLifetime: 30 * time.Minute})
 	if err != nil {
 		return err
@@ -61,7 +88,52 @@ func run() error {
 		}
 		c.JSON(http.StatusOK, u)
 	})
+	if orgID != uuid.Nil {
+		r.POST("/resources", createResource(db, orgID, userID))
+	}
 	return http.ListenAndServe(addr, r)
+}
+
+// createResource is the bare single-row INSERT: bind, insert, answer 201.
+func createResource(db *sqlx.DB, orgID, userID uuid.UUID) gin.HandlerFunc {
+	type input struct {
+		Name        string          `json:"name" binding:"required"`
+		Description string          `json:"description"`
+		Status      string          `json:"status"`
+		Attributes  json.RawMessage `json:"attributes"`
+	}
+	type resource struct {
+		ID          uuid.UUID       `db:"id" json:"id"`
+		Name        string          `db:"name" json:"name"`
+		Description string          `db:"description" json:"description"`
+		Status      string          `db:"status" json:"status"`
+		Attributes  json.RawMessage `db:"attributes" json:"attributes"`
+		Version     int64           `db:"version" json:"version"`
+		CreatedAt   time.Time       `db:"created_at" json:"created_at"`
+		UpdatedAt   time.Time       `db:"updated_at" json:"updated_at"`
+	}
+	const q = `INSERT INTO resources (org_id, id, name, description, status, attributes, created_by_user_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		RETURNING id, name, description, status, attributes, version, created_at, updated_at`
+	return func(c *gin.Context) {
+		var in input
+		if err := c.ShouldBindJSON(&in); err != nil {
+			c.String(http.StatusBadRequest, err.Error())
+			return
+		}
+		if in.Status == "" {
+			in.Status = "active"
+		}
+		if len(in.Attributes) == 0 {
+			in.Attributes = json.RawMessage(`{}`)
+		}
+		var out resource
+		if err := db.GetContext(c.Request.Context(), &out, q, orgID, postgres.NewID(), in.Name, in.Description, in.Status, []byte(in.Attributes), userID); err != nil {
+			c.String(http.StatusInternalServerError, err.Error())
+			return
+		}
+		c.JSON(http.StatusCreated, out)
+	}
 }
 
 func envInt(name string, def int) int {
