@@ -2,17 +2,16 @@
 // against: plain Gin (no middleware, no authentication) and sqlx, as the same
 // application role and with the same pool size as cmd/api.
 //
-//		baregin ADDR DATABASE_URL USER_ID [ORG_ID]
+// GET /me reads one user row by primary key and writes it as JSON: the
+// baseline of GET /api/v1/me (bench/wrk-me.sh) and of GET /api/v1/resources
+// (bench/wrk-resources.sh). What Keel adds on top is the difference.
 //
-//	  - GET /me reads one user row by primary key and writes it as JSON: the
-//	    baseline of GET /api/v1/me (bench/wrk-me.sh) and of GET
-//	    /api/v1/resources (bench/wrk-resources.sh). What Keel adds on top is
-//	    the difference between the two.
+// POST /resources, served when ORG_ID is given, binds the JSON body and
+// inserts one resources row with one INSERT … RETURNING (autocommit), under
+// the same Row Level Security policy, whose tenant is set once per
+// connection: the baseline of POST /api/v1/resources.
 //
-//	  - POST /resources, when ORG_ID is given: binds the JSON body and inserts
-//	    one resources row with one INSERT … RETURNING (autocommit), under the
-//	    same Row Level Security policy, whose tenant is set once per
-//	    connection; the baseline of POST /api/v1/resources.
+//	baregin ADDR DATABASE_URL USER_ID [ORG_ID]
 package main
 
 import (
