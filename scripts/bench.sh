@@ -37,6 +37,16 @@ if [ -d bench/startup ]; then
 fi
 for s in bench/*.sh; do
   [ -e "$s" ] || continue
+  case $s in
+    # Called by wrk-resources.sh on the data set it seeds.
+    bench/explain-resources.sh) continue ;;
+    # Writes its own raw output (and the plans) under this stamp, and
+    # appends to bench/results/wrk-resources-summary.txt.
+    bench/wrk-resources.sh)
+      echo "== $s"
+      stamp=$stamp bash "$s"
+      continue ;;
+  esac
   echo "== $s"
   bash "$s" | tee "bench/results/$(basename "$s" .sh)-$stamp.txt"
 done
