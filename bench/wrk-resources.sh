@@ -41,6 +41,7 @@
 #   bench/wrk-resources.sh                       # 5 rounds of 10 s per server and phase
 #   ROUNDS=3 DURATION=30s bench/wrk-resources.sh
 #   IDEMPOTENCY=1 bench/wrk-resources.sh         # every POST with its own Idempotency-Key
+#   POST_TENANTS=16 bench/wrk-resources.sh       # the creates spread over 16 tenants (default: all in one)
 #   SEED_ROWS=50000 ROUNDS=1 DURATION=3s bench/wrk-resources.sh   # a quick trial, not the benchmark
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +54,7 @@ RATE_LIMIT=${RATE_LIMIT:-1000000000}
 IDEMPOTENCY=${IDEMPOTENCY:-0}
 EXPLAIN=${EXPLAIN:-1}
 SEED_ROWS=${SEED_ROWS:-1000000}
+POST_TENANTS=${POST_TENANTS:-1}
 export PGOPTIONS="-c client_min_messages=warning"
 ADMIN_URL=${KEEL_BENCH_ADMIN_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable}
 API_PORT=${API_PORT:-18190}
@@ -147,14 +149,41 @@ if [ "$code" != 201 ]; then
 fi
 curl -sf -X POST "http://127.0.0.1:$GIN_PORT/resources" -H 'Content-Type: application/json' -d "$body" >/dev/null
 
-# The POST body, and with IDEMPOTENCY=1 an Idempotency-Key per request
-# (unique per thread and request, so no request is a replay).
-cat >"$work/post.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '$body'
-wrk.headers["Content-Type"] = "application/json"
-LUA
-if [ "$IDEMPOTENCY" = 1 ]; then
+# POST_TENANTS > 1 spreads the creates over that many tenants: the demo's
+# owner's and, for each other, a user made owner of one of the seeded
+# organizations (the demo password's hash copied, so they log in the same
+# way), each with its own token.
+tokens=("$token")
+if [ "$POST_TENANTS" -gt 1 ]; then
+  psql "$DATABASE_OWNER_URL" -v ON_ERROR_STOP=1 -q <<SQL
+INSERT INTO users (id, email, name, password_hash, email_verified_at)
+SELECT gen_random_uuid(), 'bench' || k || '@bench.keel.localhost', 'Bench User ' || k, u.password_hash, now()
+FROM generate_series(1, $POST_TENANTS - 1) k, users u WHERE u.email = 'owner@demo.keel.localhost';
+INSERT INTO memberships (org_id, user_id, role)
+SELECT o.id, u.id, 'owner'
+FROM (SELECT id, row_number() OVER (ORDER BY name) n FROM organizations WHERE name LIKE 'Bench Org %') o
+JOIN (SELECT id, row_number() OVER (ORDER BY email) n FROM users WHERE email LIKE 'bench%@bench.keel.localhost') u USING (n);
+SQL
+  for k in $(seq 1 $((POST_TENANTS - 1))); do
+    tokens+=("$(curl -sf -X POST "$api/api/v1/auth/login" -H 'Content-Type: application/json' \
+      -d "{\"email\":\"bench$k@bench.keel.localhost\",\"password\":\"keel-demo-password-2026\"}" |
+      python3 -c 'import sys, json; print(json.load(sys.stdin)["access_token"])')")
+  done
+fi
+
+# The POST request: the body, the token (the baseline ignores it, but reads
+# the same bytes), and a request() that picks each request's token and, with
+# IDEMPOTENCY=1, its own Idempotency-Key (unique per thread and request, so
+# none is a replay).
+{
+  echo 'wrk.method = "POST"'
+  echo "wrk.body = '$body'"
+  echo 'wrk.headers["Content-Type"] = "application/json"'
+  printf 'tokens = {'; printf '"%s", ' "${tokens[@]}"; echo '}'
+  echo 'wrk.headers["Authorization"] = "Bearer " .. tokens[1]'
+  echo "idempotency = $([ "$IDEMPOTENCY" = 1 ] && echo true || echo false)"
+} >"$work/post.lua"
+if [ "$IDEMPOTENCY" = 1 ] || [ "$POST_TENANTS" -gt 1 ]; then
   cat >>"$work/post.lua" <<'LUA'
 local threads = 0
 function setup(thread)
@@ -169,7 +198,8 @@ function request()
   counter = counter + 1
   local h = {}
   for k, v in pairs(wrk.headers) do h[k] = v end
-  h["Idempotency-Key"] = prefix .. counter
+  h["Authorization"] = "Bearer " .. tokens[(counter + tid) % #tokens + 1]
+  if idempotency then h["Idempotency-Key"] = prefix .. counter end
   return wrk.format(nil, nil, h)
 end
 LUA
@@ -188,7 +218,7 @@ median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (
 
 echo
 echo "== setup: $ROUNDS rounds, wrk $THREADS threads, $CONNS connections, $DURATION per server per round; $(nproc) cores;" \
-  "api_requests_per_minute $RATE_LIMIT; Idempotency-Key on POST: $([ "$IDEMPOTENCY" = 1 ] && echo yes || echo no); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  "api_requests_per_minute $RATE_LIMIT; Idempotency-Key on POST: $([ "$IDEMPOTENCY" = 1 ] && echo yes || echo no); POST tenants: $POST_TENANTS; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 echo "== load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 list_ratios=() list_p99=() post_ratios=()
@@ -216,8 +246,8 @@ fi
 for round in $(seq 1 "$ROUNDS"); do
   echo "== POST round $round: bare Gin + sqlx: POST /resources (bind JSON, one INSERT … RETURNING under RLS, no auth)"
   run -s "$work/post.lua" "http://127.0.0.1:$GIN_PORT/resources" | tee "$work/gin-post.txt"
-  echo "== POST round $round: Keel API: POST /api/v1/resources (authenticated, limit check and counter, audit, one transaction)"
-  run -s "$work/post.lua" -H "Authorization: Bearer $token" "$api/api/v1/resources" | tee "$work/post.txt"
+  echo "== POST round $round: Keel API: POST /api/v1/resources (authenticated, limit check and counter, audit, one transaction; $POST_TENANTS tenant(s))"
+  run -s "$work/post.lua" "$api/api/v1/resources" | tee "$work/post.txt"
   check "the INSERT baseline" "$work/gin-post.txt"
   check "POST /api/v1/resources" "$work/post.txt"
   g=$(rps "$work/gin-post.txt") p=$(rps "$work/post.txt")
@@ -234,9 +264,9 @@ lp=$(printf '%s\n' "${list_p99[@]}" | median)
 lpmax=$(printf '%s\n' "${list_p99[@]}" | sort -g | tail -1)
 pr=$(printf '%s\n' "${post_ratios[@]}" | median)
 verdict() { if [ "$(echo "$1" | bc -l)" = 1 ]; then echo met; else echo MISSED; fi; }
-summary=$(printf '%s list ratio %.2f (target >= 0.60: %s), list p99 median %.1f ms, worst %.1f ms (target < 50: %s); POST ratio %.2f (target >= 0.50: %s); %d rounds x %s, %d connections, %d cores, rate limit %s/min, idempotency key %s, commit %s' \
+summary=$(printf '%s list ratio %.2f (target >= 0.60: %s), list p99 median %.1f ms, worst %.1f ms (target < 50: %s); POST ratio %.2f (target >= 0.50: %s); %d rounds x %s, %d connections, %d cores, rate limit %s/min, idempotency key %s, POST tenants %d, commit %s' \
   "$stamp" "$lr" "$(verdict "$lr >= 0.6")" "$lp" "$lpmax" "$(verdict "$lp < 50")" "$pr" "$(verdict "$pr >= 0.5")" \
-  "$ROUNDS" "$DURATION" "$CONNS" "$(nproc)" "$RATE_LIMIT" "$([ "$IDEMPOTENCY" = 1 ] && echo yes || echo no)" \
+  "$ROUNDS" "$DURATION" "$CONNS" "$(nproc)" "$RATE_LIMIT" "$([ "$IDEMPOTENCY" = 1 ] && echo yes || echo no)" "$POST_TENANTS" \
   "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)")
 echo "$summary"
 echo "$summary" >> bench/results/wrk-resources-summary.txt
