@@ -15,6 +15,7 @@
 # and bench/seedresources (1,000,000 rows; about half a minute on two cores),
 # removed afterwards:
 #   bench/explain-resources.sh
+#   SEED_ROWS=50000 bench/explain-resources.sh   # a quick trial on a small table
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PGOPTIONS="-c client_min_messages=warning"
@@ -29,7 +30,7 @@ if [ -z "${BENCH_ORG_ID:-}" ]; then
   bench_stack ./bench/seedresources
   ENV=staging "$work/keelctl" seed-demo >/dev/null
   org=$(psql "$DATABASE_OWNER_URL" -Atqc "SELECT id FROM organizations WHERE name = 'Acme Demo'")
-  "$work/seedresources" -org "$org" | grep -v '^BENCH_ORG_ID='
+  "$work/seedresources" -org "$org" -rows "${SEED_ROWS:-1000000}" | grep -v '^BENCH_ORG_ID='
   BENCH_ORG_ID=$org
 fi
 ORG=$BENCH_ORG_ID
