@@ -279,7 +279,7 @@ func TestResourceListing(t *testing.T) {
 		t.Fatalf("cursor of another sort: %s", w.Body)
 	}
 	e.problem(req{method: "GET", path: "/api/v1/resources?cursor=" + url.QueryEscape(pg.NextCursor), token: owner.AccessToken}, 400, "validation_failed")
-	for _, q := range []string{"sort=id", "sort=--name", "status=gone", "limit=0", "limit=101", "cursor=junk", "q=" + strings.Repeat("x", 201)} {
+	for _, q := range []string{"sort=id", "sort=--name", "status=gone", "limit=0", "limit=101", "cursor=junk", "q=" + strings.Repeat("x", 201), "q=%FF", "q=%00"} {
 		e.problem(req{method: "GET", path: "/api/v1/resources?" + q, token: owner.AccessToken}, 400, "validation_failed")
 	}
 	e.problem(req{method: "GET", path: "/api/v1/resources", token: ""}, 401, "unauthenticated")

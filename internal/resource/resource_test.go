@@ -151,6 +151,8 @@ func TestCreateValidatesAndAudits(t *testing.T) {
 		{resource.Input{Name: "x", Attributes: json.RawMessage(`{"a":"\u0000"}`)}, "attributes"},
 		{resource.Input{Name: "x", Attributes: json.RawMessage(`{"\u0000":1}`)}, "attributes"},
 		{resource.Input{Name: "x", Attributes: json.RawMessage(`{"n":1e999999}`)}, "attributes"},
+		{resource.Input{Name: "x", Attributes: json.RawMessage(`{"n":[1e-20000]}`)}, "attributes"},
+		{resource.Input{Name: "x", Attributes: json.RawMessage(`{"n":{"m":0e-20000}}`)}, "attributes"},
 	} {
 		_, err := f.svc.Create(ctx, f.member, c.in, meta)
 		e, ok := apperr.As(err)
@@ -159,9 +161,10 @@ func TestCreateValidatesAndAudits(t *testing.T) {
 		}
 	}
 	// 16 KiB of compact JSON is accepted, whatever the whitespace sent.
+	f.create(t, f.member, resource.Input{Name: "small numbers", Attributes: json.RawMessage(`{"zero": 0.000e-999, "tiny": 1e-300, "neg": -0, "big": 1.5e308}`)})
 	exact := `{"k":"` + strings.Repeat("x", resource.MaxAttributes-8) + `"}`
 	f.create(t, f.member, resource.Input{Name: "exact", Attributes: json.RawMessage(strings.Replace(exact, ":", " :  ", 1))})
-	if n := f.audits(t, f.a, "resource.created"); n != 3 {
+	if n := f.audits(t, f.a, "resource.created"); n != 4 {
 		t.Fatalf("%d resource.created entries after refusals", n)
 	}
 }

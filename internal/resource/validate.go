@@ -98,7 +98,11 @@ func storable(v any) string {
 		}
 	case json.Number:
 		f, err := strconv.ParseFloat(string(x), 64)
-		if err != nil || math.IsInf(f, 0) {
+		mantissa, exp, _ := strings.Cut(strings.ToLower(string(x)), "e")
+		e, _ := strconv.Atoi(exp)
+		// Underflow parses as 0 without error, and jsonb refuses an
+		// exponent far out of range even on zero.
+		if err != nil || math.IsInf(f, 0) || (f == 0 && strings.ContainsAny(mantissa, "123456789")) || e > 1000 || e < -1000 {
 			return "numbers must fit a 64-bit floating point value"
 		}
 	case []any:
@@ -200,8 +204,8 @@ func (f *Filter) validate() error {
 	}
 	if utf8.RuneCountInString(f.Q) > MaxQuery {
 		p.add("q", "must be at most "+strconv.Itoa(MaxQuery)+" characters")
-	} else if strings.IndexByte(f.Q, 0) >= 0 {
-		p.add("q", "must not contain NUL characters")
+	} else if strings.IndexByte(f.Q, 0) >= 0 || !utf8.ValidString(f.Q) {
+		p.add("q", "must be UTF-8 text without NUL characters")
 	}
 	return p.err()
 }
