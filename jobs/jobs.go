@@ -23,6 +23,8 @@ import (
 	"github.com/keelhq/keel/internal/org/orgdb"
 	"github.com/keelhq/keel/internal/outbox"
 	"github.com/keelhq/keel/internal/platform/queue"
+	"github.com/keelhq/keel/internal/resource"
+	"github.com/keelhq/keel/internal/resource/resourcedb"
 	"github.com/keelhq/keel/internal/retention"
 	"github.com/keelhq/keel/jobs/task"
 )
@@ -47,6 +49,10 @@ type Deps struct {
 	// Backup checks restores; when its SourceURL is empty, backup:verify
 	// fails with a message naming BACKUP_DATABASE_URL.
 	Backup *backup.Verifier
+	// Resources purges deleted resources (resources:purge); nil builds one on
+	// DB (resourcedb's store) with no files to remove. The worker sets its
+	// Files so a purged resource's files go with it.
+	Resources *resource.Service
 	// Retention of purged rows; zero fields take retention.Default's.
 	Retention retention.Policy
 	// JobObserved, when set, is told how each periodic job run ended.
@@ -76,6 +82,11 @@ func Register(mux *asynq.ServeMux, d Deps) error {
 		task.TypeEmailAccount: mail,
 	}
 	registerFleet(handlers, d)
+	resources := d.Resources
+	if resources == nil {
+		resources = &resource.Service{DB: d.DB, Store: resourcedb.Store{}}
+	}
+	handlers[task.TypeResourcesPurge] = &periodic{db: d.DB, observe: d.JobObserved, run: (&resourcesPurge{resources: resources}).run}
 	for typ, h := range handlers {
 		spec, ok := task.Lookup(typ)
 		if !ok {

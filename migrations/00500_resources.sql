@@ -29,8 +29,8 @@ CREATE INDEX resources_created ON resources (org_id, created_at, id) WHERE delet
 CREATE INDEX resources_updated ON resources (org_id, updated_at, id) WHERE deleted_at IS NULL;
 CREATE INDEX resources_name ON resources (org_id, name COLLATE "C", id) WHERE deleted_at IS NULL;
 CREATE INDEX resources_name_trgm ON resources USING gin (lower(name) gin_trgm_ops) WHERE deleted_at IS NULL;
--- The retention purge finds rows deleted long ago.
-CREATE INDEX resources_deleted ON resources (deleted_at) WHERE deleted_at IS NOT NULL;
+-- resources:purge finds, one organization at a time, rows deleted long ago.
+CREATE INDEX resources_deleted ON resources (org_id, deleted_at) WHERE deleted_at IS NOT NULL;
 
 ALTER TABLE resources ENABLE ROW LEVEL SECURITY;
 ALTER TABLE resources FORCE ROW LEVEL SECURITY;

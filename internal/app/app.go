@@ -20,6 +20,8 @@ import (
 	"github.com/keelhq/keel/internal/plan"
 	"github.com/keelhq/keel/internal/plan/plandb"
 	"github.com/keelhq/keel/internal/platform/sysmem"
+	"github.com/keelhq/keel/internal/resource"
+	"github.com/keelhq/keel/internal/resource/resourcedb"
 )
 
 // Keys are the API's secrets (see internal/config.Auth).
@@ -72,6 +74,8 @@ type API struct {
 	Orgs    *org.Service
 	// Limiter is the plan limits engine the services share.
 	Limiter *plan.Limiter
+	// Resources serves resources (counted by Limiter).
+	Resources *resource.Service
 }
 
 // NewAPI builds the services and the router.
@@ -114,13 +118,15 @@ func NewAPI(d APIDeps) (*API, error) {
 	accounts := &auth.Service{DB: d.DB, Users: authdb.Store{}, Orgs: orgs, Tokens: issuer, Box: box,
 		Throttle: throttle, Hasher: auth.NewHasher(params, conc, d.Limits.HashWait),
 		BaseURL: d.BaseURL, Product: "Keel", Now: d.Now}
+	resources := &resource.Service{DB: d.DB, Store: resourcedb.Store{}, Limits: limiter, Now: d.Now}
 	h := d.HTTP
 	h.Auth, h.Orgs = accounts, orgs
+	h.Resources = resources
 	handler, err := httpapi.New(h)
 	if err != nil {
 		return nil, err
 	}
-	return &API{Handler: handler, Auth: accounts, Orgs: orgs, Limiter: limiter}, nil
+	return &API{Handler: handler, Auth: accounts, Orgs: orgs, Limiter: limiter, Resources: resources}, nil
 }
 
 // setRate overrides a default budget with a configured one.

@@ -26,6 +26,9 @@ const (
 	TooLarge
 	UnsupportedMedia
 	Unavailable
+	// PreconditionRequired: a write that must name the version it changes
+	// (If-Match) did not.
+	PreconditionRequired
 )
 
 // FieldError is one invalid input field.

@@ -28,12 +28,21 @@ const Password = "keel-demo-password-2026"
 // OwnerEmail marks a seeded database; seeding again stops when it exists.
 const OwnerEmail = "owner@demo.keel.localhost"
 
-// SeedDemo creates a demo organization with an owner, an admin and a member
-// (verified), a second organization, and pending invitations, and prints
-// the logins to w. Run a second time it prints that the demo exists and
-// changes nothing. It runs as the application role, through the same
-// tenant-scoped transactions as the API.
+// Seed creates a demo organization with an owner, an admin and a member
+// (verified), a second organization, pending invitations and sample
+// resources, and prints the logins to w. Run a second time it prints that
+// the demo exists and changes nothing (a demo seeded before resources
+// existed gets its resources). It runs as the application role, through
+// the same tenant-scoped transactions as the API.
 func Seed(ctx context.Context, db *sqlx.DB, w io.Writer) error {
+	if err := seedPeople(ctx, db, w); err != nil {
+		return err
+	}
+	return seedResources(ctx, db, w)
+}
+
+// seedPeople seeds the users, organizations and invitations, once.
+func seedPeople(ctx context.Context, db *sqlx.DB, w io.Writer) error {
 	var users authdb.Store
 	var store orgdb.Store
 	orgs := &org.Service{DB: db, Store: store}
@@ -67,7 +76,7 @@ func Seed(ctx context.Context, db *sqlx.DB, w io.Writer) error {
 			ids[i] = u.ID
 		}
 		meta := audit.Meta{IP: "127.0.0.1", UserAgent: "keelctl seed-demo"}
-		if acme, err = orgs.CreateWithOwner(ctx, tx, "Acme Demo", ids[0], meta); err != nil {
+		if acme, err = orgs.CreateWithOwner(ctx, tx, OrgName, ids[0], meta); err != nil {
 			return err
 		}
 		for i := 1; i < len(people); i++ {
@@ -100,7 +109,7 @@ func Seed(ctx context.Context, db *sqlx.DB, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("seed demo: %w", err)
 	}
-	fmt.Fprintf(w, "Demo organizations: %q (%s) and %q (%s).\nLog in with password %s as:\n", "Acme Demo", acme, "Globex Demo", globex, Password)
+	fmt.Fprintf(w, "Demo organizations: %q (%s) and %q (%s).\nLog in with password %s as:\n", OrgName, acme, "Globex Demo", globex, Password)
 	for _, p := range people {
 		fmt.Fprintf(w, "  %-6s  %s\n", p.role, p.email)
 	}

@@ -52,6 +52,38 @@ func TestSeedDemo(t *testing.T) {
 	if orgs != 2 {
 		t.Fatalf("second run changed the database: %d organizations", orgs)
 	}
+	// The demo organization has its sample resources, once, counted
+	// against its plan; a demo seeded before resources existed gets them.
+	resources := func() (n, used int, statuses int) {
+		t.Helper()
+		if err := db.Owner.QueryRow(`SELECT count(*), count(DISTINCT r.status),
+			coalesce((SELECT value FROM usage_counters u WHERE u.org_id = o.id AND metric = 'resources'), 0)
+			FROM organizations o JOIN resources r ON r.org_id = o.id WHERE o.name = 'Acme Demo' GROUP BY o.id`).Scan(&n, &statuses, &used); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if n, used, st := resources(); n != 25 || used != 25 || st != 3 {
+		t.Fatalf("demo resources: %d, usage %d, %d statuses", n, used, st)
+	}
+	if _, err := db.Owner.Exec(`DELETE FROM resources WHERE name LIKE 'Pump%'; UPDATE usage_counters SET value = value - 5`); err != nil {
+		t.Fatal(err)
+	}
+	if err := demo.Seed(ctx, db.App, &out); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, _ := resources(); n != 20 {
+		t.Fatalf("a re-run added resources to an organization that has some: %d", n)
+	}
+	if _, err := db.Owner.Exec(`DELETE FROM resources; DELETE FROM usage_counters`); err != nil {
+		t.Fatal(err)
+	}
+	if err := demo.Seed(ctx, db.App, &out); err != nil {
+		t.Fatal(err)
+	}
+	if n, used, _ := resources(); n != 25 || used != 25 {
+		t.Fatalf("demo without resources re-seeded to %d, usage %d", n, used)
+	}
 
 	// The printed logins work, and the owner lands in the demo organization as owner.
 	rs := redistest.Start(t)

@@ -25,12 +25,14 @@ import (
 	"github.com/keelhq/keel/internal/httpapi/apitest"
 	"github.com/keelhq/keel/internal/org"
 	"github.com/keelhq/keel/internal/outbox"
+	"github.com/keelhq/keel/internal/plan"
 	"github.com/keelhq/keel/internal/platform/mail"
 	"github.com/keelhq/keel/internal/platform/mailtest"
 	"github.com/keelhq/keel/internal/platform/postgrestest"
 	"github.com/keelhq/keel/internal/platform/queue"
 	"github.com/keelhq/keel/internal/platform/queueui"
 	"github.com/keelhq/keel/internal/platform/redistest"
+	"github.com/keelhq/keel/internal/resource"
 	"github.com/keelhq/keel/jobs"
 	"github.com/keelhq/keel/jobs/task"
 )
@@ -59,6 +61,9 @@ type env struct {
 	orgs    *org.Service
 	clock   *clock
 	noCheck bool // skip OpenAPI checks (fuzzing sends what the document forbids)
+
+	// resources is the API's resource service (the purge job's too).
+	resources *resource.Service
 }
 
 type envOpts struct {
@@ -75,6 +80,9 @@ type envOpts struct {
 	// mailArgs are extra Mailpit flags (--smtp-allowed-recipients makes it
 	// refuse mail for good).
 	mailArgs []string
+	// plans replaces the embedded plan catalog (its default plan's limits
+	// apply to every organization).
+	plans *plan.Catalog
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -102,13 +110,14 @@ func newEnv(t testing.TB, o envOpts) *env {
 		}
 		hd.QueuesUI, hd.AdminQueuesToken = mon, queuesToken
 	}
-	api, err := app.NewAPI(app.APIDeps{DB: db.App, Redis: rdb, BaseURL: baseURL, Params: params, Now: ck.Now, Limits: o.limits,
+	api, err := app.NewAPI(app.APIDeps{DB: db.App, Redis: rdb, BaseURL: baseURL, Params: params, Now: ck.Now, Limits: o.limits, Plans: o.plans,
 		Keys: app.Keys{JWTSigning: bytes.Repeat([]byte("k"), 32), TOTPEncryption: bytes.Repeat([]byte("t"), 32)},
 		HTTP: hd})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.h, e.auth, e.orgs = api.Handler, api.Auth, api.Orgs
+	e.resources = api.Resources
 	if !o.noMail {
 		e.startMail(o.mailArgs...)
 	}

@@ -468,6 +468,7 @@ func TestErrorMapping(t *testing.T) {
 		apperr.Internal: 500, apperr.Invalid: 400, apperr.Unauthenticated: 401, apperr.Forbidden: 403,
 		apperr.NotFound: 404, apperr.Conflict: 409, apperr.PreconditionFailed: 412, apperr.PaymentRequired: 402,
 		apperr.TooManyRequests: 429, apperr.TooLarge: 413, apperr.UnsupportedMedia: 415, apperr.Unavailable: 503,
+		apperr.PreconditionRequired: 428,
 	}
 	for kind, status := range want {
 		k := strconv.Itoa(int(kind))

@@ -15,18 +15,19 @@ import (
 
 // statusOf is the one table from error kinds to HTTP statuses.
 var statusOf = map[apperr.Kind]int{
-	apperr.Internal:           http.StatusInternalServerError,
-	apperr.Invalid:            http.StatusBadRequest,
-	apperr.Unauthenticated:    http.StatusUnauthorized,
-	apperr.Forbidden:          http.StatusForbidden,
-	apperr.NotFound:           http.StatusNotFound,
-	apperr.Conflict:           http.StatusConflict,
-	apperr.PreconditionFailed: http.StatusPreconditionFailed,
-	apperr.PaymentRequired:    http.StatusPaymentRequired,
-	apperr.TooManyRequests:    http.StatusTooManyRequests,
-	apperr.TooLarge:           http.StatusRequestEntityTooLarge,
-	apperr.UnsupportedMedia:   http.StatusUnsupportedMediaType,
-	apperr.Unavailable:        http.StatusServiceUnavailable,
+	apperr.Internal:             http.StatusInternalServerError,
+	apperr.Invalid:              http.StatusBadRequest,
+	apperr.Unauthenticated:      http.StatusUnauthorized,
+	apperr.Forbidden:            http.StatusForbidden,
+	apperr.NotFound:             http.StatusNotFound,
+	apperr.Conflict:             http.StatusConflict,
+	apperr.PreconditionFailed:   http.StatusPreconditionFailed,
+	apperr.PaymentRequired:      http.StatusPaymentRequired,
+	apperr.TooManyRequests:      http.StatusTooManyRequests,
+	apperr.TooLarge:             http.StatusRequestEntityTooLarge,
+	apperr.UnsupportedMedia:     http.StatusUnsupportedMediaType,
+	apperr.Unavailable:          http.StatusServiceUnavailable,
+	apperr.PreconditionRequired: http.StatusPreconditionRequired,
 }
 
 // Problem is an RFC 9457 problem document with Keel's extensions.

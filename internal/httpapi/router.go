@@ -13,6 +13,7 @@ import (
 	"github.com/keelhq/keel/internal/health"
 	"github.com/keelhq/keel/internal/org"
 	"github.com/keelhq/keel/internal/platform/metrics"
+	"github.com/keelhq/keel/internal/resource"
 )
 
 // Deps is what the router needs. Later capabilities add their services here.
@@ -38,6 +39,8 @@ type Deps struct {
 	// tokens), Orgs serves organizations (and resolves API keys).
 	Auth *auth.Service
 	Orgs *org.Service
+	// Resources serves resources.
+	Resources *resource.Service
 	// RefreshCookie hands refresh tokens to the SPA as an HttpOnly cookie
 	// instead of in JSON (AUTH_REFRESH_COOKIE).
 	RefreshCookie bool
@@ -111,6 +114,9 @@ func capabilities(d Deps) []capability {
 	}
 	if d.Orgs != nil {
 		out = append(out, &orgHandlers{orgs: d.Orgs})
+	}
+	if d.Resources != nil {
+		out = append(out, &resourceHandlers{resources: d.Resources})
 	}
 	return out
 }

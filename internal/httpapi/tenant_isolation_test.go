@@ -6,7 +6,8 @@ import (
 
 // TestCrossTenantIDs: org A's admin calls every endpoint that takes an ID
 // with org B's IDs; each answers 404 and B's rows are unchanged. A's API
-// key is refused all of them before any lookup (they are session-only).
+// key is refused all of them before any lookup (they are session-only);
+// on resources, which API keys may use, A's key gets 404 like A's users.
 func TestCrossTenantIDs(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOpts{})
@@ -72,4 +73,43 @@ func TestCrossTenantIDs(t *testing.T) {
 	// Switching into B is refused to A's users.
 	e.problem(req{method: "POST", path: "/api/v1/auth/switch-org", token: a.AccessToken,
 		body: map[string]string{"organization_id": b.OrganizationID}}, 403, "not_a_member")
+
+	// Resources: A's owner and A's admin key get 404 for B's live and
+	// deleted resources on every endpoint, and B's resources do not change.
+	// (RLS alone: resourcedb's TestRLSAloneHidesOtherOrganizations.)
+	bRes := e.createResource(b.AccessToken, map[string]any{"name": "B's"})
+	bGone := e.createResource(b.AccessToken, map[string]any{"name": "B's deleted"})
+	e.expect(req{method: "DELETE", path: "/api/v1/resources/" + bGone.ID, token: b.AccessToken}, 204, nil)
+	resources := func() string {
+		var s string
+		err := e.db.Owner.Get(&s, `SELECT concat_ws('|',
+			(SELECT string_agg(id || name || version || coalesce(deleted_at::text, 'live'), ',' ORDER BY id) FROM resources WHERE org_id = $1),
+			(SELECT count(*) FROM audit_log WHERE org_id = $1))`, b.OrganizationID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	beforeRes := resources()
+	for _, tok := range []string{a.AccessToken, aKey.Key} {
+		for _, id := range []string{bRes.ID, bGone.ID} {
+			p := "/api/v1/resources/" + id
+			for _, r := range []req{
+				{method: "GET", path: p},
+				{method: "PATCH", path: p, header: map[string]string{"If-Match": `"1"`}, body: map[string]string{"name": "taken"}},
+				{method: "PATCH", path: p, body: map[string]any{"name": "taken", "version": 1}},
+				{method: "DELETE", path: p},
+				{method: "POST", path: p + "/restore"},
+			} {
+				r.token = tok
+				e.problem(r, 404, "not_found")
+			}
+		}
+		if names := e.resourceNames(tok, "", 100); len(names) != 0 {
+			t.Fatalf("A lists B's resources: %q", names)
+		}
+	}
+	if after := resources(); after != beforeRes {
+		t.Fatalf("B's resources changed:\nbefore %s\nafter  %s", beforeRes, after)
+	}
 }

@@ -1,7 +1,8 @@
 // Package retention deletes what Keel keeps only for a while: expired
 // tokens (tokens:purge) and, past their retention, dispatched outbox rows,
 // sent-email records, dead tasks, job runs, audit rows and soft-deleted rows
-// (retention:purge). The tables of other capabilities may not exist (yet):
+// (retention:purge), except the tables whose capability purges them itself
+// (ownPurge). The tables of other capabilities may not exist (yet):
 // a rule whose table or columns are missing is skipped and reported as such.
 package retention
 
@@ -120,10 +121,26 @@ func (p *Purger) PastRetention(ctx context.Context) (map[string]Result, error) {
 		return nil, fmt.Errorf("find soft-deleted tables: %w", err)
 	}
 	rules := retentionRules(pol)
+	skipped := map[string]Result{}
 	for _, t := range soft {
+		if why, ok := ownPurge[t]; ok {
+			skipped[t+".deleted_at"] = Result{Skipped: why}
+			continue
+		}
 		rules = append(rules, softDeletedRule(t, pol))
 	}
-	return p.run(ctx, rules)
+	out, err := p.run(ctx, rules)
+	for k, v := range skipped {
+		out[k] = v
+	}
+	return out, err
+}
+
+// ownPurge names the soft-deleted tables whose rows the generic rule must
+// not delete, with the reason: their capability purges them itself, with
+// what must go along (a resource's files, in S3 and in files).
+var ownPurge = map[string]string{
+	"resources": "purged by resources:purge, with their files",
 }
 
 func (p *Purger) run(ctx context.Context, rules []rule) (map[string]Result, error) {

@@ -1,8 +1,11 @@
 package tenant
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,10 +23,26 @@ type Page struct {
 	Cursor string
 }
 
-// Cursor is a keyset position: the last row's time and ID.
+// Cursor is a keyset position: the last row's sort key and ID. Lists with
+// one order key on a time (At). Lists a client may sort (ListSorted) also
+// record the sort the cursor continues, and key either on a time (At) or on
+// text (Text, when IsText).
 type Cursor struct {
 	At time.Time
 	ID uuid.UUID
+	// Sort is the order the cursor was made for ("-created_at", "name");
+	// empty for lists with a single order.
+	Sort   string
+	Text   string
+	IsText bool
+}
+
+// Key returns the cursor's sort key: Text for a text key, At otherwise.
+func (c *Cursor) Key() any {
+	if c.IsText {
+		return c.Text
+	}
+	return c.At
 }
 
 // ParseCursor decodes a cursor made by EncodeCursor; nil for "".
@@ -53,6 +72,90 @@ func EncodeCursor(at time.Time, id uuid.UUID) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(at.UTC().Format(time.RFC3339Nano) + "|" + id.String()))
 }
 
+// Sort is the order a client picked for a list: a field, ascending, or
+// descending when written with a leading "-" ("-created_at").
+type Sort struct {
+	Field string
+	Desc  bool
+}
+
+// String is the sort as the API spells it.
+func (s Sort) String() string {
+	if s.Desc {
+		return "-" + s.Field
+	}
+	return s.Field
+}
+
+// ParseSort reads a sort parameter: one of fields, ascending or with a
+// leading "-" descending; "" gives def.
+func ParseSort(v string, fields []string, def Sort) (Sort, error) {
+	if v == "" {
+		return def, nil
+	}
+	s := Sort{Field: strings.TrimPrefix(v, "-"), Desc: strings.HasPrefix(v, "-")}
+	for _, f := range fields {
+		if f == s.Field {
+			return s, nil
+		}
+	}
+	return Sort{}, apperr.Validation(apperr.FieldError{Field: "sort",
+		Message: "must be one of " + strings.Join(fields, ", ") + ", each optionally prefixed with - for descending"})
+}
+
+// sortedCursor is the encoded form of a Cursor of a sorted list.
+type sortedCursor struct {
+	Sort string     `json:"o"`
+	At   *time.Time `json:"t,omitempty"`
+	Text *string    `json:"s,omitempty"`
+	ID   uuid.UUID  `json:"i"`
+}
+
+// EncodeSortedCursor makes the cursor that continues a list sorted by
+// c.Sort after the row whose key and ID c holds.
+func EncodeSortedCursor(c Cursor) string {
+	sc := sortedCursor{Sort: c.Sort, ID: c.ID}
+	if c.IsText {
+		sc.Text = &c.Text
+	} else {
+		at := c.At.UTC()
+		sc.At = &at
+	}
+	b, _ := json.Marshal(sc)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// ParseSortedCursor decodes a cursor made by EncodeSortedCursor for sort;
+// nil for "". A cursor of another sort is refused: its key would be read as
+// the wrong column, silently skipping or repeating rows.
+func ParseSortedCursor(c string, sort Sort) (*Cursor, error) {
+	if c == "" {
+		return nil, nil
+	}
+	bad := apperr.Validation(apperr.FieldError{Field: "cursor", Message: "is not a cursor this API returned"})
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return nil, bad
+	}
+	var sc sortedCursor
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&sc); err != nil || sc.ID == uuid.Nil || (sc.At == nil) == (sc.Text == nil) {
+		return nil, bad
+	}
+	if sc.Sort != sort.String() {
+		return nil, apperr.Validation(apperr.FieldError{Field: "cursor",
+			Message: "continues a list sorted by " + sc.Sort + ", not " + sort.String() + "; start again without a cursor"})
+	}
+	out := &Cursor{Sort: sc.Sort, ID: sc.ID}
+	if sc.Text != nil {
+		out.Text, out.IsText = *sc.Text, true
+	} else {
+		out.At = *sc.At
+	}
+	return out, nil
+}
+
 // List runs one keyset page of a tenant list for a caller holding at least
 // min, inside InOrg: fetch is asked for one row more than the page holds, to
 // learn whether a next page exists, and key gives a row's (time, id) for the
@@ -63,18 +166,40 @@ func List[T any](ctx context.Context, db *sqlx.DB, p *Principal, pg Page, min st
 	if err != nil {
 		return nil, "", err
 	}
+	return listPage(ctx, db, p, pg.Limit, min, after, fetch, func(r *T) string { return EncodeCursor(key(r)) })
+}
+
+// ListSorted is List for a list the client sorts: the cursor carries the
+// sort it continues (a cursor of another sort is refused) and a time or
+// text key, which key gives for a row (At, or Text with IsText, and ID).
+func ListSorted[T any](ctx context.Context, db *sqlx.DB, p *Principal, pg Page, sort Sort, min string,
+	fetch func(tx *sqlx.Tx, after *Cursor, limit int) ([]T, error), key func(*T) Cursor) ([]T, string, error) {
+	after, err := ParseSortedCursor(pg.Cursor, sort)
+	if err != nil {
+		return nil, "", err
+	}
+	return listPage(ctx, db, p, pg.Limit, min, after, fetch, func(r *T) string {
+		c := key(r)
+		c.Sort = sort.String()
+		return EncodeSortedCursor(c)
+	})
+}
+
+func listPage[T any](ctx context.Context, db *sqlx.DB, p *Principal, limit int, min string, after *Cursor,
+	fetch func(tx *sqlx.Tx, after *Cursor, limit int) ([]T, error), encode func(*T) string) ([]T, string, error) {
 	var rows []T
-	err = InOrg(ctx, db, p, min, func(tx *sqlx.Tx, _ string) error {
-		rows, err = fetch(tx, after, pg.Limit+1)
+	err := InOrg(ctx, db, p, min, func(tx *sqlx.Tx, _ string) error {
+		var err error
+		rows, err = fetch(tx, after, limit+1)
 		return err
 	})
 	if err != nil {
 		return nil, "", err
 	}
 	next := ""
-	if pg.Limit > 0 && len(rows) > pg.Limit {
-		rows = rows[:pg.Limit]
-		next = EncodeCursor(key(&rows[len(rows)-1]))
+	if limit > 0 && len(rows) > limit {
+		rows = rows[:limit]
+		next = encode(&rows[len(rows)-1])
 	}
 	return rows, next, nil
 }
@@ -85,6 +210,15 @@ func List[T any](ctx context.Context, db *sqlx.DB, p *Principal, pg Page, min st
 // range). Stores build their list queries with it, so every list pages the
 // same way and stays an index range scan.
 func Keyset(base, key string, desc bool, orgID uuid.UUID, after *Cursor, limit int) (string, []any) {
+	col, id, _ := strings.Cut(key, ", ")
+	return KeysetBy(base, []any{orgID}, col, id, desc, after, limit)
+}
+
+// KeysetBy is Keyset for a query with more parameters: base's WHERE binds
+// args (org_id first), and the cursor's key and ID bind the next two. key
+// is the sort expression (`created_at`, `name COLLATE "C"`), written as the
+// index that serves the sort has it, and id the tie-breaking ID column.
+func KeysetBy(base string, args []any, key, id string, desc bool, after *Cursor, limit int) (string, []any) {
 	if limit <= 0 || limit > 1000 {
 		limit = 20
 	}
@@ -92,11 +226,11 @@ func Keyset(base, key string, desc bool, orgID uuid.UUID, after *Cursor, limit i
 	if desc {
 		cmp, dir = "<", " DESC"
 	}
-	col, id, _ := strings.Cut(key, ", ")
-	q, args := base, []any{orgID}
+	q, out := base, slices.Clone(args)
 	if after != nil {
-		q += ` AND (` + key + `) ` + cmp + ` ($2, $3)`
-		args = append(args, after.At, after.ID)
+		n := len(out)
+		q += ` AND (` + key + `, ` + id + `) ` + cmp + ` ($` + strconv.Itoa(n+1) + `, $` + strconv.Itoa(n+2) + `)`
+		out = append(out, after.Key(), after.ID)
 	}
-	return q + ` ORDER BY ` + col + dir + `, ` + id + dir + ` LIMIT ` + strconv.Itoa(limit), args
+	return q + ` ORDER BY ` + key + dir + `, ` + id + dir + ` LIMIT ` + strconv.Itoa(limit), out
 }

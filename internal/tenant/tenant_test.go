@@ -168,3 +168,46 @@ func TestKeyset(t *testing.T) {
 		t.Fatalf("next page: %s %v", q, args)
 	}
 }
+
+func TestSortedCursor(t *testing.T) {
+	t.Parallel()
+	byName := tenant.Sort{Field: "name"}
+	newest := tenant.Sort{Field: "created_at", Desc: true}
+	id := uuid.New()
+	c, err := tenant.ParseSortedCursor(tenant.EncodeSortedCursor(tenant.Cursor{Sort: "name", Text: "a|b\"c", IsText: true, ID: id}), byName)
+	if err != nil || c.Text != "a|b\"c" || !c.IsText || c.ID != id || c.Key() != "a|b\"c" {
+		t.Fatalf("text cursor: %+v %v", c, err)
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+	c, err = tenant.ParseSortedCursor(tenant.EncodeSortedCursor(tenant.Cursor{Sort: "-created_at", At: at, ID: id}), newest)
+	if err != nil || !c.At.Equal(at) || c.IsText || c.Key() != any(c.At) {
+		t.Fatalf("time cursor: %+v %v", c, err)
+	}
+	// A cursor continues only its own sort; unsorted cursors are not sorted ones.
+	for _, bad := range []string{
+		tenant.EncodeSortedCursor(tenant.Cursor{Sort: "name", Text: "x", IsText: true, ID: id}),
+		tenant.EncodeCursor(at, id),
+		"!!",
+	} {
+		if _, err := tenant.ParseSortedCursor(bad, newest); err == nil {
+			t.Errorf("ParseSortedCursor(%q, -created_at) accepted it", bad)
+		}
+	}
+	if s, err := tenant.ParseSort("", []string{"name"}, newest); err != nil || s != newest {
+		t.Fatalf("default sort: %v %v", s, err)
+	}
+	if s, err := tenant.ParseSort("-name", []string{"name"}, newest); err != nil || s.String() != "-name" {
+		t.Fatalf("-name: %v %v", s, err)
+	}
+	for _, bad := range []string{"id", "--name", "-", "name "} {
+		if _, err := tenant.ParseSort(bad, []string{"name"}, newest); err == nil {
+			t.Errorf("ParseSort(%q) accepted it", bad)
+		}
+	}
+	q, args := tenant.KeysetBy(`SELECT id FROM t WHERE org_id = $1 AND status = $2`, []any{uuid.New(), "x"}, `name COLLATE "C"`, "id", true,
+		&tenant.Cursor{Text: "m", IsText: true, ID: id}, 21)
+	if q != `SELECT id FROM t WHERE org_id = $1 AND status = $2 AND (name COLLATE "C", id) < ($3, $4) ORDER BY name COLLATE "C" DESC, id DESC LIMIT 21` ||
+		len(args) != 4 || args[2] != "m" || args[3] != id {
+		t.Fatalf("KeysetBy: %s %v", q, args)
+	}
+}
