@@ -81,11 +81,6 @@ func (s *Service) Create(ctx context.Context, p *tenant.Principal, in Input, met
 		return nil, err
 	}
 	err = tenant.InOrg(ctx, s.DB, p, tenant.RoleMember, func(tx *sqlx.Tx, _ string) error {
-		if s.Limits != nil {
-			if err := s.Limits.Reserve(ctx, tx, p.OrgID, plan.Resources, 1); err != nil {
-				return err
-			}
-		}
 		r.ID, r.OrgID, r.Version = postgres.NewID(), p.OrgID, 1
 		r.CreatedAt = s.now()
 		r.UpdatedAt = r.CreatedAt
@@ -97,7 +92,12 @@ func (s *Service) Create(ctx context.Context, p *tenant.Principal, in Input, met
 		if err := s.Store.Create(ctx, tx, r); err != nil {
 			return err
 		}
-		return record(ctx, tx, p, meta, "resource.created", r.ID, map[string]string{"name": r.Name, "status": r.Status})
+		if err := record(ctx, tx, p, meta, "resource.created", r.ID, map[string]string{"name": r.Name, "status": r.Status}); err != nil {
+			return err
+		}
+		// Last: the counter's row lock serializes one organization's
+		// creates until commit, so it is held for as little as possible.
+		return s.reserve(ctx, tx, p.OrgID)
 	})
 	if err != nil {
 		return nil, err
@@ -215,15 +215,13 @@ func (s *Service) Restore(ctx context.Context, p *tenant.Principal, id uuid.UUID
 		case !cur.DeletedAt.After(s.now().Add(-RestoreWindow)):
 			return errNotFound
 		}
-		if s.Limits != nil {
-			if err := s.Limits.Reserve(ctx, tx, p.OrgID, plan.Resources, 1); err != nil {
-				return err
-			}
-		}
 		if r, err = s.Store.SetDeleted(ctx, tx, p.OrgID, id, nil); err != nil {
 			return err
 		}
-		return record(ctx, tx, p, meta, "resource.restored", id, map[string]string{"name": r.Name})
+		if err := record(ctx, tx, p, meta, "resource.restored", id, map[string]string{"name": r.Name}); err != nil {
+			return err
+		}
+		return s.reserve(ctx, tx, p.OrgID)
 	})
 	if err != nil {
 		return nil, err
@@ -305,4 +303,13 @@ func (s *Service) purgeOrg(ctx context.Context, orgID uuid.UUID, before time.Tim
 			return total, nil
 		}
 	}
+}
+
+// reserve counts one more live resource against the plan, or refuses with
+// plan_limit_reached.
+func (s *Service) reserve(ctx context.Context, tx *sqlx.Tx, orgID uuid.UUID) error {
+	if s.Limits == nil {
+		return nil
+	}
+	return s.Limits.Reserve(ctx, tx, orgID, plan.Resources, 1)
 }

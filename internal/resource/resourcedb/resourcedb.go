@@ -120,8 +120,9 @@ func listQuery(orgID uuid.UUID, f resource.Filter, after *tenant.Cursor, limit i
 		base += ` AND status = $2`
 	}
 	if f.Q != "" {
-		// lower(name) LIKE is what the trigram index resources_name_trgm
-		// answers; the pattern is lowered by the same function.
+		// A filter over the tenant's live rows, walked in the sort's index
+		// order: under RLS no index can answer a non-leakproof LIKE (see
+		// migrations/00500_resources.sql).
 		args = append(args, "%"+likeEscaper.Replace(f.Q)+"%")
 		base += ` AND lower(name) LIKE lower($` + strconv.Itoa(len(args)) + `)`
 	}
