@@ -19,6 +19,7 @@ import (
 	"github.com/keelhq/keel/internal/auth/authdb"
 	"github.com/keelhq/keel/internal/backup"
 	"github.com/keelhq/keel/internal/email"
+	"github.com/keelhq/keel/internal/file"
 	"github.com/keelhq/keel/internal/org"
 	"github.com/keelhq/keel/internal/org/orgdb"
 	"github.com/keelhq/keel/internal/outbox"
@@ -49,6 +50,9 @@ type Deps struct {
 	Backup *backup.Verifier
 	// Retention of purged rows; zero fields take retention.Default's.
 	Retention retention.Policy
+	// Files processes uploads and deletes their objects; nil makes the
+	// file tasks fail saying so.
+	Files *file.Service
 	// JobObserved, when set, is told how each periodic job run ended.
 	JobObserved JobObserver
 	Log         zerolog.Logger
@@ -76,6 +80,7 @@ func Register(mux *asynq.ServeMux, d Deps) error {
 		task.TypeEmailAccount: mail,
 	}
 	registerFleet(handlers, d)
+	registerFiles(handlers, d)
 	for typ, h := range handlers {
 		spec, ok := task.Lookup(typ)
 		if !ok {

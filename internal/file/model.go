@@ -39,12 +39,12 @@ type File struct {
 	RejectReason string
 	// SHA256 (hex), DetectedType and StoredSize are what file:process found
 	// in the object; set on ready files.
-	SHA256       string
-	DetectedType string
-	StoredSize   *int64
-	HasThumbnail bool
-	CreatedByUserID   *uuid.UUID
-	CreatedByAPIKeyID *uuid.UUID
+	SHA256               string
+	DetectedType         string
+	StoredSize           *int64
+	HasThumbnail         bool
+	CreatedByUserID      *uuid.UUID
+	CreatedByAPIKeyID    *uuid.UUID
 	CreatedAt, UpdatedAt time.Time
 	// CompletedAt is when the client announced the upload done.
 	CompletedAt *time.Time

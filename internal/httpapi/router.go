@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/keelhq/keel/internal/auth"
+	"github.com/keelhq/keel/internal/file"
 	"github.com/keelhq/keel/internal/health"
 	"github.com/keelhq/keel/internal/org"
 	"github.com/keelhq/keel/internal/platform/metrics"
@@ -38,6 +39,8 @@ type Deps struct {
 	// tokens), Orgs serves organizations (and resolves API keys).
 	Auth *auth.Service
 	Orgs *org.Service
+	// Files serves the files of resources.
+	Files *file.Service
 	// RefreshCookie hands refresh tokens to the SPA as an HttpOnly cookie
 	// instead of in JSON (AUTH_REFRESH_COOKIE).
 	RefreshCookie bool
@@ -111,6 +114,9 @@ func capabilities(d Deps) []capability {
 	}
 	if d.Orgs != nil {
 		out = append(out, &orgHandlers{orgs: d.Orgs})
+	}
+	if d.Files != nil {
+		out = append(out, &fileHandlers{files: d.Files})
 	}
 	return out
 }
