@@ -427,6 +427,7 @@ func (s *Service) CleanupPending(ctx context.Context) (CleanupResult, error) {
 	cutoff := s.now().Add(-PendingTTL)
 	const batch = 500
 	for _, org := range orgs {
+		removed := 0
 		for {
 			var n int
 			err := postgres.InTx(ctx, s.DB, org, func(tx *sqlx.Tx) error {
@@ -446,13 +447,14 @@ func (s *Service) CleanupPending(ctx context.Context) (CleanupResult, error) {
 			if err != nil {
 				return res, fmt.Errorf("cleanup pending files of %s: %w", org, err)
 			}
-			if n > 0 {
-				res.Orgs++
-			}
-			res.Removed += n
+			removed += n
 			if n < batch {
 				break
 			}
+		}
+		if removed > 0 {
+			res.Orgs++
+			res.Removed += removed
 		}
 	}
 	return res, nil
