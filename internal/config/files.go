@@ -56,3 +56,10 @@ func (c *Ctl) Files() (Files, error) {
 	f := loadFiles(l)
 	return f, l.Err()
 }
+
+// Plans reads the plan catalog (PLANS_FILE) for commands that count usage.
+func (c *Ctl) Plans() (Plans, error) {
+	l := NewLoader(c.l.get)
+	p := loadPlans(l)
+	return p, l.Err()
+}

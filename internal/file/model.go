@@ -96,6 +96,9 @@ type Store interface {
 	DeletePending(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, cutoff time.Time, limit int) ([]File, error)
 	// Existing returns those of ids that still have a row.
 	Existing(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, ids []uuid.UUID) ([]uuid.UUID, error)
+	// FirstResource returns the oldest live resource of orgID (seeding
+	// puts its demo file there); ErrNotFound when there is none.
+	FirstResource(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID) (uuid.UUID, error)
 	// OrgIDs lists every organization (the cleanup visits each under its
 	// own tenant).
 	OrgIDs(ctx context.Context, db sqlx.QueryerContext) ([]uuid.UUID, error)

@@ -213,6 +213,13 @@ func (Store) Existing(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UU
 	return out, err
 }
 
+// FirstResource returns the oldest live resource of orgID.
+func (Store) FirstResource(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID) (uuid.UUID, error) {
+	var id uuid.UUID
+	err := sqlx.GetContext(ctx, tx, &id, `SELECT id FROM resources WHERE org_id = $1 AND deleted_at IS NULL ORDER BY created_at, id LIMIT 1`, orgID)
+	return id, postgres.Translate(err)
+}
+
 // OrgIDs lists every organization.
 func (Store) OrgIDs(ctx context.Context, db sqlx.QueryerContext) ([]uuid.UUID, error) {
 	return retention.Store{}.OrgIDs(ctx, db)

@@ -130,3 +130,19 @@ func (b Bucket) wrap(op, key string, err error) error {
 	}
 	return fmt.Errorf("s3: %s s3://%s/%s: %w", op, b.Name, key, err)
 }
+
+// EnsureBucket creates bucket unless it exists (and is ours), and reports
+// whether it created it.
+func (c *Client) EnsureBucket(ctx context.Context, bucket string) (bool, error) {
+	if _, err := c.S3.HeadBucket(ctx, &awss3.HeadBucketInput{Bucket: aws.String(bucket)}); err == nil {
+		return false, nil
+	}
+	if err := c.CreateBucket(ctx, bucket); err != nil {
+		var ae smithy.APIError
+		if errors.As(err, &ae) && ae.ErrorCode() == "BucketAlreadyOwnedByYou" {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
