@@ -348,16 +348,47 @@ func (s *Service) removeN(ctx context.Context, tx *sqlx.Tx, orgID uuid.UUID, del
 			return nil, err
 		}
 	}
+	if err := enqueueDelete(ctx, tx, orgID, ids, time.Time{}); err != nil {
+		return nil, err
+	}
+	// A pending file's upload URL may still work: its holder could PUT
+	// after the deletion. Delete those objects once more when the URLs
+	// have expired.
+	var late []uuid.UUID
+	var lateAt time.Time
+	for _, f := range gone {
+		if f.Status == StatusPending && s.now().Before(f.CreatedAt.Add(UploadTTL)) {
+			late = append(late, f.ID)
+			lateAt = maxTime(lateAt, f.CreatedAt.Add(UploadTTL+time.Minute))
+		}
+	}
+	if err := enqueueDelete(ctx, tx, orgID, late, lateAt); err != nil {
+		return nil, err
+	}
+	return gone, nil
+}
+
+// enqueueDelete adds file:delete-objects tasks for ids (none when empty),
+// to run at at (zero: at once).
+func enqueueDelete(ctx context.Context, tx *sqlx.Tx, orgID uuid.UUID, ids []uuid.UUID, at time.Time) error {
 	for chunk := range slices.Chunk(ids, task.MaxFileIDsPerTask) {
 		t, err := task.NewFileDeleteObjectsTask(orgID, chunk)
 		if err != nil {
-			return nil, err
+			return err
 		}
+		t.ProcessAt = at
 		if _, err := outbox.Add(ctx, tx, t); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return gone, nil
+	return nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // RemoveForResources removes every file of the resources inside tx (whose

@@ -148,12 +148,12 @@ func (f *fixture) exists(t *testing.T, key string) bool {
 	return err == nil
 }
 
-// deleteTasks returns the file IDs of org's pending file:delete-objects
-// outbox rows.
+// deleteTasks returns the file IDs of org's file:delete-objects outbox
+// rows that run at once.
 func (f *fixture) deleteTasks(t *testing.T, org uuid.UUID) [][]uuid.UUID {
 	t.Helper()
 	var payloads [][]byte
-	if err := f.db.Owner.Select(&payloads, `SELECT payload FROM outbox WHERE task_type = $1 AND headers->>'org_id' = $2 ORDER BY id`,
+	if err := f.db.Owner.Select(&payloads, `SELECT payload FROM outbox WHERE task_type = $1 AND headers->>'org_id' = $2 AND process_at IS NULL ORDER BY id`,
 		task.TypeFileDeleteObjects, org.String()); err != nil {
 		t.Fatal(err)
 	}
@@ -445,6 +445,15 @@ func TestProcessRunsUnderTheTasksOrganization(t *testing.T) {
 	if status, _, _, _ := f.row(t, fb.ID); status != "pending" || !f.exists(t, file.Key(f.orgB, fb.ID)) {
 		t.Fatalf("A's task touched B's file: %s", status)
 	}
+	// A run for a file deleted meanwhile removes what an earlier, crashed
+	// run of it left.
+	gone := uuid.New()
+	if err := f.bucket.Put(f.ctx, file.ThumbnailKey(f.orgA, gone), "image/png", []byte("left over")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.files.Process(f.ctx, f.orgA, gone); err != nil || f.exists(t, file.ThumbnailKey(f.orgA, gone)) {
+		t.Fatalf("leftover thumbnail kept (%v)", err)
+	}
 	// Nor can A's task delete B's objects: the keys derive from A.
 	if err := f.files.DeleteObjects(f.ctx, f.orgA, []uuid.UUID{fb.ID}); err != nil {
 		t.Fatal(err)
@@ -502,6 +511,19 @@ func TestRemoveForResources(t *testing.T) {
 	tasks := f.deleteTasks(t, f.orgA)
 	if len(tasks) != 1 || len(tasks[0]) != 2 {
 		t.Fatalf("delete tasks %v", tasks)
+	}
+	// The pending file's upload URL still works for a while: its object is
+	// deleted again once the URL has expired.
+	var late struct {
+		Payload []byte    `db:"payload"`
+		At      time.Time `db:"process_at"`
+	}
+	if err := f.db.Owner.Get(&late, `SELECT payload, process_at FROM outbox WHERE task_type = $1 AND process_at IS NOT NULL`, task.TypeFileDeleteObjects); err != nil {
+		t.Fatal(err)
+	}
+	if want := f.clock.Now().Add(file.UploadTTL + time.Minute); !late.At.Equal(want) || !bytes.Contains(late.Payload, []byte(pending.ID.String())) ||
+		bytes.Contains(late.Payload, []byte(ready.ID.String())) {
+		t.Fatalf("late delete %s at %s, want at %s", late.Payload, late.At, want)
 	}
 	if err := f.files.DeleteObjects(f.ctx, f.orgA, tasks[0]); err != nil {
 		t.Fatal(err)

@@ -43,8 +43,11 @@ func (s *Service) Process(ctx context.Context, orgID, id uuid.UUID) error {
 	})
 	switch {
 	case errors.Is(err, postgres.ErrNotFound):
-		zerolog.Ctx(ctx).Info().Str("file_id", id.String()).Msg("file:process: no such file in this organization; nothing to do")
-		return nil
+		// Deleted (or never this organization's). A crashed earlier run may
+		// have left a thumbnail; the keys derive from this task's
+		// organization, where no such file lives, so deleting them is safe.
+		zerolog.Ctx(ctx).Info().Str("file_id", id.String()).Msg("file:process: no such file in this organization")
+		return s.deleteObjects(ctx, &File{OrgID: orgID, ID: id})
 	case err != nil:
 		return err
 	case f.Status == StatusReady:

@@ -18,12 +18,13 @@ import (
 // ThumbnailSize is the longest side of a thumbnail, in pixels.
 const ThumbnailSize = 256
 
-// DefaultMaxPixels bounds the images decoded for a thumbnail: 40
-// megapixels, some 160 MB as RGBA. The header says an image's size before
+// DefaultMaxPixels bounds the images decoded for a thumbnail: 25
+// megapixels (a 6000 × 4000 photo), some 100 MB as RGBA and 200 MB for a
+// 16-bit PNG. The header says an image's size before
 // any pixel is decoded, so a small file claiming a huge image (a
 // decompression bomb) is refused from its header; the file itself stays
 // ready, without a thumbnail.
-const DefaultMaxPixels = 40_000_000
+const DefaultMaxPixels = 25_000_000
 
 // maxHeader bounds the bytes read to find an image's size (a JPEG may put
 // metadata before it); past this there is no thumbnail.
