@@ -306,7 +306,7 @@ func (s *Service) Delete(ctx context.Context, p *tenant.Principal, id uuid.UUID,
 		if !tenant.RoleAtLeast(role, tenant.RoleAdmin) && !uploadedBy(f, p) {
 			return apperr.New(apperr.Forbidden, "forbidden", "Only the file's uploader, an admin or an owner may delete it.")
 		}
-		if err := s.remove(ctx, tx, p.OrgID, func() ([]File, error) { return s.Store.Delete(ctx, tx, p.OrgID, []uuid.UUID{id}) }); err != nil {
+		if _, err := s.remove(ctx, tx, p.OrgID, func() ([]File, error) { return s.Store.Delete(ctx, tx, p.OrgID, []uuid.UUID{id}) }); err != nil {
 			return err
 		}
 		return audit.Record(ctx, tx, audit.By(p, meta, "file.deleted", "file", id.String()).WithDetails(map[string]any{
@@ -320,14 +320,9 @@ func uploadedBy(f *File, p *tenant.Principal) bool {
 }
 
 // remove deletes rows with del inside tx (tenant orgID), releases the
-// storage the ready ones counted, and enqueues the deletion of their
-// objects. It returns how many it removed.
-func (s *Service) remove(ctx context.Context, tx *sqlx.Tx, orgID uuid.UUID, del func() ([]File, error)) error {
-	_, err := s.removeN(ctx, tx, orgID, del)
-	return err
-}
-
-func (s *Service) removeN(ctx context.Context, tx *sqlx.Tx, orgID uuid.UUID, del func() ([]File, error)) ([]File, error) {
+// storage the ready ones counted, enqueues the deletion of their objects,
+// and returns the rows it deleted.
+func (s *Service) remove(ctx context.Context, tx *sqlx.Tx, orgID uuid.UUID, del func() ([]File, error)) ([]File, error) {
 	gone, err := del()
 	if err != nil {
 		return nil, err
@@ -399,7 +394,7 @@ func (s *Service) RemoveForResources(ctx context.Context, tx *sqlx.Tx, orgID uui
 	if len(resourceIDs) == 0 {
 		return nil
 	}
-	gone, err := s.removeN(ctx, tx, orgID, func() ([]File, error) { return s.Store.DeleteOfResources(ctx, tx, orgID, resourceIDs) })
+	gone, err := s.remove(ctx, tx, orgID, func() ([]File, error) { return s.Store.DeleteOfResources(ctx, tx, orgID, resourceIDs) })
 	if err != nil {
 		return fmt.Errorf("remove files of resources: %w", err)
 	}
@@ -462,7 +457,7 @@ func (s *Service) CleanupPending(ctx context.Context) (CleanupResult, error) {
 		for {
 			var n int
 			err := postgres.InTx(ctx, s.DB, org, func(tx *sqlx.Tx) error {
-				gone, err := s.removeN(ctx, tx, org, func() ([]File, error) { return s.Store.DeletePending(ctx, tx, org, cutoff, batch) })
+				gone, err := s.remove(ctx, tx, org, func() ([]File, error) { return s.Store.DeletePending(ctx, tx, org, cutoff, batch) })
 				if err != nil {
 					return err
 				}
