@@ -7,7 +7,7 @@ export GOFLAGS ?= -buildvcs=false
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-dev: ## run the whole system locally (installs/starts PostgreSQL, Redis, Mailpit)
+dev: ## run the whole system locally (installs/starts PostgreSQL, Redis, Mailpit, versitygw for S3)
 	@scripts/dev.sh
 
 test: ## run every test against real PostgreSQL, Redis and Mailpit

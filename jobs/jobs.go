@@ -19,6 +19,7 @@ import (
 	"github.com/keelhq/keel/internal/auth/authdb"
 	"github.com/keelhq/keel/internal/backup"
 	"github.com/keelhq/keel/internal/email"
+	"github.com/keelhq/keel/internal/file"
 	"github.com/keelhq/keel/internal/org"
 	"github.com/keelhq/keel/internal/org/orgdb"
 	"github.com/keelhq/keel/internal/outbox"
@@ -55,6 +56,9 @@ type Deps struct {
 	Resources *resource.Service
 	// Retention of purged rows; zero fields take retention.Default's.
 	Retention retention.Policy
+	// Files processes uploads and deletes their objects; nil makes the
+	// file tasks fail saying so.
+	Files *file.Service
 	// JobObserved, when set, is told how each periodic job run ended.
 	JobObserved JobObserver
 	Log         zerolog.Logger
@@ -85,8 +89,12 @@ func Register(mux *asynq.ServeMux, d Deps) error {
 	resources := d.Resources
 	if resources == nil {
 		resources = &resource.Service{DB: d.DB, Store: resourcedb.Store{}}
+		if d.Files != nil {
+			resources.Files = d.Files
+		}
 	}
 	handlers[task.TypeResourcesPurge] = &periodic{db: d.DB, observe: d.JobObserved, run: (&resourcesPurge{resources: resources}).run}
+	registerFiles(handlers, d)
 	for typ, h := range handlers {
 		spec, ok := task.Lookup(typ)
 		if !ok {

@@ -27,6 +27,7 @@ var periodicTable = []Periodic{
 	{Type: task.TypeRetentionPurge, Spec: "37 3 * * *", Missed: schedule.MissedFireOnce},
 	{Type: task.TypeBackupVerify, Spec: "15 4 * * *", Missed: schedule.MissedFireOnce},
 	{Type: task.TypeResourcesPurge, Spec: "47 3 * * *", Missed: schedule.MissedFireOnce},
+	{Type: task.TypeFilesCleanupPending, Spec: "23 * * * *", Missed: schedule.MissedFireOnce},
 }
 
 // Schedule is the scheduler's periodic table as entries.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make dev`: runs the whole system locally. Starts what is missing
-# (PostgreSQL, Redis, Mailpit), creates and migrates the keel_dev database,
-# seeds a demo organization on an empty database, then runs api, worker and
+# (PostgreSQL, Redis, Mailpit, versitygw with the files bucket), creates and
+# migrates the keel_dev database, seeds a demo organization on an empty
+# database (with a demo file), then runs api, worker and
 # scheduler in the foreground and prints their URLs once they all answer.
 # Ctrl-C stops everything this script started, the servers included, and
 # names the ones that were running before and are left alone.
@@ -55,7 +56,7 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 KEEL_SERVICES_STATE=$state scripts/services.sh --dev
-scripts/tools.sh mailpit
+scripts/tools.sh mailpit versitygw
 
 # Development secrets are generated once and kept in .dev (git-ignored).
 if [ ! -f .dev/secrets.env ]; then
@@ -83,6 +84,14 @@ export APP_BASE_URL=${APP_BASE_URL:-http://localhost:8080}
 export HTTP_ADDR=${HTTP_ADDR:-127.0.0.1:8080}
 export ENV=${ENV:-development}
 export LOG_FORMAT=${LOG_FORMAT:-console}
+# Files: a local versitygw (the S3 server the tests use) on a folder in
+# .dev, unless S3_ENDPOINT points elsewhere.
+S3_PORT=${KEEL_DEV_S3_PORT:-7070}
+export S3_ENDPOINT=${S3_ENDPOINT:-http://127.0.0.1:$S3_PORT}
+export S3_REGION=${S3_REGION:-us-east-1}
+export S3_ACCESS_KEY_ID=${S3_ACCESS_KEY_ID:-keel}
+export S3_SECRET_ACCESS_KEY=${S3_SECRET_ACCESS_KEY:-keel-dev-secret}
+export S3_BUCKET=${S3_BUCKET:-keel-files}
 
 # status URL: the HTTP status of a GET of a plain-http URL (000 when nothing
 # answers within 2 s). Bash alone, so nothing needs installing for it.
@@ -104,6 +113,15 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/1025) 2>/dev/null; then
   pids+=($!)
 fi
 
+if [ "$S3_ENDPOINT" = "http://127.0.0.1:$S3_PORT" ] && ! (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null; then
+  mkdir -p .dev/s3
+  # The keys go through the environment, out of the process list.
+  ROOT_ACCESS_KEY=$S3_ACCESS_KEY_ID ROOT_SECRET_KEY=$S3_SECRET_ACCESS_KEY \
+    .tools/bin/versitygw --port "127.0.0.1:$S3_PORT" --quiet posix .dev/s3 &
+  pids+=($!)
+  for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null && break; sleep 0.1; done
+fi
+
 if ! psql "$ADMIN_URL" -Atqc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1; then
   log "creating database $DB"
   psql "$ADMIN_URL" -qc "CREATE DATABASE \"$DB\""
@@ -112,6 +130,7 @@ fi
 log "building binaries"
 go build -o bin/ ./cmd/...
 bin/keelctl migrate up
+bin/keelctl files create-bucket
 # Idempotent: on an existing demo it says so and changes nothing.
 bin/keelctl seed-demo || log "seed-demo failed (see above); continuing without demo data"
 
@@ -141,6 +160,7 @@ cat <<MSG
     Queues UI      http://$HTTP_ADDR/admin/queues?token=$ADMIN_QUEUES_TOKEN
     Worker         http://127.0.0.1:9091/readyz   scheduler: http://127.0.0.1:9092/readyz
     Mail (API)     http://127.0.0.1:8025/api/v1/messages
+    S3 (files)     $S3_ENDPOINT   bucket $S3_BUCKET (key $S3_ACCESS_KEY_ID)
     Database       $DATABASE_URL
 
 MSG

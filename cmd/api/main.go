@@ -16,6 +16,7 @@ import (
 	"github.com/keelhq/keel/internal/app"
 	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/config"
+	"github.com/keelhq/keel/internal/file"
 	"github.com/keelhq/keel/internal/health"
 	"github.com/keelhq/keel/internal/httpapi"
 	"github.com/keelhq/keel/internal/platform/httpserver"
@@ -24,6 +25,7 @@ import (
 	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/internal/platform/queueui"
 	"github.com/keelhq/keel/internal/platform/redis"
+	"github.com/keelhq/keel/internal/platform/s3"
 	"github.com/keelhq/keel/internal/platform/sentry"
 	"github.com/keelhq/keel/jobs/task"
 )
@@ -74,7 +76,18 @@ func run(ctx context.Context) error {
 		}
 		queuesUI = mon
 	}
+	var storage file.Objects
+	if cfg.Files.Bucket != "" {
+		c, err := s3.New(ctx, s3.Config(cfg.Files.S3))
+		if err != nil {
+			return err
+		}
+		storage = s3.Bucket{Client: c, Name: cfg.Files.Bucket}
+	} else {
+		log.Warn().Msg("S3_BUCKET is not set: file uploads and downloads answer 503 storage_not_configured")
+	}
 	api, err := app.NewAPI(app.APIDeps{DB: db, Redis: rdb, BaseURL: cfg.BaseURL, TokenIssuer: cfg.JWTIssuer, Plans: cfg.Catalog,
+		Storage: storage, FilePolicy: cfg.Files.Policy(),
 		Keys: app.Keys{JWTSigning: cfg.JWTSigningKey, JWTPreviousSigning: cfg.JWTPreviousSigningKey, TOTPEncryption: cfg.TOTPEncryptionKey},
 		Limits: app.Limits{HashConcurrency: cfg.HashConcurrency, HashWait: cfg.HashWait,
 			Register:         auth.Rate(cfg.RegisterRate),

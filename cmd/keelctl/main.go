@@ -39,7 +39,7 @@ commands:
                    (a second run changes nothing; refused with ENV=production)
   gen-keys         print fresh JWT_SIGNING_KEY and TOTP_ENCRYPTION_KEY lines for an
                    env file (e.g. keelctl gen-keys >> .env)
-` + fleetUsage
+` + fleetUsage + filesUsage
 
 // errUsage marks a command-line mistake: exit code 2.
 var errUsage = errors.New("usage")
@@ -83,6 +83,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return runJobs(ctx, cfg, args[1:], out)
 	case "backup":
 		return runBackup(ctx, cfg, args[1:], out)
+	case "files":
+		return runFiles(ctx, cfg, args[1:], out)
 	}
 	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 }
@@ -146,7 +148,14 @@ func runSeedDemo(ctx context.Context, cfg *config.Ctl, out io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	return demo.Seed(ctx, db, out)
+	if err := demo.Seed(ctx, db, out); err != nil {
+		return err
+	}
+	files, err := demoFiles(ctx, cfg, db)
+	if err != nil {
+		return err
+	}
+	return demo.SeedFile(ctx, db, files, out)
 }
 
 // runGenKeys prints new random secrets in the format config expects, so a

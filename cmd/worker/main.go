@@ -19,8 +19,12 @@ import (
 	"github.com/keelhq/keel/internal/config"
 	"github.com/keelhq/keel/internal/deadtask"
 	"github.com/keelhq/keel/internal/email"
+	"github.com/keelhq/keel/internal/file"
+	"github.com/keelhq/keel/internal/file/filedb"
 	"github.com/keelhq/keel/internal/health"
 	"github.com/keelhq/keel/internal/outbox"
+	"github.com/keelhq/keel/internal/plan"
+	"github.com/keelhq/keel/internal/plan/plandb"
 	"github.com/keelhq/keel/internal/platform/httpserver"
 	"github.com/keelhq/keel/internal/platform/logging"
 	"github.com/keelhq/keel/internal/platform/mail"
@@ -91,6 +95,18 @@ func run(ctx context.Context) error {
 		verifier.Bucket, verifier.Prefix, verifier.MaxAge = b.Bucket, b.Prefix, b.MaxAge
 	}
 
+	// Every organization is on the catalog's default plan until billing
+	// decides otherwise, as in the API.
+	files := &file.Service{DB: db, Store: filedb.Store{}, Policy: cfg.Files.Policy(),
+		Limiter: &plan.Limiter{Plans: plan.Fixed{Plan: cfg.Catalog.DefaultPlan()}, Store: plandb.Store{}}}
+	if cfg.Files.Bucket != "" {
+		c, err := s3.New(ctx, s3.Config(cfg.Files.S3))
+		if err != nil {
+			return err
+		}
+		files.Objects = s3.Bucket{Client: c, Name: cfg.Files.Bucket}
+	}
+
 	mux := asynq.NewServeMux()
 	// The org limiter is outermost: a throttled task is neither run, logged
 	// as a failure, nor counted as processed.
@@ -100,6 +116,7 @@ func run(ctx context.Context) error {
 		DB: db, Mail: smtp, Render: render,
 		Queue: client, Archive: inspector, Log: log,
 		Backup: verifier,
+		Files:  files,
 		Retention: retention.Policy{
 			Outbox: cfg.OutboxRetention, SentEmails: cfg.SentEmailRetention, DeadTasks: cfg.DeadTaskRetention,
 			JobRuns: cfg.JobRunRetention, Audit: cfg.AuditRetention, SoftDeleted: cfg.SoftDeletedRetention,

@@ -14,6 +14,8 @@ import (
 
 	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/auth/authdb"
+	"github.com/keelhq/keel/internal/file"
+	"github.com/keelhq/keel/internal/file/filedb"
 	"github.com/keelhq/keel/internal/httpapi"
 	"github.com/keelhq/keel/internal/org"
 	"github.com/keelhq/keel/internal/org/orgdb"
@@ -48,6 +50,12 @@ type APIDeps struct {
 	// Until billing decides an organization's plan, every organization is on
 	// its default plan.
 	Plans *plan.Catalog
+	// Storage is the files' bucket; nil leaves file storage off (the file
+	// endpoints that need an object answer 503).
+	Storage file.Objects
+	// FilePolicy is what uploads may be (FILES_MAX_BYTES,
+	// FILES_ALLOWED_TYPES).
+	FilePolicy file.Policy
 	// Now is the services' clock; nil means time.Now.
 	Now func() time.Time
 	// HTTP is the router's infrastructure (logger, metrics, health, CORS,
@@ -72,6 +80,7 @@ type API struct {
 	Handler http.Handler
 	Auth    *auth.Service
 	Orgs    *org.Service
+	Files   *file.Service
 	// Limiter is the plan limits engine the services share.
 	Limiter *plan.Limiter
 	// Resources serves resources (counted by Limiter).
@@ -119,14 +128,15 @@ func NewAPI(d APIDeps) (*API, error) {
 		Throttle: throttle, Hasher: auth.NewHasher(params, conc, d.Limits.HashWait),
 		BaseURL: d.BaseURL, Product: "Keel", Now: d.Now}
 	resources := &resource.Service{DB: d.DB, Store: resourcedb.Store{}, Limits: limiter, Now: d.Now}
+	files := &file.Service{DB: d.DB, Store: filedb.Store{}, Objects: d.Storage, Limiter: limiter, Policy: d.FilePolicy, Now: d.Now}
 	h := d.HTTP
-	h.Auth, h.Orgs = accounts, orgs
+	h.Auth, h.Orgs, h.Files = accounts, orgs, files
 	h.Resources = resources
 	handler, err := httpapi.New(h)
 	if err != nil {
 		return nil, err
 	}
-	return &API{Handler: handler, Auth: accounts, Orgs: orgs, Limiter: limiter, Resources: resources}, nil
+	return &API{Handler: handler, Auth: accounts, Orgs: orgs, Files: files, Limiter: limiter, Resources: resources}, nil
 }
 
 // setRate overrides a default budget with a configured one.

@@ -131,6 +131,9 @@ type API struct {
 	App
 	Auth
 	Plans
+	// Files is S3_BUCKET and the upload policy; the API presigns uploads
+	// and downloads with it.
+	Files    Files
 	HTTPAddr string
 	// MetricsAddr serves /metrics (and /healthz, /readyz) on a listener of
 	// its own, never on the public HTTPAddr.
@@ -153,6 +156,7 @@ func LoadAPI(get Getenv) (API, error) {
 		Redis:              loadRedis(l),
 		App:                loadApp(l),
 		Plans:              loadPlans(l),
+		Files:              loadFiles(l),
 		HTTPAddr:           l.Addr("HTTP_ADDR", ":8080"),
 		MetricsAddr:        l.Addr("METRICS_ADDR", ":9090"),
 		CORSAllowedOrigins: l.List("CORS_ALLOWED_ORIGINS"),
@@ -186,6 +190,9 @@ type Worker struct {
 	Mail
 	App
 	Plans
+	// Files is S3_BUCKET and the upload policy; file:process checks
+	// uploads against it.
+	Files           Files
 	MetricsAddr     string
 	Concurrency     int
 	ShutdownTimeout time.Duration
@@ -203,6 +210,7 @@ func LoadWorker(get Getenv) (Worker, error) {
 		Redis:           loadRedis(l),
 		App:             loadApp(l),
 		Plans:           loadPlans(l),
+		Files:           loadFiles(l),
 		MetricsAddr:     l.Addr("METRICS_ADDR", ":9091"),
 		Concurrency:     l.Int("WORKER_CONCURRENCY", 10, 1, 1000),
 		ShutdownTimeout: l.Duration("SHUTDOWN_TIMEOUT", 20*time.Second, time.Second),

@@ -17,6 +17,10 @@ type S3 struct {
 	// leaves credentials to the SDK's default chain (env, files, role).
 	AccessKeyID     string
 	SecretAccessKey string
+	// PublicEndpoint (S3_PUBLIC_ENDPOINT) is where browsers and API clients
+	// reach the server when Endpoint is an internal address; presigned
+	// URLs are signed for it. Empty means Endpoint.
+	PublicEndpoint string
 }
 
 func loadS3(l *Loader) S3 {
@@ -25,6 +29,7 @@ func loadS3(l *Loader) S3 {
 		Region:          l.String("S3_REGION", "us-east-1"),
 		AccessKeyID:     l.String("S3_ACCESS_KEY_ID", ""),
 		SecretAccessKey: l.String("S3_SECRET_ACCESS_KEY", ""),
+		PublicEndpoint:  l.URL("S3_PUBLIC_ENDPOINT", "", false, "https", "http"),
 	}
 	if (s.AccessKeyID == "") != (s.SecretAccessKey == "") {
 		l.fail("S3_ACCESS_KEY_ID", "and S3_SECRET_ACCESS_KEY must be set together (or neither, for the SDK's default credentials)")

@@ -20,6 +20,7 @@ import (
 	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/deadtask"
 	"github.com/keelhq/keel/internal/email"
+	"github.com/keelhq/keel/internal/file"
 	"github.com/keelhq/keel/internal/health"
 	"github.com/keelhq/keel/internal/httpapi"
 	"github.com/keelhq/keel/internal/httpapi/apitest"
@@ -59,6 +60,7 @@ type env struct {
 	mail    *mailtest.Server
 	auth    *auth.Service
 	orgs    *org.Service
+	files   *file.Service
 	clock   *clock
 	noCheck bool // skip OpenAPI checks (fuzzing sends what the document forbids)
 
@@ -83,6 +85,8 @@ type envOpts struct {
 	// plans replaces the embedded plan catalog (its default plan's limits
 	// apply to every organization).
 	plans *plan.Catalog
+	// storage is the files' bucket (file_flow_test.go); nil: files off.
+	storage file.Objects
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -111,13 +115,14 @@ func newEnv(t testing.TB, o envOpts) *env {
 		hd.QueuesUI, hd.AdminQueuesToken = mon, queuesToken
 	}
 	api, err := app.NewAPI(app.APIDeps{DB: db.App, Redis: rdb, BaseURL: baseURL, Params: params, Now: ck.Now, Limits: o.limits, Plans: o.plans,
-		Keys: app.Keys{JWTSigning: bytes.Repeat([]byte("k"), 32), TOTPEncryption: bytes.Repeat([]byte("t"), 32)},
-		HTTP: hd})
+		Keys:    app.Keys{JWTSigning: bytes.Repeat([]byte("k"), 32), TOTPEncryption: bytes.Repeat([]byte("t"), 32)},
+		Storage: o.storage, HTTP: hd})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.h, e.auth, e.orgs = api.Handler, api.Auth, api.Orgs
 	e.resources = api.Resources
+	e.files = api.Files
 	if !o.noMail {
 		e.startMail(o.mailArgs...)
 	}
@@ -145,11 +150,11 @@ func (e *env) startMail(mailArgs ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := asynq.NewServer(opt, asynq.Config{Concurrency: 2, Queues: map[string]int{task.QueueCritical: 6, task.QueueDefault: 3},
+	srv := asynq.NewServer(opt, asynq.Config{Concurrency: 2, Queues: map[string]int{task.QueueCritical: 6, task.QueueDefault: 3, task.QueueLow: 1},
 		Logger: nopLogger{}, LogLevel: asynq.FatalLevel, ShutdownTimeout: 2 * time.Second,
 		IsFailure: queue.IsFailure, ErrorHandler: &queue.FailureHandler{Dead: &deadtask.Service{DB: e.db.App}, Log: zerolog.Nop()}})
 	mux := asynq.NewServeMux()
-	if err := jobs.Register(mux, jobs.Deps{DB: e.db.App, Mail: smtp, Render: render}); err != nil {
+	if err := jobs.Register(mux, jobs.Deps{DB: e.db.App, Mail: smtp, Render: render, Files: e.files}); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Start(mux); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/keelhq/keel/internal/auth"
+	"github.com/keelhq/keel/internal/file"
 	"github.com/keelhq/keel/internal/health"
 	"github.com/keelhq/keel/internal/org"
 	"github.com/keelhq/keel/internal/platform/metrics"
@@ -41,6 +42,8 @@ type Deps struct {
 	Orgs *org.Service
 	// Resources serves resources.
 	Resources *resource.Service
+	// Files serves the files of resources.
+	Files *file.Service
 	// RefreshCookie hands refresh tokens to the SPA as an HttpOnly cookie
 	// instead of in JSON (AUTH_REFRESH_COOKIE).
 	RefreshCookie bool
@@ -117,6 +120,9 @@ func capabilities(d Deps) []capability {
 	}
 	if d.Resources != nil {
 		out = append(out, &resourceHandlers{resources: d.Resources})
+	}
+	if d.Files != nil {
+		out = append(out, &fileHandlers{files: d.Files})
 	}
 	return out
 }

@@ -88,6 +88,9 @@ var specs = []Spec{
 	{Type: TypeBackupVerify, Tenancy: Platform, Queue: QueueLow, MaxRetry: 2, Timeout: 2 * time.Hour, Unique: 3 * time.Hour},
 	{Type: TypeDeadSync, Tenancy: Platform, Queue: QueueLow, MaxRetry: 2, Timeout: 5 * time.Minute, Unique: 10 * time.Minute},
 	{Type: TypeResourcesPurge, Tenancy: Platform, Queue: QueueLow, MaxRetry: 3, Timeout: 30 * time.Minute, Unique: time.Hour},
+	{Type: TypeFileProcess, Tenancy: Tenant, Queue: QueueDefault, MaxRetry: 8, Timeout: 15 * time.Minute},
+	{Type: TypeFileDeleteObjects, Tenancy: Tenant, Queue: QueueLow, MaxRetry: 10, Timeout: 10 * time.Minute},
+	{Type: TypeFilesCleanupPending, Tenancy: Platform, Queue: QueueLow, MaxRetry: 2, Timeout: 30 * time.Minute, Unique: time.Hour},
 }
 
 // Specs returns every declared task type.

@@ -17,7 +17,11 @@ var validEmail = task.EmailPayload{To: "a@example.com", Template: "welcome", Dat
 // tenantConstructors builds a valid task of each tenant type for org. A new
 // tenant type must add its constructor here, or TestEverySpec fails.
 var tenantConstructors = map[string]func(org uuid.UUID) (outbox.Task, error){
-	task.TypeEmailSend: func(org uuid.UUID) (outbox.Task, error) { return task.NewEmailSendTask(org, validEmail) },
+	task.TypeEmailSend:   func(org uuid.UUID) (outbox.Task, error) { return task.NewEmailSendTask(org, validEmail) },
+	task.TypeFileProcess: func(org uuid.UUID) (outbox.Task, error) { return task.NewFileProcessTask(org, uuid.New()) },
+	task.TypeFileDeleteObjects: func(org uuid.UUID) (outbox.Task, error) {
+		return task.NewFileDeleteObjectsTask(org, []uuid.UUID{uuid.New()})
+	},
 }
 
 func TestEverySpec(t *testing.T) {

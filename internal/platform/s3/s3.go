@@ -31,6 +31,12 @@ type Config struct {
 	// SDK's default chain (environment, shared files, instance role) applies.
 	AccessKeyID     string
 	SecretAccessKey string
+	// PublicEndpoint is the base URL clients outside the deployment reach
+	// the server at, when it differs from Endpoint (a container name, a
+	// private address): presigned URLs are signed for it, since the host
+	// is part of the signature and cannot be rewritten afterwards. Empty
+	// means Endpoint.
+	PublicEndpoint string
 }
 
 // Client is a configured S3 client.
@@ -38,6 +44,14 @@ type Client struct {
 	S3 *awss3.Client
 	// PageSize caps each listing page; zero takes the server's (1,000 on S3).
 	PageSize int32
+	presign  *awss3.PresignClient
+}
+
+func (c *Client) presigner() *awss3.PresignClient {
+	if c.presign == nil {
+		c.presign = awss3.NewPresignClient(c.S3)
+	}
+	return c.presign
 }
 
 // New builds a client from cfg. It does not contact the server.
@@ -69,7 +83,20 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 			o.UsePathStyle = true
 		}
 	})
-	return &Client{S3: c}, nil
+	public := cfg.PublicEndpoint
+	if public == "" {
+		public = cfg.Endpoint
+	}
+	// A presigned URL carries no checksum: the client sending it computes
+	// none, so the SDK must not sign one in.
+	signer := awss3.NewFromConfig(ac, func(o *awss3.Options) {
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		if public != "" {
+			o.BaseEndpoint = aws.String(public)
+			o.UsePathStyle = true
+		}
+	})
+	return &Client{S3: c, presign: awss3.NewPresignClient(signer)}, nil
 }
 
 // Object is one stored object.
