@@ -15,11 +15,14 @@ import (
 	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/auth/authdb"
 	"github.com/keelhq/keel/internal/httpapi"
+	"github.com/keelhq/keel/internal/idempotency"
+	"github.com/keelhq/keel/internal/idempotency/idempotencydb"
 	"github.com/keelhq/keel/internal/org"
 	"github.com/keelhq/keel/internal/org/orgdb"
 	"github.com/keelhq/keel/internal/plan"
 	"github.com/keelhq/keel/internal/plan/plandb"
 	"github.com/keelhq/keel/internal/platform/sysmem"
+	"github.com/keelhq/keel/internal/ratelimit"
 )
 
 // Keys are the API's secrets (see internal/config.Auth).
@@ -72,6 +75,8 @@ type API struct {
 	Orgs    *org.Service
 	// Limiter is the plan limits engine the services share.
 	Limiter *plan.Limiter
+	// Idempotency serves Idempotency-Key on authenticated POSTs.
+	Idempotency *idempotency.Service
 }
 
 // NewAPI builds the services and the router.
@@ -110,17 +115,20 @@ func NewAPI(d APIDeps) (*API, error) {
 	setRate(&throttle.Register, d.Limits.Register)
 	setRate(&throttle.PasswordReset, d.Limits.PasswordReset)
 	setRate(&throttle.InvitationAccept, d.Limits.InvitationAccept)
-	orgs := &org.Service{DB: d.DB, Store: orgdb.Store{}, BaseURL: d.BaseURL, Now: d.Now}
+	orgs := &org.Service{DB: d.DB, Store: orgdb.Store{}, BaseURL: d.BaseURL, Now: d.Now, Limits: limiter}
+	keys := &idempotency.Service{DB: d.DB, Store: idempotencydb.Store{}, Now: d.Now}
 	accounts := &auth.Service{DB: d.DB, Users: authdb.Store{}, Orgs: orgs, Tokens: issuer, Box: box,
 		Throttle: throttle, Hasher: auth.NewHasher(params, conc, d.Limits.HashWait),
 		BaseURL: d.BaseURL, Product: "Keel", Now: d.Now}
 	h := d.HTTP
 	h.Auth, h.Orgs = accounts, orgs
+	h.Idempotency = keys
+	h.RateLimit = ratelimit.New(d.Redis, limiter.Plans, d.DB)
 	handler, err := httpapi.New(h)
 	if err != nil {
 		return nil, err
 	}
-	return &API{Handler: handler, Auth: accounts, Orgs: orgs, Limiter: limiter}, nil
+	return &API{Handler: handler, Auth: accounts, Orgs: orgs, Limiter: limiter, Idempotency: keys}, nil
 }
 
 // setRate overrides a default budget with a configured one.

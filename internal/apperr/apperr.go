@@ -26,6 +26,9 @@ const (
 	TooLarge
 	UnsupportedMedia
 	Unavailable
+	// Unprocessable is a well-formed request that cannot be applied as
+	// sent (an Idempotency-Key reused with another request).
+	Unprocessable
 )
 
 // FieldError is one invalid input field.

@@ -27,6 +27,7 @@ var statusOf = map[apperr.Kind]int{
 	apperr.TooLarge:           http.StatusRequestEntityTooLarge,
 	apperr.UnsupportedMedia:   http.StatusUnsupportedMediaType,
 	apperr.Unavailable:        http.StatusServiceUnavailable,
+	apperr.Unprocessable:      http.StatusUnprocessableEntity,
 }
 
 // Problem is an RFC 9457 problem document with Keel's extensions.
