@@ -23,8 +23,10 @@ import (
 	"github.com/keelhq/keel/internal/health"
 	"github.com/keelhq/keel/internal/httpapi"
 	"github.com/keelhq/keel/internal/httpapi/apitest"
+	"github.com/keelhq/keel/internal/idempotency"
 	"github.com/keelhq/keel/internal/org"
 	"github.com/keelhq/keel/internal/outbox"
+	"github.com/keelhq/keel/internal/plan"
 	"github.com/keelhq/keel/internal/platform/mail"
 	"github.com/keelhq/keel/internal/platform/mailtest"
 	"github.com/keelhq/keel/internal/platform/postgrestest"
@@ -59,6 +61,7 @@ type env struct {
 	orgs    *org.Service
 	clock   *clock
 	noCheck bool // skip OpenAPI checks (fuzzing sends what the document forbids)
+	keys    *idempotency.Service
 }
 
 type envOpts struct {
@@ -75,6 +78,8 @@ type envOpts struct {
 	// mailArgs are extra Mailpit flags (--smtp-allowed-recipients makes it
 	// refuse mail for good).
 	mailArgs []string
+	// plans is PLANS_FILE's catalog; nil is the embedded one.
+	plans *plan.Catalog
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -102,13 +107,13 @@ func newEnv(t testing.TB, o envOpts) *env {
 		}
 		hd.QueuesUI, hd.AdminQueuesToken = mon, queuesToken
 	}
-	api, err := app.NewAPI(app.APIDeps{DB: db.App, Redis: rdb, BaseURL: baseURL, Params: params, Now: ck.Now, Limits: o.limits,
+	api, err := app.NewAPI(app.APIDeps{DB: db.App, Redis: rdb, BaseURL: baseURL, Params: params, Now: ck.Now, Limits: o.limits, Plans: o.plans,
 		Keys: app.Keys{JWTSigning: bytes.Repeat([]byte("k"), 32), TOTPEncryption: bytes.Repeat([]byte("t"), 32)},
 		HTTP: hd})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.h, e.auth, e.orgs = api.Handler, api.Auth, api.Orgs
+	e.h, e.auth, e.orgs, e.keys = api.Handler, api.Auth, api.Orgs, api.Idempotency
 	if !o.noMail {
 		e.startMail(o.mailArgs...)
 	}

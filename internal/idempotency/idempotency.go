@@ -149,6 +149,9 @@ type Service struct {
 	// Poll is the interval at which a twin looks for the first request's
 	// response (default 50 ms).
 	Poll time.Duration
+	// Waiting, when set, is called each time a twin starts waiting for the
+	// first request's response, so a test can see it wait.
+	Waiting func(Scope)
 }
 
 func (s *Service) now() time.Time {
@@ -206,6 +209,9 @@ func (s *Service) Begin(ctx context.Context, sc Scope, fp []byte) (*Lock, *Respo
 			// its lock to expire (then the next try takes the key over).
 			if wait < 0 || !time.Now().Add(poll).Before(deadline) {
 				return nil, nil, ErrInProgress
+			}
+			if s.Waiting != nil {
+				s.Waiting(sc)
 			}
 			t := time.NewTimer(poll)
 			select {
