@@ -1,0 +1,60 @@
+package ratelimit_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/keelhq/keel/internal/plan"
+	"github.com/keelhq/keel/internal/platform/redistest"
+	"github.com/keelhq/keel/internal/ratelimit"
+)
+
+func fixed(rate int64) plan.Fixed {
+	return plan.Fixed{Plan: plan.Plan{ID: "p", Name: "P", Limits: plan.Limits{APIRequestsPerMinute: rate}}}
+}
+
+// TestAllow: 5 a minute is a burst of 5, then refusals with a Retry-After
+// of one emission interval (12 s) at most; each organization has its own
+// budget; an unlimited plan never touches Redis; a plan of 0 refuses.
+func TestAllow(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	rdb := rs.Client()
+	t.Cleanup(func() { rdb.Close() })
+	ctx := context.Background()
+	l := ratelimit.New(rdb, fixed(5), nil)
+	a, b := uuid.New(), uuid.New()
+	for i := range 5 {
+		r, err := l.Allow(ctx, a)
+		if err != nil || !r.Allowed || r.Limit != 5 || r.Remaining != int64(4-i) || r.Used() != int64(i+1) {
+			t.Fatalf("request %d: %+v %v", i+1, r, err)
+		}
+	}
+	r, err := l.Allow(ctx, a)
+	if err != nil || r.Allowed || r.Remaining != 0 || r.RetryAfter <= 0 || r.RetryAfter > 12*time.Second || r.Reset > time.Minute {
+		t.Fatalf("6th: %+v %v", r, err)
+	}
+	if r, err := l.Allow(ctx, b); err != nil || !r.Allowed || r.Remaining != 4 {
+		t.Fatalf("other org: %+v %v", r, err)
+	}
+
+	u := ratelimit.New(rdb, fixed(plan.Unlimited), nil)
+	c := uuid.New()
+	if r, err := u.Allow(ctx, c); err != nil || !r.Unlimited || !r.Allowed {
+		t.Fatalf("unlimited: %+v %v", r, err)
+	}
+	if n, err := rdb.Exists(ctx, "rate:"+ratelimit.Key(c)).Result(); err != nil || n != 0 {
+		t.Fatalf("an unlimited plan wrote to Redis: %d %v", n, err)
+	}
+	if r, err := ratelimit.New(rdb, fixed(0), nil).Allow(ctx, c); err != nil || r.Allowed {
+		t.Fatalf("a plan of 0: %+v %v", r, err)
+	}
+	// Redis gone: an error, for the caller to decide.
+	rs.Stop()
+	if _, err := l.Allow(ctx, b); err == nil {
+		t.Fatal("no error without Redis")
+	}
+}
