@@ -58,3 +58,23 @@ func TestAllow(t *testing.T) {
 		t.Fatal("no error without Redis")
 	}
 }
+
+// BenchmarkAllow measures one budget check (one EVALSHA round trip to a
+// local Redis), from parallel goroutines as an API under load sends them.
+//
+//	go test -run XXX -bench Allow ./internal/ratelimit
+func BenchmarkAllow(b *testing.B) {
+	rs := redistest.Start(b)
+	rdb := rs.Client()
+	b.Cleanup(func() { rdb.Close() })
+	l := ratelimit.New(rdb, fixed(1_000_000_000), nil)
+	org := uuid.New()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := l.Allow(context.Background(), org); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
