@@ -20,13 +20,13 @@ import (
 )
 
 // Invite creates (or replaces) a pending invitation and queues the email
-// with its 7-day link; admins and owners, with their own session. A new
-// invitation takes a seat of the plan (402 plan_limit_reached when members
-// plus live pending invitations fill them); replacing a live one does not. Replacing
-// an owner's pending invitation is revoking it, so only owners may. The
-// invitation is stored without a token: the worker mints it when it sends
-// the email (InvitationToMail, MintInvitationLink), so no usable token is
-// ever at rest but as a hash.
+// with its 7-day link; admins and owners, with their own session. Replacing
+// an owner's pending invitation is revoking it, so only owners may. A new
+// invitation takes one of the plan's seats (402 plan_limit_reached when
+// members plus live pending invitations fill them); replacing a live one
+// does not. The invitation is stored without a token: the worker mints it
+// when it sends the email (InvitationToMail, MintInvitationLink), so no
+// usable token is ever at rest but as a hash.
 func (s *Service) Invite(ctx context.Context, p *tenant.Principal, email, role string, meta audit.Meta) (*Invitation, error) {
 	if !p.IsUser() {
 		return nil, tenant.ErrUserOnly
