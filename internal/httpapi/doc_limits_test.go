@@ -24,7 +24,7 @@ func TestAuthenticatedOperationsDocumentLimits(t *testing.T) {
 	posts := 0
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
-			if !bearer(op) {
+			if !opUsesBearer(op) {
 				continue
 			}
 			if op.Responses.Value("429") == nil {
@@ -53,7 +53,7 @@ func TestAuthenticatedOperationsDocumentLimits(t *testing.T) {
 	}
 }
 
-func bearer(op *openapi3.Operation) bool {
+func opUsesBearer(op *openapi3.Operation) bool {
 	if op.Security == nil {
 		return false
 	}
@@ -92,9 +92,9 @@ func TestSecretRoutesAreMarked(t *testing.T) {
 		if r.Method != http.MethodPost || !strings.HasPrefix(r.Path, "/api/v1/") {
 			continue
 		}
-		path := ginToOpenAPI(r.Path)
+		path := openAPIPath(r.Path)
 		item := doc.Paths.Value(path)
-		if item == nil || item.Post == nil || !bearer(item.Post) {
+		if item == nil || item.Post == nil || !opUsesBearer(item.Post) {
 			continue
 		}
 		holds := false
@@ -139,7 +139,7 @@ func hasSecretField(s *openapi3.SchemaRef, depth int) bool {
 	return hasSecretField(v.Items, depth+1)
 }
 
-func ginToOpenAPI(p string) string {
+func openAPIPath(p string) string {
 	parts := strings.Split(p, "/")
 	for i, s := range parts {
 		if strings.HasPrefix(s, ":") {

@@ -18,7 +18,7 @@ import (
 )
 
 // withKey returns r carrying Idempotency-Key: key.
-func withKey(r req, key string) req {
+func withIdempotencyKey(r req, key string) req {
 	h := map[string]string{"Idempotency-Key": key}
 	for k, v := range r.header {
 		h[k] = v
@@ -43,7 +43,7 @@ func TestIdempotentConcurrentCreates(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOpts{})
 	owner := e.signup("idem@example.com", "Idem", "Idem Org")
-	r := withKey(req{method: "POST", path: "/api/v1/organizations", token: owner.AccessToken, body: map[string]string{"name": "Twenty"}}, "create-twenty")
+	r := withIdempotencyKey(req{method: "POST", path: "/api/v1/organizations", token: owner.AccessToken, body: map[string]string{"name": "Twenty"}}, "create-twenty")
 	const n = 20
 	ws := make([]*httptest.ResponseRecorder, n)
 	var wg sync.WaitGroup
@@ -98,28 +98,28 @@ func TestIdempotencyKeyReused(t *testing.T) {
 	create := func(name string) req {
 		return req{method: "POST", path: "/api/v1/organizations", token: owner.AccessToken, body: map[string]string{"name": name}}
 	}
-	e.expect(withKey(create("One"), "k1"), http.StatusCreated, nil)
-	e.problem(withKey(create("Two"), "k1"), http.StatusUnprocessableEntity, "idempotency_key_reused")
+	e.expect(withIdempotencyKey(create("One"), "k1"), http.StatusCreated, nil)
+	e.problem(withIdempotencyKey(create("Two"), "k1"), http.StatusUnprocessableEntity, "idempotency_key_reused")
 	// The same body with whitespace changed is another request: bodies are compared byte for byte.
-	e.problem(withKey(req{method: "POST", path: "/api/v1/organizations", token: owner.AccessToken, body: `{"name": "One"}`}, "k1"),
+	e.problem(withIdempotencyKey(req{method: "POST", path: "/api/v1/organizations", token: owner.AccessToken, body: `{"name": "One"}`}, "k1"),
 		http.StatusUnprocessableEntity, "idempotency_key_reused")
-	e.problem(withKey(req{method: "POST", path: "/api/v1/organizations?x=1", token: owner.AccessToken, body: map[string]string{"name": "One"}}, "k1"),
+	e.problem(withIdempotencyKey(req{method: "POST", path: "/api/v1/organizations?x=1", token: owner.AccessToken, body: map[string]string{"name": "One"}}, "k1"),
 		http.StatusUnprocessableEntity, "idempotency_key_reused")
-	e.problem(withKey(req{method: "POST", path: "/api/v1/organizations/current/invitations", token: owner.AccessToken,
+	e.problem(withIdempotencyKey(req{method: "POST", path: "/api/v1/organizations/current/invitations", token: owner.AccessToken,
 		body: map[string]string{"name": "One"}}, "k1"), http.StatusUnprocessableEntity, "idempotency_key_reused")
 	if got := e.countOrgs("Two"); got != 0 {
 		t.Fatalf("a refused key reuse created %d organizations", got)
 	}
 	// The query's pairs are compared in a canonical order.
-	e.expect(withKey(req{method: "POST", path: "/api/v1/organizations?b=2&a=1", token: owner.AccessToken, body: map[string]string{"name": "Q"}}, "kq"), http.StatusCreated, nil)
-	w := e.expect(withKey(req{method: "POST", path: "/api/v1/organizations?a=1&b=2", token: owner.AccessToken, body: map[string]string{"name": "Q"}}, "kq"), http.StatusCreated, nil)
+	e.expect(withIdempotencyKey(req{method: "POST", path: "/api/v1/organizations?b=2&a=1", token: owner.AccessToken, body: map[string]string{"name": "Q"}}, "kq"), http.StatusCreated, nil)
+	w := e.expect(withIdempotencyKey(req{method: "POST", path: "/api/v1/organizations?a=1&b=2", token: owner.AccessToken, body: map[string]string{"name": "Q"}}, "kq"), http.StatusCreated, nil)
 	if w.Header().Get("Idempotent-Replayed") != "true" || e.countOrgs("Q") != 1 {
 		t.Fatalf("reordered query: replayed=%q, %d organizations", w.Header().Get("Idempotent-Replayed"), e.countOrgs("Q"))
 	}
 	for _, bad := range []string{strings.Repeat("k", 256), "naïve", "tab\there"} {
-		e.problem(withKey(create("Bad"), bad), http.StatusBadRequest, "idempotency_key_invalid")
+		e.problem(withIdempotencyKey(create("Bad"), bad), http.StatusBadRequest, "idempotency_key_invalid")
 	}
-	e.expect(withKey(create("Long"), strings.Repeat("k", 255)), http.StatusCreated, nil)
+	e.expect(withIdempotencyKey(create("Long"), strings.Repeat("k", 255)), http.StatusCreated, nil)
 	// An empty header, and two of them, are malformed too.
 	for _, vals := range [][]string{{""}, {"a", "b"}} {
 		hr := httptest.NewRequest("POST", "/api/v1/organizations", strings.NewReader(`{"name":"Bad"}`))
@@ -151,7 +151,7 @@ func TestIdempotencyScopedToCredential(t *testing.T) {
 	owner := e.signup("scope-a@example.com", "A", "Scope Org")
 	other := e.join(owner, "scope-b@example.com", "admin", 1)
 	create := func(s session, name string) req {
-		return withKey(req{method: "POST", path: "/api/v1/organizations", token: s.AccessToken, body: map[string]string{"name": name}}, "shared")
+		return withIdempotencyKey(req{method: "POST", path: "/api/v1/organizations", token: s.AccessToken, body: map[string]string{"name": name}}, "shared")
 	}
 	wa := e.expect(create(owner, "By A"), http.StatusCreated, nil)
 	wb := e.expect(create(other, "By B"), http.StatusCreated, nil)
@@ -160,7 +160,7 @@ func TestIdempotencyScopedToCredential(t *testing.T) {
 	}
 	// The very same request from B is not A's either.
 	same := func(s session) req {
-		return withKey(req{method: "POST", path: "/api/v1/organizations", token: s.AccessToken, body: map[string]string{"name": "Same"}}, "same")
+		return withIdempotencyKey(req{method: "POST", path: "/api/v1/organizations", token: s.AccessToken, body: map[string]string{"name": "Same"}}, "same")
 	}
 	wa2 := e.expect(same(owner), http.StatusCreated, nil)
 	wb2 := e.expect(same(other), http.StatusCreated, nil)
@@ -188,8 +188,8 @@ func TestIdempotencyScopedToCredential(t *testing.T) {
 func TestIdempotencyFailuresNotStored(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOpts{noMail: true})
-	owner := e.registerLogin("fail@example.com")
-	r := withKey(req{method: "POST", path: "/api/v1/organizations", token: owner.AccessToken, body: map[string]string{"name": "Flaky"}}, "flaky")
+	owner := e.registerVerifiedLogin("fail@example.com")
+	r := withIdempotencyKey(req{method: "POST", path: "/api/v1/organizations", token: owner.AccessToken, body: map[string]string{"name": "Flaky"}}, "flaky")
 	if _, err := e.db.Owner.Exec(`CREATE FUNCTION test_fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk on fire'; END $$;
 		CREATE TRIGGER test_fail BEFORE INSERT ON organizations FOR EACH ROW EXECUTE FUNCTION test_fail()`); err != nil {
 		t.Fatal(err)
@@ -207,7 +207,7 @@ func TestIdempotencyFailuresNotStored(t *testing.T) {
 	}
 	// A 4xx is not kept either: a fixed request may reuse the key.
 	inv := func(body any) req {
-		return withKey(req{method: "POST", path: "/api/v1/organizations/current/invitations", token: owner.AccessToken, body: body}, "inv")
+		return withIdempotencyKey(req{method: "POST", path: "/api/v1/organizations/current/invitations", token: owner.AccessToken, body: body}, "inv")
 	}
 	e.problem(inv(map[string]string{"email": "x@example.com", "role": "boss"}), http.StatusBadRequest, "validation_failed")
 	var n int
@@ -222,9 +222,9 @@ func TestIdempotencyFailuresNotStored(t *testing.T) {
 func TestIdempotencyExpiry(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOpts{noMail: true})
-	owner := e.registerLogin("expiry@example.com")
+	owner := e.registerVerifiedLogin("expiry@example.com")
 	create := func(name string) req {
-		return withKey(req{method: "POST", path: "/api/v1/organizations", token: owner.AccessToken, body: map[string]string{"name": name}}, "day")
+		return withIdempotencyKey(req{method: "POST", path: "/api/v1/organizations", token: owner.AccessToken, body: map[string]string{"name": name}}, "day")
 	}
 	e.expect(create("Day one"), http.StatusCreated, nil)
 	e.clock.Advance(24*time.Hour - time.Second)
@@ -249,11 +249,11 @@ func TestIdempotencyInFlight(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOpts{noMail: true})
 	e.keys.Wait = -1
-	owner := e.registerLogin("inflight@example.com")
+	owner := e.registerVerifiedLogin("inflight@example.com")
 	body := `{"name":"Crashed"}`
-	r := withKey(req{method: "POST", path: "/api/v1/organizations", token: owner.AccessToken, body: body}, "crash")
+	r := withIdempotencyKey(req{method: "POST", path: "/api/v1/organizations", token: owner.AccessToken, body: body}, "crash")
 	// A request that claimed the key and died: the lock is there, no answer ever comes.
-	scope := idempotency.Scope{OrgID: uuid.MustParse(owner.OrganizationID), Credential: e.userID("inflight@example.com"), Key: "crash"}
+	scope := idempotency.Scope{OrgID: uuid.MustParse(owner.OrganizationID), Credential: e.userIDOf("inflight@example.com"), Key: "crash"}
 	lock, replay, err := e.keys.Begin(context.Background(), scope, idempotency.Fingerprint("POST", "/api/v1/organizations", "", []byte(body)))
 	if err != nil || lock == nil || replay != nil {
 		t.Fatalf("claim: %v %v %v", lock, replay, err)
@@ -264,7 +264,7 @@ func TestIdempotencyInFlight(t *testing.T) {
 	}
 	e.clock.Advance(idempotency.DefaultLockTTL)
 	// Another request may not take over a key whose request may have done its work.
-	e.problem(withKey(req{method: "POST", path: "/api/v1/organizations", token: owner.AccessToken, body: `{"name":"Other"}`}, "crash"),
+	e.problem(withIdempotencyKey(req{method: "POST", path: "/api/v1/organizations", token: owner.AccessToken, body: `{"name":"Other"}`}, "crash"),
 		http.StatusUnprocessableEntity, "idempotency_key_reused")
 	if w := e.expect(r, http.StatusCreated, nil); w.Header().Get("Idempotent-Replayed") != "" {
 		t.Fatal("the retry after the lock expired was a replay")
@@ -286,9 +286,9 @@ func TestIdempotencyInFlight(t *testing.T) {
 func TestIdempotencyWaitsForTwin(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOpts{noMail: true})
-	owner := e.registerLogin("twin@example.com")
+	owner := e.registerVerifiedLogin("twin@example.com")
 	body := `{"name":"Twin"}`
-	scope := idempotency.Scope{OrgID: uuid.MustParse(owner.OrganizationID), Credential: e.userID("twin@example.com"), Key: "twin"}
+	scope := idempotency.Scope{OrgID: uuid.MustParse(owner.OrganizationID), Credential: e.userIDOf("twin@example.com"), Key: "twin"}
 	lock, _, err := e.keys.Begin(context.Background(), scope, idempotency.Fingerprint("POST", "/api/v1/organizations", "", []byte(body)))
 	if err != nil || lock == nil {
 		t.Fatal(err)
@@ -297,7 +297,7 @@ func TestIdempotencyWaitsForTwin(t *testing.T) {
 	e.keys.Waiting = func(idempotency.Scope) { waiting <- struct{}{} }
 	done := make(chan *httptest.ResponseRecorder)
 	go func() {
-		done <- e.do(withKey(req{method: "POST", path: "/api/v1/organizations", token: owner.AccessToken, body: body}, "twin"))
+		done <- e.do(withIdempotencyKey(req{method: "POST", path: "/api/v1/organizations", token: owner.AccessToken, body: body}, "twin"))
 	}()
 	// The twin found the key held and waits; only then does the first request answer.
 	<-waiting
@@ -323,8 +323,8 @@ func TestIdempotencyWaitsForTwin(t *testing.T) {
 func TestIdempotencySecretsNeverStored(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOpts{noMail: true})
-	owner := e.registerLogin("secret@example.com")
-	keyReq := withKey(req{method: "POST", path: "/api/v1/organizations/current/api-keys", token: owner.AccessToken,
+	owner := e.registerVerifiedLogin("secret@example.com")
+	keyReq := withIdempotencyKey(req{method: "POST", path: "/api/v1/organizations/current/api-keys", token: owner.AccessToken,
 		body: map[string]string{"name": "ci", "role": "member"}}, "mint")
 	var k struct {
 		Key string `json:"key"`
@@ -338,12 +338,12 @@ func TestIdempotencySecretsNeverStored(t *testing.T) {
 	var setup struct {
 		Secret string `json:"secret"`
 	}
-	e.expect(withKey(req{method: "POST", path: "/api/v1/auth/2fa/setup", token: owner.AccessToken}, "totp"), http.StatusOK, &setup)
+	e.expect(withIdempotencyKey(req{method: "POST", path: "/api/v1/auth/2fa/setup", token: owner.AccessToken}, "totp"), http.StatusOK, &setup)
 	var sw session
-	e.expect(withKey(req{method: "POST", path: "/api/v1/auth/switch-org", token: owner.AccessToken,
+	e.expect(withIdempotencyKey(req{method: "POST", path: "/api/v1/auth/switch-org", token: owner.AccessToken,
 		body: map[string]string{"organization_id": owner.OrganizationID}}, "switch"), http.StatusOK, &sw)
 	// Anonymous: a login with a key stores nothing.
-	login := e.do(withKey(req{method: "POST", path: "/api/v1/auth/login", body: map[string]string{"email": "secret@example.com", "password": password}}, "login"))
+	login := e.do(withIdempotencyKey(req{method: "POST", path: "/api/v1/auth/login", body: map[string]string{"email": "secret@example.com", "password": password}}, "login"))
 	if login.Code != 200 {
 		t.Fatalf("login: %d", login.Code)
 	}
@@ -379,7 +379,7 @@ func TestIdempotencySecretsNeverStored(t *testing.T) {
 
 // registerLogin registers email (its organization is named after it),
 // marks it verified without mail, and logs in.
-func (e *env) registerLogin(email string) session {
+func (e *env) registerVerifiedLogin(email string) session {
 	e.t.Helper()
 	e.expect(req{method: "POST", path: "/api/v1/auth/register", body: map[string]any{"email": email, "password": password, "name": "Tester"}}, 202, nil)
 	if _, err := e.db.Owner.Exec(`UPDATE users SET email_verified_at = now() WHERE email = $1`, email); err != nil {
@@ -388,7 +388,7 @@ func (e *env) registerLogin(email string) session {
 	return e.login(email, password)
 }
 
-func (e *env) userID(email string) uuid.UUID {
+func (e *env) userIDOf(email string) uuid.UUID {
 	e.t.Helper()
 	var id uuid.UUID
 	if err := e.db.Owner.Get(&id, `SELECT id FROM users WHERE email = $1`, email); err != nil {

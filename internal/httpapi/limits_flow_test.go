@@ -15,7 +15,7 @@ import (
 
 // plans returns a catalog whose default plan has the given limits (YAML
 // values; "unlimited" allowed).
-func plans(t testing.TB, seats, rate string) *plan.Catalog {
+func tinyPlans(t testing.TB, seats, rate string) *plan.Catalog {
 	t.Helper()
 	c, err := plan.Parse([]byte(fmt.Sprintf(`default: tiny
 fallback: tiny
@@ -34,7 +34,7 @@ plans:
 	return c
 }
 
-type problemDoc struct {
+type limitProblemDoc struct {
 	Code   string `json:"code"`
 	Metric string `json:"metric"`
 	Limit  *int64 `json:"limit"`
@@ -42,9 +42,9 @@ type problemDoc struct {
 	Plan   string `json:"plan"`
 }
 
-func decodeProblem(t testing.TB, w *httptest.ResponseRecorder) problemDoc {
+func limitProblem(t testing.TB, w *httptest.ResponseRecorder) limitProblemDoc {
 	t.Helper()
-	var p problemDoc
+	var p limitProblemDoc
 	if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil {
 		t.Fatal(err)
 	}
@@ -57,9 +57,9 @@ func decodeProblem(t testing.TB, w *httptest.ResponseRecorder) problemDoc {
 // spend the same organization budget. With Redis down requests pass.
 func TestOrgRateLimit(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{noMail: true, plans: plans(t, "10", "5")})
-	a := e.registerLogin("rate-a@example.com")
-	b := e.registerLogin("rate-b@example.com")
+	e := newEnv(t, envOpts{noMail: true, plans: tinyPlans(t, "10", "5")})
+	a := e.registerVerifiedLogin("rate-a@example.com")
+	b := e.registerVerifiedLogin("rate-b@example.com")
 	me := func(s session) req { return req{method: "GET", path: "/api/v1/me", token: s.AccessToken} }
 	for i := range 5 {
 		w := e.expect(me(a), http.StatusOK, nil)
@@ -79,7 +79,7 @@ func TestOrgRateLimit(t *testing.T) {
 		t.Fatalf("429 headers: %v", w.Header())
 	}
 	// A refused POST does no work, idempotency key or not.
-	e.problem(withKey(req{method: "POST", path: "/api/v1/organizations", token: a.AccessToken, body: map[string]string{"name": "Limited"}}, "x"),
+	e.problem(withIdempotencyKey(req{method: "POST", path: "/api/v1/organizations", token: a.AccessToken, body: map[string]string{"name": "Limited"}}, "x"),
 		http.StatusTooManyRequests, "rate_limited")
 	if e.countOrgs("Limited") != 0 {
 		t.Fatal("a rate-limited request did its work")
@@ -103,8 +103,8 @@ func TestOrgRateLimit(t *testing.T) {
 // budget; an unlimited plan sets no headers and never refuses.
 func TestOrgRateLimitAPIKeyAndUnlimited(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{noMail: true, plans: plans(t, "10", "3")})
-	a := e.registerLogin("key-rate@example.com")
+	e := newEnv(t, envOpts{noMail: true, plans: tinyPlans(t, "10", "3")})
+	a := e.registerVerifiedLogin("key-rate@example.com")
 	var k struct {
 		Key string `json:"key"`
 	}
@@ -113,8 +113,8 @@ func TestOrgRateLimitAPIKeyAndUnlimited(t *testing.T) {
 	e.expect(req{method: "GET", path: "/api/v1/organizations/current", token: k.Key}, http.StatusOK, nil)
 	e.problem(req{method: "GET", path: "/api/v1/organizations/current", token: a.AccessToken}, http.StatusTooManyRequests, "rate_limited")
 
-	u := newEnv(t, envOpts{noMail: true, plans: plans(t, "10", "unlimited")})
-	s := u.registerLogin("unlimited@example.com")
+	u := newEnv(t, envOpts{noMail: true, plans: tinyPlans(t, "10", "unlimited")})
+	s := u.registerVerifiedLogin("unlimited@example.com")
 	for range 20 {
 		if w := u.expect(req{method: "GET", path: "/api/v1/me", token: s.AccessToken}, http.StatusOK, nil); w.Header().Get("RateLimit-Limit") != "" {
 			t.Fatalf("unlimited plan sent headers: %v", w.Header())
@@ -145,7 +145,7 @@ func (u usageDoc) of(t testing.TB, m string) (used, limit *int64) {
 	return nil, nil
 }
 
-func eq(p *int64, v int64) bool { return p != nil && *p == v }
+func isInt(p *int64, v int64) bool { return p != nil && *p == v }
 
 // TestUsage: any member reads the plan and each metric; seats count
 // members and live pending invitations; the API rate is the budget this
@@ -177,17 +177,17 @@ plans:
 	if u.Plan.ID != "p" || u.Plan.Name != "Plan P" || len(u.Metrics) != 4 {
 		t.Fatalf("usage: %+v", u)
 	}
-	if used, limit := u.of(t, "seats"); !eq(used, 3) || !eq(limit, 5) {
+	if used, limit := u.of(t, "seats"); !isInt(used, 3) || !isInt(limit, 5) {
 		t.Fatalf("seats %v/%v, want 3/5 (owner, member, one live invitation)", used, limit)
 	}
-	if used, limit := u.of(t, "resources"); !eq(used, 0) || limit != nil {
+	if used, limit := u.of(t, "resources"); !isInt(used, 0) || limit != nil {
 		t.Fatalf("resources %v/%v, want 0/null", used, limit)
 	}
-	if used, limit := u.of(t, "storage_bytes"); !eq(used, 0) || !eq(limit, 1000) {
+	if used, limit := u.of(t, "storage_bytes"); !isInt(used, 0) || !isInt(limit, 1000) {
 		t.Fatalf("storage %v/%v", used, limit)
 	}
 	used, limit := u.of(t, "api_requests_per_minute")
-	if !eq(limit, 100) || used == nil || *used < 1 {
+	if !isInt(limit, 100) || used == nil || *used < 1 {
 		t.Fatalf("api rate %v/%v", used, limit)
 	}
 	before := *used
@@ -198,7 +198,7 @@ plans:
 	e.problem(req{method: "GET", path: "/api/v1/organizations/current/usage"}, http.StatusUnauthorized, "unauthenticated")
 }
 
-func (e *env) invite(s session, email string) *httptest.ResponseRecorder {
+func (e *env) inviteMember(s session, email string) *httptest.ResponseRecorder {
 	return e.do(req{method: "POST", path: "/api/v1/organizations/current/invitations", token: s.AccessToken,
 		body: map[string]string{"email": email, "role": "member"}})
 }
@@ -209,23 +209,23 @@ func (e *env) invite(s session, email string) *httptest.ResponseRecorder {
 // takes no new seat; revoking one frees it.
 func TestSeatsAtInvitation(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{noMail: true, plans: plans(t, "3", "unlimited")})
-	owner := e.registerLogin("seats@example.com")
+	e := newEnv(t, envOpts{noMail: true, plans: tinyPlans(t, "3", "unlimited")})
+	owner := e.registerVerifiedLogin("seats@example.com")
 	for _, addr := range []string{"s1@example.com", "s2@example.com"} {
-		if w := e.invite(owner, addr); w.Code != 201 {
+		if w := e.inviteMember(owner, addr); w.Code != 201 {
 			t.Fatalf("invite %s: %d %s", addr, w.Code, w.Body.String())
 		}
 	}
 	w := e.problem(req{method: "POST", path: "/api/v1/organizations/current/invitations", token: owner.AccessToken,
 		body: map[string]string{"email": "s3@example.com", "role": "member"}}, http.StatusPaymentRequired, "plan_limit_reached")
-	if p := decodeProblem(t, w); p.Metric != "seats" || !eq(p.Limit, 3) || !eq(p.Usage, 3) || p.Plan != "tiny" {
+	if p := limitProblem(t, w); p.Metric != "seats" || !isInt(p.Limit, 3) || !isInt(p.Usage, 3) || p.Plan != "tiny" {
 		t.Fatalf("problem: %+v", p)
 	}
 	// Replacing s1's live invitation holds its seat.
 	var inv struct {
 		ID string `json:"id"`
 	}
-	if w := e.invite(owner, "s1@example.com"); w.Code != 201 {
+	if w := e.inviteMember(owner, "s1@example.com"); w.Code != 201 {
 		t.Fatalf("re-invite: %d %s", w.Code, w.Body.String())
 	} else {
 		_ = json.Unmarshal(w.Body.Bytes(), &inv)
@@ -239,7 +239,7 @@ func TestSeatsAtInvitation(t *testing.T) {
 	if err := e.db.Owner.Get(&s2, `SELECT id FROM invitations WHERE email = 's2@example.com'`); err != nil {
 		t.Fatal(err)
 	}
-	if w := e.invite(owner, "s3@example.com"); w.Code != 201 {
+	if w := e.inviteMember(owner, "s3@example.com"); w.Code != 201 {
 		t.Fatalf("the expired invitation's seat is free: %d %s", w.Code, w.Body.String())
 	}
 	e.problem(req{method: "POST", path: "/api/v1/organizations/current/invitations/" + s2 + "/resend", token: owner.AccessToken},
@@ -248,7 +248,7 @@ func TestSeatsAtInvitation(t *testing.T) {
 		body: map[string]string{"email": "s2@example.com", "role": "member"}}, http.StatusPaymentRequired, "plan_limit_reached")
 	// Revoking frees a seat.
 	e.expect(req{method: "DELETE", path: "/api/v1/organizations/current/invitations/" + inv.ID, token: owner.AccessToken}, http.StatusNoContent, nil)
-	if w := e.invite(owner, "s4@example.com"); w.Code != 201 {
+	if w := e.inviteMember(owner, "s4@example.com"); w.Code != 201 {
 		t.Fatalf("after a revoke: %d %s", w.Code, w.Body.String())
 	}
 }
@@ -257,9 +257,9 @@ func TestSeatsAtInvitation(t *testing.T) {
 // once for different addresses: exactly one wins.
 func TestSeatsConcurrentInvitations(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{noMail: true, plans: plans(t, "3", "unlimited")})
-	owner := e.registerLogin("race@example.com")
-	if w := e.invite(owner, "first@example.com"); w.Code != 201 {
+	e := newEnv(t, envOpts{noMail: true, plans: tinyPlans(t, "3", "unlimited")})
+	owner := e.registerVerifiedLogin("race@example.com")
+	if w := e.inviteMember(owner, "first@example.com"); w.Code != 201 {
 		t.Fatal(w.Body.String())
 	}
 	const n = 10
@@ -271,7 +271,7 @@ func TestSeatsConcurrentInvitations(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			w := e.invite(owner, fmt.Sprintf("racer%d@example.com", i))
+			w := e.inviteMember(owner, fmt.Sprintf("racer%d@example.com", i))
 			codes[i] = w.Code
 		}()
 	}
@@ -302,10 +302,10 @@ func TestSeatsConcurrentInvitations(t *testing.T) {
 // that would pass the seats is 402 and joins no one.
 func TestSeatsAtAcceptance(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{plans: plans(t, "3", "unlimited")})
+	e := newEnv(t, envOpts{plans: tinyPlans(t, "3", "unlimited")})
 	owner := e.signup("accept@example.com", "Owner", "Accept Org")
 	e.join(owner, "a1@example.com", "member", 1) // invited and accepted: 2 members
-	if w := e.invite(owner, "a2@example.com"); w.Code != 201 {
+	if w := e.inviteMember(owner, "a2@example.com"); w.Code != 201 {
 		t.Fatal(w.Body.String())
 	}
 	// One invitation too many, as a smaller plan would leave it.
@@ -318,7 +318,7 @@ func TestSeatsAtAcceptance(t *testing.T) {
 	e.expect(req{method: "POST", path: "/api/v1/invitations/accept", body: map[string]string{"token": tok2, "name": "A2", "password": password}}, 200, nil)
 	w := e.problem(req{method: "POST", path: "/api/v1/invitations/accept", body: map[string]string{"token": token, "name": "A3", "password": password}},
 		http.StatusPaymentRequired, "plan_limit_reached")
-	if p := decodeProblem(t, w); p.Metric != "seats" || !eq(p.Usage, 3) {
+	if p := limitProblem(t, w); p.Metric != "seats" || !isInt(p.Usage, 3) {
 		t.Fatalf("problem: %+v", p)
 	}
 	var members, users int
