@@ -28,6 +28,8 @@ bench_stack() {
   export DATABASE_URL="postgres://$BENCH_ROLE:bench@${hostpart%%/*}/$BENCH_DB?sslmode=disable"
   export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
   export HTTP_ADDR=127.0.0.1:$API_PORT METRICS_ADDR=127.0.0.1:$METRICS_PORT ENV=production
+  # A plan whose API rate the load never reaches, still checked in Redis.
+  export PLANS_FILE=$PWD/bench/plans.yaml
   eval "$("$work/keelctl" gen-keys | sed 's/^/export /')"
   "$work/keelctl" migrate up >/dev/null
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -40,7 +42,8 @@ func TestPerOrgFairnessThroughTheBinaries(t *testing.T) {
 	const burst = 12
 	s := newStack(t)
 	api, metrics := freeAddr(t), freeAddr(t)
-	pa := proctest.Start(t, bin("api"), s.env("HTTP_ADDR", api, "METRICS_ADDR", freeAddr(t)))
+	// Twelve invitations need more seats than the free plan's.
+	pa := proctest.Start(t, bin("api"), s.env("HTTP_ADDR", api, "METRICS_ADDR", freeAddr(t), "PLANS_FILE", roomyPlans(t)))
 	pw := proctest.Start(t, bin("worker"), s.env("METRICS_ADDR", metrics, "SMTP_URL", slowSMTP(t, s.mail.SMTPURL, smtpDelay),
 		"WORKER_CONCURRENCY", "4", "WORKER_ORG_CONCURRENCY", "1"))
 	pa.WaitStatus(t, "http://"+api+"/readyz", 200, 15*time.Second)
@@ -358,4 +361,15 @@ func slowSMTP(t *testing.T, smtpURL string, delay time.Duration) string {
 		}
 	}()
 	return "smtp://" + ln.Addr().String()
+}
+
+// roomyPlans writes a plans file whose one plan caps nothing and returns
+// its path, for tests that need more than the free plan allows.
+func roomyPlans(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "plans.yaml")
+	if err := os.WriteFile(p, []byte("default: roomy\nfallback: roomy\nplans:\n  - id: roomy\n    name: Roomy\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -173,14 +173,17 @@ func TestTokensPurgeToleratesMissingTablesAndRLS(t *testing.T) {
 		INSERT INTO invitations (id, org_id, email, role, token_hash, expires_at) VALUES
 			(gen_random_uuid(), '00000000-0000-0000-0000-00000000000a', 'i1@example.com', 'member', '\x01', now() - interval '3 days'),
 			(gen_random_uuid(), '00000000-0000-0000-0000-00000000000b', 'i2@example.com', 'member', '\x02', now() - interval '3 days'),
-			(gen_random_uuid(), '00000000-0000-0000-0000-00000000000b', 'i3@example.com', 'member', '\x03', now() + interval '3 days');`
+			(gen_random_uuid(), '00000000-0000-0000-0000-00000000000b', 'i3@example.com', 'member', '\x03', now() + interval '3 days');
+		INSERT INTO idempotency_keys (org_id, credential, key, fingerprint, lock_id, locked_until, created_at, expires_at) VALUES
+			('00000000-0000-0000-0000-00000000000a', gen_random_uuid(), 'k1', '\x01', gen_random_uuid(), now(), now() - interval '25 hours', now() - interval '1 hour'),
+			('00000000-0000-0000-0000-00000000000b', gen_random_uuid(), 'k2', '\x01', gen_random_uuid(), now(), now() - interval '1 hour', now() + interval '23 hours');`
 	if _, err := f.db.Owner.Exec(ddl); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.run(t, task.TypeTokensPurge); err != nil {
 		t.Fatal(err)
 	}
-	for table, want := range map[string]int{"refresh_tokens": 1, "invitations": 1} {
+	for table, want := range map[string]int{"refresh_tokens": 1, "invitations": 1, "idempotency_keys": 1} {
 		var n int
 		if err := f.db.Owner.Get(&n, `SELECT count(*) FROM `+table); err != nil || n != want {
 			t.Errorf("%s: %d rows left (%v), want %d", table, n, err, want)

@@ -17,6 +17,8 @@ import (
 	"github.com/keelhq/keel/internal/file"
 	"github.com/keelhq/keel/internal/file/filedb"
 	"github.com/keelhq/keel/internal/httpapi"
+	"github.com/keelhq/keel/internal/idempotency"
+	"github.com/keelhq/keel/internal/idempotency/idempotencydb"
 	"github.com/keelhq/keel/internal/org"
 	"github.com/keelhq/keel/internal/org/orgdb"
 	"github.com/keelhq/keel/internal/plan"
@@ -24,6 +26,7 @@ import (
 	"github.com/keelhq/keel/internal/platform/sysmem"
 	"github.com/keelhq/keel/internal/resource"
 	"github.com/keelhq/keel/internal/resource/resourcedb"
+	"github.com/keelhq/keel/internal/ratelimit"
 )
 
 // Keys are the API's secrets (see internal/config.Auth).
@@ -85,6 +88,8 @@ type API struct {
 	Limiter *plan.Limiter
 	// Resources serves resources (counted by Limiter).
 	Resources *resource.Service
+	// Idempotency serves Idempotency-Key on authenticated POSTs.
+	Idempotency *idempotency.Service
 }
 
 // NewAPI builds the services and the router.
@@ -123,7 +128,8 @@ func NewAPI(d APIDeps) (*API, error) {
 	setRate(&throttle.Register, d.Limits.Register)
 	setRate(&throttle.PasswordReset, d.Limits.PasswordReset)
 	setRate(&throttle.InvitationAccept, d.Limits.InvitationAccept)
-	orgs := &org.Service{DB: d.DB, Store: orgdb.Store{}, BaseURL: d.BaseURL, Now: d.Now}
+	orgs := &org.Service{DB: d.DB, Store: orgdb.Store{}, BaseURL: d.BaseURL, Now: d.Now, Limits: limiter}
+	keys := &idempotency.Service{DB: d.DB, Store: idempotencydb.Store{}, Now: d.Now}
 	accounts := &auth.Service{DB: d.DB, Users: authdb.Store{}, Orgs: orgs, Tokens: issuer, Box: box,
 		Throttle: throttle, Hasher: auth.NewHasher(params, conc, d.Limits.HashWait),
 		BaseURL: d.BaseURL, Product: "Keel", Now: d.Now}
@@ -132,11 +138,13 @@ func NewAPI(d APIDeps) (*API, error) {
 	h := d.HTTP
 	h.Auth, h.Orgs, h.Files = accounts, orgs, files
 	h.Resources = resources
+	h.Idempotency = keys
+	h.RateLimit = ratelimit.New(d.Redis, limiter.Plans, d.DB)
 	handler, err := httpapi.New(h)
 	if err != nil {
 		return nil, err
 	}
-	return &API{Handler: handler, Auth: accounts, Orgs: orgs, Files: files, Limiter: limiter, Resources: resources}, nil
+	return &API{Handler: handler, Auth: accounts, Orgs: orgs, Files: files, Limiter: limiter, Resources: resources, Idempotency: keys}, nil
 }
 
 // setRate overrides a default budget with a configured one.

@@ -29,6 +29,9 @@ const (
 	// PreconditionRequired: a write that must name the version it changes
 	// (If-Match) did not.
 	PreconditionRequired
+	// Unprocessable is a well-formed request that cannot be applied as
+	// sent (an Idempotency-Key reused with another request).
+	Unprocessable
 )
 
 // FieldError is one invalid input field.

@@ -70,9 +70,11 @@ func (h *authHandlers) register(v1 *gin.RouterGroup, authn *Authenticator) {
 	a.POST("/password/reset", h.perIP(auth.LimitPasswordReset), H(h.resetPassword))
 	// Switching away is how a member of a suspended organization reaches
 	// their other ones: the target is checked, not the current one.
-	a.POST("/switch-org", required, H(h.switchOrg))
-	a.POST("/2fa/setup", required, H(h.totpSetup))
-	a.POST("/2fa/enable", required, H(h.totpEnable))
+	// secret: these answer with tokens, a TOTP secret or recovery codes,
+	// which an Idempotency-Key never stores.
+	a.POST("/switch-org", required, secret(H(h.switchOrg)))
+	a.POST("/2fa/setup", required, secret(H(h.totpSetup)))
+	a.POST("/2fa/enable", required, secret(H(h.totpEnable)))
 	a.POST("/2fa/disable", required, H(h.totpDisable))
 
 	v1.GET("/me", required, H(h.me))

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"net/http"
 	"strconv"
 	"strings"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/keelhq/keel/internal/apperr"
 	"github.com/keelhq/keel/internal/audit"
 	"github.com/keelhq/keel/internal/auth"
+	"github.com/keelhq/keel/internal/idempotency"
 	"github.com/keelhq/keel/internal/org"
 	"github.com/keelhq/keel/internal/tenant"
 )
@@ -34,10 +36,26 @@ type APIKeyResolver interface {
 // and the caller's current role are checked inside the handler's own
 // tenant transaction (tenant.InOrg), so a request costs one transaction.
 // It runs after the body limit and before handlers that need a caller.
+//
+// Once a caller is known it also runs, in this order, what every
+// authenticated request goes through: the organization's rate limit (so a
+// refused request costs no work, and a replay spends budget like any
+// request), then, for a POST, its Idempotency-Key (so a replay runs no
+// handler). Anonymous requests get neither: they carry no organization to
+// limit or scope a key to, and the anonymous POSTs (login, register,
+// refresh) answer with tokens that must never be stored.
 type Authenticator struct {
 	Tokens  TokenVerifier
 	APIKeys APIKeyResolver // nil: API keys are refused
+
+	rate        *orgRateLimit        // nil: no per-organization rate limit
+	idempotency *idempotency.Service // nil: Idempotency-Key is ignored
 }
+
+// authedKey marks, on the Gin context, a request that went through the
+// authenticate middleware once; a route listing it twice must not spend
+// its rate budget or claim its key twice.
+const authedKey = "keel.authenticated"
 
 var errUnauthenticated = apperr.New(apperr.Unauthenticated, "unauthenticated", "Send a valid access token or API key as Authorization: Bearer.")
 
@@ -50,8 +68,25 @@ func (a *Authenticator) Optional() gin.HandlerFunc { return a.middleware(false) 
 
 func (a *Authenticator) middleware(required bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		if c.GetBool(authedKey) {
+			c.Next()
+			return
+		}
 		if err := a.resolve(c, required); err != nil {
 			writeProblem(c, err)
+			return
+		}
+		c.Set(authedKey, true)
+		p := principal(c)
+		if p == nil {
+			c.Next()
+			return
+		}
+		if a.rate != nil && !a.rate.allow(c, p) {
+			return
+		}
+		if a.idempotency != nil && c.Request.Method == http.MethodPost {
+			idempotent(a.idempotency, c, p)
 			return
 		}
 		c.Next()

@@ -32,11 +32,7 @@ func BindJSON(c *gin.Context, v any) error {
 	}
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return apperr.New(apperr.TooLarge, "body_too_large", fmt.Sprintf("The request body is larger than %d bytes.", mbe.Limit))
-		}
-		return apperr.New(apperr.Invalid, "invalid_body", "The request body could not be read.")
+		return bodyError(err)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return apperr.New(apperr.Invalid, "invalid_json", "The request body is empty; send a JSON object.")
@@ -53,6 +49,15 @@ func BindJSON(c *gin.Context, v any) error {
 		return val.Validate()
 	}
 	return nil
+}
+
+// bodyError is the problem of a request body that could not be read.
+func bodyError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return apperr.New(apperr.TooLarge, "body_too_large", fmt.Sprintf("The request body is larger than %d bytes.", mbe.Limit))
+	}
+	return apperr.New(apperr.Invalid, "invalid_body", "The request body could not be read.")
 }
 
 func jsonError(err error) error {

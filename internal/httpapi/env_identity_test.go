@@ -24,6 +24,7 @@ import (
 	"github.com/keelhq/keel/internal/health"
 	"github.com/keelhq/keel/internal/httpapi"
 	"github.com/keelhq/keel/internal/httpapi/apitest"
+	"github.com/keelhq/keel/internal/idempotency"
 	"github.com/keelhq/keel/internal/org"
 	"github.com/keelhq/keel/internal/outbox"
 	"github.com/keelhq/keel/internal/plan"
@@ -66,6 +67,7 @@ type env struct {
 
 	// resources is the API's resource service (the purge job's too).
 	resources *resource.Service
+	keys      *idempotency.Service
 }
 
 type envOpts struct {
@@ -123,6 +125,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	e.h, e.auth, e.orgs = api.Handler, api.Auth, api.Orgs
 	e.resources = api.Resources
 	e.files = api.Files
+	e.keys = api.Idempotency
 	if !o.noMail {
 		e.startMail(o.mailArgs...)
 	}

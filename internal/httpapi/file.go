@@ -22,7 +22,9 @@ type fileHandlers struct {
 // register adds the file routes (documented in openapi/45-files.yaml).
 func (h *fileHandlers) register(v1 *gin.RouterGroup, authn *Authenticator) {
 	required := authn.Required()
-	v1.POST("/resources/:id/files", required, H(h.create))
+	// The upload URL is a bearer credential for 15 minutes: never stored
+	// for an Idempotency-Key replay.
+	v1.POST("/resources/:id/files", required, secret(H(h.create)))
 	v1.GET("/resources/:id/files", required, H(h.list))
 	v1.GET("/files/:id", required, H(h.get))
 	v1.POST("/files/:id/complete", required, H(h.complete))

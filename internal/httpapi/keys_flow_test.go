@@ -169,7 +169,7 @@ func TestAPIKeyExpiry(t *testing.T) {
 // replace it) is refused the same way, and the owner's link keeps working.
 func TestAdminCannotReplaceOwnersInvitation(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{})
+	e := newEnv(t, envOpts{plans: tinyPlans(t, "unlimited", "unlimited")}) // more people than the free plan's 3 seats
 	owner := e.signup("otto@example.com", "Otto", "Succession")
 	admin := e.join(owner, "ada@example.com", "admin", 1)
 	invite := func(tok, role string) req {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/keelhq/keel/internal/apperr"
 	"github.com/keelhq/keel/internal/org"
+	"github.com/keelhq/keel/internal/plan"
 	"github.com/keelhq/keel/internal/tenant"
 )
 
@@ -35,10 +36,11 @@ func (h *orgHandlers) register(v1 *gin.RouterGroup, authn *Authenticator) {
 	cur.GET("/invitations", H(h.listInvitations))
 	cur.DELETE("/invitations/:id", H(h.revokeInvitation))
 	cur.POST("/invitations/:id/resend", H(h.resendInvitation))
-	cur.POST("/api-keys", H(h.createAPIKey))
+	cur.POST("/api-keys", secret(H(h.createAPIKey))) // the key is shown once, never stored
 	cur.GET("/api-keys", H(h.listAPIKeys))
 	cur.DELETE("/api-keys/:id", H(h.revokeAPIKey))
 	cur.GET("/audit-log", H(h.auditLog))
+	cur.GET("/usage", H(h.usage))
 }
 
 type orgRequest struct {
@@ -393,5 +395,52 @@ func (h *orgHandlers) auditLog(c *gin.Context) error {
 			ActingForID: e.ActingForUserID, TargetType: e.TargetType, TargetID: e.TargetID, RequestID: e.RequestID, IP: e.IP, UserAgent: e.UserAgent, Details: e.Details, CreatedAt: e.CreatedAt.UTC()}
 	}
 	list(c, out, next)
+	return nil
+}
+
+type usageResponse struct {
+	Plan struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	} `json:"plan"`
+	Metrics []usageMetric `json:"metrics"`
+}
+
+// usageMetric is one metric; Limit is null when the plan sets none, Used
+// is absent when it is not known (the API rate of an unlimited plan).
+type usageMetric struct {
+	Metric string `json:"metric"`
+	Used   *int64 `json:"used,omitempty"`
+	Limit  *int64 `json:"limit"`
+}
+
+// usage reports the plan and each metric against its limit. The API rate
+// is the budget this very request was counted against: no second Redis call.
+func (h *orgHandlers) usage(c *gin.Context) error {
+	var apiUsed *int64
+	if res, ok := rateResult(c); ok {
+		n := res.Used()
+		apiUsed = &n
+	}
+	pl, us, err := h.orgs.Usage(c.Request.Context(), principal(c), apiUsed)
+	if err != nil {
+		return err
+	}
+	var out usageResponse
+	out.Plan.ID, out.Plan.Name = pl.ID, pl.Name
+	out.Metrics = make([]usageMetric, 0, len(us))
+	for _, u := range us {
+		m := usageMetric{Metric: string(u.Metric)}
+		if u.Metric != plan.APIRequestsPerMinute || apiUsed != nil {
+			used := u.Used
+			m.Used = &used
+		}
+		if u.Limit != plan.Unlimited {
+			limit := u.Limit
+			m.Limit = &limit
+		}
+		out.Metrics = append(out.Metrics, m)
+	}
+	c.JSON(http.StatusOK, out)
 	return nil
 }

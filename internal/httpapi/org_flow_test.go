@@ -147,7 +147,7 @@ func TestMembersAndRoles(t *testing.T) {
 
 func TestInvitations(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{})
+	e := newEnv(t, envOpts{plans: tinyPlans(t, "unlimited", "unlimited")}) // more people than the free plan's 3 seats
 	owner := e.signup("ivy@example.com", "Ivy", "Invites")
 	existing := e.signup("existing@example.com", "Existing", "Theirs")
 	invite := func(tok, email, role string) req {

@@ -28,6 +28,7 @@ var statusOf = map[apperr.Kind]int{
 	apperr.UnsupportedMedia:     http.StatusUnsupportedMediaType,
 	apperr.Unavailable:          http.StatusServiceUnavailable,
 	apperr.PreconditionRequired: http.StatusPreconditionRequired,
+	apperr.Unprocessable:        http.StatusUnprocessableEntity,
 }
 
 // Problem is an RFC 9457 problem document with Keel's extensions.

@@ -12,9 +12,11 @@ import (
 	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/file"
 	"github.com/keelhq/keel/internal/health"
+	"github.com/keelhq/keel/internal/idempotency"
 	"github.com/keelhq/keel/internal/org"
 	"github.com/keelhq/keel/internal/platform/metrics"
 	"github.com/keelhq/keel/internal/resource"
+	"github.com/keelhq/keel/internal/ratelimit"
 )
 
 // Deps is what the router needs. Later capabilities add their services here.
@@ -51,6 +53,12 @@ type Deps struct {
 	// when AdminQueuesToken is set, and only to requests that carry it.
 	QueuesUI         http.Handler
 	AdminQueuesToken string
+	// RateLimit limits each organization's authenticated requests to its
+	// plan's api_requests_per_minute; nil: no limit.
+	RateLimit *ratelimit.Limiter
+	// Idempotency serves Idempotency-Key on authenticated POSTs; nil: the
+	// header is ignored.
+	Idempotency *idempotency.Service
 }
 
 // New builds the API handler. The middleware order matters: the request ID
@@ -130,7 +138,10 @@ func capabilities(d Deps) []capability {
 // authenticator builds the authenticate middleware from the services that
 // verify credentials: access tokens need Auth, API keys need Orgs.
 func authenticator(d Deps) *Authenticator {
-	a := &Authenticator{}
+	a := &Authenticator{idempotency: d.Idempotency}
+	if d.RateLimit != nil {
+		a.rate = &orgRateLimit{limiter: d.RateLimit, metrics: d.Metrics}
+	}
 	if d.Auth != nil {
 		a.Tokens = d.Auth.Tokens
 	}

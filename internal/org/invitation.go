@@ -21,10 +21,12 @@ import (
 
 // Invite creates (or replaces) a pending invitation and queues the email
 // with its 7-day link; admins and owners, with their own session. Replacing
-// an owner's pending invitation is revoking it, so only owners may. The
-// invitation is stored without a token: the worker mints it when it sends
-// the email (InvitationToMail, MintInvitationLink), so no usable token is
-// ever at rest but as a hash.
+// an owner's pending invitation is revoking it, so only owners may. A new
+// invitation takes one of the plan's seats (402 plan_limit_reached when
+// members plus live pending invitations fill them); replacing a live one
+// does not. The invitation is stored without a token: the worker mints it
+// when it sends the email (InvitationToMail, MintInvitationLink), so no
+// usable token is ever at rest but as a hash.
 func (s *Service) Invite(ctx context.Context, p *tenant.Principal, email, role string, meta audit.Meta) (*Invitation, error) {
 	if !p.IsUser() {
 		return nil, tenant.ErrUserOnly
@@ -43,12 +45,21 @@ func (s *Service) Invite(ctx context.Context, p *tenant.Principal, email, role s
 		} else if !errors.Is(err, ErrNotFound) {
 			return err
 		}
+		newSeat := true
 		if old, err := s.Store.PendingInvitation(ctx, tx, p.OrgID, email); err == nil {
 			if !mayTouchInvitation(actorRole, old) {
 				return apperr.New(apperr.Forbidden, "forbidden", "Only owners can replace an owner's invitation.")
 			}
+			// A live invitation to the address already holds its seat; an
+			// expired one holds none.
+			newSeat = !old.ExpiresAt.After(s.now())
 		} else if !errors.Is(err, ErrNotFound) {
 			return err
+		}
+		if newSeat {
+			if err := s.admitSeat(ctx, tx, p.OrgID, true); err != nil {
+				return err
+			}
 		}
 		o, err := s.Store.Org(ctx, tx, p.OrgID)
 		if err != nil {
@@ -143,6 +154,12 @@ func (s *Service) ResendInvitation(ctx context.Context, p *tenant.Principal, id 
 		if !mayTouchInvitation(actorRole, inv) {
 			return apperr.New(apperr.Forbidden, "forbidden", "Only owners can resend an owner's invitation.")
 		}
+		// Resending an expired invitation brings it back: it takes a seat again.
+		if !inv.ExpiresAt.After(s.now()) {
+			if err := s.admitSeat(ctx, tx, p.OrgID, true); err != nil {
+				return err
+			}
+		}
 		inv.TokenHash, inv.ExpiresAt = nil, s.now().Add(InvitationTTL)
 		if err := s.Store.RefreshInvitation(ctx, tx, inv); err != nil {
 			return err
@@ -177,12 +194,17 @@ func (s *Service) OpenInvitation(ctx context.Context, tx *sqlx.Tx, tokenHash []b
 // JoinByInvitation makes userID a member with the invitation's role (an
 // existing member keeps theirs: accepting changes nothing but the
 // invitation), marks the invitation used and audits it, inside tx (whose
-// tenant OpenInvitation set). It returns the member's role.
+// tenant OpenInvitation set). It returns the member's role. A new member
+// must fit the plan's seats counting members alone (the invitation held
+// its seat until now): 402 plan_limit_reached when the organization is
+// already full, e.g. after moving to a smaller plan.
 func (s *Service) JoinByInvitation(ctx context.Context, tx *sqlx.Tx, inv *auth.Invite, userID uuid.UUID, meta audit.Meta) (string, error) {
 	role := inv.Role
 	if m, err := s.Store.Member(ctx, tx, inv.OrgID, userID, true); err == nil {
 		role = m.Role
 	} else if !errors.Is(err, ErrNotFound) {
+		return "", err
+	} else if err := s.admitSeat(ctx, tx, inv.OrgID, false); err != nil {
 		return "", err
 	} else if err := s.Store.AddMember(ctx, tx, inv.OrgID, userID, inv.Role); err != nil {
 		return "", err

@@ -22,6 +22,7 @@ import (
 	"github.com/keelhq/keel/internal/apperr"
 	"github.com/keelhq/keel/internal/audit"
 	"github.com/keelhq/keel/internal/auth"
+	"github.com/keelhq/keel/internal/plan"
 	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/internal/tenant"
 )
@@ -39,6 +40,9 @@ type Service struct {
 	// BaseURL is APP_BASE_URL; invitation links start with it.
 	BaseURL string
 	Now     func() time.Time
+	// Limits enforces the plan's seats (members plus live pending
+	// invitations) and reports usage; nil enforces nothing, and Usage fails.
+	Limits *plan.Limiter
 }
 
 var _ auth.Orgs = (*Service)(nil)
@@ -259,6 +263,52 @@ func (s *Service) AuditLog(ctx context.Context, p *tenant.Principal, pg tenant.P
 	return tenant.List(ctx, s.DB, p, pg, tenant.RoleAdmin, func(tx *sqlx.Tx, after *tenant.Cursor, limit int) ([]audit.Entry, error) {
 		return audit.List(ctx, tx, p.OrgID, after, limit)
 	}, func(e *audit.Entry) (time.Time, uuid.UUID) { return e.CreatedAt, e.ID })
+}
+
+// Usage returns the organization's plan and each metric's use against its
+// limit; any member may read it. Seats are counted live (members plus
+// pending invitations that have not expired); apiUsed, when the caller
+// knows it, is what the organization spent of its per-minute API budget.
+func (s *Service) Usage(ctx context.Context, p *tenant.Principal, apiUsed *int64) (plan.Plan, []plan.Usage, error) {
+	if s.Limits == nil {
+		return plan.Plan{}, nil, errors.New("org: Usage needs Limits")
+	}
+	var (
+		pl plan.Plan
+		us []plan.Usage
+	)
+	err := tenant.InOrg(ctx, s.DB, p, tenant.RoleMember, func(tx *sqlx.Tx, _ string) error {
+		members, pending, err := s.Store.CountSeats(ctx, tx, p.OrgID, s.now())
+		if err != nil {
+			return err
+		}
+		counts := map[plan.Metric]int64{plan.Seats: members + pending}
+		if apiUsed != nil {
+			counts[plan.APIRequestsPerMinute] = *apiUsed
+		}
+		pl, us, err = s.Limits.Usage(ctx, tx, p.OrgID, counts)
+		return err
+	})
+	return pl, us, err
+}
+
+// admitSeat refuses (402 plan_limit_reached) one more seat of orgID past
+// its plan's limit. It counts under the seats counter's row lock, held
+// until tx ends, beside the write that takes the seat, so two admissions
+// racing for the last seat serialize and exactly one gets it. withPending
+// counts live pending invitations as taken seats (inviting); without it
+// only members count (accepting: the invitation held its own seat).
+func (s *Service) admitSeat(ctx context.Context, tx *sqlx.Tx, orgID uuid.UUID, withPending bool) error {
+	if s.Limits == nil {
+		return nil
+	}
+	return s.Limits.Admit(ctx, tx, orgID, plan.Seats, 1, func() (int64, error) {
+		members, pending, err := s.Store.CountSeats(ctx, tx, orgID, s.now())
+		if !withPending {
+			pending = 0
+		}
+		return members + pending, err
+	})
 }
 
 func equalDigest(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }

@@ -2,6 +2,7 @@ package org
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -49,6 +50,9 @@ type Store interface {
 	// whose token is not minted yet; ErrNotFound when it is not one.
 	MintInvitation(ctx context.Context, tx sqlx.ExecerContext, orgID, id uuid.UUID, hash []byte) error
 	AcceptInvitation(ctx context.Context, tx sqlx.ExecerContext, orgID, id uuid.UUID) error
+	// CountSeats counts orgID's members and its pending invitations still
+	// live at now: together, the seats the organization uses.
+	CountSeats(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, now time.Time) (members, pending int64, err error)
 	DeleteInvitation(ctx context.Context, tx sqlx.ExecerContext, orgID, id uuid.UUID) error
 	CreateAPIKey(ctx context.Context, tx sqlx.ExtContext, k *APIKey) error
 	APIKeys(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, after *tenant.Cursor, limit int) ([]APIKey, error)

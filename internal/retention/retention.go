@@ -1,5 +1,5 @@
 // Package retention deletes what Keel keeps only for a while: expired
-// tokens (tokens:purge) and, past their retention, dispatched outbox rows,
+// tokens and idempotency keys (tokens:purge, hourly) and, past their retention, dispatched outbox rows,
 // sent-email records, dead tasks, job runs, audit rows and soft-deleted rows
 // (retention:purge), except the tables whose capability purges them itself
 // (ownPurge). The tables of other capabilities may not exist (yet):
@@ -67,13 +67,17 @@ type rule struct {
 	age     time.Duration
 }
 
-// tokenRules are the token tables of the identity capability.
+// tokenRules are the token tables of the identity capability, and the
+// idempotency keys.
 func tokenRules(p Policy) []rule {
 	const expired = `expires_at < now() - make_interval(secs => $1)`
 	return []rule{
 		{table: "refresh_tokens", columns: []string{"expires_at"}, where: expired, age: p.TokenGrace},
 		{table: "email_tokens", columns: []string{"expires_at"}, where: expired, age: p.TokenGrace},
 		{table: "invitations", columns: []string{"expires_at"}, where: expired, age: p.TokenGrace},
+		// Idempotency keys and their stored responses, as soon as their
+		// 24 hours are over (a key past expiry is already ignored).
+		{table: "idempotency_keys", columns: []string{"expires_at"}, where: expired, age: 0},
 	}
 }
 

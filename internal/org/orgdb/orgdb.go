@@ -8,6 +8,7 @@ package orgdb
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -303,6 +304,17 @@ func (Store) AcceptInvitation(ctx context.Context, tx sqlx.ExecerContext, orgID,
 	res, err := tx.ExecContext(ctx, `UPDATE invitations SET accepted_at = now(), updated_at = now()
 		WHERE org_id = $1 AND id = $2 AND accepted_at IS NULL`, orgID, id)
 	return affectedOne(res, err)
+}
+
+// CountSeats implements org.Store.
+func (Store) CountSeats(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, now time.Time) (int64, int64, error) {
+	const q = `SELECT (SELECT count(*) FROM memberships WHERE org_id = $1),
+		(SELECT count(*) FROM invitations WHERE org_id = $1 AND accepted_at IS NULL AND expires_at > $2)`
+	var members, pending int64
+	if err := tx.QueryRowxContext(ctx, q, orgID, now).Scan(&members, &pending); err != nil {
+		return 0, 0, fmt.Errorf("count seats: %w", err)
+	}
+	return members, pending, nil
 }
 
 // DeleteInvitation revokes a pending invitation.

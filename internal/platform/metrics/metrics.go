@@ -27,6 +27,9 @@ func Handler(r *prometheus.Registry) http.Handler {
 type HTTP struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// rateLimitOpen counts requests let through unchecked because the
+	// per-organization rate limiter could not reach Redis (it fails open).
+	rateLimitOpen prometheus.Counter
 }
 
 // NewHTTP registers the HTTP collectors on r.
@@ -39,9 +42,20 @@ func NewHTTP(r prometheus.Registerer) *HTTP {
 			Name: "keel_http_request_duration_seconds", Help: "HTTP request latency by route, method and status.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route", "method", "status"}),
+		rateLimitOpen: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keel_rate_limit_fail_open_total", Help: "Requests let through without a rate-limit check because Redis could not be asked.",
+		}),
 	}
-	r.MustRegister(h.requests, h.latency)
+	r.MustRegister(h.requests, h.latency, h.rateLimitOpen)
 	return h
+}
+
+// RateLimitFailedOpen counts a request let through without a rate-limit
+// check. h may be nil.
+func (h *HTTP) RateLimitFailedOpen() {
+	if h != nil {
+		h.rateLimitOpen.Inc()
+	}
 }
 
 // Observe records one request. route is the matched template ("unmatched"
