@@ -87,4 +87,35 @@ func TestFileTasksRunUnderTheirOrganization(t *testing.T) {
 	if runs != 1 {
 		t.Fatalf("%d job runs", runs)
 	}
+
+	// resources:purge, registered with the files service, takes a purged
+	// resource's ready file along: its row and counted storage go in the
+	// purge's transaction, and file:delete-objects deletes the object.
+	var stored int64
+	e.db.Owner.Get(&stored, `SELECT value FROM usage_counters WHERE org_id = $1 AND metric = 'storage_bytes'`, orgB)
+	if stored != 5 {
+		t.Fatalf("storage counted %d, want the 5 bytes of the ready file", stored)
+	}
+	e.db.Owner.MustExec(`UPDATE resources SET deleted_at = now() - interval '31 days' WHERE id = $1`, res)
+	if err := mux.ProcessTask(context.Background(), task.NewPeriodicTask(task.TypeResourcesPurge, time.Now().Truncate(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	var files, resources int
+	e.db.Owner.Get(&files, `SELECT count(*) FROM files WHERE id = $1`, fileB)
+	e.db.Owner.Get(&resources, `SELECT count(*) FROM resources WHERE id = $1`, res)
+	e.db.Owner.Get(&stored, `SELECT value FROM usage_counters WHERE org_id = $1 AND metric = 'storage_bytes'`, orgB)
+	if files != 0 || resources != 0 || stored != 0 {
+		t.Fatalf("after the purge: %d files, %d resources, %d bytes counted", files, resources, stored)
+	}
+	var payload []byte
+	if err := e.db.Owner.Get(&payload, `SELECT payload FROM outbox WHERE task_type = $1 AND headers->>'org_id' = $2`, task.TypeFileDeleteObjects, orgB.String()); err != nil {
+		t.Fatalf("no file:delete-objects in the outbox: %v", err)
+	}
+	if err := mux.ProcessTask(context.Background(), asynq.NewTaskWithHeaders(task.TypeFileDeleteObjects, payload,
+		map[string]string{outbox.HeaderOrgID: orgB.String()})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bucket.Head(context.Background(), file.Key(orgB, fileB)); err == nil {
+		t.Fatal("the purged file's object is still there")
+	}
 }

@@ -44,7 +44,44 @@ func TestIdempotentConcurrentCreates(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	owner := e.signup("idem@example.com", "Idem", "Idem Org")
 	r := withIdempotencyKey(req{method: "POST", path: "/api/v1/organizations", token: owner.AccessToken, body: map[string]string{"name": "Twenty"}}, "create-twenty")
-	const n = 20
+	e.sendTwins(r, 20, http.StatusCreated)
+	if got := e.countOrgs("Twenty"); got != 1 {
+		t.Fatalf("%d organizations made, want 1", got)
+	}
+}
+
+// TestIdempotentConcurrentResourceCreates is the issue's acceptance test:
+// the same POST /resources sent 20 times at once with one key makes one
+// resource, and every 2xx answer is identical, Location and ETag included.
+func TestIdempotentConcurrentResourceCreates(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	owner := e.signup("idem-res@example.com", "Idem", "Idem Res Org")
+	r := withIdempotencyKey(req{method: "POST", path: "/api/v1/resources", token: owner.AccessToken,
+		body: map[string]any{"name": "Once", "attributes": map[string]int{"n": 1}}}, "create-once")
+	w := e.sendTwins(r, 20, http.StatusCreated)
+	if w.Header().Get("Location") == "" || w.Header().Get("ETag") == "" {
+		t.Fatalf("the first answer lacks Location or ETag: %v", w.Header())
+	}
+	var n int
+	if err := e.db.Owner.Get(&n, `SELECT count(*) FROM resources WHERE name = 'Once'`); err != nil {
+		t.Fatal(err)
+	}
+	var used int64
+	if err := e.db.Owner.Get(&used, `SELECT value FROM usage_counters WHERE metric = 'resources'`); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || used != 1 {
+		t.Fatalf("%d resources made and %d counted, want 1 and 1", n, used)
+	}
+}
+
+// sendTwins sends r n times at once and checks that every answer has the
+// status want and the same body and headers (Content-Type, Location, ETag),
+// that exactly one did the work (the others are replays), and that a late
+// retry replays it too. It returns the first answer.
+func (e *env) sendTwins(r req, n, want int) *httptest.ResponseRecorder {
+	e.t.Helper()
 	ws := make([]*httptest.ResponseRecorder, n)
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -58,35 +95,35 @@ func TestIdempotentConcurrentCreates(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
-	var first []byte
-	fresh := 0
+	first, fresh := ws[0], 0
 	for i, w := range ws {
-		if w.Code != http.StatusCreated {
-			t.Fatalf("request %d: %d %s", i, w.Code, w.Body.String())
+		if w.Code != want {
+			e.t.Fatalf("request %d: %d %s", i, w.Code, w.Body.String())
 		}
-		if first == nil {
-			first = w.Body.Bytes()
-		} else if !bytes.Equal(first, w.Body.Bytes()) {
-			t.Fatalf("request %d answered another body:\n%s\n%s", i, first, w.Body.Bytes())
+		if !bytes.Equal(first.Body.Bytes(), w.Body.Bytes()) {
+			e.t.Fatalf("request %d answered another body:\n%s\n%s", i, first.Body.Bytes(), w.Body.Bytes())
+		}
+		for _, h := range []string{"Content-Type", "Location", "ETag"} {
+			if got := w.Header().Get(h); got != first.Header().Get(h) {
+				e.t.Fatalf("request %d: %s %q, first had %q", i, h, got, first.Header().Get(h))
+			}
 		}
 		if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-			t.Fatalf("request %d: content type %q", i, ct)
+			e.t.Fatalf("request %d: content type %q", i, ct)
 		}
 		if w.Header().Get("Idempotent-Replayed") != "true" {
 			fresh++
 		}
 	}
 	if fresh != 1 {
-		t.Fatalf("%d requests did the work, want 1", fresh)
-	}
-	if got := e.countOrgs("Twenty"); got != 1 {
-		t.Fatalf("%d organizations made, want 1", got)
+		e.t.Fatalf("%d requests did the work, want 1", fresh)
 	}
 	// Later, the same request still replays.
-	w := e.expect(r, http.StatusCreated, nil)
-	if !bytes.Equal(w.Body.Bytes(), first) || w.Header().Get("Idempotent-Replayed") != "true" {
-		t.Fatalf("late retry: %s %v", w.Body.String(), w.Header())
+	w := e.expect(r, want, nil)
+	if !bytes.Equal(w.Body.Bytes(), first.Body.Bytes()) || w.Header().Get("Idempotent-Replayed") != "true" {
+		e.t.Fatalf("late retry: %s %v", w.Body.String(), w.Header())
 	}
+	return first
 }
 
 // TestIdempotencyKeyReused: a key names one request. Another body, path or
