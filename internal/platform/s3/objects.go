@@ -43,11 +43,14 @@ type Bucket struct {
 
 // PresignPut signs a PUT of key valid for ttl, binding contentType and size:
 // a request with another Content-Type or Content-Length fails the
-// signature check.
+// signature check. It also binds `If-None-Match: *`, so the URL writes the
+// object once: a second PUT through it (to swap the bytes after they were
+// checked) fails with 412.
 func (b Bucket) PresignPut(ctx context.Context, key, contentType string, size int64, ttl time.Duration) (Presigned, error) {
 	expires := time.Now().Add(ttl)
 	r, err := b.Client.presigner().PresignPutObject(ctx, &awss3.PutObjectInput{
 		Bucket: aws.String(b.Name), Key: aws.String(key), ContentType: aws.String(contentType), ContentLength: aws.Int64(size),
+		IfNoneMatch: aws.String("*"),
 	}, awss3.WithPresignExpires(ttl))
 	if err != nil {
 		return Presigned{}, fmt.Errorf("s3: presign put s3://%s/%s: %w", b.Name, key, err)

@@ -25,7 +25,11 @@ func send(t *testing.T, p s3.Presigned, body []byte, override map[string]string)
 		r.Header[k] = v
 	}
 	for k, v := range override {
-		r.Header.Set(k, v)
+		if v == "" {
+			r.Header.Del(k)
+		} else {
+			r.Header.Set(k, v)
+		}
 	}
 	if v := r.Header.Get("Content-Length"); v != "" {
 		r.ContentLength, _ = strconv.ParseInt(v, 10, 64)
@@ -70,6 +74,16 @@ func TestPresignedPutBindsTypeAndLength(t *testing.T) {
 	info, err := b.Head(ctx, "orgs/x/files/y")
 	if err != nil || info.Size != int64(len(body)) || info.ContentType != "text/plain" {
 		t.Fatalf("head: %+v %v", info, err)
+	}
+	// The URL writes once: other bytes of the same type and length sent
+	// through it again (after the worker checked the first) are refused,
+	// and so is the same request without the signed If-None-Match.
+	swapped := bytes.Repeat([]byte("x"), len(body))
+	if resp := send(t, p, swapped, nil); resp.StatusCode != http.StatusPreconditionFailed {
+		t.Fatalf("second PUT through the URL: %d, want 412", resp.StatusCode)
+	}
+	if resp := send(t, p, swapped, map[string]string{"If-None-Match": ""}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("PUT without the signed If-None-Match: %d, want 403", resp.StatusCode)
 	}
 	rc, err := b.Open(ctx, "orgs/x/files/y")
 	if err != nil {
