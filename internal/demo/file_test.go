@@ -37,6 +37,8 @@ func TestSeedFile(t *testing.T) {
 	if err := demo.SeedFile(ctx, db.App, nil, &out); err != nil || !strings.Contains(out.String(), "S3_BUCKET is not set") {
 		t.Fatalf("without a bucket: %v\n%s", err, out.String())
 	}
+	// Seed adds sample resources; take them away for the no-resource case.
+	db.Owner.MustExec(`DELETE FROM resources`)
 	if err := demo.SeedFile(ctx, db.App, files, &out); err != nil || !strings.Contains(out.String(), "has no resource") {
 		t.Fatalf("without a resource: %v\n%s", err, out.String())
 	}
