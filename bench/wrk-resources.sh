@@ -133,7 +133,7 @@ if [ "$current" != "$org_id" ]; then
   exit 1
 fi
 
-list_url="$api/api/v1/resources?sort=-created_at&limit=20"
+list_url="$api/api/v1/resources?sort=-created_at&limit=${LIST_LIMIT:-20}"
 body='{"name":"Quarterly invoice 4821","description":"Created by wrk","status":"active","attributes":{"priority":"high","tags":["bench","wrk"]}}'
 # The list must answer as measured: 20 items.
 code=$(curl -s -o "$work/list.json" -w '%{http_code}' "$list_url" -H "Authorization: Bearer $token")
@@ -142,12 +142,13 @@ if [ "$code" != 200 ]; then
   cat "$work/list.json" >&2
   exit 1
 fi
-python3 - "$work/list.json" <<'PY'
+python3 - "$work/list.json" "${LIST_LIMIT:-20}" <<'PY'
 import json, sys
 doc = json.load(open(sys.argv[1]))
+want = int(sys.argv[2])
 lists = [v for v in doc.values() if isinstance(v, list)] if isinstance(doc, dict) else [doc]
-if not lists or len(lists[0]) != 20:
-    sys.exit("wrk-resources: GET /api/v1/resources did not return 20 items: " + json.dumps(doc)[:300])
+if not lists or len(lists[0]) != want:
+    sys.exit("wrk-resources: GET /api/v1/resources did not return %d items: %s" % (want, json.dumps(doc)[:300]))
 PY
 
 # Checked only now: a create adds to the tenant the list was measured on.

@@ -104,7 +104,7 @@ type Store interface {
 	Get(ctx context.Context, tx sqlx.QueryerContext, orgID, id uuid.UUID, lock bool) (*Resource, error)
 	// List returns up to limit live resources matching f after the cursor,
 	// in f.Sort's order (ties broken by ID).
-	List(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, f Filter, after *tenant.Cursor, limit int) ([]Resource, error)
+	List(ctx context.Context, q tenant.Querier, orgID uuid.UUID, f Filter, after *tenant.Cursor, limit int) ([]Resource, error)
 	// Update writes r's name, description, status, attributes, version and
 	// updated_at. ErrNotFound when it is gone.
 	Update(ctx context.Context, tx sqlx.ExtContext, r *Resource) error

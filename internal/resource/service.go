@@ -131,8 +131,8 @@ func (s *Service) List(ctx context.Context, p *tenant.Principal, pg tenant.Page,
 		}
 		return tenant.Cursor{At: r.CreatedAt, ID: r.ID}
 	}
-	return tenant.ListSorted(ctx, s.DB, p, pg, f.Sort, tenant.RoleMember, func(tx *sqlx.Tx, after *tenant.Cursor, limit int) ([]Resource, error) {
-		return s.Store.List(ctx, tx, p.OrgID, f, after, limit)
+	return tenant.ListSorted(ctx, s.DB, p, pg, f.Sort, tenant.RoleMember, func(q tenant.Querier, after *tenant.Cursor, limit int) ([]Resource, error) {
+		return s.Store.List(ctx, q, p.OrgID, f, after, limit)
 	}, key)
 }
 

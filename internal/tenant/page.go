@@ -166,14 +166,25 @@ func List[T any](ctx context.Context, db *sqlx.DB, p *Principal, pg Page, min st
 	if err != nil {
 		return nil, "", err
 	}
-	return listPage(ctx, db, p, pg.Limit, min, after, fetch, func(r *T) string { return EncodeCursor(key(r)) })
+	var rows []T
+	err = InOrg(ctx, db, p, min, func(tx *sqlx.Tx, _ string) error {
+		rows, err = fetch(tx, after, pg.Limit+1)
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return trimPage(rows, pg.Limit, func(r *T) string { return EncodeCursor(key(r)) })
 }
 
 // ListSorted is List for a list the client sorts: the cursor carries the
 // sort it continues (a cursor of another sort is refused) and a time or
 // text key, which key gives for a row (At, or Text with IsText, and ID).
+// fetch runs one query on the Querier it gets, which sends the tenant
+// setting, InOrg's caller check and the query in one round trip (see
+// oneTrip); a fetch that needs several statements belongs in List.
 func ListSorted[T any](ctx context.Context, db *sqlx.DB, p *Principal, pg Page, sort Sort, min string,
-	fetch func(tx *sqlx.Tx, after *Cursor, limit int) ([]T, error), key func(*T) Cursor) ([]T, string, error) {
+	fetch func(q Querier, after *Cursor, limit int) ([]T, error), key func(*T) Cursor) ([]T, string, error) {
 	after, err := ParseSortedCursor(pg.Cursor, sort)
 	if err != nil {
 		return nil, "", err
@@ -186,16 +197,23 @@ func ListSorted[T any](ctx context.Context, db *sqlx.DB, p *Principal, pg Page, 
 }
 
 func listPage[T any](ctx context.Context, db *sqlx.DB, p *Principal, limit int, min string, after *Cursor,
-	fetch func(tx *sqlx.Tx, after *Cursor, limit int) ([]T, error), encode func(*T) string) ([]T, string, error) {
-	var rows []T
-	err := InOrg(ctx, db, p, min, func(tx *sqlx.Tx, _ string) error {
-		var err error
-		rows, err = fetch(tx, after, limit+1)
-		return err
-	})
+	fetch func(q Querier, after *Cursor, limit int) ([]T, error), encode func(*T) string) ([]T, string, error) {
+	if db == nil {
+		return nil, "", errNoDatabase
+	}
+	if p == nil || p.OrgID == uuid.Nil {
+		return nil, "", ErrNoOrg
+	}
+	rows, err := fetch(&oneTrip{db: db, p: p, min: min}, after, limit+1)
 	if err != nil {
 		return nil, "", err
 	}
+	return trimPage(rows, limit, encode)
+}
+
+// trimPage cuts the extra row a fetch was asked for and makes the next
+// cursor from the last row kept.
+func trimPage[T any](rows []T, limit int, encode func(*T) string) ([]T, string, error) {
 	next := ""
 	if limit > 0 && len(rows) > limit {
 		rows = rows[:limit]

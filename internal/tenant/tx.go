@@ -53,30 +53,39 @@ func InOrg(ctx context.Context, db *sqlx.DB, p *Principal, min string, fn func(t
 	})
 }
 
-// callerRole reads the organization's state and the user's membership in
-// one statement; tx must have the tenant set (memberships is under RLS).
-func callerRole(ctx context.Context, tx sqlx.QueryerContext, p *Principal) (string, error) {
-	const q = `SELECT o.suspended_at IS NOT NULL, m.role
+// callerRoleQuery reads the organization's state and the user's membership
+// in one statement; it needs the tenant set (memberships is under RLS).
+const callerRoleQuery = `SELECT o.suspended_at IS NOT NULL, m.role
 		FROM organizations o LEFT JOIN memberships m ON m.org_id = o.id AND m.user_id = $2
 		WHERE o.id = $1`
+
+// callerRole runs callerRoleQuery in tx.
+func callerRole(ctx context.Context, tx sqlx.QueryerContext, p *Principal) (string, error) {
 	var (
 		suspended bool
 		role      *string
 	)
-	err := tx.QueryRowxContext(ctx, q, p.OrgID, p.UserID).Scan(&suspended, &role)
+	err := tx.QueryRowxContext(ctx, callerRoleQuery, p.OrgID, p.UserID).Scan(&suspended, &role)
+	found := true
 	if errors.Is(postgres.Translate(err), postgres.ErrNotFound) {
-		return "", ErrOrgGone
-	}
-	if err != nil {
+		found = false
+	} else if err != nil {
 		return "", err
 	}
-	if suspended {
+	return roleOf(p, found, suspended, role)
+}
+
+// roleOf decides the caller's role from callerRoleQuery's answer: the
+// organization's row (found, suspended) and the user's membership role.
+func roleOf(p *Principal, found, suspended bool, role *string) (string, error) {
+	switch {
+	case !found:
+		return "", ErrOrgGone
+	case suspended:
 		return "", ErrSuspended
-	}
-	if !p.IsUser() {
+	case !p.IsUser():
 		return p.Role, nil
-	}
-	if role == nil {
+	case role == nil:
 		return "", ErrNotMember
 	}
 	return *role, nil

@@ -94,10 +94,10 @@ var sortKeys = map[string]string{
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // List returns up to limit live resources matching f after the cursor.
-func (Store) List(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, f resource.Filter, after *tenant.Cursor, limit int) ([]resource.Resource, error) {
+func (Store) List(ctx context.Context, db tenant.Querier, orgID uuid.UUID, f resource.Filter, after *tenant.Cursor, limit int) ([]resource.Resource, error) {
 	q, args := listQuery(orgID, f, after, limit)
 	var rows []row
-	if err := sqlx.SelectContext(ctx, tx, &rows, q, args...); err != nil {
+	if err := tenant.Select(ctx, db, &rows, q, args...); err != nil {
 		return nil, err
 	}
 	out := make([]resource.Resource, len(rows))
