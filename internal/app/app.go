@@ -24,9 +24,9 @@ import (
 	"github.com/keelhq/keel/internal/plan"
 	"github.com/keelhq/keel/internal/plan/plandb"
 	"github.com/keelhq/keel/internal/platform/sysmem"
+	"github.com/keelhq/keel/internal/ratelimit"
 	"github.com/keelhq/keel/internal/resource"
 	"github.com/keelhq/keel/internal/resource/resourcedb"
-	"github.com/keelhq/keel/internal/ratelimit"
 )
 
 // Keys are the API's secrets (see internal/config.Auth).

@@ -15,8 +15,8 @@ import (
 	"github.com/keelhq/keel/internal/idempotency"
 	"github.com/keelhq/keel/internal/org"
 	"github.com/keelhq/keel/internal/platform/metrics"
-	"github.com/keelhq/keel/internal/resource"
 	"github.com/keelhq/keel/internal/ratelimit"
+	"github.com/keelhq/keel/internal/resource"
 )
 
 // Deps is what the router needs. Later capabilities add their services here.

@@ -36,7 +36,9 @@ func TestListSortedOneTrip(t *testing.T) {
 	}
 	// No WHERE on org_id: RLS alone keeps the read to the caller's tenant.
 	const all = `SELECT org_id, user_id, created_at FROM memberships ORDER BY created_at LIMIT $1`
-	user := func(id, org uuid.UUID) *tenant.Principal { return &tenant.Principal{UserID: id, OrgID: org, Role: "owner"} }
+	user := func(id, org uuid.UUID) *tenant.Principal {
+		return &tenant.Principal{UserID: id, OrgID: org, Role: "owner"}
+	}
 	rows, err := run(user(f.owner, f.org), tenant.RoleMember, all)
 	if err != nil || len(rows) != 2 {
 		t.Fatalf("owner: %d rows, %v", len(rows), err)

@@ -143,6 +143,11 @@ func ParseSortedCursor(c string, sort Sort) (*Cursor, error) {
 	if err := dec.Decode(&sc); err != nil || sc.ID == uuid.Nil || (sc.At == nil) == (sc.Text == nil) {
 		return nil, bad
 	}
+	// A forged text key with a NUL could never have come from a row (text
+	// columns cannot hold one) and would fail the query as a 500.
+	if sc.Text != nil && strings.IndexByte(*sc.Text, 0) >= 0 {
+		return nil, bad
+	}
 	if sc.Sort != sort.String() {
 		return nil, apperr.Validation(apperr.FieldError{Field: "cursor",
 			Message: "continues a list sorted by " + sc.Sort + ", not " + sort.String() + "; start again without a cursor"})

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
+	"github.com/keelhq/keel/internal/apperr"
 	"github.com/keelhq/keel/internal/platform/postgrestest"
 	"github.com/keelhq/keel/internal/tenant"
 )
@@ -193,6 +194,11 @@ func TestSortedCursor(t *testing.T) {
 			t.Errorf("ParseSortedCursor(%q, -created_at) accepted it", bad)
 		}
 	}
+	// A forged name key holding a NUL is refused as a bad cursor (400), not
+	// sent to a query that would fail with a 500.
+	if _, err := tenant.ParseSortedCursor(tenant.EncodeSortedCursor(tenant.Cursor{Sort: "name", Text: "a\x00b", IsText: true, ID: id}), byName); !isValidation(err) {
+		t.Errorf("NUL in a cursor key: %v", err)
+	}
 	if s, err := tenant.ParseSort("", []string{"name"}, newest); err != nil || s != newest {
 		t.Fatalf("default sort: %v %v", s, err)
 	}
@@ -210,4 +216,9 @@ func TestSortedCursor(t *testing.T) {
 		len(args) != 4 || args[2] != "m" || args[3] != id {
 		t.Fatalf("KeysetBy: %s %v", q, args)
 	}
+}
+
+func isValidation(err error) bool {
+	e, ok := apperr.As(err)
+	return ok && e.Code == "validation_failed"
 }
