@@ -117,7 +117,7 @@ if [ "$S3_ENDPOINT" = "http://127.0.0.1:$S3_PORT" ] && ! (exec 3<>"/dev/tcp/127.
   mkdir -p .dev/s3
   # The keys go through the environment, out of the process list.
   ROOT_ACCESS_KEY=$S3_ACCESS_KEY_ID ROOT_SECRET_KEY=$S3_SECRET_ACCESS_KEY \
-    .tools/bin/versitygw --port "127.0.0.1:$S3_PORT" --quiet posix .dev/s3 &
+    .tools/bin/versitygw --port "127.0.0.1:$S3_PORT" --health /health --quiet posix .dev/s3 &
   pids+=($!)
   for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null && break; sleep 0.1; done
 fi
@@ -152,6 +152,12 @@ if [ ${#waiting[@]} != 0 ]; then
   for u in "${waiting[@]}"; do log "not ready after 30 s: $u answers $(status "$u")"; done
   exit 1
 fi
+# The local S3 server answers anonymous requests with 403 (as S3 does), so
+# the line shows its health URL; another server is shown as configured.
+S3_SHOWN=$S3_ENDPOINT
+if [ "$S3_ENDPOINT" = "http://127.0.0.1:$S3_PORT" ]; then
+  S3_SHOWN="$S3_ENDPOINT/health (the S3 endpoint is its host)"
+fi
 cat <<MSG
 
   Keel is running (Ctrl-C stops it):
@@ -160,7 +166,7 @@ cat <<MSG
     Queues UI      http://$HTTP_ADDR/admin/queues?token=$ADMIN_QUEUES_TOKEN
     Worker         http://127.0.0.1:9091/readyz   scheduler: http://127.0.0.1:9092/readyz
     Mail (API)     http://127.0.0.1:8025/api/v1/messages
-    S3 (files)     $S3_ENDPOINT   bucket $S3_BUCKET (key $S3_ACCESS_KEY_ID)
+    S3 (files)     $S3_SHOWN   bucket $S3_BUCKET (key $S3_ACCESS_KEY_ID)
     Database       $DATABASE_URL
 
 MSG
