@@ -14,6 +14,5 @@ type resourcesPurge struct {
 }
 
 func (p *resourcesPurge) run(ctx context.Context) (any, error) {
-	res, err := p.resources.PurgeDeleted(ctx)
-	return res, err
+	return p.resources.PurgeDeleted(ctx)
 }

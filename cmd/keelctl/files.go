@@ -9,7 +9,6 @@ import (
 	"github.com/keelhq/keel/internal/config"
 	"github.com/keelhq/keel/internal/file"
 	"github.com/keelhq/keel/internal/file/filedb"
-	"github.com/keelhq/keel/internal/plan"
 	"github.com/keelhq/keel/internal/plan/plandb"
 	"github.com/keelhq/keel/internal/platform/s3"
 )
@@ -63,5 +62,5 @@ func demoFiles(ctx context.Context, cfg *config.Ctl, db *sqlx.DB) (*file.Service
 	}
 	cat := pc.Catalog
 	return &file.Service{DB: db, Store: filedb.Store{}, Objects: s3.Bucket{Client: c, Name: fc.Bucket}, Policy: fc.Policy(),
-		Limiter: &plan.Limiter{Plans: plan.Fixed{Plan: cat.DefaultPlan()}, Store: plandb.Store{}}}, nil
+		Limiter: plandb.NewLimiter(cat)}, nil
 }

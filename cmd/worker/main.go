@@ -23,7 +23,6 @@ import (
 	"github.com/keelhq/keel/internal/file/filedb"
 	"github.com/keelhq/keel/internal/health"
 	"github.com/keelhq/keel/internal/outbox"
-	"github.com/keelhq/keel/internal/plan"
 	"github.com/keelhq/keel/internal/plan/plandb"
 	"github.com/keelhq/keel/internal/platform/httpserver"
 	"github.com/keelhq/keel/internal/platform/logging"
@@ -98,7 +97,7 @@ func run(ctx context.Context) error {
 	// Every organization is on the catalog's default plan until billing
 	// decides otherwise, as in the API.
 	files := &file.Service{DB: db, Store: filedb.Store{}, Policy: cfg.Files.Policy(),
-		Limiter: &plan.Limiter{Plans: plan.Fixed{Plan: cfg.Catalog.DefaultPlan()}, Store: plandb.Store{}}}
+		Limiter: plandb.NewLimiter(cfg.Catalog)}
 	if cfg.Files.Bucket != "" {
 		c, err := s3.New(ctx, s3.Config(cfg.Files.S3))
 		if err != nil {

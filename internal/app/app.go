@@ -84,9 +84,7 @@ type API struct {
 	Auth    *auth.Service
 	Orgs    *org.Service
 	Files   *file.Service
-	// Limiter is the plan limits engine the services share.
-	Limiter *plan.Limiter
-	// Resources serves resources (counted by Limiter).
+	// Resources serves resources (counted by the plan limiter).
 	Resources *resource.Service
 	// Idempotency serves Idempotency-Key on authenticated POSTs.
 	Idempotency *idempotency.Service
@@ -123,7 +121,7 @@ func NewAPI(d APIDeps) (*API, error) {
 			return nil, err
 		}
 	}
-	limiter := &plan.Limiter{Plans: plan.Fixed{Plan: plans.DefaultPlan()}, Store: plandb.Store{}}
+	limiter := plandb.NewLimiter(plans)
 	throttle := auth.NewThrottle(d.Redis)
 	setRate(&throttle.Register, d.Limits.Register)
 	setRate(&throttle.PasswordReset, d.Limits.PasswordReset)
@@ -144,7 +142,7 @@ func NewAPI(d APIDeps) (*API, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &API{Handler: handler, Auth: accounts, Orgs: orgs, Files: files, Limiter: limiter, Resources: resources, Idempotency: keys}, nil
+	return &API{Handler: handler, Auth: accounts, Orgs: orgs, Files: files, Resources: resources, Idempotency: keys}, nil
 }
 
 // setRate overrides a default budget with a configured one.

@@ -71,7 +71,7 @@ func seedResources(ctx context.Context, db *sqlx.DB, w io.Writer) error {
 		return err
 	}
 	svc := &resource.Service{DB: db, Store: resourcedb.Store{},
-		Limits: &plan.Limiter{Plans: plan.Fixed{Plan: plans.DefaultPlan()}, Store: plandb.Store{}}}
+		Limits: plandb.NewLimiter(plans)}
 	existing, _, err := svc.List(ctx, p, tenant.Page{Limit: 1}, resource.Filter{})
 	if err != nil {
 		return fmt.Errorf("seed resources: %w", err)

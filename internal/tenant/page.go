@@ -45,24 +45,26 @@ func (c *Cursor) Key() any {
 	return c.At
 }
 
+// errBadCursor answers a cursor this API did not make.
+var errBadCursor = apperr.Validation(apperr.FieldError{Field: "cursor", Message: "is not a cursor this API returned"})
+
 // ParseCursor decodes a cursor made by EncodeCursor; nil for "".
 func ParseCursor(c string) (*Cursor, error) {
 	if c == "" {
 		return nil, nil
 	}
-	bad := apperr.Validation(apperr.FieldError{Field: "cursor", Message: "is not a cursor this API returned"})
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	if err != nil {
-		return nil, bad
+		return nil, errBadCursor
 	}
 	at, id, ok := strings.Cut(string(b), "|")
 	if !ok {
-		return nil, bad
+		return nil, errBadCursor
 	}
 	t, err1 := time.Parse(time.RFC3339Nano, at)
 	u, err2 := uuid.Parse(id)
 	if err1 != nil || err2 != nil {
-		return nil, bad
+		return nil, errBadCursor
 	}
 	return &Cursor{At: t, ID: u}, nil
 }
@@ -132,21 +134,20 @@ func ParseSortedCursor(c string, sort Sort) (*Cursor, error) {
 	if c == "" {
 		return nil, nil
 	}
-	bad := apperr.Validation(apperr.FieldError{Field: "cursor", Message: "is not a cursor this API returned"})
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	if err != nil {
-		return nil, bad
+		return nil, errBadCursor
 	}
 	var sc sortedCursor
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&sc); err != nil || sc.ID == uuid.Nil || (sc.At == nil) == (sc.Text == nil) {
-		return nil, bad
+		return nil, errBadCursor
 	}
 	// A forged text key with a NUL could never have come from a row (text
 	// columns cannot hold one) and would fail the query as a 500.
 	if sc.Text != nil && strings.IndexByte(*sc.Text, 0) >= 0 {
-		return nil, bad
+		return nil, errBadCursor
 	}
 	if sc.Sort != sort.String() {
 		return nil, apperr.Validation(apperr.FieldError{Field: "cursor",

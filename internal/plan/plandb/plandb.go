@@ -81,3 +81,11 @@ func (Store) All(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID) (
 	}
 	return out, nil
 }
+
+// NewLimiter is the limits engine every binary uses: counters in
+// usage_counters, and every organization on the catalog's default plan
+// until billing decides an organization's plan. One constructor, so the
+// api, the worker and keelctl never disagree on it.
+func NewLimiter(c *plan.Catalog) *plan.Limiter {
+	return &plan.Limiter{Plans: plan.Fixed{Plan: c.DefaultPlan()}, Store: Store{}}
+}

@@ -56,6 +56,24 @@ func Inline(query string, args []any) (string, error) {
 			}
 			b.WriteString(query[i : i+j])
 			i += j - 1
+		case c == '/' && i+1 < len(query) && query[i+1] == '*':
+			// Block comments nest in PostgreSQL.
+			depth, j := 1, i+2
+			for j < len(query) && depth > 0 {
+				switch {
+				case strings.HasPrefix(query[j:], "/*"):
+					depth, j = depth+1, j+2
+				case strings.HasPrefix(query[j:], "*/"):
+					depth, j = depth-1, j+2
+				default:
+					j++
+				}
+			}
+			if depth > 0 {
+				return "", fmt.Errorf("inline: unterminated comment")
+			}
+			b.WriteString(query[i:j])
+			i = j - 1
 		case c == '$' && i+1 < len(query) && query[i+1] >= '0' && query[i+1] <= '9':
 			j := i + 1
 			for j < len(query) && query[j] >= '0' && query[j] <= '9' {
