@@ -18,6 +18,7 @@ import (
 	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/auth/authdb"
 	"github.com/keelhq/keel/internal/backup"
+	"github.com/keelhq/keel/internal/billing"
 	"github.com/keelhq/keel/internal/email"
 	"github.com/keelhq/keel/internal/file"
 	"github.com/keelhq/keel/internal/org"
@@ -59,6 +60,9 @@ type Deps struct {
 	// Files processes uploads and deletes their objects; nil makes the
 	// file tasks fail saying so.
 	Files *file.Service
+	// Billing applies Stripe events and runs trials, dunning and
+	// reconciliation; nil makes the billing tasks fail saying so.
+	Billing *billing.Service
 	// JobObserved, when set, is told how each periodic job run ended.
 	JobObserved JobObserver
 	Log         zerolog.Logger
@@ -95,6 +99,7 @@ func Register(mux *asynq.ServeMux, d Deps) error {
 	}
 	handlers[task.TypeResourcesPurge] = &periodic{db: d.DB, observe: d.JobObserved, run: (&resourcesPurge{resources: resources}).run}
 	registerFiles(handlers, d)
+	registerBilling(handlers, d)
 	for typ, h := range handlers {
 		spec, ok := task.Lookup(typ)
 		if !ok {

@@ -28,6 +28,9 @@ var periodicTable = []Periodic{
 	{Type: task.TypeBackupVerify, Spec: "15 4 * * *", Missed: schedule.MissedFireOnce},
 	{Type: task.TypeResourcesPurge, Spec: "47 3 * * *", Missed: schedule.MissedFireOnce},
 	{Type: task.TypeFilesCleanupPending, Spec: "23 * * * *", Missed: schedule.MissedFireOnce},
+	{Type: task.TypeTrialExpire, Spec: "5 * * * *", Missed: schedule.MissedFireOnce},
+	{Type: task.TypeBillingDunning, Spec: "35 * * * *", Missed: schedule.MissedFireOnce},
+	{Type: task.TypeStripeReconcile, Spec: "45 * * * *", Missed: schedule.MissedFireOnce},
 }
 
 // Schedule is the scheduler's periodic table as entries.

@@ -6,10 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 scripts/services.sh
-# Only the servers tests start today: Mailpit, and versitygw (the S3 server
-# backup:verify's stored-dump tests use); stripe-mock joins when billing has
-# tests.
-scripts/tools.sh mailpit versitygw
+# The servers tests start: Mailpit, versitygw (S3) and stripe-mock.
+scripts/tools.sh mailpit versitygw stripe-mock
 mkdir -p bench/results
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 N=${BENCH_N:-20000}

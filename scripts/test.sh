@@ -12,10 +12,8 @@ LOG_PREFIX="test"
 . scripts/lib.sh
 scripts/services.sh
 ensure_cc
-# Only the servers tests start today: Mailpit, and versitygw (the S3 server
-# backup:verify's stored-dump tests use); stripe-mock joins when billing has
-# tests.
-scripts/tools.sh mailpit versitygw
+# The servers tests start: Mailpit, versitygw (S3) and stripe-mock.
+scripts/tools.sh mailpit versitygw stripe-mock
 scripts/sweep-test-db.sh
 
 ADMIN_URL=${KEEL_TEST_DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/keelhq/keel/internal/app"
 	"github.com/keelhq/keel/internal/auth"
+	"github.com/keelhq/keel/internal/billing"
 	"github.com/keelhq/keel/internal/config"
 	"github.com/keelhq/keel/internal/file"
 	"github.com/keelhq/keel/internal/health"
@@ -27,6 +28,7 @@ import (
 	"github.com/keelhq/keel/internal/platform/redis"
 	"github.com/keelhq/keel/internal/platform/s3"
 	"github.com/keelhq/keel/internal/platform/sentry"
+	"github.com/keelhq/keel/internal/platform/stripeapi"
 	"github.com/keelhq/keel/jobs/task"
 )
 
@@ -88,6 +90,8 @@ func run(ctx context.Context) error {
 	}
 	api, err := app.NewAPI(app.APIDeps{DB: db, Redis: rdb, BaseURL: cfg.BaseURL, TokenIssuer: cfg.JWTIssuer, Plans: cfg.Catalog,
 		Storage: storage, FilePolicy: cfg.Files.Policy(),
+		Stripe:         stripeapi.New(stripeapi.Config{SecretKey: cfg.SecretKey, APIBase: cfg.APIBase}),
+		WebhookSecrets: cfg.Stripe.WebhookSecrets(), BillingMetrics: billing.NewMetrics(reg),
 		Keys: app.Keys{JWTSigning: cfg.JWTSigningKey, JWTPreviousSigning: cfg.JWTPreviousSigningKey, TOTPEncryption: cfg.TOTPEncryptionKey},
 		Limits: app.Limits{HashConcurrency: cfg.HashConcurrency, HashWait: cfg.HashWait,
 			Register:         auth.Rate(cfg.RegisterRate),

@@ -16,6 +16,8 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/keelhq/keel/internal/backup"
+	"github.com/keelhq/keel/internal/billing"
+	"github.com/keelhq/keel/internal/billing/billingdb"
 	"github.com/keelhq/keel/internal/config"
 	"github.com/keelhq/keel/internal/deadtask"
 	"github.com/keelhq/keel/internal/email"
@@ -33,6 +35,7 @@ import (
 	"github.com/keelhq/keel/internal/platform/redis"
 	"github.com/keelhq/keel/internal/platform/s3"
 	"github.com/keelhq/keel/internal/platform/sentry"
+	"github.com/keelhq/keel/internal/platform/stripeapi"
 	"github.com/keelhq/keel/internal/retention"
 	"github.com/keelhq/keel/jobs"
 	"github.com/keelhq/keel/jobs/task"
@@ -94,8 +97,12 @@ func run(ctx context.Context) error {
 		verifier.Bucket, verifier.Prefix, verifier.MaxAge = b.Bucket, b.Prefix, b.MaxAge
 	}
 
-	// Every organization is on the catalog's default plan until billing
-	// decides otherwise, as in the API.
+	bill := &billing.Service{DB: db, Store: billingdb.Store{}, Plans: cfg.Catalog,
+		Stripe:  stripeapi.New(stripeapi.Config{SecretKey: cfg.SecretKey, APIBase: cfg.APIBase}),
+		BaseURL: cfg.BaseURL, Metrics: billing.NewMetrics(reg), Log: log}
+	if bill.Stripe == nil {
+		log.Warn().Msg("STRIPE_SECRET_KEY is not set: reconciliation, seat and plan changes fail until it is")
+	}
 	files := &file.Service{DB: db, Store: filedb.Store{}, Policy: cfg.Files.Policy(),
 		Limiter: plandb.NewLimiter(cfg.Catalog)}
 	if cfg.Files.Bucket != "" {
@@ -114,8 +121,9 @@ func run(ctx context.Context) error {
 	err = jobs.Register(mux, jobs.Deps{
 		DB: db, Mail: smtp, Render: render,
 		Queue: client, Archive: inspector, Log: log,
-		Backup: verifier,
-		Files:  files,
+		Backup:  verifier,
+		Files:   files,
+		Billing: bill,
 		Retention: retention.Policy{
 			Outbox: cfg.OutboxRetention, SentEmails: cfg.SentEmailRetention, DeadTasks: cfg.DeadTaskRetention,
 			JobRuns: cfg.JobRunRetention, Audit: cfg.AuditRetention, SoftDeleted: cfg.SoftDeletedRetention,

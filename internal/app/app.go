@@ -11,9 +11,12 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/stripe/stripe-go/v76/client"
 
 	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/auth/authdb"
+	"github.com/keelhq/keel/internal/billing"
+	"github.com/keelhq/keel/internal/billing/billingdb"
 	"github.com/keelhq/keel/internal/file"
 	"github.com/keelhq/keel/internal/file/filedb"
 	"github.com/keelhq/keel/internal/httpapi"
@@ -59,6 +62,14 @@ type APIDeps struct {
 	// FilePolicy is what uploads may be (FILES_MAX_BYTES,
 	// FILES_ALLOWED_TYPES).
 	FilePolicy file.Policy
+	// Stripe is the Stripe client (stripeapi.New); nil leaves Checkout, the
+	// Portal and plan changes answering 503 billing_unavailable.
+	Stripe *client.API
+	// WebhookSecrets verify Stripe webhooks, current first; empty: the
+	// webhook answers 503.
+	WebhookSecrets []string
+	// BillingMetrics records billing's metrics; nil records nothing.
+	BillingMetrics *billing.Metrics
 	// Now is the services' clock; nil means time.Now.
 	Now func() time.Time
 	// HTTP is the router's infrastructure (logger, metrics, health, CORS,
@@ -88,6 +99,8 @@ type API struct {
 	Resources *resource.Service
 	// Idempotency serves Idempotency-Key on authenticated POSTs.
 	Idempotency *idempotency.Service
+	// Billing serves billing and the Stripe webhook.
+	Billing *billing.Service
 }
 
 // NewAPI builds the services and the router.
@@ -126,7 +139,9 @@ func NewAPI(d APIDeps) (*API, error) {
 	setRate(&throttle.Register, d.Limits.Register)
 	setRate(&throttle.PasswordReset, d.Limits.PasswordReset)
 	setRate(&throttle.InvitationAccept, d.Limits.InvitationAccept)
-	orgs := &org.Service{DB: d.DB, Store: orgdb.Store{}, BaseURL: d.BaseURL, Now: d.Now, Limits: limiter}
+	bill := &billing.Service{DB: d.DB, Store: billingdb.Store{}, Plans: plans, Stripe: d.Stripe,
+		WebhookSecrets: d.WebhookSecrets, BaseURL: d.BaseURL, Now: d.Now, Metrics: d.BillingMetrics, Log: d.HTTP.Log}
+	orgs := &org.Service{DB: d.DB, Store: orgdb.Store{}, BaseURL: d.BaseURL, Now: d.Now, Limits: limiter, Billing: bill}
 	keys := &idempotency.Service{DB: d.DB, Store: idempotencydb.Store{}, Now: d.Now}
 	accounts := &auth.Service{DB: d.DB, Users: authdb.Store{}, Orgs: orgs, Tokens: issuer, Box: box,
 		Throttle: throttle, Hasher: auth.NewHasher(params, conc, d.Limits.HashWait),
@@ -137,12 +152,15 @@ func NewAPI(d APIDeps) (*API, error) {
 	h.Auth, h.Orgs, h.Files = accounts, orgs, files
 	h.Resources = resources
 	h.Idempotency = keys
-	h.RateLimit = ratelimit.New(d.Redis, limiter.Plans, d.DB)
+	h.Billing = bill
+	// The per-minute budget may lag a plan change by a minute; limits on
+	// writes never do (they read the plan in the writing transaction).
+	h.RateLimit = ratelimit.New(d.Redis, billing.NewCached(limiter.Plans, 10000, time.Minute), d.DB)
 	handler, err := httpapi.New(h)
 	if err != nil {
 		return nil, err
 	}
-	return &API{Handler: handler, Auth: accounts, Orgs: orgs, Files: files, Resources: resources, Idempotency: keys}, nil
+	return &API{Handler: handler, Auth: accounts, Orgs: orgs, Files: files, Resources: resources, Idempotency: keys, Billing: bill}, nil
 }
 
 // setRate overrides a default budget with a configured one.

@@ -131,6 +131,7 @@ type API struct {
 	App
 	Auth
 	Plans
+	Stripe
 	// Files is S3_BUCKET and the upload policy; the API presigns uploads
 	// and downloads with it.
 	Files    Files
@@ -156,6 +157,7 @@ func LoadAPI(get Getenv) (API, error) {
 		Redis:              loadRedis(l),
 		App:                loadApp(l),
 		Plans:              loadPlans(l),
+		Stripe:             loadStripe(l),
 		Files:              loadFiles(l),
 		HTTPAddr:           l.Addr("HTTP_ADDR", ":8080"),
 		MetricsAddr:        l.Addr("METRICS_ADDR", ":9090"),
@@ -190,6 +192,7 @@ type Worker struct {
 	Mail
 	App
 	Plans
+	Stripe
 	// Files is S3_BUCKET and the upload policy; file:process checks
 	// uploads against it.
 	Files           Files
@@ -210,6 +213,7 @@ func LoadWorker(get Getenv) (Worker, error) {
 		Redis:           loadRedis(l),
 		App:             loadApp(l),
 		Plans:           loadPlans(l),
+		Stripe:          loadStripe(l),
 		Files:           loadFiles(l),
 		MetricsAddr:     l.Addr("METRICS_ADDR", ":9091"),
 		Concurrency:     l.Int("WORKER_CONCURRENCY", 10, 1, 1000),

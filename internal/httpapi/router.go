@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/keelhq/keel/internal/auth"
+	"github.com/keelhq/keel/internal/billing"
 	"github.com/keelhq/keel/internal/file"
 	"github.com/keelhq/keel/internal/health"
 	"github.com/keelhq/keel/internal/idempotency"
@@ -46,6 +47,8 @@ type Deps struct {
 	Resources *resource.Service
 	// Files serves the files of resources.
 	Files *file.Service
+	// Billing serves billing and the Stripe webhook.
+	Billing *billing.Service
 	// RefreshCookie hands refresh tokens to the SPA as an HttpOnly cookie
 	// instead of in JSON (AUTH_REFRESH_COOKIE).
 	RefreshCookie bool
@@ -131,6 +134,9 @@ func capabilities(d Deps) []capability {
 	}
 	if d.Files != nil {
 		out = append(out, &fileHandlers{files: d.Files})
+	}
+	if d.Billing != nil {
+		out = append(out, &billingHandlers{billing: d.Billing})
 	}
 	return out
 }

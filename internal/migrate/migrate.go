@@ -261,6 +261,13 @@ var AppFunctions = []string{
 	"identity_user_memberships(uuid)",
 	"identity_api_key_by_prefix(text)",
 	"identity_invitation_by_token(bytea)",
+	// Billing: an organization's plan wherever the limiter asks (the rate
+	// limiter asks outside a tenant), and the organizations the billing
+	// jobs have work for.
+	"billing_plan_of(uuid)",
+	"billing_orgs_with_status(text[])",
+	"billing_org_of_customer(text)",
+	"billing_customers_all()",
 }
 
 // Queryer is what the role checks read the catalog through (*sql.DB,

@@ -477,6 +477,10 @@ func TestDefinerFunctionsOnlyForTheAppRole(t *testing.T) {
 		"identity_user_memberships(uuid)":     `SELECT count(*) FROM identity_user_memberships(gen_random_uuid())`,
 		"identity_api_key_by_prefix(text)":    `SELECT count(*) FROM identity_api_key_by_prefix('000000000000')`,
 		"identity_invitation_by_token(bytea)": `SELECT count(*) FROM identity_invitation_by_token('\x00')`,
+		"billing_plan_of(uuid)":               `SELECT count(*) FROM billing_plan_of(gen_random_uuid())`,
+		"billing_orgs_with_status(text[])":    `SELECT count(*) FROM billing_orgs_with_status('{free}')`,
+		"billing_org_of_customer(text)":       `SELECT count(*) FROM billing_org_of_customer('cus_x')`,
+		"billing_customers_all()":             `SELECT count(*) FROM billing_customers_all()`,
 	}
 	if len(calls) != len(migrate.AppFunctions) {
 		t.Fatalf("AppFunctions %v: add a call here", migrate.AppFunctions)

@@ -208,6 +208,8 @@ func (s *Service) JoinByInvitation(ctx context.Context, tx *sqlx.Tx, inv *auth.I
 		return "", err
 	} else if err := s.Store.AddMember(ctx, tx, inv.OrgID, userID, inv.Role); err != nil {
 		return "", err
+	} else if err := s.seatsChanged(ctx, tx, inv.OrgID, "joined:"+inv.ID.String()); err != nil {
+		return "", err
 	}
 	if err := s.Store.AcceptInvitation(ctx, tx, inv.OrgID, inv.ID); err != nil {
 		return "", err

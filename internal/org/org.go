@@ -43,6 +43,27 @@ type Service struct {
 	// Limits enforces the plan's seats (members plus live pending
 	// invitations) and reports usage; nil enforces nothing, and Usage fails.
 	Limits *plan.Limiter
+	// Billing is told of a new organization and of each change of its
+	// members, in the transaction that makes it; nil: nothing is billed.
+	Billing BillingHooks
+}
+
+// BillingHooks is what organizations tell billing (*billing.Service).
+type BillingHooks interface {
+	// StartOrg gives a new organization its billing state (a trial or the
+	// fallback plan); tx's tenant is the new organization.
+	StartOrg(ctx context.Context, tx *sqlx.Tx, orgID uuid.UUID) error
+	// SeatsChanged says orgID's member count changed; change names the
+	// membership change once (it keys the subscription update, so a retry
+	// does not repeat it).
+	SeatsChanged(ctx context.Context, tx *sqlx.Tx, orgID uuid.UUID, change string) error
+}
+
+func (s *Service) seatsChanged(ctx context.Context, tx *sqlx.Tx, orgID uuid.UUID, change string) error {
+	if s.Billing == nil {
+		return nil
+	}
+	return s.Billing.SeatsChanged(ctx, tx, orgID, change)
 }
 
 var _ auth.Orgs = (*Service)(nil)
@@ -78,6 +99,11 @@ func (s *Service) CreateWithOwner(ctx context.Context, tx *sqlx.Tx, name string,
 	}
 	if err := s.Store.AddMember(ctx, tx, o.ID, ownerID, tenant.RoleOwner); err != nil {
 		return uuid.Nil, err
+	}
+	if s.Billing != nil {
+		if err := s.Billing.StartOrg(ctx, tx, o.ID); err != nil {
+			return uuid.Nil, err
+		}
 	}
 	err := audit.Record(ctx, tx, audit.Entry{OrgID: o.ID, ActorUserID: &ownerID, Action: "organization.created",
 		TargetType: "organization", TargetID: o.ID.String(), IP: meta.IP, UserAgent: meta.UserAgent})
@@ -252,6 +278,9 @@ func (s *Service) RemoveMember(ctx context.Context, p *tenant.Principal, userID 
 			}
 		}
 		if err := s.Store.RemoveMember(ctx, tx, p.OrgID, userID); err != nil {
+			return err
+		}
+		if err := s.seatsChanged(ctx, tx, p.OrgID, "left:"+userID.String()+":"+postgres.NewID().String()); err != nil {
 			return err
 		}
 		return record(ctx, tx, p, meta, "member.removed", "user", userID.String(), map[string]string{"role": m.Role})

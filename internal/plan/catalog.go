@@ -69,7 +69,10 @@ type Plan struct {
 	Name      string `json:"name"`
 	Prices    Prices `json:"prices"`
 	TrialDays int    `json:"trial_days"`
-	Limits    Limits `json:"limits"`
+	// PerSeat plans bill by members: the subscription's quantity follows
+	// the organization's member count.
+	PerSeat bool   `json:"per_seat"`
+	Limits  Limits `json:"limits"`
 }
 
 // Catalog is the validated plans file.
@@ -79,7 +82,44 @@ type Catalog struct {
 	// organization goes when its trial ends or its subscription is canceled.
 	Default  string
 	Fallback string
-	byID     map[string]int
+	// SignupTrial starts a new organization on a trial of Default (its
+	// trial_days, no card needed); false, or a Default without trial days,
+	// starts it on Fallback.
+	SignupTrial bool
+	// GraceDays is how long an organization whose payment failed keeps
+	// full access (past_due) before it becomes read-only.
+	GraceDays int
+	byID      map[string]int
+}
+
+// Paid reports whether p can be subscribed to (it has a Stripe price).
+func (p Plan) Paid() bool { return p.Prices.Monthly != "" || p.Prices.Yearly != "" }
+
+// PriceFor returns p's Stripe price for interval ("month" or "year").
+func (p Plan) PriceFor(interval string) (string, bool) {
+	switch interval {
+	case "month":
+		return p.Prices.Monthly, p.Prices.Monthly != ""
+	case "year":
+		return p.Prices.Yearly, p.Prices.Yearly != ""
+	}
+	return "", false
+}
+
+// ByPrice returns the plan and interval of a Stripe price ID.
+func (c *Catalog) ByPrice(price string) (Plan, string, bool) {
+	if price == "" {
+		return Plan{}, "", false
+	}
+	for _, p := range c.Plans {
+		switch price {
+		case p.Prices.Monthly:
+			return p, "month", true
+		case p.Prices.Yearly:
+			return p, "year", true
+		}
+	}
+	return Plan{}, "", false
 }
 
 // Get returns the plan with id.
@@ -136,12 +176,15 @@ func (f *fileLimit) UnmarshalYAML(b []byte) error {
 }
 
 type file struct {
-	Default  string `yaml:"default"`
-	Fallback string `yaml:"fallback"`
-	Plans    []struct {
+	Default     string `yaml:"default"`
+	Fallback    string `yaml:"fallback"`
+	SignupTrial *bool  `yaml:"signup_trial"`
+	GraceDays   *int   `yaml:"grace_days"`
+	Plans       []struct {
 		ID        string `yaml:"id"`
 		Name      string `yaml:"name"`
 		TrialDays int    `yaml:"trial_days"`
+		PerSeat   bool   `yaml:"per_seat"`
 		Prices    struct {
 			Monthly string `yaml:"monthly"`
 			Yearly  string `yaml:"yearly"`
@@ -155,6 +198,8 @@ type file struct {
 	} `yaml:"plans"`
 }
 
+var priceID = regexp.MustCompile(`^price_[A-Za-z0-9_]{1,200}$`)
+
 var planID = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,39}$`)
 
 // Parse validates a plans file, naming every problem at once.
@@ -165,7 +210,17 @@ func Parse(b []byte) (*Catalog, error) {
 	}
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	c := &Catalog{Default: f.Default, Fallback: f.Fallback, byID: map[string]int{}}
+	c := &Catalog{Default: f.Default, Fallback: f.Fallback, SignupTrial: true, GraceDays: 10, byID: map[string]int{}}
+	if f.SignupTrial != nil {
+		c.SignupTrial = *f.SignupTrial
+	}
+	if f.GraceDays != nil {
+		c.GraceDays = *f.GraceDays
+		if c.GraceDays < 0 || c.GraceDays > 60 {
+			bad("grace_days: must be 0..60, got %d", c.GraceDays)
+		}
+	}
+	prices := map[string]string{}
 	lim := func(l *fileLimit) int64 {
 		if l == nil || !l.set {
 			return Unlimited
@@ -184,9 +239,20 @@ func Parse(b []byte) (*Catalog, error) {
 		if p.TrialDays < 0 || p.TrialDays > 365 {
 			bad("plans[%d].trial_days: must be 0..365, got %d", i, p.TrialDays)
 		}
+		for _, pr := range []string{p.Prices.Monthly, p.Prices.Yearly} {
+			if pr == "" {
+				continue
+			}
+			if !priceID.MatchString(pr) {
+				bad("plans[%d].prices: %q is not a Stripe price ID (price_...)", i, pr)
+			} else if other, dup := prices[pr]; dup {
+				bad("plans[%d].prices: %q is also a price of plan %q", i, pr, other)
+			}
+			prices[pr] = p.ID
+		}
 		c.byID[p.ID] = len(c.Plans)
 		c.Plans = append(c.Plans, Plan{
-			ID: p.ID, Name: p.Name, TrialDays: p.TrialDays,
+			ID: p.ID, Name: p.Name, TrialDays: p.TrialDays, PerSeat: p.PerSeat,
 			Prices: Prices{Monthly: p.Prices.Monthly, Yearly: p.Prices.Yearly},
 			Limits: Limits{
 				Seats:                lim(p.Limits.Seats),
@@ -202,8 +268,10 @@ func Parse(b []byte) (*Catalog, error) {
 	if _, ok := c.Get(c.Default); !ok {
 		bad("default: %q is not a plan of this file", c.Default)
 	}
-	if _, ok := c.Get(c.Fallback); !ok {
+	if fb, ok := c.Get(c.Fallback); !ok {
 		bad("fallback: %q is not a plan of this file", c.Fallback)
+	} else if fb.Paid() {
+		bad("fallback: %q has Stripe prices; the fallback is where unpaid organizations go, so it must be free", c.Fallback)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

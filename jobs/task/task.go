@@ -91,6 +91,15 @@ var specs = []Spec{
 	{Type: TypeFileProcess, Tenancy: Tenant, Queue: QueueDefault, MaxRetry: 8, Timeout: 15 * time.Minute},
 	{Type: TypeFileDeleteObjects, Tenancy: Tenant, Queue: QueueLow, MaxRetry: 10, Timeout: 10 * time.Minute},
 	{Type: TypeFilesCleanupPending, Tenancy: Platform, Queue: QueueLow, MaxRetry: 2, Timeout: 30 * time.Minute, Unique: time.Hour},
+	// Asynq's backoff over 12 retries spans about a day and a half: a
+	// Stripe event whose application keeps failing is a dead task (and
+	// keelctl stripe replay) well within Stripe's own 3 days of retries.
+	{Type: TypeStripeEvent, Tenancy: Platform, Queue: QueueCritical, MaxRetry: 12, Timeout: time.Minute},
+	{Type: TypeStripeReconcile, Tenancy: Platform, Queue: QueueLow, MaxRetry: 2, Timeout: 30 * time.Minute, Unique: time.Hour},
+	{Type: TypeTrialExpire, Tenancy: Platform, Queue: QueueDefault, MaxRetry: 2, Timeout: 15 * time.Minute, Unique: time.Hour},
+	{Type: TypeBillingDunning, Tenancy: Platform, Queue: QueueDefault, MaxRetry: 2, Timeout: 15 * time.Minute, Unique: time.Hour},
+	{Type: TypeBillingSyncSeats, Tenancy: Tenant, Queue: QueueDefault, MaxRetry: 10, Timeout: time.Minute},
+	{Type: TypeBillingChangePlan, Tenancy: Tenant, Queue: QueueCritical, MaxRetry: 10, Timeout: time.Minute},
 }
 
 // Specs returns every declared task type.

@@ -22,6 +22,10 @@ var tenantConstructors = map[string]func(org uuid.UUID) (outbox.Task, error){
 	task.TypeFileDeleteObjects: func(org uuid.UUID) (outbox.Task, error) {
 		return task.NewFileDeleteObjectsTask(org, []uuid.UUID{uuid.New()})
 	},
+	task.TypeBillingSyncSeats: func(org uuid.UUID) (outbox.Task, error) { return task.NewBillingSyncSeatsTask(org, "joined:x") },
+	task.TypeBillingChangePlan: func(org uuid.UUID) (outbox.Task, error) {
+		return task.NewBillingChangePlanTask(org, task.BillingChangePlanPayload{RequestID: uuid.New(), Plan: "pro", Interval: "month"})
+	},
 }
 
 func TestEverySpec(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
+	"github.com/keelhq/keel/internal/billing"
+	"github.com/keelhq/keel/internal/billing/billingdb"
 	"github.com/keelhq/keel/internal/plan"
 )
 
@@ -83,9 +85,9 @@ func (Store) All(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID) (
 }
 
 // NewLimiter is the limits engine every binary uses: counters in
-// usage_counters, and every organization on the catalog's default plan
-// until billing decides an organization's plan. One constructor, so the
-// api, the worker and keelctl never disagree on it.
+// usage_counters, and each organization's plan from its billing state
+// (billing.Resolver, read in the writing transaction). One constructor, so
+// the api, the worker and keelctl never disagree on it.
 func NewLimiter(c *plan.Catalog) *plan.Limiter {
-	return &plan.Limiter{Plans: plan.Fixed{Plan: c.DefaultPlan()}, Store: Store{}}
+	return &plan.Limiter{Plans: billing.Resolver{Store: billingdb.Store{}, Plans: c}, Store: Store{}}
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"github.com/keelhq/keel/internal/apperr"
 )
 
 // DriverName is the database/sql driver in use. Importing this package
@@ -78,12 +80,30 @@ func InTx(ctx context.Context, db *sqlx.DB, orgID uuid.UUID, fn func(tx *sqlx.Tx
 		}
 	}
 	if err = fn(tx); err != nil {
-		return err
+		return readOnly(err)
 	}
 	if err = tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return readOnly(fmt.Errorf("commit: %w", err))
 	}
 	return nil
+}
+
+// ErrPaymentRequired is what a write to a read-only organization's data
+// answers (the billing_assert_writable trigger raises SQLSTATE KL402): 402
+// payment_required, whoever wrote, in whatever transaction.
+var ErrPaymentRequired = apperr.New(apperr.PaymentRequired, "payment_required",
+	"This organization's payment is overdue, so it is read-only until the invoice is paid. An owner can pay it or update the card under Billing.")
+
+// readOnly turns the read-only trigger's error into ErrPaymentRequired,
+// keeping the original for logs.
+func readOnly(err error) error {
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code == "KL402" {
+		e := *ErrPaymentRequired
+		e.Err = err
+		return &e
+	}
+	return err
 }
 
 // Translate maps driver errors to ErrNotFound and ErrConflict, keeping the

@@ -1,0 +1,71 @@
+package billing
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are billing's Prometheus collectors. A nil *Metrics records
+// nothing (tests, keelctl).
+type Metrics struct {
+	stateChanges  *prometheus.CounterVec
+	drift         *prometheus.CounterVec
+	received      *prometheus.CounterVec
+	applied       *prometheus.CounterVec
+	versionUnread prometheus.Counter
+}
+
+// NewMetrics registers billing's collectors on r.
+func NewMetrics(r prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		stateChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "billing_state_changes_total", Help: "Organizations' billing status changes, by new status.",
+		}, []string{"status"}),
+		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "billing_drift_repaired_total", Help: "Local billing state repaired by reconciliation with Stripe, by kind (subscription, event).",
+		}, []string{"kind"}),
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "billing_webhook_deliveries_total", Help: "Stripe webhook deliveries, by result (stored, duplicate, bad_signature, bad_request).",
+		}, []string{"result"}),
+		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "billing_events_total", Help: "Stripe events the worker finished, by type and result (applied, ignored).",
+		}, []string{"type", "result"}),
+		versionUnread: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "billing_events_api_version_mismatch_total", Help: "Stripe events ignored because their API version is not " + APIVersion + " (the webhook endpoint's version is wrong: alert).",
+		}),
+	}
+	r.MustRegister(m.stateChanges, m.drift, m.received, m.applied, m.versionUnread)
+	return m
+}
+
+// StateChanged counts an organization moving to status.
+func (m *Metrics) StateChanged(to Status) {
+	if m != nil {
+		m.stateChanges.WithLabelValues(string(to)).Inc()
+	}
+}
+
+// DriftRepaired counts n repairs of kind.
+func (m *Metrics) DriftRepaired(kind string, n int) {
+	if m != nil && n > 0 {
+		m.drift.WithLabelValues(kind).Add(float64(n))
+	}
+}
+
+// Delivery counts a webhook delivery's result.
+func (m *Metrics) Delivery(result string) {
+	if m != nil {
+		m.received.WithLabelValues(result).Inc()
+	}
+}
+
+// Finished counts an event applied or ignored.
+func (m *Metrics) Finished(typ, result string) {
+	if m != nil {
+		m.applied.WithLabelValues(typ, result).Inc()
+	}
+}
+
+// VersionMismatch counts an event ignored for its API version.
+func (m *Metrics) VersionMismatch() {
+	if m != nil {
+		m.versionUnread.Inc()
+	}
+}

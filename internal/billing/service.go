@@ -1,0 +1,156 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"github.com/jmoiron/sqlx"
+	"github.com/rs/zerolog"
+	"github.com/stripe/stripe-go/v76/client"
+
+	"github.com/keelhq/keel/internal/apperr"
+	"github.com/keelhq/keel/internal/audit"
+	"github.com/keelhq/keel/internal/outbox"
+	"github.com/keelhq/keel/internal/plan"
+	"github.com/keelhq/keel/jobs/task"
+)
+
+// Service runs billing. The API uses it for the billing endpoints and the
+// webhook inbox, the worker to apply events and run the billing jobs.
+type Service struct {
+	DB    *sqlx.DB
+	Store Store
+	Plans *plan.Catalog
+	// Stripe is the Stripe API client (STRIPE_SECRET_KEY, STRIPE_API_BASE);
+	// nil when Stripe is not configured: the endpoints and jobs that call
+	// Stripe answer 503 billing_unavailable (or fail saying so).
+	Stripe *client.API
+	// WebhookSecrets verify Stripe-Signature: STRIPE_WEBHOOK_SECRET first,
+	// then the previous one during a rotation. Empty: the webhook answers
+	// 503.
+	WebhookSecrets []string
+	// BaseURL is APP_BASE_URL: Checkout and the Portal return there.
+	BaseURL string
+	// Now is billing's clock (trials, grace periods, dunning days); nil
+	// means time.Now. Tests drive it.
+	Now     func() time.Time
+	Metrics *Metrics
+	Log     zerolog.Logger
+}
+
+func (s *Service) now() time.Time {
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	return now().UTC().Truncate(time.Microsecond)
+}
+
+// Grace is how long past_due lasts before read-only.
+func (s *Service) Grace() time.Duration {
+	return time.Duration(s.Plans.GraceDays) * 24 * time.Hour
+}
+
+// ErrUnavailable answers what needs Stripe when Stripe is not configured.
+var ErrUnavailable = apperr.New(apperr.Unavailable, "billing_unavailable", "Billing is not configured on this server.")
+
+// StartOrg gives a new organization its subscriptions row, in the
+// transaction that creates it (tenant set): a trial of the default plan
+// when the catalog starts one (signup_trial and the plan's trial_days),
+// the fallback plan otherwise.
+func (s *Service) StartOrg(ctx context.Context, tx *sqlx.Tx, orgID uuid.UUID) error {
+	a := &Account{OrgID: orgID, Status: Free}
+	def := s.Plans.DefaultPlan()
+	if s.Plans.SignupTrial && def.TrialDays > 0 {
+		end := s.now().Add(time.Duration(def.TrialDays) * 24 * time.Hour)
+		a.PlanID, a.Status, a.TrialEnd = ptr(def.ID), Trialing, &end
+	}
+	created, err := s.Store.CreateAccount(ctx, tx, a)
+	if err != nil || !created {
+		return err
+	}
+	s.Metrics.StateChanged(a.Status)
+	if a.Status != Trialing {
+		return nil
+	}
+	return audit.Record(ctx, tx, audit.Entry{OrgID: orgID, Action: "billing.trial_started", TargetType: "organization",
+		TargetID: orgID.String()}.WithDetails(map[string]any{"plan": def.ID, "trial_end": a.TrialEnd}))
+}
+
+// Resolver is the plan limiter's plan.Resolver: an organization's plan
+// from its subscriptions row, read in the caller's transaction (so a limit
+// or a write follows a payment at once, never a cache).
+type Resolver struct {
+	Store Store
+	Plans *plan.Catalog
+}
+
+var _ plan.Resolver = Resolver{}
+
+// PlanOf implements plan.Resolver. An organization without a row (from
+// before billing, or made without billing wired) is on the fallback plan.
+func (r Resolver) PlanOf(ctx context.Context, q sqlx.QueryerContext, orgID uuid.UUID) (plan.Plan, error) {
+	planID, status, found, err := r.Store.PlanOf(ctx, q, orgID)
+	if err != nil {
+		return plan.Plan{}, fmt.Errorf("billing: %w", err)
+	}
+	if !found {
+		return r.Plans.FallbackPlan(), nil
+	}
+	a := Account{PlanID: planID, Status: status}
+	return a.Plan(r.Plans), nil
+}
+
+// Cached is a Resolver whose answers are kept for ttl: for the API rate
+// limiter, which asks on every request outside any transaction, where a
+// plan change taking ttl to reach the per-minute budget is harmless. Limits
+// on writes use Resolver itself.
+type Cached struct {
+	r     plan.Resolver
+	cache *expirable.LRU[uuid.UUID, plan.Plan]
+}
+
+// NewCached returns a Cached over r keeping up to size answers for ttl.
+func NewCached(r plan.Resolver, size int, ttl time.Duration) *Cached {
+	return &Cached{r: r, cache: expirable.NewLRU[uuid.UUID, plan.Plan](size, nil, ttl)}
+}
+
+// PlanOf implements plan.Resolver.
+func (c *Cached) PlanOf(ctx context.Context, q sqlx.QueryerContext, orgID uuid.UUID) (plan.Plan, error) {
+	if p, ok := c.cache.Get(orgID); ok {
+		return p, nil
+	}
+	p, err := c.r.PlanOf(ctx, q, orgID)
+	if err != nil {
+		return p, err
+	}
+	c.cache.Add(orgID, p)
+	return p, nil
+}
+
+// SeatsChanged implements org.BillingHooks: after a membership change of
+// an organization subscribed to a per-seat plan, it queues
+// billing:sync-seats (in tx, through the outbox) to set the subscription's
+// quantity; change keys that Stripe call, so a retry does not repeat it.
+func (s *Service) SeatsChanged(ctx context.Context, tx *sqlx.Tx, orgID uuid.UUID, change string) error {
+	a, err := s.Store.Account(ctx, tx, orgID, false)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if a.SubscriptionID == nil || !a.Status.OnPlan() || !a.Plan(s.Plans).PerSeat {
+		return nil
+	}
+	t, err := task.NewBillingSyncSeatsTask(orgID, change)
+	if err != nil {
+		return err
+	}
+	_, err = outbox.Add(ctx, tx, t)
+	return err
+}
