@@ -6,6 +6,11 @@
 // baseline of GET /api/v1/me (bench/wrk-me.sh) and of GET /api/v1/resources
 // (bench/wrk-resources.sh). What Keel adds on top is the difference.
 //
+// POST /webhook reads the request body (capped like the API's webhook) and
+// answers 200: the baseline of POST /api/v1/stripe/webhook
+// (bench/wrk-webhook.sh), so what Keel adds (signature, insert, outbox row)
+// is the difference.
+//
 // POST /resources, served when ORG_ID is given, binds the JSON body and
 // inserts one resources row with one INSERT … RETURNING (autocommit), under
 // the same Row Level Security policy, whose tenant is set once per
@@ -17,6 +22,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -86,6 +92,13 @@ func run() error {
 			return
 		}
 		c.JSON(http.StatusOK, u)
+	})
+	r.POST("/webhook", func(c *gin.Context) {
+		if _, err := io.ReadAll(io.LimitReader(c.Request.Body, 512<<10)); err != nil {
+			c.String(http.StatusBadRequest, err.Error())
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"received": true})
 	})
 	if orgID != uuid.Nil {
 		r.POST("/resources", createResource(db, orgID, userID))
