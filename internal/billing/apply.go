@@ -84,15 +84,15 @@ func (s *Service) LockAccount(ctx context.Context, tx *sqlx.Tx, orgID uuid.UUID)
 // and its subscription's unpaid invoices) and saves it, counting a status
 // change in the metrics. a must be locked in tx.
 func (s *Service) Resettle(ctx context.Context, tx *sqlx.Tx, a *Account) error {
-	var since *time.Time
+	var since, paid *time.Time
 	if a.SubscriptionID != nil {
 		var err error
-		if since, err = s.Store.UnpaidSince(ctx, tx, a.OrgID, *a.SubscriptionID); err != nil {
+		if since, paid, err = s.Store.InvoiceFacts(ctx, tx, a.OrgID, *a.SubscriptionID); err != nil {
 			return err
 		}
 	}
 	before := a.Status
-	a.Settle(s.now(), since, s.Grace())
+	a.Settle(s.now(), since, paid, s.Grace())
 	if err := s.Store.SaveAccount(ctx, tx, a, s.now()); err != nil {
 		return err
 	}

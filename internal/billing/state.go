@@ -25,6 +25,12 @@ type Snapshot struct {
 	EventID string
 }
 
+// pending reports whether Stripe's status is that of a subscription that
+// never started: Checkout's first payment is pending or failed.
+func pending(stripeStatus string) bool {
+	return stripeStatus == "incomplete" || stripeStatus == "incomplete_expired"
+}
+
 // terminal reports whether Stripe's status is final for a subscription.
 func terminal(stripeStatus string) bool {
 	return stripeStatus == "canceled" || stripeStatus == "incomplete_expired"
@@ -39,6 +45,12 @@ func terminal(stripeStatus string) bool {
 //  2. for one subscription, a terminal status (canceled) is final;
 //  3. then the event's creation time, then its ID, decide.
 func (a *Account) Newer(s Snapshot) bool {
+	if pending(s.Status) && (a.SubscriptionID == nil || *a.SubscriptionID != s.ID) {
+		// A subscription whose first payment has not gone through (or never
+		// did) is not adopted: the organization keeps its trial or plan
+		// until Stripe reports it trialing or active.
+		return false
+	}
 	if a.SubscriptionID == nil || a.SubscriptionCreated == nil {
 		return true
 	}
@@ -90,12 +102,13 @@ func (a *Account) Take(s Snapshot, c *plan.Catalog) (knownPrice bool) {
 }
 
 // Settle derives a's Status from its facts at now: the subscription
-// snapshot, and unpaidSince, when the oldest still-open failed invoice of
-// the current subscription first failed (nil when none). grace is how long
-// past_due lasts. An organization without a Stripe subscription keeps its
+// snapshot; unpaidSince, when the oldest still-open failed invoice of the
+// current subscription first failed (nil when none); and lastPaid, when
+// its latest invoice was paid (nil when none). grace is how long past_due
+// lasts. An organization without a Stripe subscription keeps its
 // own trial: trialing until TrialEnd (trial:expire moves it to free and
 // mails the owner), free after.
-func (a *Account) Settle(now time.Time, unpaidSince *time.Time, grace time.Duration) {
+func (a *Account) Settle(now time.Time, unpaidSince, lastPaid *time.Time, grace time.Duration) {
 	if a.SubscriptionID == nil || a.StripeStatus == nil {
 		a.PastDueSince, a.GraceUntil = nil, nil
 		if a.Status != Trialing && a.Status != Free {
@@ -124,9 +137,11 @@ func (a *Account) Settle(now time.Time, unpaidSince *time.Time, grace time.Durat
 		return
 	}
 	since := unpaidSince
-	if since == nil && *a.StripeStatus == "past_due" {
-		// Stripe says past_due and no failed invoice reached us (yet): the
-		// grace period runs from that snapshot.
+	if since == nil && *a.StripeStatus == "past_due" && (lastPaid == nil || lastPaid.Before(*a.EventAt)) {
+		// Stripe says past_due, no failed invoice reached us (yet) and no
+		// payment came after that snapshot: the grace period runs from it.
+		// A payment after it wins: invoice.paid restores access at once,
+		// before the subscription's own update arrives.
 		since = a.EventAt
 	}
 	if since == nil {

@@ -47,9 +47,10 @@ type Store interface {
 	// Invoices lists orgID's invoices, newest first, after the cursor
 	// (created, id) when set.
 	Invoices(ctx context.Context, q sqlx.QueryerContext, orgID uuid.UUID, before *InvoiceCursor, limit int) ([]Invoice, error)
-	// UnpaidSince returns when the oldest open invoice of subscription
-	// subID that failed first failed; nil when none is unpaid.
-	UnpaidSince(ctx context.Context, q sqlx.QueryerContext, orgID uuid.UUID, subID string) (*time.Time, error)
+	// InvoiceFacts returns, for subscription subID, when the oldest open
+	// invoice that failed first failed (nil when none is unpaid) and when
+	// its latest invoice was paid (nil when none was).
+	InvoiceFacts(ctx context.Context, q sqlx.QueryerContext, orgID uuid.UUID, subID string) (unpaidSince, lastPaid *time.Time, err error)
 	// UnpaidInvoices lists subscription subID's open failed invoices,
 	// oldest failure first (dunning).
 	UnpaidInvoices(ctx context.Context, q sqlx.QueryerContext, orgID uuid.UUID, subID string) ([]Invoice, error)

@@ -157,15 +157,17 @@ func (Store) Invoices(ctx context.Context, q sqlx.QueryerContext, orgID uuid.UUI
 	return out, nil
 }
 
-// UnpaidSince implements billing.Store.
-func (Store) UnpaidSince(ctx context.Context, q sqlx.QueryerContext, orgID uuid.UUID, subID string) (*time.Time, error) {
-	var t *time.Time
-	err := q.QueryRowxContext(ctx, `SELECT min(first_failed_at) FROM invoices
-		WHERE org_id = $1 AND stripe_subscription_id = $2 AND status = 'open' AND first_failed_at IS NOT NULL`, orgID, subID).Scan(&t)
+// InvoiceFacts implements billing.Store.
+func (Store) InvoiceFacts(ctx context.Context, q sqlx.QueryerContext, orgID uuid.UUID, subID string) (*time.Time, *time.Time, error) {
+	var unpaid, paid *time.Time
+	err := q.QueryRowxContext(ctx, `SELECT
+		min(first_failed_at) FILTER (WHERE status = 'open' AND first_failed_at IS NOT NULL),
+		max(paid_at) FILTER (WHERE status = 'paid')
+		FROM invoices WHERE org_id = $1 AND stripe_subscription_id = $2`, orgID, subID).Scan(&unpaid, &paid)
 	if err != nil {
-		return nil, fmt.Errorf("unpaid invoices: %w", err)
+		return nil, nil, fmt.Errorf("invoice facts: %w", err)
 	}
-	return t, nil
+	return unpaid, paid, nil
 }
 
 // UnpaidInvoices implements billing.Store.
