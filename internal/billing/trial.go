@@ -19,9 +19,9 @@ const TrialWarning = 3 * 24 * time.Hour
 
 // TrialResult is what one trial:expire run did (the job run's detail).
 type TrialResult struct {
-	Trialing int `json:"trialing"`        // organizations found trialing
-	Warned   int `json:"warned"`          // trial-ending emails queued
-	Expired  int `json:"expired"`         // trials moved to the fallback plan
+	Trialing int `json:"trialing"`         // organizations found trialing
+	Warned   int `json:"warned"`           // trial-ending emails queued
+	Expired  int `json:"expired"`          // trials moved to the fallback plan
 	Failed   int `json:"failed,omitempty"` // organizations whose transaction failed
 }
 
