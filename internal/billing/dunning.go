@@ -73,12 +73,20 @@ func (s *Service) dun(ctx context.Context, tx *sqlx.Tx, org uuid.UUID) (dunningO
 		return out, err
 	}
 	// Settle first: the reminders name the grace period's end, and an
-	// organization past it turns read-only now, not at the next event.
-	before := a.Status
-	if err := s.Resettle(ctx, tx, a); err != nil {
-		return out, err
+	// organization past it turns read-only now, not at the next event. The
+	// row is written only when that changes it, not every hour.
+	now, before := s.now(), a.Status
+	var since *time.Time
+	if len(invs) > 0 {
+		since = invs[0].FirstFailedAt // the oldest failure, as Resettle reads it
 	}
-	now := s.now()
+	probe := *a
+	probe.Settle(now, since, s.Grace())
+	if js(probe) != js(*a) {
+		if err := s.Resettle(ctx, tx, a); err != nil {
+			return out, err
+		}
+	}
 	for _, inv := range invs {
 		sent, err := s.remind(ctx, tx, a, inv, now)
 		if err != nil {

@@ -72,6 +72,7 @@ func TestDunningRemindsOnceAndTurnsReadOnlyAfterGrace(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	version := e.account(t, org).Version
 	steps := []struct {
 		at        time.Duration // after the failure
 		reminders int
@@ -97,6 +98,9 @@ func TestDunningRemindsOnceAndTurnsReadOnlyAfterGrace(t *testing.T) {
 	}
 	if n := e.mails(t, org, billing.MailPaymentFailed); n != 2 {
 		t.Fatalf("%d dunning emails, want 2 (day 3 and day 7)", n)
+	}
+	if v := e.account(t, org).Version; v != version {
+		t.Fatalf("runs in the grace period rewrote the row: version %d -> %d", version, v)
 	}
 	for _, k := range []string{"dunning:in_1:3", "dunning:in_1:7"} {
 		var n int
