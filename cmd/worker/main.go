@@ -127,6 +127,7 @@ func run(ctx context.Context) error {
 		Retention: retention.Policy{
 			Outbox: cfg.OutboxRetention, SentEmails: cfg.SentEmailRetention, DeadTasks: cfg.DeadTaskRetention,
 			JobRuns: cfg.JobRunRetention, Audit: cfg.AuditRetention, SoftDeleted: cfg.SoftDeletedRetention,
+			StripeEvents: cfg.StripeEventRetention, BillingNotices: cfg.BillingNoticeRetention,
 		},
 		JobObserved: jobMetrics.Observe,
 	})

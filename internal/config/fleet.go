@@ -39,6 +39,10 @@ type Fleet struct {
 	JobRunRetention      time.Duration
 	AuditRetention       time.Duration
 	SoftDeletedRetention time.Duration
+	// StripeEventRetention and BillingNoticeRetention keep finished Stripe
+	// events and sent billing-notice keys.
+	StripeEventRetention   time.Duration
+	BillingNoticeRetention time.Duration
 }
 
 const day = 24 * time.Hour
@@ -60,6 +64,10 @@ func loadFleet(l *Loader, concurrency int) Fleet {
 		JobRunRetention:      l.Duration("JOB_RUN_RETENTION", 90*day, time.Hour),
 		AuditRetention:       l.Duration("AUDIT_RETENTION", 365*day, day),
 		SoftDeletedRetention: l.Duration("SOFT_DELETED_RETENTION", 30*day, time.Hour),
+		// Above stripe:reconcile's 3-day backfill, or a purged event is
+		// fetched and stored again.
+		StripeEventRetention:   l.Duration("STRIPE_EVENT_RETENTION", 90*day, 4*day),
+		BillingNoticeRetention: l.Duration("BILLING_NOTICE_RETENTION", 400*day, day),
 	}
 	if f.RetryMax < f.RetryBase {
 		l.fail("WORKER_RETRY_MAX", "must be at least WORKER_RETRY_BASE (%s)", f.RetryBase)

@@ -1,6 +1,7 @@
 // Package retention deletes what Keel keeps only for a while: expired
 // tokens and idempotency keys (tokens:purge, hourly) and, past their retention, dispatched outbox rows,
-// sent-email records, dead tasks, job runs, audit rows and soft-deleted rows
+// sent-email records, dead tasks, job runs, audit rows, finished Stripe
+// events, billing-notice keys and soft-deleted rows
 // (retention:purge), except the tables whose capability purges them itself
 // (ownPurge). The tables of other capabilities may not exist (yet):
 // a rule whose table or columns are missing is skipped and reported as such.
@@ -25,6 +26,13 @@ type Policy struct {
 	JobRuns     time.Duration
 	Audit       time.Duration // audit_log rows
 	SoftDeleted time.Duration // rows whose deleted_at is older
+	// StripeEvents keeps applied or ignored Stripe events (the webhook
+	// inbox); pending ones stay until applied. Keep it well above the
+	// reconciliation backfill's 3 days, or a purged event is stored again.
+	StripeEvents time.Duration
+	// BillingNotices keeps the keys of billing emails sent (each is sent
+	// once per key while its key is kept).
+	BillingNotices time.Duration
 	// TokenGrace keeps expired tokens this long after expiry, so a late
 	// refresh-token reuse is still recognized as reuse.
 	TokenGrace time.Duration
@@ -34,7 +42,7 @@ type Policy struct {
 var Default = Policy{
 	Outbox: 24 * time.Hour, SentEmails: 30 * 24 * time.Hour, DeadTasks: 90 * 24 * time.Hour,
 	JobRuns: 90 * 24 * time.Hour, Audit: 365 * 24 * time.Hour, SoftDeleted: 30 * 24 * time.Hour,
-	TokenGrace: 24 * time.Hour,
+	TokenGrace: 24 * time.Hour, StripeEvents: 90 * 24 * time.Hour, BillingNotices: 400 * 24 * time.Hour,
 }
 
 // withDefaults fills each zero (or negative) field from Default.
@@ -43,6 +51,7 @@ func (p Policy) withDefaults() Policy {
 	for _, f := range []struct{ v, d *time.Duration }{
 		{&p.Outbox, &def.Outbox}, {&p.SentEmails, &def.SentEmails}, {&p.DeadTasks, &def.DeadTasks},
 		{&p.JobRuns, &def.JobRuns}, {&p.Audit, &def.Audit}, {&p.SoftDeleted, &def.SoftDeleted}, {&p.TokenGrace, &def.TokenGrace},
+		{&p.StripeEvents, &def.StripeEvents}, {&p.BillingNotices, &def.BillingNotices},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.d
@@ -91,6 +100,9 @@ func retentionRules(p Policy) []rule {
 		{table: "job_runs", columns: []string{"started_at"}, where: `started_at` + older, age: p.JobRuns},
 		{table: "audit_log", columns: []string{"created_at"}, where: `created_at` + older, age: p.Audit},
 		{table: "canary_runs", columns: []string{"last_run_at"}, where: `last_run_at` + older, age: p.JobRuns},
+		{table: "stripe_events", columns: []string{"received_at", "status"},
+			where: `status IN ('applied', 'ignored') AND received_at` + older, age: p.StripeEvents},
+		{table: "billing_notices", columns: []string{"created_at"}, where: `created_at` + older, age: p.BillingNotices},
 	}
 }
 
