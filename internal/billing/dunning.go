@@ -76,12 +76,12 @@ func (s *Service) dun(ctx context.Context, tx *sqlx.Tx, org uuid.UUID) (dunningO
 	// organization past it turns read-only now, not at the next event. The
 	// row is written only when that changes it, not every hour.
 	now, before := s.now(), a.Status
-	var since *time.Time
-	if len(invs) > 0 {
-		since = invs[0].FirstFailedAt // the oldest failure, as Resettle reads it
+	since, paid, err := s.Store.InvoiceFacts(ctx, tx, org, *a.SubscriptionID)
+	if err != nil {
+		return out, err
 	}
 	probe := *a
-	probe.Settle(now, since, s.Grace())
+	probe.Settle(now, since, paid, s.Grace())
 	if js(probe) != js(*a) {
 		if err := s.Resettle(ctx, tx, a); err != nil {
 			return out, err
