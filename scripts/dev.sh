@@ -95,8 +95,9 @@ export S3_SECRET_ACCESS_KEY=${S3_SECRET_ACCESS_KEY:-keel-dev-secret}
 export S3_BUCKET=${S3_BUCKET:-keel-files}
 # Billing: a local stripe-mock (Stripe's official mock, which the tests use
 # too), unless STRIPE_API_BASE is set (set it empty, in .env, for Stripe
-# itself with your own test key: docs/billing.md). stripe-mock accepts any
-# sk_test_ key. The webhook secret is a fixed development one, so
+# itself with your own test key: docs/billing.md). stripe-mock accepts a
+# key of sk_test_ and letters or digits (it answers 401 to sk_test_keel_dev,
+# underscore and all). The webhook secret is a fixed development one, so
 # `keelctl stripe trigger` (which reads it from the same variable) signs
 # events the api accepts.
 STRIPE_PORT=${KEEL_DEV_STRIPE_PORT:-12111}
@@ -105,7 +106,7 @@ if [ -z "${STRIPE_API_BASE+set}" ]; then
   STRIPE_MOCK=1
   export STRIPE_API_BASE=http://127.0.0.1:$STRIPE_PORT
 fi
-export STRIPE_SECRET_KEY=${STRIPE_SECRET_KEY:-sk_test_keel_dev}
+export STRIPE_SECRET_KEY=${STRIPE_SECRET_KEY:-sk_test_keeldev}
 export STRIPE_WEBHOOK_SECRET=${STRIPE_WEBHOOK_SECRET:-whsec_keel_dev_webhook_secret}
 
 # status URL [HEADER]: the HTTP status of a GET of a plain-http URL (000 when
@@ -138,6 +139,16 @@ if [ "$S3_ENDPOINT" = "http://127.0.0.1:$S3_PORT" ] && ! (exec 3<>"/dev/tcp/127.
   pids+=($!)
   for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null && break; sleep 0.1; done
 fi
+
+# The settings above, for keelctl in another terminal against this stack
+# (`set -a; . .dev/env; set +a; bin/keelctl stripe trigger ...`). The
+# development secrets stay in .dev/secrets.env.
+( umask 077
+  for v in ENV DATABASE_URL DATABASE_OWNER_URL BACKUP_DATABASE_URL REDIS_URL SMTP_URL APP_BASE_URL \
+    S3_ENDPOINT S3_REGION S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY S3_BUCKET \
+    STRIPE_API_BASE STRIPE_SECRET_KEY STRIPE_WEBHOOK_SECRET PLANS_FILE; do
+    if [ -n "${!v+set}" ]; then printf '%s=%q\n' "$v" "${!v}"; fi
+  done > .dev/env )
 
 # -https-addr too: without it stripe-mock also listens for HTTPS on every
 # interface.
@@ -206,6 +217,7 @@ cat <<MSG
     Stripe         $STRIPE_SHOWN
     Webhook        POST /api/v1/stripe/webhook, STRIPE_WEBHOOK_SECRET=$STRIPE_WEBHOOK_SECRET
                    (keelctl stripe trigger EVENT_TYPE --org ORG_ID signs with it; docs/billing.md)
+    keelctl        set -a; . .dev/env; set +a; bin/keelctl ...   (this stack's settings)
     Database       $DATABASE_URL
 
 MSG
