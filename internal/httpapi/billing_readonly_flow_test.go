@@ -83,6 +83,10 @@ func TestReadOnlyRefusesEveryWrite(t *testing.T) {
 	if code := putUpload(t, up, []byte("hello")); code != http.StatusOK {
 		t.Fatalf("upload: %d", code)
 	}
+	dropped := e.announce(owner.AccessToken, kept.ID, "drop.txt", "text/plain", 5)
+	var pending struct{ ID string }
+	e.expect(req{method: "POST", path: "/api/v1/organizations/current/invitations", token: owner.AccessToken,
+		body: map[string]string{"email": "pending@example.com", "role": "member"}}, http.StatusCreated, &pending)
 	var status string
 	if err := e.db.Owner.Get(&status, `SELECT status FROM subscriptions WHERE org_id = $1`, org); err != nil || status != "trialing" {
 		t.Fatalf("a new organization's billing status %q (%v), want trialing", status, err)
@@ -139,10 +143,13 @@ func TestReadOnlyRefusesEveryWrite(t *testing.T) {
 	}
 
 	// Shrinking is allowed: the soft delete is the one resource update the
-	// trigger lets through, so an organization that cannot pay can still
-	// remove data (and its usage) rather than being stuck with it.
+	// trigger lets through, and deletes do not fire it, so an organization
+	// that cannot pay can still remove data (and its usage) rather than
+	// being stuck with it.
 	e.expect(req{method: "DELETE", path: "/api/v1/resources/" + shrink.ID, token: key}, http.StatusNoContent, nil)
 	e.expect(req{method: "GET", path: "/api/v1/resources/" + shrink.ID, token: owner.AccessToken}, http.StatusNotFound, nil)
+	e.expect(req{method: "DELETE", path: "/api/v1/files/" + dropped.File.ID, token: key}, http.StatusNoContent, nil)
+	e.expect(req{method: "DELETE", path: "/api/v1/organizations/current/invitations/" + pending.ID, token: owner.AccessToken}, http.StatusNoContent, nil)
 
 	// Security actions touch no billed data and must never wait for a
 	// payment: a leaked key is revoked, a member removed, a password
