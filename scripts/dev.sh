@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # `make dev`: runs the whole system locally. Starts what is missing
 # (PostgreSQL, Redis, Mailpit, versitygw with the files bucket, stripe-mock),
-# creates and
-# migrates the keel_dev database, seeds a demo organization on an empty
-# database (with a demo file), then runs api, worker and
-# scheduler in the foreground and prints their URLs once they all answer.
+# creates and migrates the keel_dev database, seeds a demo organization on
+# an empty database (with a demo file and a trial), then runs api, worker
+# and scheduler in the foreground and prints their URLs once they all answer.
 # Ctrl-C stops everything this script started, the servers included, and
 # names the ones that were running before and are left alone.
 set -euo pipefail
