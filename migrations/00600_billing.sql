@@ -192,17 +192,32 @@ $$;
 -- writes at once and a lapse stops them at once. Deleting stays possible
 -- (a resource's soft delete too): an organization may always shrink.
 -- SQLSTATE KL402 is mapped to 402 payment_required by platform/postgres.
+-- The row is read FOR SHARE: a write that passed the check holds the lock
+-- until it commits, so the switch to read_only (an UPDATE of that row)
+-- waits for it, and a write arriving after the switch's UPDATE waits for
+-- the switch and then reads read_only. Without the lock a write could pass
+-- the check, then commit after the switch did. Share locks do not block
+-- one another, so writes of one organization still run in parallel. An
+-- application-role write always has its tenant set (RLS's WITH CHECK), so
+-- the locking read sees the row; a maintenance write without a tenant
+-- falls back to the plain read, as the definer may.
 -- +goose StatementBegin
 CREATE FUNCTION billing_assert_writable()
 RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    st text;
 BEGIN
     IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'resources' THEN
         IF OLD.deleted_at IS NULL AND NEW.deleted_at IS NOT NULL THEN
             RETURN NEW;
         END IF;
     END IF;
-    IF EXISTS (SELECT 1 FROM subscriptions s WHERE s.org_id = NEW.org_id AND s.status = 'read_only') THEN
+    SELECT s.status INTO st FROM subscriptions s WHERE s.org_id = NEW.org_id FOR SHARE;
+    IF NOT FOUND THEN
+        SELECT s.status INTO st FROM subscriptions s WHERE s.org_id = NEW.org_id;
+    END IF;
+    IF st = 'read_only' THEN
         RAISE EXCEPTION 'organization % is read-only until its overdue invoice is paid', NEW.org_id
             USING ERRCODE = 'KL402';
     END IF;

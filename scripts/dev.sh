@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `make dev`: runs the whole system locally. Starts what is missing
-# (PostgreSQL, Redis, Mailpit, versitygw with the files bucket), creates and
-# migrates the keel_dev database, seeds a demo organization on an empty
-# database (with a demo file), then runs api, worker and
-# scheduler in the foreground and prints their URLs once they all answer.
+# (PostgreSQL, Redis, Mailpit, versitygw with the files bucket, stripe-mock),
+# creates and migrates the keel_dev database, seeds a demo organization on
+# an empty database (with a demo file and a trial), then runs api, worker
+# and scheduler in the foreground and prints their URLs once they all answer.
 # Ctrl-C stops everything this script started, the servers included, and
 # names the ones that were running before and are left alone.
 set -euo pipefail
@@ -56,7 +56,7 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 KEEL_SERVICES_STATE=$state scripts/services.sh --dev
-scripts/tools.sh mailpit versitygw
+scripts/tools.sh mailpit versitygw stripe-mock
 
 # Development secrets are generated once and kept in .dev (git-ignored).
 if [ ! -f .dev/secrets.env ]; then
@@ -92,15 +92,32 @@ export S3_REGION=${S3_REGION:-us-east-1}
 export S3_ACCESS_KEY_ID=${S3_ACCESS_KEY_ID:-keel}
 export S3_SECRET_ACCESS_KEY=${S3_SECRET_ACCESS_KEY:-keel-dev-secret}
 export S3_BUCKET=${S3_BUCKET:-keel-files}
+# Billing: a local stripe-mock (Stripe's official mock, which the tests use
+# too), unless STRIPE_API_BASE is set (set it empty, in .env, for Stripe
+# itself with your own test key: docs/billing.md). stripe-mock accepts a
+# key of sk_test_ and letters or digits (it answers 401 to sk_test_keel_dev,
+# underscore and all). The webhook secret is a fixed development one, so
+# `keelctl stripe trigger` (which reads it from the same variable) signs
+# events the api accepts.
+STRIPE_PORT=${KEEL_DEV_STRIPE_PORT:-12111}
+STRIPE_MOCK=0
+if [ -z "${STRIPE_API_BASE+set}" ]; then
+  STRIPE_MOCK=1
+  export STRIPE_API_BASE=http://127.0.0.1:$STRIPE_PORT
+fi
+export STRIPE_SECRET_KEY=${STRIPE_SECRET_KEY:-sk_test_keeldev}
+export STRIPE_WEBHOOK_SECRET=${STRIPE_WEBHOOK_SECRET:-whsec_keel_dev_webhook_secret}
 
-# status URL: the HTTP status of a GET of a plain-http URL (000 when nothing
-# answers within 2 s). Bash alone, so nothing needs installing for it.
+# status URL [HEADER]: the HTTP status of a GET of a plain-http URL (000 when
+# nothing answers within 2 s), with one extra request header if given. Bash
+# alone, so nothing needs installing for it.
 status() {
-  local rest=${1#http://} hostport path code=000
+  local rest=${1#http://} hostport path code=000 extra=
   hostport=${rest%%/*}
   path=${rest#"$hostport"}
+  [ -n "${2:-}" ] && extra="$2"$'\r\n'
   if exec 3<>"/dev/tcp/${hostport%:*}/${hostport##*:}"; then
-    printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "${path:-/}" "$hostport" >&3
+    printf 'GET %s HTTP/1.0\r\nHost: %s\r\n%s\r\n' "${path:-/}" "$hostport" "$extra" >&3
     read -r -t 2 _ code _ <&3 || code=000
     exec 3<&- 3>&-
   fi 2>/dev/null
@@ -122,6 +139,23 @@ if [ "$S3_ENDPOINT" = "http://127.0.0.1:$S3_PORT" ] && ! (exec 3<>"/dev/tcp/127.
   for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null && break; sleep 0.1; done
 fi
 
+# The settings above, for keelctl in another terminal against this stack
+# (`set -a; . .dev/env; set +a; bin/keelctl stripe trigger ...`). The
+# development secrets stay in .dev/secrets.env.
+( umask 077
+  for v in ENV DATABASE_URL DATABASE_OWNER_URL BACKUP_DATABASE_URL REDIS_URL SMTP_URL APP_BASE_URL \
+    S3_ENDPOINT S3_REGION S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY S3_BUCKET \
+    STRIPE_API_BASE STRIPE_SECRET_KEY STRIPE_WEBHOOK_SECRET PLANS_FILE; do
+    if [ -n "${!v+set}" ]; then printf '%s=%q\n' "$v" "${!v}"; fi
+  done > .dev/env )
+
+# -https-addr too: without it stripe-mock also listens for HTTPS on every
+# interface.
+if [ $STRIPE_MOCK = 1 ] && ! (exec 3<>"/dev/tcp/127.0.0.1/$STRIPE_PORT") 2>/dev/null; then
+  .tools/bin/stripe-mock -http-addr "127.0.0.1:$STRIPE_PORT" -https-addr 127.0.0.1:0 > .dev/stripe-mock.log 2>&1 &
+  pids+=($!)
+fi
+
 if ! psql "$ADMIN_URL" -Atqc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1; then
   log "creating database $DB"
   psql "$ADMIN_URL" -qc "CREATE DATABASE \"$DB\""
@@ -140,16 +174,20 @@ METRICS_ADDR=127.0.0.1:9090 bin/api & pids+=($!)
 
 checks=("http://$HTTP_ADDR/readyz" http://127.0.0.1:9091/readyz http://127.0.0.1:9092/readyz
   http://127.0.0.1:8025/api/v1/messages)
+# stripe-mock answers only a request with a test key.
+stripe_check=$STRIPE_API_BASE/v1/customers
+[ $STRIPE_MOCK = 1 ] && checks+=("$stripe_check")
+header() { if [ "$1" = "$stripe_check" ]; then echo "Authorization: Bearer $STRIPE_SECRET_KEY"; fi; }
 waiting=("${checks[@]}")
 for _ in $(seq 1 150); do
   left=()
-  for u in "${waiting[@]}"; do [ "$(status "$u")" = 200 ] || left+=("$u"); done
+  for u in "${waiting[@]}"; do [ "$(status "$u" "$(header "$u")")" = 200 ] || left+=("$u"); done
   waiting=("${left[@]}")
   [ ${#waiting[@]} = 0 ] && break
   sleep 0.2
 done
 if [ ${#waiting[@]} != 0 ]; then
-  for u in "${waiting[@]}"; do log "not ready after 30 s: $u answers $(status "$u")"; done
+  for u in "${waiting[@]}"; do log "not ready after 30 s: $u answers $(status "$u" "$(header "$u")")"; done
   exit 1
 fi
 # The local S3 server answers anonymous requests with 403 (as S3 does), so
@@ -157,6 +195,14 @@ fi
 S3_SHOWN=$S3_ENDPOINT
 if [ "$S3_ENDPOINT" = "http://127.0.0.1:$S3_PORT" ]; then
   S3_SHOWN="$S3_ENDPOINT/health (the S3 endpoint is its host)"
+fi
+# Printed without http:// on purpose: stripe-mock answers 401 to a request
+# without a key, and the webhook only takes a signed POST, so neither is a
+# URL to open (scripts/fresh-machine.sh opens every http:// URL printed).
+if [ $STRIPE_MOCK = 1 ]; then
+  STRIPE_SHOWN="stripe-mock at 127.0.0.1:$STRIPE_PORT (STRIPE_API_BASE; key $STRIPE_SECRET_KEY)"
+else
+  STRIPE_SHOWN="STRIPE_API_BASE=${STRIPE_API_BASE:-(Stripe itself)}"
 fi
 cat <<MSG
 
@@ -167,6 +213,10 @@ cat <<MSG
     Worker         http://127.0.0.1:9091/readyz   scheduler: http://127.0.0.1:9092/readyz
     Mail (API)     http://127.0.0.1:8025/api/v1/messages
     S3 (files)     $S3_SHOWN   bucket $S3_BUCKET (key $S3_ACCESS_KEY_ID)
+    Stripe         $STRIPE_SHOWN
+    Webhook        POST /api/v1/stripe/webhook, STRIPE_WEBHOOK_SECRET=$STRIPE_WEBHOOK_SECRET
+                   (keelctl stripe trigger EVENT_TYPE --org ORG_ID signs with it; docs/billing.md)
+    keelctl        set -a; . .dev/env; set +a; bin/keelctl ...   (this stack's settings)
     Database       $DATABASE_URL
 
 MSG

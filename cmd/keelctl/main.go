@@ -148,7 +148,11 @@ func runSeedDemo(ctx context.Context, cfg *config.Ctl, out io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	if err := demo.Seed(ctx, db, out); err != nil {
+	plans, err := cfg.Plans()
+	if err != nil {
+		return err
+	}
+	if err := demo.SeedPlans(ctx, db, plans.Catalog, out); err != nil {
 		return err
 	}
 	files, err := demoFiles(ctx, cfg, db)

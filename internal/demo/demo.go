@@ -15,8 +15,12 @@ import (
 	"github.com/keelhq/keel/internal/audit"
 	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/auth/authdb"
+	"github.com/keelhq/keel/internal/billing"
+	"github.com/keelhq/keel/internal/billing/billingdb"
 	"github.com/keelhq/keel/internal/org"
 	"github.com/keelhq/keel/internal/org/orgdb"
+	"github.com/keelhq/keel/internal/plan"
+	"github.com/keelhq/keel/internal/plan/plandb"
 	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/internal/tenant"
 )
@@ -33,19 +37,40 @@ const OwnerEmail = "owner@demo.keel.localhost"
 // resources, and prints the logins to w. Run a second time it prints that
 // the demo exists and changes nothing (a demo seeded before resources
 // existed gets its resources). It runs as the application role, through
-// the same tenant-scoped transactions as the API.
+// the same tenant-scoped transactions as the API. The plans are the
+// embedded catalog; SeedPlans takes PLANS_FILE's.
 func Seed(ctx context.Context, db *sqlx.DB, w io.Writer) error {
-	if err := seedPeople(ctx, db, w); err != nil {
+	return SeedPlans(ctx, db, nil, w)
+}
+
+// SeedPlans is Seed with a plan catalog (nil: the embedded one). The
+// organizations start billing as a signup does: a trial of the default
+// plan when the catalog gives one, which the summary names.
+func SeedPlans(ctx context.Context, db *sqlx.DB, plans *plan.Catalog, w io.Writer) error {
+	if plans == nil {
+		var err error
+		if plans, err = plan.Load(""); err != nil {
+			return err
+		}
+	}
+	if err := seedPeople(ctx, db, plans, w); err != nil {
 		return err
 	}
-	return seedResources(ctx, db, w)
+	return seedResources(ctx, db, plans, w)
+}
+
+// orgService is an organization service as the API wires it: plan limits
+// and billing's hooks (a new organization gets its subscriptions row).
+func orgService(db *sqlx.DB, plans *plan.Catalog) *org.Service {
+	bill := &billing.Service{DB: db, Store: billingdb.Store{}, Plans: plans}
+	return &org.Service{DB: db, Store: orgdb.Store{}, Limits: plandb.NewLimiter(plans), Billing: bill}
 }
 
 // seedPeople seeds the users, organizations and invitations, once.
-func seedPeople(ctx context.Context, db *sqlx.DB, w io.Writer) error {
+func seedPeople(ctx context.Context, db *sqlx.DB, plans *plan.Catalog, w io.Writer) error {
 	var users authdb.Store
 	var store orgdb.Store
-	orgs := &org.Service{DB: db, Store: store}
+	orgs := orgService(db, plans)
 	_, err := users.UserByEmail(ctx, db, OwnerEmail)
 	if err == nil {
 		fmt.Fprintf(w, "The demo already exists; log in as %s with password %s.\n", OwnerEmail, Password)
@@ -114,6 +139,28 @@ func seedPeople(ctx context.Context, db *sqlx.DB, w io.Writer) error {
 		fmt.Fprintf(w, "  %-6s  %s\n", p.role, p.email)
 	}
 	fmt.Fprintln(w, "Pending invitations: new.hire@ and contractor@demo.keel.localhost (Acme), partner@demo.keel.localhost (Globex).")
+	return printBilling(ctx, db, plans, w, acme)
+}
+
+// printBilling names the demo organization's plan and billing status (a
+// trial's end included), read back as the API would.
+func printBilling(ctx context.Context, db *sqlx.DB, plans *plan.Catalog, w io.Writer, orgID uuid.UUID) error {
+	var a *billing.Account
+	err := postgres.InTx(ctx, db, orgID, func(tx *sqlx.Tx) error {
+		var err error
+		a, err = billingdb.Store{}.Account(ctx, tx, orgID, false)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("seed demo: billing: %w", err)
+	}
+	p := a.Plan(plans)
+	if a.Status == billing.Trialing && a.TrialEnd != nil {
+		fmt.Fprintf(w, "Billing: %q is on a trial of the %s plan until %s (no card; see docs/billing.md).\n",
+			OrgName, p.Name, a.TrialEnd.UTC().Format(time.DateOnly))
+		return nil
+	}
+	fmt.Fprintf(w, "Billing: %q is on the %s plan (%s).\n", OrgName, p.Name, a.Status)
 	return nil
 }
 

@@ -43,6 +43,20 @@ func TestSeedDemo(t *testing.T) {
 	if counts.Orgs != 2 || counts.Members != 5 || counts.Invitations != 3 || counts.Verified != 3 {
 		t.Fatalf("seeded %+v", counts)
 	}
+	// Both organizations start billing as a signup does: a 14-day trial of
+	// the default plan (pro), audited, and the summary says so.
+	var trials int
+	if err := db.Owner.Get(&trials, `SELECT count(*) FROM subscriptions s JOIN organizations o ON o.id = s.org_id
+		WHERE s.status = 'trialing' AND s.plan_id = 'pro' AND s.trial_end BETWEEN now() + interval '13 days' AND now() + interval '15 days'
+		AND EXISTS (SELECT 1 FROM audit_log a WHERE a.org_id = o.id AND a.action = 'billing.trial_started')`); err != nil {
+		t.Fatal(err)
+	}
+	if trials != 2 {
+		t.Fatalf("%d demo organizations on a trial of pro, want 2", trials)
+	}
+	if !strings.Contains(out.String(), `"Acme Demo" is on a trial of the Pro plan until `) {
+		t.Fatalf("output lacks the demo's trial:\n%s", out.String())
+	}
 	out.Reset()
 	if err := demo.Seed(ctx, db.App, &out); err != nil || !strings.Contains(out.String(), "already exists") {
 		t.Fatalf("second run: %v %q", err, out.String())

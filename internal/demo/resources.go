@@ -10,8 +10,6 @@ import (
 
 	"github.com/keelhq/keel/internal/audit"
 	"github.com/keelhq/keel/internal/auth/authdb"
-	"github.com/keelhq/keel/internal/org"
-	"github.com/keelhq/keel/internal/org/orgdb"
 	"github.com/keelhq/keel/internal/plan"
 	"github.com/keelhq/keel/internal/plan/plandb"
 	"github.com/keelhq/keel/internal/resource"
@@ -46,13 +44,13 @@ func sampleResources() []resource.Input {
 
 // seedResources gives the demo organization its sample resources when it
 // has none, created by the demo owner through the resource service: counted
-// against the default plan and audited like any other.
-func seedResources(ctx context.Context, db *sqlx.DB, w io.Writer) error {
+// against its plan (the trial's) and audited like any other.
+func seedResources(ctx context.Context, db *sqlx.DB, plans *plan.Catalog, w io.Writer) error {
 	owner, err := authdb.Store{}.UserByEmail(ctx, db, OwnerEmail)
 	if err != nil {
 		return fmt.Errorf("seed resources: demo owner: %w", err)
 	}
-	orgs := &org.Service{DB: db, Store: orgdb.Store{}}
+	orgs := orgService(db, plans)
 	ms, err := orgs.Memberships(ctx, db, owner.ID)
 	if err != nil {
 		return fmt.Errorf("seed resources: %w", err)
@@ -65,10 +63,6 @@ func seedResources(ctx context.Context, db *sqlx.DB, w io.Writer) error {
 	}
 	if p == nil {
 		return fmt.Errorf("seed resources: %s owns no organization named %q", OwnerEmail, OrgName)
-	}
-	plans, err := plan.Load("")
-	if err != nil {
-		return err
 	}
 	svc := &resource.Service{DB: db, Store: resourcedb.Store{},
 		Limits: plandb.NewLimiter(plans)}

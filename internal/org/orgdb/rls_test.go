@@ -31,12 +31,13 @@ func TestRowLevelSecurityCatalog(t *testing.T) {
 		ORDER BY 1`); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"api_keys", "audit_log", "invitations", "memberships"} {
+	for _, want := range []string{"api_keys", "audit_log", "invitations", "memberships",
+		"subscriptions", "invoices", "billing_notices", "billing_customers"} {
 		if !contains(tables, want) {
 			t.Fatalf("tenant tables %v lack %s", tables, want)
 		}
 	}
-	for _, notTenant := range []string{"outbox", "sent_emails", "users", "organizations", "refresh_tokens"} {
+	for _, notTenant := range []string{"outbox", "sent_emails", "users", "organizations", "refresh_tokens", "stripe_events"} {
 		if contains(tables, notTenant) {
 			t.Fatalf("%s has an org_id column but is meant to be a platform table", notTenant)
 		}
@@ -137,10 +138,11 @@ func TestRowLevelSecurityCatalog(t *testing.T) {
 	}
 }
 
-var seeded = map[string]bool{"memberships": true, "invitations": true, "api_keys": true, "audit_log": true}
+var seeded = map[string]bool{"memberships": true, "invitations": true, "api_keys": true, "audit_log": true,
+	"subscriptions": true, "invoices": true, "billing_notices": true, "billing_customers": true}
 
-// seedTwoOrgs writes a row of each identity tenant table for two
-// organizations, as the owner.
+// seedTwoOrgs writes a row of each identity and billing tenant table for
+// two organizations, as the owner.
 func seedTwoOrgs(t *testing.T, owner *sqlx.DB) (uuid.UUID, uuid.UUID) {
 	t.Helper()
 	ids := [2]uuid.UUID{uuid.New(), uuid.New()}
@@ -155,6 +157,10 @@ func seedTwoOrgs(t *testing.T, owner *sqlx.DB) (uuid.UUID, uuid.UUID) {
 			`INSERT INTO invitations (id, org_id, email, role, token_hash, expires_at) VALUES (gen_random_uuid(), ORG, USER || '-i@example.com', 'member', decode(md5(USER), 'hex'), now() + interval '1 day')`,
 			`INSERT INTO api_keys (id, org_id, name, role, prefix, secret_hash) VALUES (gen_random_uuid(), ORG, 'k', 'member', substr(md5(USER), 1, 12), '\x00')`,
 			`INSERT INTO audit_log (id, org_id, action) VALUES (gen_random_uuid(), ORG, 'test')`,
+			`INSERT INTO subscriptions (org_id, plan_id, status, stripe_customer_id) VALUES (ORG, 'pro', 'active', 'cus_' || md5(ORG::text))`,
+			`INSERT INTO invoices (org_id, stripe_invoice_id, status, stripe_created) VALUES (ORG, 'in_' || md5(ORG::text), 'open', now())`,
+			`INSERT INTO billing_notices (org_id, key) VALUES (ORG, 'paid:in_' || md5(ORG::text))`,
+			`INSERT INTO billing_customers (stripe_customer_id, org_id) VALUES ('cus_' || md5(ORG::text), ORG)`,
 		}
 		for _, s := range stmts {
 			if _, err := owner.Exec(r.Replace(s)); err != nil {
