@@ -47,6 +47,9 @@ type Facts struct {
 	// InvoiceCreated, when set, is the invoice's creation and finalization
 	// (its first payment attempt); default: the event's time.
 	InvoiceCreated time.Time
+	// Trial makes the invoice the $0 first invoice of a trialing
+	// subscription.
+	Trial bool
 
 	SessionID string // cs_test_...
 }
@@ -136,7 +139,7 @@ func (f Facts) defaults(typ string) Facts {
 	if f.InvoiceNumber == "" {
 		f.InvoiceNumber = strings.ToUpper(short(f.OrgID)[:min(8, len(short(f.OrgID)))]) + "-0001"
 	}
-	if f.Amount == 0 {
+	if f.Amount == 0 && !f.Trial {
 		f.Amount = 2900
 	}
 	if f.Currency == "" {
@@ -227,12 +230,16 @@ func invoice(typ string, f Facts) map[string]any {
 	if typ != billing.EventInvoicePaymentFailed {
 		status, paid, amountPaid, paidAt, nextAttempt = "paid", true, f.Amount, f.Created.Unix(), nil
 	}
+	reason := "subscription_cycle"
+	if f.Trial {
+		reason = "subscription_create"
+	}
 	return map[string]any{
 		"id": f.InvoiceID, "object": "invoice", "customer": f.CustomerID, "subscription": f.SubscriptionID,
 		"number": f.InvoiceNumber, "status": status, "paid": paid, "currency": f.Currency,
 		"amount_due": f.Amount, "amount_paid": amountPaid, "amount_remaining": f.Amount - amountPaid,
 		"total": f.Amount, "subtotal": f.Amount, "attempt_count": f.AttemptCount, "attempted": true,
-		"billing_reason": "subscription_cycle", "collection_method": "charge_automatically",
+		"billing_reason": reason, "collection_method": "charge_automatically",
 		"created": f.InvoiceCreated.Unix(), "period_start": f.PeriodStart.Unix(), "period_end": f.PeriodEnd.Unix(),
 		"hosted_invoice_url": "https://invoice.stripe.com/i/acct_keel/test_" + f.InvoiceID,
 		"invoice_pdf":        "https://pay.stripe.com/invoice/acct_keel/test_" + f.InvoiceID + "/pdf",
