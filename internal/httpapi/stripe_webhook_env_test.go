@@ -159,7 +159,7 @@ func (e *hookEnv) startWorker(n int) {
 		t.Fatal(err)
 	}
 	srv := asynq.NewServer(opt, asynq.Config{Concurrency: n, Queues: map[string]int{task.QueueCritical: 6, task.QueueDefault: 3, task.QueueLow: 1},
-		Logger: nopLogger{}, LogLevel: asynq.FatalLevel, ShutdownTimeout: 2 * time.Second, RetryDelayFunc: queue.RetryDelay(50*time.Millisecond, time.Second),
+		TaskCheckInterval: 10 * time.Millisecond, Logger: nopLogger{}, LogLevel: asynq.FatalLevel, ShutdownTimeout: 2 * time.Second, RetryDelayFunc: queue.RetryDelay(50*time.Millisecond, time.Second),
 		IsFailure: queue.IsFailure, ErrorHandler: &queue.FailureHandler{Dead: &deadtask.Service{DB: e.db.App}, Log: zerolog.Nop()}})
 	mux := asynq.NewServeMux()
 	if err := jobs.Register(mux, jobs.Deps{DB: e.db.App, Mail: smtp, Render: render, Billing: e.bill, Log: zerolog.Nop()}); err != nil {
