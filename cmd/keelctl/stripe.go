@@ -39,15 +39,16 @@ const stripeUsage = `  stripe replay EVENT_ID
 // runStripe dispatches keelctl stripe's subcommands.
 func runStripe(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: stripe needs replay or trigger", errUsage)
+		return fmt.Errorf("%w: stripe needs replay or trigger", errUsage) // TODO(billing merge): or sync
 	}
 	switch args[0] {
 	case "replay":
 		return runStripeReplay(ctx, cfg, args[1:], out)
 	case "trigger":
 		return runStripeTrigger(ctx, cfg, args[1:], out)
-		// "sync" (keelctl stripe sync ORG, stripe_sync.go) joins here:
-		// case "sync": return stripeSync(ctx, cfg, args[1:], out)
+		// TODO(billing merge): keelctl stripe sync ORG (H3, stripe_sync.go):
+		// case "sync":
+		// 	return stripeSync(ctx, cfg, args[1:], out)
 	}
 	return fmt.Errorf("%w: unknown stripe command %q", errUsage, args[0])
 }
