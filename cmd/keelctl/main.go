@@ -39,7 +39,7 @@ commands:
                    (a second run changes nothing; refused with ENV=production)
   gen-keys         print fresh JWT_SIGNING_KEY and TOTP_ENCRYPTION_KEY lines for an
                    env file (e.g. keelctl gen-keys >> .env)
-` + fleetUsage + filesUsage
+` + fleetUsage + filesUsage + stripeUsage
 
 // errUsage marks a command-line mistake: exit code 2.
 var errUsage = errors.New("usage")
@@ -85,6 +85,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return runBackup(ctx, cfg, args[1:], out)
 	case "files":
 		return runFiles(ctx, cfg, args[1:], out)
+	case "stripe":
+		return runStripe(ctx, cfg, args[1:], out)
 	}
 	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 }

@@ -3,7 +3,7 @@ package billing
 import (
 	"context"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -13,6 +13,9 @@ import (
 	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/jobs/task"
 )
+
+// errNotStripeEvent is Accept's answer for a body that is not an event.
+var errNotStripeEvent = errors.New("billing: not a Stripe event (id, type and created are required)")
 
 // Accept stores a verified Stripe event in the inbox and queues its
 // application (a stripe:event outbox row) in one transaction. A duplicate
@@ -27,7 +30,7 @@ func (s *Service) Accept(ctx context.Context, raw []byte) (inserted bool, err er
 		Created    int64  `json:"created"`
 	}
 	if err := json.Unmarshal(raw, &head); err != nil || head.ID == "" || head.Type == "" || head.Created <= 0 {
-		return false, fmt.Errorf("billing: not a Stripe event (id, type and created are required)")
+		return false, errNotStripeEvent
 	}
 	e := &Event{ID: head.ID, Type: head.Type, APIVersion: head.APIVersion, Livemode: head.Livemode,
 		Created: time.Unix(head.Created, 0).UTC(), Payload: raw}
