@@ -28,6 +28,9 @@ const stripeUsage = `  stripe replay EVENT_ID
                    apply a stored Stripe event again: reset it to pending and queue
                    its stripe:event task (after fixing what made it fail or be
                    ignored, e.g. the webhook endpoint's API version)
+  stripe sync ORG_ID
+                   fetch the organization's subscription from Stripe and
+                   repair its local billing state
   stripe trigger EVENT_TYPE --org ORG_ID [--url URL] [--plan ID] [--interval month|year]
                  [--status S] [--quantity N] [--amount CENTS] [--invoice in_...]
                  [--cancel-at-period-end]
@@ -39,16 +42,15 @@ const stripeUsage = `  stripe replay EVENT_ID
 // runStripe dispatches keelctl stripe's subcommands.
 func runStripe(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: stripe needs replay or trigger", errUsage) // TODO(billing merge): or sync
+		return fmt.Errorf("%w: stripe needs replay, trigger or sync", errUsage)
 	}
 	switch args[0] {
 	case "replay":
 		return runStripeReplay(ctx, cfg, args[1:], out)
 	case "trigger":
 		return runStripeTrigger(ctx, cfg, args[1:], out)
-		// TODO(billing merge): keelctl stripe sync ORG (H3, stripe_sync.go):
-		// case "sync":
-		// 	return stripeSync(ctx, cfg, args[1:], out)
+	case "sync":
+		return stripeSync(ctx, cfg, args[1:], out)
 	}
 	return fmt.Errorf("%w: unknown stripe command %q", errUsage, args[0])
 }

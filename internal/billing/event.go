@@ -330,15 +330,6 @@ func (s *Service) applyInvoice(ctx context.Context, tx *sqlx.Tx, e eventIn, o in
 		"amount_paid": o.AmountPaid, "attempt_count": o.AttemptCount})
 }
 
-// invoiceName is how an email names an invoice: its number, or its ID
-// before Stripe numbered it.
-func invoiceName(inv Invoice) string {
-	if inv.Number != "" {
-		return inv.Number
-	}
-	return inv.ID
-}
-
 // applied writes the event's audit row (facts of its payload only, never
 // whether it changed anything, which depends on arrival order) and its
 // outcome.

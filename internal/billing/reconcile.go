@@ -31,10 +31,9 @@ const reconcileSkew = 5 * time.Second
 // ReconcileEventTypes are the event types the backfill asks Stripe for:
 // the ones the applier handles.
 var ReconcileEventTypes = []string{
-	"checkout.session.completed",
-	"customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted",
-	"customer.subscription.trial_will_end",
-	"invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed",
+	EventCheckoutCompleted,
+	EventSubscriptionCreated, EventSubscriptionUpdated, EventSubscriptionDeleted, EventTrialWillEnd,
+	EventInvoicePaid, EventInvoicePaymentSucceded, EventInvoicePaymentFailed,
 }
 
 // ReconcileResult is what one reconciliation did (stripe:reconcile's run
