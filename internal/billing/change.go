@@ -59,9 +59,21 @@ func (s *Service) ChangePlan(ctx context.Context, orgID uuid.UUID, req task.Bill
 	if target.PerSeat {
 		quantity = int64(max(members, 1))
 	}
-	current, currentInterval, _ := s.Plans.ByPrice(item.Price.ID)
+	if item.Price.ID == price {
+		return nil // done before (a retry after the call succeeded)
+	}
+	// The direction is judged as the request was: from the plan the
+	// organization is on (the webhooks' state), not from Stripe's price,
+	// which the catalog may no longer list.
+	fromPlan, fromInterval := "", ""
+	if a.PlanID != nil {
+		fromPlan = *a.PlanID
+	}
+	if a.Interval != nil {
+		fromInterval = *a.Interval
+	}
 	key := "keel-change-" + req.RequestID.String()
-	if s.upgrade(current.ID, currentInterval, target.ID, req.Interval) {
+	if s.upgrade(fromPlan, fromInterval, target.ID, req.Interval) {
 		err = s.upgradeNow(ctx, sub, item, price, quantity, key)
 	} else {
 		err = s.downgradeAtPeriodEnd(ctx, sub, item, price, quantity, key)

@@ -15,9 +15,11 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
+	"github.com/stripe/stripe-go/v76/client"
 
 	"github.com/keelhq/keel/internal/app"
 	"github.com/keelhq/keel/internal/auth"
+	"github.com/keelhq/keel/internal/billing"
 	"github.com/keelhq/keel/internal/deadtask"
 	"github.com/keelhq/keel/internal/email"
 	"github.com/keelhq/keel/internal/file"
@@ -68,6 +70,7 @@ type env struct {
 	// resources is the API's resource service (the purge job's too).
 	resources *resource.Service
 	keys      *idempotency.Service
+	billing   *billing.Service
 }
 
 type envOpts struct {
@@ -89,6 +92,9 @@ type envOpts struct {
 	plans *plan.Catalog
 	// storage is the files' bucket (file_flow_test.go); nil: files off.
 	storage file.Objects
+	// stripe is the Stripe client (a stripetest server's); nil: billing
+	// calls answer 503.
+	stripe *client.API
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -118,7 +124,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	}
 	api, err := app.NewAPI(app.APIDeps{DB: db.App, Redis: rdb, BaseURL: baseURL, Params: params, Now: ck.Now, Limits: o.limits, Plans: o.plans,
 		Keys:    app.Keys{JWTSigning: bytes.Repeat([]byte("k"), 32), TOTPEncryption: bytes.Repeat([]byte("t"), 32)},
-		Storage: o.storage, HTTP: hd})
+		Storage: o.storage, Stripe: o.stripe, HTTP: hd})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,6 +132,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	e.resources = api.Resources
 	e.files = api.Files
 	e.keys = api.Idempotency
+	e.billing = api.Billing
 	if !o.noMail {
 		e.startMail(o.mailArgs...)
 	}
