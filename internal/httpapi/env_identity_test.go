@@ -19,7 +19,6 @@ import (
 
 	"github.com/keelhq/keel/internal/app"
 	"github.com/keelhq/keel/internal/auth"
-	"github.com/keelhq/keel/internal/billing"
 	"github.com/keelhq/keel/internal/deadtask"
 	"github.com/keelhq/keel/internal/email"
 	"github.com/keelhq/keel/internal/file"
@@ -70,7 +69,6 @@ type env struct {
 	// resources is the API's resource service (the purge job's too).
 	resources *resource.Service
 	keys      *idempotency.Service
-	billing   *billing.Service
 }
 
 type envOpts struct {
@@ -132,7 +130,6 @@ func newEnv(t testing.TB, o envOpts) *env {
 	e.resources = api.Resources
 	e.files = api.Files
 	e.keys = api.Idempotency
-	e.billing = api.Billing
 	if !o.noMail {
 		e.startMail(o.mailArgs...)
 	}
