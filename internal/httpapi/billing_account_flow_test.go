@@ -231,6 +231,10 @@ func TestSubscribePlanChange(t *testing.T) {
 	owner := e.registerVerifiedLogin("owner@example.com")
 	org := owner.OrganizationID
 	e.setSubscription(org, "pro", "month", "active", "active")
+	if b := e.billingState(owner.AccessToken); b.Status != "active" || b.Plan.ID != "pro" || b.Interval == nil || *b.Interval != "month" ||
+		b.CurrentPeriodEnd == nil || b.TrialEnd != nil || b.GraceUntil != nil || len(b.Invoices) != 0 {
+		t.Fatalf("active: %+v", b)
+	}
 	post := func(planID, interval string, status int, out any) {
 		t.Helper()
 		e.expect(req{method: "POST", path: "/api/v1/billing/subscribe", token: owner.AccessToken, body: subscribe(planID, interval)}, status, out)
