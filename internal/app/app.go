@@ -139,7 +139,7 @@ func NewAPI(d APIDeps) (*API, error) {
 	setRate(&throttle.Register, d.Limits.Register)
 	setRate(&throttle.PasswordReset, d.Limits.PasswordReset)
 	setRate(&throttle.InvitationAccept, d.Limits.InvitationAccept)
-	bill := &billing.Service{DB: d.DB, Store: billingdb.Store{}, Plans: plans, Stripe: d.Stripe,
+	bill := &billing.Service{DB: d.DB, Store: billingdb.Store{}, Plans: plans, Stripe: d.Stripe, Limits: limiter, Seats: orgdb.Store{},
 		WebhookSecrets: d.WebhookSecrets, BaseURL: d.BaseURL, Now: d.Now, Metrics: d.BillingMetrics, Log: d.HTTP.Log}
 	orgs := &org.Service{DB: d.DB, Store: orgdb.Store{}, BaseURL: d.BaseURL, Now: d.Now, Limits: limiter, Billing: bill}
 	keys := &idempotency.Service{DB: d.DB, Store: idempotencydb.Store{}, Now: d.Now}

@@ -40,6 +40,17 @@ type Service struct {
 	Now     func() time.Time
 	Metrics *Metrics
 	Log     zerolog.Logger
+
+	// Limits and Seats report an organization's usage against its plan
+	// (GET /billing); nil Limits reports none.
+	Limits *plan.Limiter
+	Seats  SeatCounter
+}
+
+// SeatCounter counts an organization's seats as the plan limiter does:
+// members and pending invitations that have not expired (org's store).
+type SeatCounter interface {
+	CountSeats(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, now time.Time) (members, pending int64, err error)
 }
 
 func (s *Service) now() time.Time {

@@ -86,6 +86,19 @@ type Store interface {
 	// EventIDsSince lists which of ids are stored (reconciliation's
 	// backfill asks for the last days' events).
 	StoredEventIDs(ctx context.Context, q sqlx.QueryerContext, ids []string) (map[string]bool, error)
+
+	// Account API (plans, Checkout, the Portal, plan changes).
+
+	// Payer returns what Checkout needs of orgID and of the owner userID
+	// paying; ErrNotFound when either is missing.
+	Payer(ctx context.Context, q sqlx.QueryerContext, orgID, userID uuid.UUID) (*Payer, error)
+}
+
+// Payer is the organization and the owner who subscribes it.
+type Payer struct {
+	OrgName       string `db:"org_name"`
+	Email         string `db:"email"`
+	EmailVerified bool   `db:"email_verified"`
 }
 
 // CustomerLink is a Stripe customer and its organization.

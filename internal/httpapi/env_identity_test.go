@@ -15,6 +15,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
+	"github.com/stripe/stripe-go/v76/client"
 
 	"github.com/keelhq/keel/internal/app"
 	"github.com/keelhq/keel/internal/auth"
@@ -89,6 +90,9 @@ type envOpts struct {
 	plans *plan.Catalog
 	// storage is the files' bucket (file_flow_test.go); nil: files off.
 	storage file.Objects
+	// stripe is the Stripe client (a stripetest server's); nil: billing
+	// calls answer 503.
+	stripe *client.API
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -118,7 +122,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	}
 	api, err := app.NewAPI(app.APIDeps{DB: db.App, Redis: rdb, BaseURL: baseURL, Params: params, Now: ck.Now, Limits: o.limits, Plans: o.plans,
 		Keys:    app.Keys{JWTSigning: bytes.Repeat([]byte("k"), 32), TOTPEncryption: bytes.Repeat([]byte("t"), 32)},
-		Storage: o.storage, HTTP: hd})
+		Storage: o.storage, Stripe: o.stripe, HTTP: hd})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -428,10 +428,18 @@ func (h *orgHandlers) usage(c *gin.Context) error {
 	}
 	var out usageResponse
 	out.Plan.ID, out.Plan.Name = pl.ID, pl.Name
-	out.Metrics = make([]usageMetric, 0, len(us))
+	out.Metrics = toUsageMetrics(us, apiUsed != nil)
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+// toUsageMetrics shapes usage for the API (GET /organizations/current/usage
+// and GET /billing); apiKnown says whether the API rate's use was counted.
+func toUsageMetrics(us []plan.Usage, apiKnown bool) []usageMetric {
+	out := make([]usageMetric, 0, len(us))
 	for _, u := range us {
 		m := usageMetric{Metric: string(u.Metric)}
-		if u.Metric != plan.APIRequestsPerMinute || apiUsed != nil {
+		if u.Metric != plan.APIRequestsPerMinute || apiKnown {
 			used := u.Used
 			m.Used = &used
 		}
@@ -439,8 +447,7 @@ func (h *orgHandlers) usage(c *gin.Context) error {
 			limit := u.Limit
 			m.Limit = &limit
 		}
-		out.Metrics = append(out.Metrics, m)
+		out = append(out, m)
 	}
-	c.JSON(http.StatusOK, out)
-	return nil
+	return out
 }

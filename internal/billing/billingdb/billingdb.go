@@ -324,3 +324,16 @@ func (Store) StoredEventIDs(ctx context.Context, q sqlx.QueryerContext, ids []st
 	}
 	return out, nil
 }
+
+// Account API (plans, Checkout, the Portal, plan changes).
+
+// Payer implements billing.Store.
+func (Store) Payer(ctx context.Context, q sqlx.QueryerContext, orgID, userID uuid.UUID) (*billing.Payer, error) {
+	const query = `SELECT o.name AS org_name, u.email, u.email_verified_at IS NOT NULL AS email_verified
+		FROM organizations o CROSS JOIN users u WHERE o.id = $1 AND u.id = $2`
+	var p billing.Payer
+	if err := sqlx.GetContext(ctx, q, &p, query, orgID, userID); err != nil {
+		return nil, fmt.Errorf("payer of %s: %w", orgID, notFound(err))
+	}
+	return &p, nil
+}
