@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"context"
 	"errors"
 
 	"github.com/hibiken/asynq"
@@ -18,7 +17,3 @@ func registerBilling(handlers map[string]asynq.Handler, d Deps) {
 }
 
 var errBillingOff = errors.New("not configured: jobs.Deps.Billing is nil")
-
-// notYet is the handler of a billing task whose implementation is not
-// written yet. TODO(billing): remove when every handler exists.
-var notYet = asynq.HandlerFunc(func(context.Context, *asynq.Task) error { return errBillingOff })

@@ -53,8 +53,7 @@ type APIDeps struct {
 	// Limits are the throttles' operator settings.
 	Limits Limits
 	// Plans is the plan catalog (PLANS_FILE); nil loads the embedded one.
-	// Until billing decides an organization's plan, every organization is on
-	// its default plan.
+	// Which plan an organization is on is its billing state's.
 	Plans *plan.Catalog
 	// Storage is the files' bucket; nil leaves file storage off (the file
 	// endpoints that need an object answer 503).

@@ -10,8 +10,8 @@ import (
 	"github.com/keelhq/keel/internal/apperr"
 )
 
-// Resolver says which plan an organization is on. Until billing decides it,
-// every organization is on the catalog's default (Fixed).
+// Resolver says which plan an organization is on: billing.Resolver, from
+// the organization's billing state; Fixed in tests of the engine itself.
 type Resolver interface {
 	// PlanOf returns orgID's plan, read in tx (the tenant's transaction).
 	PlanOf(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID) (Plan, error)
