@@ -22,7 +22,7 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 			Name: "billing_drift_repaired_total", Help: "Local billing state repaired by reconciliation with Stripe, by kind (subscription, event).",
 		}, []string{"kind"}),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "billing_webhook_deliveries_total", Help: "Stripe webhook deliveries, by result (stored, duplicate, bad_signature, bad_request).",
+			Name: "billing_webhook_deliveries_total", Help: "Stripe webhook deliveries, by result (stored, duplicate, bad_signature, bad_request, unavailable).",
 		}, []string{"result"}),
 		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "billing_events_total", Help: "Stripe events the worker finished, by type and result (applied, ignored).",
