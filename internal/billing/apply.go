@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -103,4 +104,27 @@ func (s *Service) Resettle(ctx context.Context, tx *sqlx.Tx, a *Account) error {
 		s.Metrics.StateChanged(a.Status)
 	}
 	return nil
+}
+
+// eachOrg runs fn for each of orgs in that organization's own tenant
+// transaction. One organization failing does not stop the others: the
+// failures are counted and named in the joined error, and the next run
+// tries them again. fn's results count only when its transaction commits,
+// so fn returns a func that records them, called after the commit.
+func (s *Service) eachOrg(ctx context.Context, orgs []uuid.UUID, what string, fn func(tx *sqlx.Tx, org uuid.UUID) (func(), error)) (failed int, err error) {
+	var errs []error
+	for _, org := range orgs {
+		var record func()
+		err := postgres.InTx(ctx, s.DB, org, func(tx *sqlx.Tx) (err error) {
+			record, err = fn(tx, org)
+			return err
+		})
+		if err != nil {
+			failed++
+			errs = append(errs, fmt.Errorf("%s of %s: %w", what, org, err))
+			continue
+		}
+		record()
+	}
+	return failed, errors.Join(errs...)
 }

@@ -2,7 +2,6 @@ package billing
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -10,7 +9,6 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/keelhq/keel/internal/audit"
-	"github.com/keelhq/keel/internal/platform/postgres"
 )
 
 // DunningDays are the days after an invoice first failed on which its
@@ -44,22 +42,14 @@ func (s *Service) Dunning(ctx context.Context) (DunningResult, error) {
 		return res, err
 	}
 	res.Orgs = len(orgs)
-	var errs []error
-	for _, org := range orgs {
-		var out dunningOutcome
-		err := postgres.InTx(ctx, s.DB, org, func(tx *sqlx.Tx) (err error) {
-			out, err = s.dun(ctx, tx, org)
-			return err
-		})
-		if err != nil {
-			res.Failed++
-			errs = append(errs, fmt.Errorf("dunning of %s: %w", org, err))
-			continue
-		}
-		res.Reminders += out.reminders
-		res.ReadOnly += count(out.readOnly)
-	}
-	return res, errors.Join(errs...)
+	res.Failed, err = s.eachOrg(ctx, orgs, "dunning", func(tx *sqlx.Tx, org uuid.UUID) (func(), error) {
+		out, err := s.dun(ctx, tx, org)
+		return func() {
+			res.Reminders += out.reminders
+			res.ReadOnly += count(out.readOnly)
+		}, err
+	})
+	return res, err
 }
 
 func (s *Service) dun(ctx context.Context, tx *sqlx.Tx, org uuid.UUID) (dunningOutcome, error) {

@@ -211,26 +211,34 @@ func (s *Service) applyCheckout(ctx context.Context, tx *sqlx.Tx, e eventIn, o c
 		"customer": string(o.Customer), "subscription": string(o.Subscription)})
 }
 
-// applySubscription folds the subscription's snapshot into its
-// organization's state, and queues the emails the event reports.
-func (s *Service) applySubscription(ctx context.Context, tx *sqlx.Tx, e eventIn, o subscriptionIn) (outcome, error) {
-	org, ok, err := s.orgFrom(ctx, tx, string(o.Customer), o.Metadata)
-	if err != nil {
-		return outcome{}, err
-	}
-	if !ok {
-		return unknownCustomer(string(o.Customer)), nil
+// accountOf finds the organization of an event's customer (orgFrom),
+// enters its tenant with its subscriptions row locked, and links the
+// customer when the organization was found through Keel's metadata (later
+// events may name only the customer). The account is nil when no
+// organization was found.
+func (s *Service) accountOf(ctx context.Context, tx *sqlx.Tx, customer string, metadata ...map[string]string) (uuid.UUID, *Account, error) {
+	org, ok, err := s.orgFrom(ctx, tx, customer, metadata...)
+	if err != nil || !ok {
+		return uuid.Nil, nil, err
 	}
 	a, err := s.enter(ctx, tx, org)
 	if err != nil {
-		return outcome{}, err
+		return uuid.Nil, nil, err
 	}
 	if a.CustomerID == nil {
-		// Found through Keel's metadata: later invoice events name only
-		// the customer.
-		if err := s.link(ctx, tx, a, string(o.Customer)); err != nil {
-			return outcome{}, err
+		if err := s.link(ctx, tx, a, customer); err != nil {
+			return uuid.Nil, nil, err
 		}
+	}
+	return org, a, nil
+}
+
+// applySubscription folds the subscription's snapshot into its
+// organization's state, and queues the emails the event reports.
+func (s *Service) applySubscription(ctx context.Context, tx *sqlx.Tx, e eventIn, o subscriptionIn) (outcome, error) {
+	org, a, err := s.accountOf(ctx, tx, string(o.Customer), o.Metadata)
+	if err != nil || a == nil {
+		return unknownCustomer(string(o.Customer)), err
 	}
 	snap := o.snapshot(e)
 	if _, _, err := s.ApplySnapshot(ctx, tx, org, snap); err != nil {
@@ -274,23 +282,11 @@ func (s *Service) planName(price string) string {
 // grace period, a payment ends it), and queues the day-0 dunning email or
 // the receipt.
 func (s *Service) applyInvoice(ctx context.Context, tx *sqlx.Tx, e eventIn, o invoiceIn) (outcome, error) {
-	org, ok, err := s.orgFrom(ctx, tx, string(o.Customer), o.SubscriptionDetails.Metadata, o.Metadata)
-	if err != nil {
-		return outcome{}, err
-	}
-	if !ok {
-		return unknownCustomer(string(o.Customer)), nil
-	}
 	// The row lock first: two events of one new invoice must not both
 	// see it missing and overwrite each other's merge.
-	a, err := s.enter(ctx, tx, org)
-	if err != nil {
-		return outcome{}, err
-	}
-	if a.CustomerID == nil {
-		if err := s.link(ctx, tx, a, string(o.Customer)); err != nil {
-			return outcome{}, err
-		}
+	org, a, err := s.accountOf(ctx, tx, string(o.Customer), o.SubscriptionDetails.Metadata, o.Metadata)
+	if err != nil || a == nil {
+		return unknownCustomer(string(o.Customer)), err
 	}
 	have, err := s.Store.Invoice(ctx, tx, org, o.ID)
 	if errors.Is(err, ErrNotFound) {

@@ -2,8 +2,6 @@ package billing
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -11,7 +9,6 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/keelhq/keel/internal/audit"
-	"github.com/keelhq/keel/internal/platform/postgres"
 )
 
 // TrialWarning is how long before a signup trial ends its owners are told.
@@ -45,22 +42,14 @@ func (s *Service) ExpireTrials(ctx context.Context) (TrialResult, error) {
 		return res, err
 	}
 	res.Trialing = len(orgs)
-	var errs []error
-	for _, org := range orgs {
-		var out trialOutcome
-		err := postgres.InTx(ctx, s.DB, org, func(tx *sqlx.Tx) (err error) {
-			out, err = s.expireTrial(ctx, tx, org)
-			return err
-		})
-		if err != nil {
-			res.Failed++
-			errs = append(errs, fmt.Errorf("trial of %s: %w", org, err))
-			continue
-		}
-		res.Warned += count(out.warned)
-		res.Expired += count(out.expired)
-	}
-	return res, errors.Join(errs...)
+	res.Failed, err = s.eachOrg(ctx, orgs, "trial", func(tx *sqlx.Tx, org uuid.UUID) (func(), error) {
+		out, err := s.expireTrial(ctx, tx, org)
+		return func() {
+			res.Warned += count(out.warned)
+			res.Expired += count(out.expired)
+		}, err
+	})
+	return res, err
 }
 
 func (s *Service) expireTrial(ctx context.Context, tx *sqlx.Tx, org uuid.UUID) (trialOutcome, error) {
