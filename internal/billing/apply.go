@@ -35,18 +35,15 @@ func (s *Service) Accept(ctx context.Context, raw []byte) (inserted bool, err er
 	}
 	e := &Event{ID: head.ID, Type: head.Type, APIVersion: head.APIVersion, Livemode: head.Livemode,
 		Created: time.Unix(head.Created, 0).UTC(), Payload: raw}
-	err = postgres.InTx(ctx, s.DB, uuid.Nil, func(tx *sqlx.Tx) error {
-		if inserted, err = s.Store.InsertEvent(ctx, tx, e); err != nil || !inserted {
-			return err
-		}
-		t, err := task.NewStripeEventTask(e.ID)
-		if err != nil {
-			return err
-		}
-		_, err = outbox.Add(ctx, tx, t)
-		return err
-	})
-	return inserted, err
+	t, err := task.NewStripeEventTask(e.ID)
+	if err != nil {
+		return false, err
+	}
+	row, err := outbox.Prepare(ctx, t)
+	if err != nil {
+		return false, err
+	}
+	return s.Store.AcceptEvent(ctx, s.DB, e, row)
 }
 
 // ApplySnapshot folds a subscription snapshot into orgID's billing state in

@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+
+	"github.com/keelhq/keel/internal/outbox"
 )
 
 // ErrNotFound is a Store's answer for a missing row.
@@ -72,8 +74,10 @@ type Store interface {
 	// (reconciliation).
 	Customers(ctx context.Context, q sqlx.QueryerContext) ([]CustomerLink, error)
 
-	// InsertEvent stores e unless its ID is stored; inserted says which.
-	InsertEvent(ctx context.Context, tx sqlx.ExtContext, e *Event) (inserted bool, err error)
+	// AcceptEvent stores e unless its ID is stored and, only when it
+	// stores it, the outbox row (and wakes the relays), atomically on db;
+	// inserted says which.
+	AcceptEvent(ctx context.Context, db sqlx.QueryerContext, e *Event, row outbox.Row) (inserted bool, err error)
 	// Event returns a stored event; lock takes its row lock until tx ends.
 	Event(ctx context.Context, q sqlx.QueryerContext, id string, lock bool) (*Event, error)
 	// FinishEvent marks an event applied or ignored, with a note (which

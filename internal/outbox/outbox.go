@@ -49,8 +49,40 @@ var ErrInvalidTask = errors.New("outbox: task has no type")
 // becomes the Asynq task ID. The row is visible to the relay only once tx
 // commits, so a rolled-back change starts no job.
 func Add(ctx context.Context, tx sqlx.ExtContext, t Task) (uuid.UUID, error) {
+	r, err := Prepare(ctx, t)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	q := `INSERT INTO outbox (` + Columns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	if _, err := tx.ExecContext(ctx, q, r.Values...); err != nil {
+		return uuid.Nil, fmt.Errorf("outbox add %s: %w", t.Type, err)
+	}
+	// Wakes relays at commit; NOTIFY inside a transaction is delivered only then.
+	if _, err := tx.ExecContext(ctx, Notify); err != nil {
+		return uuid.Nil, fmt.Errorf("outbox notify: %w", err)
+	}
+	return r.ID, nil
+}
+
+// Columns are the outbox columns a Row's Values fill, in order.
+const Columns = `id, task_type, payload, headers, queue, max_retry, timeout_ms, process_at, unique_ttl_ms`
+
+// Notify wakes the relays when the transaction that runs it commits.
+const Notify = `SELECT pg_notify('keel_outbox', '')`
+
+// Row is an outbox row ready to insert: for a caller that writes it in a
+// statement of its own (one that inserts it only under a condition, in the
+// same round trip), with Columns and then Notify.
+type Row struct {
+	ID     uuid.UUID
+	Values []any
+}
+
+// Prepare builds t's outbox row: defaults filled, the request ID of ctx in
+// its headers, a new time-ordered ID.
+func Prepare(ctx context.Context, t Task) (Row, error) {
 	if t.Type == "" {
-		return uuid.Nil, ErrInvalidTask
+		return Row{}, ErrInvalidTask
 	}
 	if t.Queue == "" {
 		t.Queue = "default"
@@ -70,26 +102,18 @@ func Add(ctx context.Context, tx sqlx.ExtContext, t Task) (uuid.UUID, error) {
 	}
 	headers, err := json.Marshal(h)
 	if err != nil {
-		return uuid.Nil, fmt.Errorf("outbox headers: %w", err)
+		return Row{}, fmt.Errorf("outbox headers: %w", err)
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
-		return uuid.Nil, err
+		return Row{}, err
 	}
 	var processAt *time.Time
 	if !t.ProcessAt.IsZero() {
 		processAt = &t.ProcessAt
 	}
-	const q = `INSERT INTO outbox (id, task_type, payload, headers, queue, max_retry, timeout_ms, process_at, unique_ttl_ms)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
-	if _, err := tx.ExecContext(ctx, q, id, t.Type, t.Payload, headers, t.Queue, t.MaxRetry, t.Timeout.Milliseconds(), processAt, t.Unique.Milliseconds()); err != nil {
-		return uuid.Nil, fmt.Errorf("outbox add %s: %w", t.Type, err)
-	}
-	// Wakes relays at commit; NOTIFY inside a transaction is delivered only then.
-	if _, err := tx.ExecContext(ctx, `SELECT pg_notify('keel_outbox', '')`); err != nil {
-		return uuid.Nil, fmt.Errorf("outbox notify: %w", err)
-	}
-	return id, nil
+	return Row{ID: id, Values: []any{id, t.Type, t.Payload, string(headers), t.Queue, t.MaxRetry, t.Timeout.Milliseconds(),
+		processAt, t.Unique.Milliseconds()}}, nil
 }
 
 // Backlog reports how many rows wait and how old the oldest is.
