@@ -156,6 +156,11 @@ func runStripeTrigger(ctx context.Context, cfg *config.Ctl, args []string, out i
 	if err != nil {
 		return err
 	}
+	// Stripe stamps events in whole seconds, and the applier orders two
+	// updates of one subscription in the same second by event ID, which is
+	// arbitrary. Starting each event on a second of its own keeps a
+	// developer's sequence of triggers in the order typed.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
 	f, err := triggerFacts(typ, a, cat, triggerOpts{plan: *planID, interval: *interval, status: *status,
 		quantity: *quantity, amount: *amount, invoice: *invoiceID, cancelAtEnd: *cancelAtEnd}, time.Now())
 	if err != nil {
