@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/keelhq/keel/internal/file"
+	"github.com/keelhq/keel/internal/file/filepolicy"
 )
 
 // Files is where file uploads go and what they may be. An empty Bucket
@@ -22,22 +22,22 @@ type Files struct {
 }
 
 // Policy is the files service's upload policy.
-func (f Files) Policy() file.Policy {
-	return file.Policy{MaxBytes: f.MaxBytes, AllowedTypes: f.AllowedTypes}
+func (f Files) Policy() filepolicy.Policy {
+	return filepolicy.Policy{MaxBytes: f.MaxBytes, AllowedTypes: f.AllowedTypes}
 }
 
 func loadFiles(l *Loader) Files {
 	f := Files{
 		S3:           loadS3(l),
 		Bucket:       l.String("S3_BUCKET", ""),
-		MaxBytes:     int64(l.Int("FILES_MAX_BYTES", int(file.DefaultMaxBytes), 1, 5<<30)),
+		MaxBytes:     int64(l.Int("FILES_MAX_BYTES", int(filepolicy.DefaultMaxBytes), 1, 5<<30)),
 		AllowedTypes: l.List("FILES_ALLOWED_TYPES"),
 	}
 	if f.Bucket != "" && !bucketName.MatchString(f.Bucket) {
 		l.fail("S3_BUCKET", "must be a bucket name (3-63 lowercase letters, digits, dots, hyphens), got %q", f.Bucket)
 	}
 	if f.AllowedTypes == nil {
-		f.AllowedTypes = slices.Clone(file.DefaultAllowedTypes)
+		f.AllowedTypes = slices.Clone(filepolicy.DefaultAllowedTypes)
 	}
 	for i, t := range f.AllowedTypes {
 		mt, params, err := mime.ParseMediaType(t)

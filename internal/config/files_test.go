@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keelhq/keel/internal/file"
+	"github.com/keelhq/keel/internal/file/filepolicy"
 )
 
 func TestFilesConfig(t *testing.T) {
@@ -14,7 +14,7 @@ func TestFilesConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Files.Bucket != "" || c.Files.MaxBytes != file.DefaultMaxBytes || !slices.Equal(c.Files.AllowedTypes, file.DefaultAllowedTypes) {
+	if c.Files.Bucket != "" || c.Files.MaxBytes != filepolicy.DefaultMaxBytes || !slices.Equal(c.Files.AllowedTypes, filepolicy.DefaultAllowedTypes) {
 		t.Fatalf("defaults: %+v", c.Files)
 	}
 	c, err = LoadAPI(apiEnv(map[string]string{"S3_BUCKET": "keel-files", "FILES_MAX_BYTES": "1048576",
@@ -28,7 +28,7 @@ func TestFilesConfig(t *testing.T) {
 		t.Fatalf("set: %+v", c.Files)
 	}
 	// The defaults are not changed by a load that lowercases its own list.
-	if file.DefaultAllowedTypes[0] != "image/png" {
+	if filepolicy.DefaultAllowedTypes[0] != "image/png" {
 		t.Fatal("defaults modified")
 	}
 	for want, env := range map[string]map[string]string{

@@ -23,6 +23,7 @@ import (
 
 	"github.com/keelhq/keel/internal/apperr"
 	"github.com/keelhq/keel/internal/audit"
+	"github.com/keelhq/keel/internal/file/filepolicy"
 	"github.com/keelhq/keel/internal/outbox"
 	"github.com/keelhq/keel/internal/plan"
 	"github.com/keelhq/keel/internal/platform/postgres"
@@ -40,35 +41,15 @@ const (
 	PendingTTL = 24 * time.Hour
 )
 
+// The upload policy's type and defaults live in the leaf filepolicy, which
+// the configuration reads without importing this package.
+type Policy = filepolicy.Policy
+
 // DefaultAllowedTypes are the types FILES_ALLOWED_TYPES defaults to.
-var DefaultAllowedTypes = []string{"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf",
-	"text/plain", "text/csv", "application/json", "application/zip"}
+var DefaultAllowedTypes = filepolicy.DefaultAllowedTypes
 
 // DefaultMaxBytes is FILES_MAX_BYTES's default: 100 MiB.
-const DefaultMaxBytes int64 = 100 << 20
-
-// Policy is what uploads may be.
-type Policy struct {
-	// MaxBytes bounds a file's size; zero means DefaultMaxBytes.
-	MaxBytes int64
-	// AllowedTypes are the media types a file may be declared as and
-	// sniffed as; nil means DefaultAllowedTypes.
-	AllowedTypes []string
-}
-
-func (p Policy) maxBytes() int64 {
-	if p.MaxBytes > 0 {
-		return p.MaxBytes
-	}
-	return DefaultMaxBytes
-}
-
-func (p Policy) allowed() []string {
-	if p.AllowedTypes != nil {
-		return p.AllowedTypes
-	}
-	return DefaultAllowedTypes
-}
+const DefaultMaxBytes = filepolicy.DefaultMaxBytes
 
 // Service runs files.
 type Service struct {
@@ -139,8 +120,8 @@ func (s *Service) validate(in *NewFile) error {
 	switch {
 	case err != nil || len(params) > 0:
 		fields = append(fields, apperr.FieldError{Field: "content_type", Message: "must be a media type such as image/png, without parameters"})
-	case !slices.Contains(s.Policy.allowed(), mt):
-		fields = append(fields, apperr.FieldError{Field: "content_type", Message: "must be one of " + strings.Join(s.Policy.allowed(), ", ")})
+	case !slices.Contains(s.Policy.Allowed(), mt):
+		fields = append(fields, apperr.FieldError{Field: "content_type", Message: "must be one of " + strings.Join(s.Policy.Allowed(), ", ")})
 	default:
 		in.ContentType = mt
 	}
@@ -150,9 +131,9 @@ func (s *Service) validate(in *NewFile) error {
 	if len(fields) > 0 {
 		return apperr.Validation(fields...)
 	}
-	if in.Size > s.Policy.maxBytes() {
+	if in.Size > s.Policy.Limit() {
 		return apperr.New(apperr.TooLarge, "file_too_large",
-			fmt.Sprintf("A file may be at most %d bytes (%s).", s.Policy.maxBytes(), plan.Describe(plan.StorageBytes, s.Policy.maxBytes())))
+			fmt.Sprintf("A file may be at most %d bytes (%s).", s.Policy.Limit(), plan.Describe(plan.StorageBytes, s.Policy.Limit())))
 	}
 	return nil
 }

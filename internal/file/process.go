@@ -75,7 +75,7 @@ func (s *Service) Process(ctx context.Context, orgID, id uuid.UUID) error {
 	if r.size != f.Size {
 		return s.reject(ctx, f, fmt.Sprintf("size mismatch: read %d bytes, declared %d", r.size, f.Size))
 	}
-	if ok, why := acceptable(f.ContentType, r.chain, s.Policy.allowed()); !ok {
+	if ok, why := acceptable(f.ContentType, r.chain, s.Policy.Allowed()); !ok {
 		return s.reject(ctx, f, why)
 	}
 	if r.thumbnail != nil {

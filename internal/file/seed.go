@@ -31,7 +31,7 @@ func (s *Service) AddReady(ctx context.Context, orgID, resourceID uuid.UUID, cre
 	}
 	head := body[:min(len(body), sniffLen)]
 	chain := sniff(head)
-	if ok, why := acceptable(in.ContentType, chain, s.Policy.allowed()); !ok {
+	if ok, why := acceptable(in.ContentType, chain, s.Policy.Allowed()); !ok {
 		return nil, fmt.Errorf("add file %q: %s", filename, why)
 	}
 	sum := sha256.Sum256(body)
