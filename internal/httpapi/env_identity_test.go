@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/jmoiron/sqlx"
 	"github.com/rs/zerolog"
 	"github.com/stripe/stripe-go/v76/client"
 
@@ -141,15 +142,35 @@ func newEnv(t testing.TB, o envOpts) *env {
 // for good are mirrored to dead_tasks, as the worker does. mailArgs are extra
 // Mailpit flags.
 func (e *env) startMail(mailArgs ...string) {
-	t := e.t
-	e.mail = mailtest.Start(t, mailArgs...)
-	opt := asynq.RedisClientOpt{Addr: fmt.Sprintf("127.0.0.1:%d", e.redis.Port)}
+	e.mail = mailtest.Start(e.t, mailArgs...)
+	runWorker(e.t, e.db.App, e.redis.Port, e.mail.SMTPURL, workerConfig{concurrency: 2, relayIdle: 20 * time.Millisecond, relayLoops: 1},
+		jobs.Deps{Files: e.files})
+}
+
+// workerConfig is how runWorker's relay and server run.
+type workerConfig struct {
+	concurrency int
+	relayIdle   time.Duration
+	relayLoops  int
+	// fast polls every 10 ms and retries after 50 ms (doubling to a
+	// second), for tests that wait on many tasks and their retries.
+	fast bool
+}
+
+// runWorker runs, until t ends, the outbox relay and an Asynq server with
+// every job handler on the Redis at port, as cmd/worker does: emails go
+// over SMTP to smtpURL, and tasks that fail for good are mirrored to
+// dead_tasks. deps gives the handlers' optional dependencies (Files,
+// Billing); the rest is filled here.
+func runWorker(t testing.TB, app *sqlx.DB, port int, smtpURL string, c workerConfig, deps jobs.Deps) {
+	t.Helper()
+	opt := asynq.RedisClientOpt{Addr: fmt.Sprintf("127.0.0.1:%d", port)}
 	client := asynq.NewClient(opt)
 	ctx, cancel := context.WithCancel(context.Background())
-	relay := &outbox.Relay{DB: e.db.App, Queue: client, Log: zerolog.Nop(), Idle: 20 * time.Millisecond, Loops: 1}
+	relay := &outbox.Relay{DB: app, Queue: client, Log: zerolog.Nop(), Idle: c.relayIdle, Loops: c.relayLoops}
 	done := make(chan struct{})
 	go func() { relay.Run(ctx); close(done) }()
-	smtp, err := mail.NewSMTP(e.mail.SMTPURL+"?tls=none", "Keel <no-reply@keel.test>")
+	smtp, err := mail.NewSMTP(smtpURL+"?tls=none", "Keel <no-reply@keel.test>")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,11 +178,16 @@ func (e *env) startMail(mailArgs ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := asynq.NewServer(opt, asynq.Config{Concurrency: 2, Queues: map[string]int{task.QueueCritical: 6, task.QueueDefault: 3, task.QueueLow: 1},
+	cfg := asynq.Config{Concurrency: c.concurrency, Queues: map[string]int{task.QueueCritical: 6, task.QueueDefault: 3, task.QueueLow: 1},
 		Logger: nopLogger{}, LogLevel: asynq.FatalLevel, ShutdownTimeout: 2 * time.Second,
-		IsFailure: queue.IsFailure, ErrorHandler: &queue.FailureHandler{Dead: &deadtask.Service{DB: e.db.App}, Log: zerolog.Nop()}})
+		IsFailure: queue.IsFailure, ErrorHandler: &queue.FailureHandler{Dead: &deadtask.Service{DB: app}, Log: zerolog.Nop()}}
+	if c.fast {
+		cfg.TaskCheckInterval, cfg.RetryDelayFunc = 10*time.Millisecond, queue.RetryDelay(50*time.Millisecond, time.Second)
+	}
+	srv := asynq.NewServer(opt, cfg)
 	mux := asynq.NewServeMux()
-	if err := jobs.Register(mux, jobs.Deps{DB: e.db.App, Mail: smtp, Render: render, Files: e.files}); err != nil {
+	deps.DB, deps.Mail, deps.Render, deps.Log = app, smtp, render, zerolog.Nop()
+	if err := jobs.Register(mux, deps); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Start(mux); err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/hibiken/asynq"
 	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -20,19 +18,14 @@ import (
 	"github.com/keelhq/keel/internal/billing"
 	"github.com/keelhq/keel/internal/billing/billingdb"
 	"github.com/keelhq/keel/internal/billing/stripeevent"
-	"github.com/keelhq/keel/internal/deadtask"
-	"github.com/keelhq/keel/internal/email"
 	"github.com/keelhq/keel/internal/health"
 	"github.com/keelhq/keel/internal/httpapi"
 	"github.com/keelhq/keel/internal/httpapi/apitest"
-	"github.com/keelhq/keel/internal/outbox"
 	"github.com/keelhq/keel/internal/plan"
 	"github.com/keelhq/keel/internal/platform/clock/clocktest"
-	"github.com/keelhq/keel/internal/platform/mail"
 	"github.com/keelhq/keel/internal/platform/mailtest"
 	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/internal/platform/postgrestest"
-	"github.com/keelhq/keel/internal/platform/queue"
 	"github.com/keelhq/keel/internal/platform/redistest"
 	"github.com/keelhq/keel/internal/platform/stripetest"
 	"github.com/keelhq/keel/jobs"
@@ -141,39 +134,10 @@ func (e *hookEnv) stored() (events, tasks int) {
 // handler (billing's with e.bill) and concurrency n; emails go to a private
 // Mailpit. Tasks that fail for good become dead tasks, as in the worker.
 func (e *hookEnv) startWorker(n int) {
-	t := e.t
-	rs := redistest.Start(t)
-	e.mail = mailtest.Start(t)
-	opt := asynq.RedisClientOpt{Addr: fmt.Sprintf("127.0.0.1:%d", rs.Port)}
-	client := asynq.NewClient(opt)
-	ctx, cancel := context.WithCancel(context.Background())
-	relay := &outbox.Relay{DB: e.db.App, Queue: client, Log: zerolog.Nop(), Idle: 10 * time.Millisecond, Loops: 2}
-	done := make(chan struct{})
-	go func() { relay.Run(ctx); close(done) }()
-	smtp, err := mail.NewSMTP(e.mail.SMTPURL+"?tls=none", "Keel <no-reply@keel.test>")
-	if err != nil {
-		t.Fatal(err)
-	}
-	render, err := email.NewRenderer(baseURL, "Keel")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := asynq.NewServer(opt, asynq.Config{Concurrency: n, Queues: map[string]int{task.QueueCritical: 6, task.QueueDefault: 3, task.QueueLow: 1},
-		TaskCheckInterval: 10 * time.Millisecond, Logger: nopLogger{}, LogLevel: asynq.FatalLevel, ShutdownTimeout: 2 * time.Second, RetryDelayFunc: queue.RetryDelay(50*time.Millisecond, time.Second),
-		IsFailure: queue.IsFailure, ErrorHandler: &queue.FailureHandler{Dead: &deadtask.Service{DB: e.db.App}, Log: zerolog.Nop()}})
-	mux := asynq.NewServeMux()
-	if err := jobs.Register(mux, jobs.Deps{DB: e.db.App, Mail: smtp, Render: render, Billing: e.bill, Log: zerolog.Nop()}); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(mux); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		srv.Shutdown()
-		client.Close()
-	})
+	rs := redistest.Start(e.t)
+	e.mail = mailtest.Start(e.t)
+	runWorker(e.t, e.db.App, rs.Port, e.mail.SMTPURL, workerConfig{concurrency: n, relayIdle: 10 * time.Millisecond, relayLoops: 2, fast: true},
+		jobs.Deps{Billing: e.bill})
 }
 
 // settle waits until every stored event is applied or ignored and every
