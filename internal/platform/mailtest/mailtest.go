@@ -3,6 +3,7 @@
 package mailtest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -26,10 +27,32 @@ type Server struct {
 
 // Start runs Mailpit for t and stops it when t ends; args are extra Mailpit
 // flags (e.g. --smtp-allowed-recipients to make it refuse some mail).
+//
+// Its ports are picked free and then bound by Mailpit, so another process
+// can take one in between (tests run in parallel): a Mailpit that exits
+// before it answers is started again on new ports, up to three times.
 func Start(t testing.TB, args ...string) *Server {
 	t.Helper()
 	bin := tooltest.Bin(t, "mailpit")
+	var last string
+	for range 3 {
+		s, out, ok := try(t, bin, args)
+		if ok {
+			return s
+		}
+		last = out
+	}
+	t.Fatalf("mailtest: mailpit did not start (3 tries); its last output:\n%s", last)
+	return nil
+}
+
+// try starts one Mailpit and waits until it answers (ok), exits, or 30 s
+// pass; out is its output when it did not answer.
+func try(t testing.TB, bin string, args []string) (*Server, string, bool) {
 	smtpPort, httpPort := redistest.FreePort(t), redistest.FreePort(t)
+	for httpPort == smtpPort {
+		httpPort = redistest.FreePort(t)
+	}
 	s := &Server{
 		SMTPURL: fmt.Sprintf("smtp://127.0.0.1:%d", smtpPort),
 		APIURL:  fmt.Sprintf("http://127.0.0.1:%d", httpPort),
@@ -41,21 +64,32 @@ func Start(t testing.TB, args ...string) *Server {
 		"--database", filepath.Join(t.TempDir(), "mailpit.db"),
 		"--smtp-auth-accept-any", "--smtp-auth-allow-insecure",
 		"--quiet"}, args...)...)
+	var out bytes.Buffer
+	s.cmd.Stdout, s.cmd.Stderr = &out, &out
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("mailtest: start mailpit: %v", err)
 	}
-	t.Cleanup(func() { _ = s.cmd.Process.Kill(); _ = s.cmd.Wait() })
-	deadline := time.Now().Add(15 * time.Second)
+	exited := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = s.cmd.Process.Kill(); <-exited })
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(s.APIURL + "/api/v1/info")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return s
+				return s, "", true
 			}
 		}
+		select {
+		case <-exited:
+			return nil, out.String(), false
+		default:
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("mailtest: mailpit did not answer: %v", err)
+			_ = s.cmd.Process.Kill()
+			<-exited
+			return nil, fmt.Sprintf("no answer in 30 s (%v)\n%s", err, out.String()), false
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
