@@ -139,12 +139,22 @@ func startServices(t *testing.T, s *stack, kv ...string) map[string]*service {
 	t.Helper()
 	services := map[string]*service{}
 	for _, name := range []string{"api", "worker", "scheduler"} {
-		addr, metrics := freeAddr(t), freeAddr(t)
-		if name != "api" {
-			addr = metrics
+		// A port picked free can be taken by a parallel test before the
+		// binary binds it: such a start is tried again on new ports.
+		for try := 1; ; try++ {
+			addr, metrics := freeAddr(t), freeAddr(t)
+			if name != "api" {
+				addr = metrics
+			}
+			p := proctest.Start(t, bin(name), s.env(append([]string{"HTTP_ADDR", addr, "METRICS_ADDR", metrics}, kv...)...))
+			_, err := p.Await("http://"+addr+"/readyz", 200, 15*time.Second)
+			if err != nil && try < 3 && strings.Contains(p.Output(), "address already in use") {
+				p.Kill()
+				continue
+			}
+			services[name] = &service{proc: p, base: "http://" + addr, metrics: "http://" + metrics}
+			break
 		}
-		p := proctest.Start(t, bin(name), s.env(append([]string{"HTTP_ADDR", addr, "METRICS_ADDR", metrics}, kv...)...))
-		services[name] = &service{proc: p, base: "http://" + addr, metrics: "http://" + metrics}
 	}
 	return services
 }
