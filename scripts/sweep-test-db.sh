@@ -13,7 +13,7 @@ for db in $stale; do
   echo "sweep: dropping stale test database $db"
   q "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
 done
-for role in $(q "SELECT rolname FROM pg_roles WHERE rolname ~ '^keel_(app|e_app|t_app|t_owner)_[0-9a-f]+$'"); do
+for role in $(q "SELECT rolname FROM pg_roles WHERE rolname ~ '^keel_(app|padmin|e_app|e_padmin|t_app|t_owner)_[0-9a-f]+$'"); do
   # Fails, harmlessly, while a database still grants to the role.
   q "DROP ROLE \"$role\"" >/dev/null && echo "sweep: dropped stale test role $role"
 done

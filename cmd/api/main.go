@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/keelhq/keel/internal/app"
@@ -57,6 +58,17 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer db.Close()
+	// The platform admin's pool bypasses Row Level Security: it is handed
+	// to the admin service only (app.NewAPI), never to a handler.
+	var adminDB *sqlx.DB
+	if cfg.AdminDatabaseURL != "" {
+		if adminDB, err = postgres.Open(cfg.AdminDatabaseURL, postgres.Options{MaxOpenConns: 4, MaxIdleConns: 1, ConnMaxLifetime: cfg.ConnMaxLifetime}); err != nil {
+			return err
+		}
+		defer adminDB.Close()
+	} else {
+		log.Warn().Msg("ADMIN_DATABASE_URL is not set: /api/v1/admin answers 503 admin_unavailable and the queue UI is off")
+	}
 	rdb, err := redis.New(cfg.Redis.URL)
 	if err != nil {
 		return err
@@ -67,7 +79,7 @@ func run(ctx context.Context) error {
 	checker := health.Stores(db, rdb)
 	checker.Log = &log
 	var queuesUI http.Handler
-	if cfg.AdminQueuesToken != "" {
+	if adminDB != nil {
 		mon, err := queueui.NewMonitor(cfg.Redis.Opt, httpapi.QueuesPath)
 		if err != nil {
 			return err
@@ -88,7 +100,7 @@ func run(ctx context.Context) error {
 	} else {
 		log.Warn().Msg("S3_BUCKET is not set: file uploads and downloads answer 503 storage_not_configured")
 	}
-	api, err := app.NewAPI(app.APIDeps{DB: db, Redis: rdb, BaseURL: cfg.BaseURL, TokenIssuer: cfg.JWTIssuer, Plans: cfg.Catalog,
+	api, err := app.NewAPI(app.APIDeps{DB: db, AdminDB: adminDB, Redis: rdb, BaseURL: cfg.BaseURL, TokenIssuer: cfg.JWTIssuer, Plans: cfg.Catalog,
 		Storage: storage, FilePolicy: cfg.Files.Policy(),
 		Stripe:         stripeapi.New(stripeapi.Config{SecretKey: cfg.SecretKey, APIBase: cfg.APIBase}),
 		WebhookSecrets: cfg.Stripe.WebhookSecrets(), BillingMetrics: billing.NewMetrics(reg),
@@ -107,7 +119,6 @@ func run(ctx context.Context) error {
 			Production:         cfg.Env == "production",
 			RefreshCookie:      cfg.RefreshCookie,
 			QueuesUI:           queuesUI,
-			AdminQueuesToken:   cfg.AdminQueuesToken,
 		}})
 	if err != nil {
 		return err

@@ -109,10 +109,13 @@ func runMigrate(ctx context.Context, cfg *config.Ctl, args []string, out io.Writ
 		if err := m.Up(ctx, out); err != nil {
 			return err
 		}
-		if err := m.EnsureAppRole(ctx, mc.AppURL); err != nil {
+		if err := m.EnsureRoles(ctx, mc.AppURL, mc.AdminURL); err != nil {
 			return err
 		}
 		fmt.Fprintln(out, "application role ready")
+		if mc.AdminURL != "" {
+			fmt.Fprintln(out, "platform admin role ready")
+		}
 		return nil
 	case "down":
 		// A migration's Down may recreate a function with default
@@ -120,12 +123,12 @@ func runMigrate(ctx context.Context, cfg *config.Ctl, args []string, out io.Writ
 		if err := m.Down(ctx, out); err != nil {
 			return err
 		}
-		return m.EnsureAppRole(ctx, mc.AppURL)
+		return m.EnsureRoles(ctx, mc.AppURL, mc.AdminURL)
 	case "redo":
 		if err := m.Redo(ctx, out); err != nil {
 			return err
 		}
-		return m.EnsureAppRole(ctx, mc.AppURL)
+		return m.EnsureRoles(ctx, mc.AppURL, mc.AdminURL)
 	case "status":
 		return m.Status(ctx, out)
 	case "reset":

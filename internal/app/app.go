@@ -13,6 +13,8 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/stripe/stripe-go/v76/client"
 
+	"github.com/keelhq/keel/internal/admin"
+	"github.com/keelhq/keel/internal/admin/admindb"
 	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/auth/authdb"
 	"github.com/keelhq/keel/internal/billing"
@@ -41,8 +43,12 @@ type Keys struct {
 
 // APIDeps is what NewAPI wires together.
 type APIDeps struct {
-	DB    *sqlx.DB
-	Redis *goredis.Client
+	DB *sqlx.DB
+	// AdminDB connects as the platform admin's role (ADMIN_DATABASE_URL,
+	// BYPASSRLS). It goes to the admin service and nowhere else; nil:
+	// /api/v1/admin answers 503 admin_unavailable behind its gate.
+	AdminDB *sqlx.DB
+	Redis   *goredis.Client
 	Keys  Keys
 	// BaseURL is APP_BASE_URL: links in emails start with it.
 	BaseURL string
@@ -100,6 +106,8 @@ type API struct {
 	Idempotency *idempotency.Service
 	// Billing serves billing and the Stripe webhook.
 	Billing *billing.Service
+	// Admin serves /api/v1/admin.
+	Admin *admin.Service
 }
 
 // NewAPI builds the services and the router.
@@ -155,11 +163,13 @@ func NewAPI(d APIDeps) (*API, error) {
 	// The per-minute budget may lag a plan change by a minute; limits on
 	// writes never do (they read the plan in the writing transaction).
 	h.RateLimit = ratelimit.New(d.Redis, billing.NewCached(limiter.Plans, 10000, time.Minute), d.DB)
+	h.Admin = &admin.Service{DB: d.AdminDB, App: d.DB, Store: admindb.Store{}, Tokens: issuer, Plans: plans,
+		SessionKey: admin.DeriveKey(d.Keys.JWTSigning, "keel admin queue session"), Now: d.Now}
 	handler, err := httpapi.New(h)
 	if err != nil {
 		return nil, err
 	}
-	return &API{Handler: handler, Auth: accounts, Orgs: orgs, Files: files, Resources: resources, Idempotency: keys, Billing: bill}, nil
+	return &API{Handler: handler, Auth: accounts, Orgs: orgs, Files: files, Resources: resources, Idempotency: keys, Billing: bill, Admin: h.Admin}, nil
 }
 
 // setRate overrides a default budget with a configured one.

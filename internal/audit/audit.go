@@ -55,9 +55,14 @@ const (
 )
 
 // By returns an entry for action taken by p in its organization, from meta.
+// Under support access the platform admin is the actor and the user the
+// one acted for, so the entry names both.
 func By(p *tenant.Principal, meta Meta, action, targetType, targetID string) Entry {
 	e := Entry{OrgID: p.OrgID, Action: action, TargetType: targetType, TargetID: targetID, IP: meta.IP, UserAgent: meta.UserAgent}
-	if p.IsUser() {
+	if p.SupportAccess() {
+		admin, user := p.ActorID, p.UserID
+		e.ActorUserID, e.ActingForUserID = &admin, &user
+	} else if p.IsUser() {
 		id := p.UserID
 		e.ActorUserID = &id
 	} else if p.APIKeyID != uuid.Nil {
@@ -82,7 +87,9 @@ func (e Entry) WithDetails(details any) Entry {
 }
 
 // Record inserts e inside tx, which must have e.OrgID as its tenant (the
-// audit log is under Row Level Security). Text a client supplied (user agent,
+// audit log is under Row Level Security). An entry with OrgID uuid.Nil is a
+// platform admin's action on no organization; only the admin role, which
+// bypasses Row Level Security, can write or read it. Text a client supplied (user agent,
 // names in details) is cleaned to valid UTF-8 and cut to its limit, so an
 // audit write never fails, and never rolls back the change it records, on
 // what a client sent.
@@ -103,7 +110,11 @@ func Record(ctx context.Context, tx sqlx.ExecerContext, e Entry) error {
 	const q = `INSERT INTO audit_log (id, org_id, actor_user_id, actor_api_key_id, acting_for_user_id, action,
 		target_type, target_id, request_id, ip, user_agent, details)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
-	_, err := tx.ExecContext(ctx, q, e.ID, e.OrgID, e.ActorUserID, e.ActorAPIKeyID, e.ActingForUserID,
+	var org *uuid.UUID
+	if e.OrgID != uuid.Nil {
+		org = &e.OrgID
+	}
+	_, err := tx.ExecContext(ctx, q, e.ID, org, e.ActorUserID, e.ActorAPIKeyID, e.ActingForUserID,
 		Clean(e.Action, maxText), Clean(e.TargetType, maxText), Clean(e.TargetID, maxText), Clean(e.RequestID, maxRequestID),
 		Clean(e.IP, maxIP), Clean(e.UserAgent, maxUserAgent), details)
 	if err != nil {

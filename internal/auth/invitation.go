@@ -105,7 +105,7 @@ func (s *Service) AcceptInvitation(ctx context.Context, p *tenant.Principal, in 
 		}
 		out = &Accepted{OrgID: inv.OrgID, Role: role}
 		if p == nil {
-			out.Session, err = s.openSession(ctx, tx, u.ID, inv.OrgID, role, uuid.Nil)
+			out.Session, err = s.openSession(ctx, tx, u.ID, inv.OrgID, role, uuid.Nil, "")
 		}
 		return err
 	})

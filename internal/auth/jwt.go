@@ -16,17 +16,74 @@ import (
 // AccessTokenTTL is how long an access token is accepted.
 const AccessTokenTTL = 15 * time.Minute
 
+// SupportAccessTTL is the longest a support-access (impersonation) token
+// lives; it is never refreshed.
+const SupportAccessTTL = 30 * time.Minute
+
 // Audience is the aud claim of Keel's access tokens.
 const Audience = "keel-api"
 
 // Claims are an access token's claims. Session (sid) is the login the
 // token was issued to: its refresh-token family. Operations on the login
 // itself (switch-org, a password change that keeps only this login) use it.
+//
+// AMR (RFC 8176) says how the login was authenticated: "pwd", plus "otp"
+// and "mfa" after a TOTP code, or "mfa" alone after a recovery code.
+// Act (RFC 8693) names the platform admin acting as the subject during
+// support access; such a token has no sid (no refresh).
 type Claims struct {
-	Org     string `json:"org"`
-	Role    string `json:"role"`
-	Session string `json:"sid,omitempty"`
+	Org     string   `json:"org"`
+	Role    string   `json:"role"`
+	Session string   `json:"sid,omitempty"`
+	AMR     []string `json:"amr,omitempty"`
+	Act     *Actor   `json:"act,omitempty"`
 	jwt.RegisteredClaims
+}
+
+// Actor is the act claim: who is acting as the token's subject.
+type Actor struct {
+	Subject string `json:"sub"`
+}
+
+// AMR returns the amr claim of a login opened with secondFactor.
+func AMR(secondFactor string) []string {
+	switch secondFactor {
+	case SecondFactorTOTP:
+		return []string{"pwd", "otp", "mfa"}
+	case SecondFactorRecovery:
+		return []string{"pwd", "mfa"}
+	}
+	return []string{"pwd"}
+}
+
+// SecondFactor reads back what AMR wrote: SecondFactorTOTP,
+// SecondFactorRecovery or "".
+func (c *Claims) SecondFactor() string {
+	otp, mfa := false, false
+	for _, m := range c.AMR {
+		otp = otp || m == "otp"
+		mfa = mfa || m == "mfa"
+	}
+	switch {
+	case otp:
+		return SecondFactorTOTP
+	case mfa:
+		return SecondFactorRecovery
+	}
+	return ""
+}
+
+// Token is what an access token says: its subject, organization and role,
+// its login (Session; uuid.Nil for none), the login's second factor, and,
+// for support access, the acting platform admin (Actor) and a TTL shorter
+// than the issuer's (0: the issuer's).
+type Token struct {
+	User, Org    uuid.UUID
+	Role         string
+	Session      uuid.UUID
+	SecondFactor string
+	Actor        uuid.UUID
+	TTL          time.Duration
 }
 
 // Issuer signs and verifies access tokens with HMAC-SHA256. It signs with the
@@ -90,24 +147,45 @@ func keyID(k []byte) string {
 // Issue returns a signed access token for user in org with role, belonging
 // to the login session (a refresh-token family; uuid.Nil for none).
 func (i *Issuer) Issue(user, org uuid.UUID, role string, session uuid.UUID) (string, error) {
+	return i.IssueToken(Token{User: user, Org: org, Role: role, Session: session})
+}
+
+// IssueToken returns a signed access token saying t.
+func (i *Issuer) IssueToken(t Token) (string, error) {
 	now := i.now()
-	c := Claims{Role: role, RegisteredClaims: jwt.RegisteredClaims{
+	ttl := i.TTL
+	if t.TTL > 0 {
+		ttl = t.TTL
+	}
+	switch {
+	case t.Actor == uuid.Nil && ttl > i.TTL:
+		ttl = i.TTL
+	case t.Actor != uuid.Nil && ttl > SupportAccessTTL:
+		return "", fmt.Errorf("a support-access token lives at most %s", SupportAccessTTL)
+	}
+	c := Claims{Role: t.Role, AMR: AMR(t.SecondFactor), RegisteredClaims: jwt.RegisteredClaims{
 		Issuer:    i.name,
-		Subject:   user.String(),
+		Subject:   t.User.String(),
 		Audience:  jwt.ClaimStrings{Audience},
 		ID:        uuid.NewString(),
 		IssuedAt:  jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(now.Add(i.TTL)),
+		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 	}}
-	if org != uuid.Nil {
-		c.Org = org.String()
+	if t.Org != uuid.Nil {
+		c.Org = t.Org.String()
 	}
-	if session != uuid.Nil {
-		c.Session = session.String()
+	if t.Session != uuid.Nil {
+		c.Session = t.Session.String()
 	}
-	t := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
-	t.Header["kid"] = i.kid
-	return t.SignedString(i.key)
+	if t.Actor != uuid.Nil {
+		if t.Session != uuid.Nil {
+			return "", errors.New("a support-access token has no session")
+		}
+		c.Act = &Actor{Subject: t.Actor.String()}
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+	tok.Header["kid"] = i.kid
+	return tok.SignedString(i.key)
 }
 
 // leeway is the clock skew Verify tolerates on exp and iat.
@@ -151,6 +229,11 @@ func (i *Issuer) verify(token string) (*Claims, error) {
 	if c.Session != "" {
 		if _, err := uuid.Parse(c.Session); err != nil {
 			return nil, errors.New("bad sid claim")
+		}
+	}
+	if c.Act != nil {
+		if _, err := uuid.Parse(c.Act.Subject); err != nil || c.Session != "" {
+			return nil, errors.New("bad act claim")
 		}
 	}
 	// A user who belongs to no organization holds a token with neither.

@@ -37,6 +37,8 @@ func (s *Service) Me(ctx context.Context, p *tenant.Principal) (*Profile, error)
 		return nil, err
 	}
 	switch {
+	case pr.User.DisabledAt != nil:
+		return nil, tenant.ErrUserDisabled
 	case pr.ActiveOrgGone:
 		return nil, tenant.ErrOrgGone
 	case pr.ActiveOrgSuspended:
@@ -167,4 +169,26 @@ func (s *Service) requestEmailChange(ctx context.Context, tx *sqlx.Tx, u *User, 
 		return err
 	}
 	return s.sendVerification(ctx, tx, u, newEmail)
+}
+
+// RefuseDisabled answers tenant.ErrUserDisabled when a platform admin has
+// disabled p's user, and 401 when the account is gone: the account routes
+// that run no tenant transaction (switch-org, 2FA, profile changes,
+// creating or joining an organization) call it, as tenant.InOrg checks the
+// same for every tenant route. API keys pass: a disabled user's keys are
+// revoked instead.
+func (s *Service) RefuseDisabled(ctx context.Context, p *tenant.Principal) error {
+	if !p.IsUser() {
+		return nil
+	}
+	disabled, err := s.Users.Disabled(ctx, s.DB, p.UserID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return apperr.New(apperr.Unauthenticated, "unauthenticated", "The account no longer exists.")
+	case err != nil:
+		return err
+	case disabled:
+		return tenant.ErrUserDisabled
+	}
+	return nil
 }

@@ -22,8 +22,11 @@ type User struct {
 	TOTPEnabledAt   *time.Time
 	TOTPLastStep    int64 `json:"-"`
 	IsPlatformAdmin bool
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
+	// DisabledAt is set while a platform admin has disabled the account:
+	// it cannot log in and its access tokens are refused.
+	DisabledAt *time.Time
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // RefreshToken is one link of a login's refresh-token family.
@@ -36,7 +39,16 @@ type RefreshToken struct {
 	ExpiresAt   time.Time
 	RotatedAt   *time.Time
 	RevokedAt   *time.Time
+	// SecondFactor is how the login passed its second factor: "" (none),
+	// SecondFactorTOTP or SecondFactorRecovery. Rotation keeps it.
+	SecondFactor string
 }
+
+// Second factors a login can be opened with.
+const (
+	SecondFactorTOTP     = "totp"
+	SecondFactorRecovery = "recovery_code"
+)
 
 // Email token purposes.
 const (

@@ -53,23 +53,28 @@ func (s *Service) Login(ctx context.Context, in LoginInput, meta audit.Meta) (*S
 	if u.EmailVerifiedAt == nil {
 		return nil, cancelAttempt(ctx, att, apperr.New(apperr.Forbidden, "email_not_verified", "Verify your email address first; we can send the link again."))
 	}
+	// Told only after the right password, so the answer reveals nothing
+	// to someone guessing.
+	if u.DisabledAt != nil {
+		return nil, cancelAttempt(ctx, att, errAccountDisabled)
+	}
+	factor := ""
 	if u.TOTPEnabledAt != nil {
 		if strings.TrimSpace(in.TOTPCode) == "" {
 			return nil, cancelAttempt(ctx, att, apperr.New(apperr.Unauthenticated, "totp_required", "Enter the code from your authenticator app (or a recovery code)."))
 		}
-		var accepted bool
 		err := postgres.InTx(ctx, s.DB, uuid.Nil, func(tx *sqlx.Tx) error {
 			lu, err := s.Users.UserByID(ctx, tx, u.ID, true)
 			if err != nil {
 				return err
 			}
-			accepted, err = s.checkSecondFactor(ctx, tx, lu, in.TOTPCode)
+			factor, err = s.checkSecondFactor(ctx, tx, lu, in.TOTPCode)
 			return err
 		})
 		if err != nil {
 			return nil, cancelAttempt(ctx, att, err)
 		}
-		if !accepted {
+		if factor == "" {
 			return nil, s.failAttempt(ctx, att, u, meta, apperr.New(apperr.Unauthenticated, "invalid_totp_code", "The authentication code is wrong or already used."))
 		}
 	}
@@ -83,7 +88,10 @@ func (s *Service) Login(ctx context.Context, in LoginInput, meta audit.Meta) (*S
 	var sess *Session
 	err = postgres.InTx(ctx, s.DB, orgID, func(tx *sqlx.Tx) error {
 		var err error
-		if sess, err = s.openSession(ctx, tx, u.ID, orgID, role, uuid.Nil); err != nil {
+		if sess, err = s.openSession(ctx, tx, u.ID, orgID, role, uuid.Nil, factor); err != nil {
+			return err
+		}
+		if err := s.Users.TouchLogin(ctx, tx, u.ID); err != nil {
 			return err
 		}
 		if orgID == uuid.Nil {
@@ -146,42 +154,51 @@ func tooMany(wait int) error {
 		Message: fmt.Sprintf("Too many wrong passwords; try again in %d seconds.", wait)}
 }
 
+var errAccountDisabled = apperr.New(apperr.Forbidden, "account_disabled", "This account is disabled; contact support.")
+
 // checkSecondFactor accepts a TOTP code for a step after the last one used
-// (so a code works once), or an unused recovery code. u must be locked in tx.
-func (s *Service) checkSecondFactor(ctx context.Context, tx *sqlx.Tx, u *User, code string) (bool, error) {
+// (so a code works once), or an unused recovery code, and says which it
+// was (SecondFactorTOTP, SecondFactorRecovery; "" for neither). u must be
+// locked in tx.
+func (s *Service) checkSecondFactor(ctx context.Context, tx *sqlx.Tx, u *User, code string) (string, error) {
 	if u.TOTPSecret == nil {
-		return false, nil
+		return "", nil
 	}
 	secret, err := s.Box.Open(u.TOTPSecret, u.ID[:])
 	if err != nil {
-		return false, fmt.Errorf("open totp secret: %w", err)
+		return "", fmt.Errorf("open totp secret: %w", err)
 	}
 	if step := MatchTOTP(string(secret), code, s.now()); step > 0 {
 		if step <= u.TOTPLastStep {
-			return false, nil
+			return "", nil
 		}
 		u.TOTPLastStep = step
-		return true, s.Users.UpdateUser(ctx, tx, u)
+		return SecondFactorTOTP, s.Users.UpdateUser(ctx, tx, u)
 	}
 	if len(strings.TrimSpace(code)) > 6 {
-		return s.Users.UseRecoveryCode(ctx, tx, u.ID, HashRecoveryCode(code))
+		ok, err := s.Users.UseRecoveryCode(ctx, tx, u.ID, HashRecoveryCode(code))
+		if ok {
+			return SecondFactorRecovery, err
+		}
+		return "", err
 	}
-	return false, nil
+	return "", nil
 }
 
 // openSession issues an access token and a refresh token; family is the
-// login's family, or uuid.Nil to start one.
-func (s *Service) openSession(ctx context.Context, tx *sqlx.Tx, userID, orgID uuid.UUID, role string, family uuid.UUID) (*Session, error) {
+// login's family, or uuid.Nil to start one, and factor the second factor
+// the login was opened with.
+func (s *Service) openSession(ctx context.Context, tx *sqlx.Tx, userID, orgID uuid.UUID, role string, family uuid.UUID, factor string) (*Session, error) {
 	if family == uuid.Nil {
 		family = postgres.NewID()
 	}
 	refresh, hash := NewOpaqueToken()
 	rt := &RefreshToken{ID: postgres.NewID(), FamilyID: family, UserID: userID, ActiveOrgID: orgID, TokenHash: hash,
-		ExpiresAt: s.now().Add(RefreshTokenTTL)}
+		ExpiresAt: s.now().Add(RefreshTokenTTL), SecondFactor: factor}
 	if err := s.Users.CreateRefreshToken(ctx, tx, rt); err != nil {
 		return nil, err
 	}
-	access, err := s.Tokens.Issue(userID, orgID, role, family)
+	access, err := s.Tokens.IssueToken(Token{User: userID, Org: orgID, Role: role, Session: family, SecondFactor: factor})
 	if err != nil {
 		return nil, err
 	}
@@ -212,6 +229,13 @@ func (s *Service) Refresh(ctx context.Context, token string) (*Session, error) {
 			reused = true
 			return s.Users.RevokeFamily(ctx, tx, rt.UserID, rt.FamilyID)
 		}
+		// Disabling revokes every family; this catches a rotation that
+		// raced the disabling.
+		if u, err := s.Users.UserByID(ctx, tx, rt.UserID, false); err != nil {
+			return err
+		} else if u.DisabledAt != nil {
+			return tenant.ErrUserDisabled
+		}
 		if err := s.Users.MarkRotated(ctx, tx, rt.ID); err != nil {
 			return err
 		}
@@ -219,7 +243,7 @@ func (s *Service) Refresh(ctx context.Context, token string) (*Session, error) {
 		if err != nil {
 			return err
 		}
-		sess, err = s.openSession(ctx, tx, rt.UserID, orgID, role, rt.FamilyID)
+		sess, err = s.openSession(ctx, tx, rt.UserID, orgID, role, rt.FamilyID, rt.SecondFactor)
 		return err
 	})
 	if err != nil {
@@ -300,7 +324,7 @@ func (s *Service) SwitchOrg(ctx context.Context, p *tenant.Principal, orgID uuid
 		if err := s.Users.MarkRotated(ctx, tx, rt.ID); err != nil {
 			return err
 		}
-		sess, err = s.openSession(ctx, tx, p.UserID, orgID, ms[i].Role, rt.FamilyID)
+		sess, err = s.openSession(ctx, tx, p.UserID, orgID, ms[i].Role, rt.FamilyID, rt.SecondFactor)
 		return err
 	})
 	return sess, err

@@ -18,6 +18,11 @@ type UserStore interface {
 	UserByEmail(ctx context.Context, tx sqlx.QueryerContext, email string) (*User, error)
 	UserByID(ctx context.Context, tx sqlx.QueryerContext, id uuid.UUID, lock bool) (*User, error)
 	UpdateUser(ctx context.Context, tx sqlx.ExtContext, u *User) error
+	// TouchLogin records a successful login's time (last_login_at).
+	TouchLogin(ctx context.Context, tx sqlx.ExecerContext, id uuid.UUID) error
+	// Disabled reports whether the user is disabled; ErrNotFound when the
+	// account is gone.
+	Disabled(ctx context.Context, q sqlx.QueryerContext, id uuid.UUID) (bool, error)
 	// Profile reads a user, their memberships and whether activeOrg is
 	// suspended in one statement: GET /me is the hottest authenticated read.
 	Profile(ctx context.Context, db sqlx.QueryerContext, userID, activeOrg uuid.UUID) (*Profile, error)

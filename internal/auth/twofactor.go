@@ -118,11 +118,11 @@ func (s *Service) TOTPDisable(ctx context.Context, p *tenant.Principal, password
 		if err := passwordUnchanged(checked, u); err != nil {
 			return err
 		}
-		ok, err := s.checkSecondFactor(ctx, tx, u, code)
+		factor, err := s.checkSecondFactor(ctx, tx, u, code)
 		if err != nil {
 			return err
 		}
-		if !ok {
+		if factor == "" {
 			return apperr.New(apperr.Forbidden, "invalid_totp_code", "The authentication code is wrong or already used.")
 		}
 		u.TOTPSecret, u.TOTPEnabledAt = nil, nil

@@ -142,10 +142,13 @@ type API struct {
 	CORSAllowedOrigins []string
 	// TrustedProxies are the proxies whose X-Forwarded-For names the client
 	// (TRUSTED_PROXIES); empty trusts none.
-	TrustedProxies   []string
-	MaxBodyBytes     int
-	ShutdownTimeout  time.Duration
-	AdminQueuesToken string
+	TrustedProxies  []string
+	MaxBodyBytes    int
+	ShutdownTimeout time.Duration
+	// AdminDatabaseURL (ADMIN_DATABASE_URL) connects as the platform
+	// admin's role, which bypasses Row Level Security; only the admin
+	// capability gets this pool. Empty: /api/v1/admin answers 503.
+	AdminDatabaseURL string
 }
 
 // LoadAPI reads cmd/api's configuration.
@@ -167,7 +170,7 @@ func LoadAPI(get Getenv) (API, error) {
 		ShutdownTimeout:    l.Duration("SHUTDOWN_TIMEOUT", 15*time.Second, time.Second),
 	}
 	c.Auth = loadAuth(l, c.BaseURL)
-	c.AdminQueuesToken = loadAdminQueuesToken(l, c.Env)
+	c.AdminDatabaseURL = loadAdminDatabase(l, c.Postgres.URL)
 	if c.MetricsAddr == c.HTTPAddr {
 		l.fail("METRICS_ADDR", "must differ from HTTP_ADDR: metrics are never served on the public port")
 	}
@@ -300,14 +303,18 @@ func LoadCtl(get Getenv) (*Ctl, error) {
 type Migrate struct {
 	OwnerURL string
 	AppURL   string
+	// AdminURL (ADMIN_DATABASE_URL, optional) names the platform admin's
+	// cross-tenant role; migrate creates and grants it when set.
+	AdminURL string
 }
 
-// Migrate reads DATABASE_OWNER_URL and DATABASE_URL.
+// Migrate reads DATABASE_OWNER_URL, DATABASE_URL and ADMIN_DATABASE_URL.
 func (c *Ctl) Migrate() (Migrate, error) {
 	l := NewLoader(c.l.get)
 	m := Migrate{
 		OwnerURL: l.URL("DATABASE_OWNER_URL", "", true, "postgres", "postgresql"),
 		AppURL:   l.URL("DATABASE_URL", "", true, "postgres", "postgresql"),
+		AdminURL: l.URL("ADMIN_DATABASE_URL", "", false, "postgres", "postgresql"),
 	}
 	return m, l.Err()
 }
@@ -331,13 +338,21 @@ func (c *Ctl) Doctor() (Doctor, error) {
 // String renders a config-safe summary of a URL for logs.
 func (p Postgres) String() string { return fmt.Sprintf("postgres(%s)", Redact(p.URL)) }
 
-// loadAdminQueuesToken reads the bearer token that opens Asynqmon at
-// /admin/queues until platform admins exist; empty keeps the UI off. In
-// production it must be long enough not to be guessed.
-func loadAdminQueuesToken(l *Loader, env string) string {
-	t := l.String("ADMIN_QUEUES_TOKEN", "")
-	if t != "" && len(t) < 32 && env == "production" {
-		l.fail("ADMIN_QUEUES_TOKEN", "must be at least 32 characters in production (e.g. openssl rand -hex 32)")
+// loadAdminDatabase reads ADMIN_DATABASE_URL, which must name another role
+// than DATABASE_URL, and refuses ADMIN_QUEUES_TOKEN: the queue UI now opens
+// only to a platform admin's 2FA login, and a token left in the
+// environment must not look as if it still worked.
+func loadAdminDatabase(l *Loader, appURL string) string {
+	u := l.URL("ADMIN_DATABASE_URL", "", false, "postgres", "postgresql")
+	if u != "" && appURL != "" {
+		a, err1 := url.Parse(u)
+		b, err2 := url.Parse(appURL)
+		if err1 == nil && err2 == nil && a.User.Username() == b.User.Username() {
+			l.fail("ADMIN_DATABASE_URL", "must connect as its own role (it bypasses Row Level Security), not DATABASE_URL's %q", b.User.Username())
+		}
 	}
-	return t
+	if l.String("ADMIN_QUEUES_TOKEN", "") != "" {
+		l.fail("ADMIN_QUEUES_TOKEN", "is no longer used: the queue UI at /admin/queues opens to platform admins logged in with 2FA (docs/operations.md); unset it")
+	}
+	return u
 }

@@ -72,14 +72,20 @@ func (h *authHandlers) register(v1 *gin.RouterGroup, authn *Authenticator) {
 	// their other ones: the target is checked, not the current one.
 	// secret: these answer with tokens, a TOTP secret or recovery codes,
 	// which an Idempotency-Key never stores.
-	a.POST("/switch-org", required, secret(H(h.switchOrg)))
-	a.POST("/2fa/setup", required, secret(H(h.totpSetup)))
-	a.POST("/2fa/enable", required, secret(H(h.totpEnable)))
-	a.POST("/2fa/disable", required, H(h.totpDisable))
+	//
+	// A support-access token reaches none of them: they change the user's
+	// sessions or credentials (noSupportAccess). Each checks that the user
+	// is not disabled (activeAccount); GET /me does so in its own read.
+	account := []gin.HandlerFunc{required, noSupportAccess(), activeAccount(h.auth)}
+	a.POST("/switch-org", append(account, secret(H(h.switchOrg)))...)
+	a.POST("/2fa/setup", append(account, secret(H(h.totpSetup)))...)
+	a.POST("/2fa/enable", append(account, secret(H(h.totpEnable)))...)
+	a.POST("/2fa/disable", append(account, H(h.totpDisable))...)
 
 	v1.GET("/me", required, H(h.me))
-	v1.PATCH("/me", required, H(h.updateMe))
-	v1.POST("/invitations/accept", authn.Optional(), h.perIP(auth.LimitInvitationAccept), H(h.acceptInvitation))
+	v1.PATCH("/me", append(account, H(h.updateMe))...)
+	v1.POST("/invitations/accept", authn.Optional(), noSupportAccess(), activeAccount(h.auth),
+		h.perIP(auth.LimitInvitationAccept), H(h.acceptInvitation))
 }
 
 // perIP spends one of the client IP's budget of l on an anonymous request,

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stripe/stripe-go/v76/client"
 
+	"github.com/keelhq/keel/internal/admin"
 	"github.com/keelhq/keel/internal/app"
 	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/deadtask"
@@ -70,6 +71,8 @@ type env struct {
 	// resources is the API's resource service (the purge job's too).
 	resources *resource.Service
 	keys      *idempotency.Service
+	// admin is the platform admin's service (its pool is db.Platform).
+	admin *admin.Service
 }
 
 type envOpts struct {
@@ -119,15 +122,16 @@ func newEnv(t testing.TB, o envOpts) *env {
 		if err := queueui.RegisterQueues(context.Background(), rdb, task.Queues); err != nil {
 			t.Fatal(err)
 		}
-		hd.QueuesUI, hd.AdminQueuesToken = mon, queuesToken
+		hd.QueuesUI = mon
 	}
-	api, err := app.NewAPI(app.APIDeps{DB: db.App, Redis: rdb, BaseURL: baseURL, Params: params, Now: ck.Now, Limits: o.limits, Plans: o.plans,
+	api, err := app.NewAPI(app.APIDeps{DB: db.App, AdminDB: db.Platform, Redis: rdb, BaseURL: baseURL, Params: params, Now: ck.Now, Limits: o.limits, Plans: o.plans,
 		Keys:    app.Keys{JWTSigning: bytes.Repeat([]byte("k"), 32), TOTPEncryption: bytes.Repeat([]byte("t"), 32)},
 		Storage: o.storage, Stripe: o.stripe, HTTP: hd})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.h, e.auth, e.orgs = api.Handler, api.Auth, api.Orgs
+	e.admin = api.Admin
 	e.resources = api.Resources
 	e.files = api.Files
 	e.keys = api.Idempotency

@@ -18,14 +18,23 @@ import (
 // audit log.
 type orgHandlers struct {
 	orgs *org.Service
+	// accounts refuses disabled users on the routes outside a tenant
+	// transaction; nil checks nothing (a router without accounts).
+	accounts AccountChecker
 }
 
 // register adds the organization routes (documented in
 // openapi/30-organizations.yaml).
 func (h *orgHandlers) register(v1 *gin.RouterGroup, authn *Authenticator) {
 	required := authn.Required()
-	v1.POST("/organizations", required, H(h.createOrg))
-	v1.GET("/organizations", required, H(h.listOrgs))
+	active := func(c *gin.Context) { c.Next() }
+	if h.accounts != nil {
+		active = activeAccount(h.accounts)
+	}
+	// Creating an organization makes the user its owner: an account
+	// change, which support access does not make.
+	v1.POST("/organizations", required, noSupportAccess(), active, H(h.createOrg))
+	v1.GET("/organizations", required, active, H(h.listOrgs))
 	cur := v1.Group("/organizations/current", required)
 	cur.GET("", H(h.currentOrg))
 	cur.PATCH("", H(h.updateOrg))
@@ -36,9 +45,9 @@ func (h *orgHandlers) register(v1 *gin.RouterGroup, authn *Authenticator) {
 	cur.GET("/invitations", H(h.listInvitations))
 	cur.DELETE("/invitations/:id", H(h.revokeInvitation))
 	cur.POST("/invitations/:id/resend", H(h.resendInvitation))
-	cur.POST("/api-keys", secret(H(h.createAPIKey))) // the key is shown once, never stored
+	cur.POST("/api-keys", noSupportAccess(), secret(H(h.createAPIKey))) // the key is shown once, never stored
 	cur.GET("/api-keys", H(h.listAPIKeys))
-	cur.DELETE("/api-keys/:id", H(h.revokeAPIKey))
+	cur.DELETE("/api-keys/:id", noSupportAccess(), H(h.revokeAPIKey))
 	cur.GET("/audit-log", H(h.auditLog))
 	cur.GET("/usage", H(h.usage))
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
 
+	"github.com/keelhq/keel/internal/admin"
 	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/billing"
 	"github.com/keelhq/keel/internal/file"
@@ -52,10 +53,11 @@ type Deps struct {
 	// RefreshCookie hands refresh tokens to the SPA as an HttpOnly cookie
 	// instead of in JSON (AUTH_REFRESH_COOKIE).
 	RefreshCookie bool
-	// QueuesUI is the queue monitor (Asynqmon), served at /admin/queues only
-	// when AdminQueuesToken is set, and only to requests that carry it.
-	QueuesUI         http.Handler
-	AdminQueuesToken string
+	// QueuesUI is the queue monitor (Asynqmon), served at /admin/queues
+	// when Admin is set too, only to a platform admin's queue session.
+	QueuesUI http.Handler
+	// Admin serves /api/v1/admin (and gates the queue UI); nil leaves both out.
+	Admin *admin.Service
 	// RateLimit limits each organization's authenticated requests to its
 	// plan's api_requests_per_minute; nil: no limit.
 	RateLimit *ratelimit.Limiter
@@ -103,8 +105,8 @@ func New(d Deps) (http.Handler, error) {
 	for _, c := range capabilities(d) {
 		c.register(v1, authn)
 	}
-	if d.QueuesUI != nil && d.AdminQueuesToken != "" {
-		mountQueues(r, d.QueuesUI, d.AdminQueuesToken, d.Production)
+	if d.QueuesUI != nil && d.Admin != nil {
+		mountQueues(r, d.QueuesUI, d.Admin)
 	}
 	for prefix, h := range d.Mounts {
 		r.Any(prefix+"/*path", gin.WrapH(h))
@@ -127,7 +129,11 @@ func capabilities(d Deps) []capability {
 		out = append(out, &authHandlers{auth: d.Auth, cookie: d.RefreshCookie, origins: d.CORSAllowedOrigins})
 	}
 	if d.Orgs != nil {
-		out = append(out, &orgHandlers{orgs: d.Orgs})
+		oh := &orgHandlers{orgs: d.Orgs}
+		if d.Auth != nil {
+			oh.accounts = d.Auth
+		}
+		out = append(out, oh)
 	}
 	if d.Resources != nil {
 		out = append(out, &resourceHandlers{resources: d.Resources})
@@ -137,6 +143,9 @@ func capabilities(d Deps) []capability {
 	}
 	if d.Billing != nil {
 		out = append(out, &billingHandlers{billing: d.Billing})
+	}
+	if d.Admin != nil {
+		out = append(out, &adminHandlers{admin: d.Admin, production: d.Production})
 	}
 	return out
 }

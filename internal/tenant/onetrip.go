@@ -61,12 +61,12 @@ func (o *oneTrip) check(rows *sqlx.Rows) error {
 		return fmt.Errorf("one-trip read: no check result: %w", rowsErr(rows))
 	}
 	var (
-		found     bool
-		suspended bool
-		role      *string
+		found               bool
+		suspended, disabled bool
+		role                *string
 	)
 	for rows.Next() {
-		if err := rows.Scan(&suspended, &role); err != nil {
+		if err := rows.Scan(&suspended, &role, &disabled); err != nil {
 			return err
 		}
 		found = true
@@ -74,7 +74,7 @@ func (o *oneTrip) check(rows *sqlx.Rows) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	r, err := roleOf(o.p, found, suspended, role)
+	r, err := roleOf(o.p, found, suspended, disabled, role)
 	if err != nil {
 		return err
 	}

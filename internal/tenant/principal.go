@@ -23,7 +23,18 @@ type Principal struct {
 	// SessionID is the login an access token belongs to (its refresh-token
 	// family, the token's sid); uuid.Nil for API keys.
 	SessionID uuid.UUID
+	// SecondFactor is how the token's login passed its second factor: ""
+	// (none), "totp" or "recovery_code" (auth.SecondFactor*).
+	SecondFactor string
+	// ActorID is the platform admin acting as UserID during support access
+	// (the token's act claim); uuid.Nil otherwise. Such a principal's
+	// writes are audited with both, and it cannot reach /admin or change
+	// the user's credentials.
+	ActorID uuid.UUID
 }
+
+// SupportAccess reports whether a platform admin is acting as the user.
+func (p *Principal) SupportAccess() bool { return p != nil && p.ActorID != uuid.Nil }
 
 // IsUser reports whether a user (not an API key) is acting.
 func (p *Principal) IsUser() bool { return p != nil && p.UserID != uuid.Nil }

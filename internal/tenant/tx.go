@@ -2,25 +2,31 @@ package tenant
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/keelhq/keel/internal/apperr"
+	"github.com/keelhq/keel/internal/platform/logging"
 	"github.com/keelhq/keel/internal/platform/postgres"
 )
 
 // Errors InOrg and CheckActive answer with; capabilities reuse them so a
 // client sees one code for one condition.
 var (
-	ErrSuspended  = apperr.New(apperr.Forbidden, "organization_suspended", "This organization is suspended; contact support.")
-	ErrNoOrg      = apperr.New(apperr.Forbidden, "no_organization", "You belong to no organization; create one or accept an invitation.")
-	ErrForbidden  = apperr.New(apperr.Forbidden, "forbidden", "Your role does not allow this.")
-	ErrNotMember  = apperr.New(apperr.Forbidden, "not_a_member", "You are no longer a member of this organization.")
-	ErrOrgGone    = apperr.New(apperr.Unauthenticated, "unauthenticated", "The organization no longer exists.")
-	ErrUserOnly   = apperr.New(apperr.Forbidden, "user_required", "This endpoint needs a user's access token, not an API key.")
-	errNoDatabase = errors.New("tenant: InOrg needs a database")
+	ErrSuspended = apperr.New(apperr.Forbidden, "organization_suspended", "This organization is suspended; contact support.")
+	ErrNoOrg     = apperr.New(apperr.Forbidden, "no_organization", "You belong to no organization; create one or accept an invitation.")
+	ErrForbidden = apperr.New(apperr.Forbidden, "forbidden", "Your role does not allow this.")
+	ErrNotMember = apperr.New(apperr.Forbidden, "not_a_member", "You are no longer a member of this organization.")
+	ErrOrgGone   = apperr.New(apperr.Unauthenticated, "unauthenticated", "The organization no longer exists.")
+	ErrUserOnly  = apperr.New(apperr.Forbidden, "user_required", "This endpoint needs a user's access token, not an API key.")
+	// ErrUserDisabled refuses every token of a user a platform admin
+	// disabled, from the moment the disabling commits.
+	ErrUserDisabled = apperr.New(apperr.Unauthenticated, "account_disabled", "This account is disabled; contact support.")
+	errNoDatabase   = errors.New("tenant: InOrg needs a database")
 )
 
 // InOrg runs fn in one transaction scoped to the caller's organization
@@ -49,36 +55,75 @@ func InOrg(ctx context.Context, db *sqlx.DB, p *Principal, min string, fn func(t
 		if !RoleAtLeast(role, min) {
 			return ErrForbidden
 		}
-		return fn(tx, role)
+		if err := fn(tx, role); err != nil {
+			return err
+		}
+		if p.SupportAccess() {
+			return recordSupportAccess(ctx, tx, p)
+		}
+		return nil
 	})
 }
 
-// callerRoleQuery reads the organization's state and the user's membership
-// in one statement; it needs the tenant set (memberships is under RLS).
-const callerRoleQuery = `SELECT o.suspended_at IS NOT NULL, m.role
+// recordSupportAccess writes, in the transaction of the work, the audit row
+// of one tenant transaction run under support access: the platform admin as
+// actor, the user acted for, and whether it wrote (a transaction that
+// changed nothing has no transaction ID yet). Every capability's work goes
+// through InOrg, so no write made with a support-access token escapes the
+// audit log, whether or not its capability audits the action itself. The
+// row is inserted here rather than through package audit, which builds on
+// this one.
+func recordSupportAccess(ctx context.Context, tx *sqlx.Tx, p *Principal) error {
+	var wrote bool
+	if err := tx.QueryRowxContext(ctx, `SELECT pg_current_xact_id_if_assigned() IS NOT NULL`).Scan(&wrote); err != nil {
+		return fmt.Errorf("support access audit: %w", err)
+	}
+	action := "support_access.read"
+	if wrote {
+		action = "support_access.write"
+	}
+	details, _ := json.Marshal(map[string]string{"route": logging.Route(ctx)})
+	_, err := tx.ExecContext(ctx, `INSERT INTO audit_log (id, org_id, actor_user_id, acting_for_user_id, action,
+		target_type, target_id, request_id, details) VALUES ($1, $2, $3, $4, $5, 'user', $6, $7, $8)`,
+		postgres.NewID(), p.OrgID, p.ActorID, p.UserID, action, p.UserID.String(), logging.RequestID(ctx), details)
+	if err != nil {
+		return fmt.Errorf("support access audit: %w", err)
+	}
+	return nil
+}
+
+// callerRoleQuery reads the organization's state, the user's membership
+// and whether the user is disabled in one statement; it needs the tenant
+// set (memberships is under RLS). For an API key ($2 is the nil UUID) the
+// user part reads nothing: a disabled user's keys are revoked instead.
+const callerRoleQuery = `SELECT o.suspended_at IS NOT NULL, m.role,
+		COALESCE((SELECT u.disabled_at IS NOT NULL FROM users u WHERE u.id = $2), false)
 		FROM organizations o LEFT JOIN memberships m ON m.org_id = o.id AND m.user_id = $2
 		WHERE o.id = $1`
 
 // callerRole runs callerRoleQuery in tx.
 func callerRole(ctx context.Context, tx sqlx.QueryerContext, p *Principal) (string, error) {
 	var (
-		suspended bool
-		role      *string
+		suspended, disabled bool
+		role                *string
 	)
-	err := tx.QueryRowxContext(ctx, callerRoleQuery, p.OrgID, p.UserID).Scan(&suspended, &role)
+	err := tx.QueryRowxContext(ctx, callerRoleQuery, p.OrgID, p.UserID).Scan(&suspended, &role, &disabled)
 	found := true
 	if errors.Is(postgres.Translate(err), postgres.ErrNotFound) {
 		found = false
 	} else if err != nil {
 		return "", err
 	}
-	return roleOf(p, found, suspended, role)
+	return roleOf(p, found, suspended, disabled, role)
 }
 
 // roleOf decides the caller's role from callerRoleQuery's answer: the
-// organization's row (found, suspended) and the user's membership role.
-func roleOf(p *Principal, found, suspended bool, role *string) (string, error) {
+// organization's row (found, suspended), whether the user is disabled and
+// the user's membership role.
+func roleOf(p *Principal, found, suspended, disabled bool, role *string) (string, error) {
 	switch {
+	case disabled:
+		return "", ErrUserDisabled
 	case !found:
 		return "", ErrOrgGone
 	case suspended:

@@ -36,6 +36,7 @@ type userRow struct {
 	TOTPEnabledAt   *time.Time `db:"totp_enabled_at"`
 	TOTPLastStep    int64      `db:"totp_last_step"`
 	IsPlatformAdmin bool       `db:"is_platform_admin"`
+	DisabledAt      *time.Time `db:"disabled_at"`
 	CreatedAt       time.Time  `db:"created_at"`
 	UpdatedAt       time.Time  `db:"updated_at"`
 }
@@ -43,11 +44,11 @@ type userRow struct {
 func (r *userRow) user() *auth.User {
 	return &auth.User{ID: r.ID, Email: r.Email, Name: r.Name, PasswordHash: r.PasswordHash, EmailVerifiedAt: r.EmailVerifiedAt,
 		TOTPSecret: r.TOTPSecret, TOTPEnabledAt: r.TOTPEnabledAt, TOTPLastStep: r.TOTPLastStep, IsPlatformAdmin: r.IsPlatformAdmin,
-		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		DisabledAt: r.DisabledAt, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 }
 
 const userCols = `id, email, name, password_hash, email_verified_at, totp_secret, totp_enabled_at,
-	totp_last_step, is_platform_admin, created_at, updated_at`
+	totp_last_step, is_platform_admin, disabled_at, created_at, updated_at`
 
 // CreateUser inserts u; ErrEmailTaken when the address is in use.
 func (Store) CreateUser(ctx context.Context, tx sqlx.ExtContext, u *auth.User) error {
@@ -105,22 +106,24 @@ type refreshRow struct {
 	ExpiresAt   time.Time  `db:"expires_at"`
 	RotatedAt   *time.Time `db:"rotated_at"`
 	RevokedAt   *time.Time `db:"revoked_at"`
+	// SecondFactor is "", "totp" or "recovery_code".
+	SecondFactor string `db:"second_factor"`
 }
 
 // CreateRefreshToken inserts t.
 func (Store) CreateRefreshToken(ctx context.Context, tx sqlx.ExtContext, t *auth.RefreshToken) error {
-	const q = `INSERT INTO refresh_tokens (id, family_id, user_id, active_org_id, token_hash, expires_at)
-		VALUES ($1, $2, $3, NULLIF($4, '00000000-0000-0000-0000-000000000000'::uuid), $5, $6)`
-	_, err := tx.ExecContext(ctx, q, t.ID, t.FamilyID, t.UserID, t.ActiveOrgID, t.TokenHash, t.ExpiresAt)
+	const q = `INSERT INTO refresh_tokens (id, family_id, user_id, active_org_id, token_hash, expires_at, second_factor)
+		VALUES ($1, $2, $3, NULLIF($4, '00000000-0000-0000-0000-000000000000'::uuid), $5, $6, $7)`
+	_, err := tx.ExecContext(ctx, q, t.ID, t.FamilyID, t.UserID, t.ActiveOrgID, t.TokenHash, t.ExpiresAt, t.SecondFactor)
 	return postgres.Translate(err)
 }
 
 const refreshCols = `id, family_id, user_id,
-	COALESCE(active_org_id, '00000000-0000-0000-0000-000000000000'::uuid) AS active_org_id, token_hash, expires_at, rotated_at, revoked_at`
+	COALESCE(active_org_id, '00000000-0000-0000-0000-000000000000'::uuid) AS active_org_id, token_hash, expires_at, rotated_at, revoked_at, second_factor`
 
 func (t *refreshRow) token() *auth.RefreshToken {
 	return &auth.RefreshToken{ID: t.ID, FamilyID: t.FamilyID, UserID: t.UserID, ActiveOrgID: t.ActiveOrgID, TokenHash: t.TokenHash,
-		ExpiresAt: t.ExpiresAt, RotatedAt: t.RotatedAt, RevokedAt: t.RevokedAt}
+		ExpiresAt: t.ExpiresAt, RotatedAt: t.RotatedAt, RevokedAt: t.RevokedAt, SecondFactor: t.SecondFactor}
 }
 
 // RefreshTokenByHash returns the token with hash, locked so two concurrent
@@ -281,7 +284,7 @@ func (Store) Profile(ctx context.Context, db sqlx.QueryerContext, userID, active
 	}
 	// Everything but the secrets: a profile never needs them.
 	const q = `SELECT id, email, name, '' AS password_hash, email_verified_at, NULL::bytea AS totp_secret, totp_enabled_at,
-		0 AS totp_last_step, is_platform_admin, created_at, updated_at, memberships FROM users WHERE id = $1`
+		0 AS totp_last_step, is_platform_admin, disabled_at, created_at, updated_at, memberships FROM users WHERE id = $1`
 	if err := sqlx.GetContext(ctx, db, &r, q, userID); err != nil {
 		return nil, postgres.Translate(err)
 	}
@@ -317,4 +320,17 @@ func (Store) Profile(ctx context.Context, db sqlx.QueryerContext, userID, active
 		}
 	}
 	return p, nil
+}
+
+// TouchLogin records a successful login's time.
+func (Store) TouchLogin(ctx context.Context, tx sqlx.ExecerContext, id uuid.UUID) error {
+	_, err := tx.ExecContext(ctx, `UPDATE users SET last_login_at = now() WHERE id = $1`, id)
+	return err
+}
+
+// Disabled reports whether the user is disabled.
+func (Store) Disabled(ctx context.Context, q sqlx.QueryerContext, id uuid.UUID) (bool, error) {
+	var d bool
+	err := sqlx.GetContext(ctx, q, &d, `SELECT disabled_at IS NOT NULL FROM users WHERE id = $1`, id)
+	return d, postgres.Translate(err)
 }

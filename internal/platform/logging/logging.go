@@ -41,3 +41,17 @@ func RequestID(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey{}).(string)
 	return id
 }
+
+type routeKey struct{}
+
+// WithRoute stores the request's route ("POST /api/v1/resources/:id") on
+// ctx, for records that name what a request did (the support-access audit).
+func WithRoute(ctx context.Context, route string) context.Context {
+	return context.WithValue(ctx, routeKey{}, route)
+}
+
+// Route returns the route carried by ctx, or "".
+func Route(ctx context.Context) string {
+	r, _ := ctx.Value(routeKey{}).(string)
+	return r
+}

@@ -53,7 +53,10 @@ var (
 	suffix   string
 	template string
 	appRole  string
-	owned    bool // this process created template and appRole, and drops them
+	// platformRole is the platform admin's role (BYPASSRLS), as keelctl
+	// migrate makes it from ADMIN_DATABASE_URL.
+	platformRole string
+	owned        bool // this process created template and the roles, and drops them
 )
 
 const appPassword = "keel-test"
@@ -124,6 +127,7 @@ func setName(s string) {
 	suffix = s
 	template = "keel_tpl_" + suffix
 	appRole = "keel_app_" + suffix
+	platformRole = "keel_padmin_" + suffix
 }
 
 func setup() error {
@@ -154,7 +158,8 @@ func setup() error {
 	if err := m.Up(ctx, io.Discard); err != nil {
 		return err
 	}
-	if err := m.EnsureAppRole(ctx, withDB(AdminURL(), template, appRole, appPassword)); err != nil {
+	if err := m.EnsureRoles(ctx, withDB(AdminURL(), template, appRole, appPassword),
+		withDB(AdminURL(), template, platformRole, appPassword)); err != nil {
 		return err
 	}
 	return os.Setenv(envTemplate, suffix)
@@ -210,6 +215,9 @@ func teardown() error {
 		}
 	}
 	_, err = db.ExecContext(ctx, "DROP ROLE IF EXISTS "+postgres.QuoteIdentifier(appRole))
+	if _, err2 := db.ExecContext(ctx, "DROP ROLE IF EXISTS "+postgres.QuoteIdentifier(platformRole)); err == nil {
+		err = err2
+	}
 	return err
 }
 
@@ -220,6 +228,11 @@ type DB struct {
 	AppURL   string // the non-owner application role, under Row Level Security
 	Owner    *sqlx.DB
 	App      *sqlx.DB
+	// PlatformURL and Platform connect as the platform admin's role
+	// (ADMIN_DATABASE_URL): BYPASSRLS, reading every organization, for the
+	// admin capability only.
+	PlatformURL string
+	Platform    *sqlx.DB
 }
 
 // New returns a fresh, migrated database dropped when t ends.
@@ -242,14 +255,21 @@ func New(t testing.TB) *DB {
 		Name:     name,
 		OwnerURL: withDB(AdminURL(), name, "", ""),
 		AppURL:   withDB(AdminURL(), name, appRole, appPassword),
+		// Opening connects nothing until the first query.
+		PlatformURL: withDB(AdminURL(), name, platformRole, appPassword),
 	}
 	d.Owner = sqlx.MustOpen(postgres.DriverName, d.OwnerURL)
+	d.Platform, err = postgres.Open(d.PlatformURL, postgres.Options{MaxOpenConns: 5, MaxIdleConns: 2})
+	if err != nil {
+		t.Fatalf("postgrestest: %v", err)
+	}
 	d.App, err = postgres.Open(d.AppURL, postgres.Options{MaxOpenConns: 20, MaxIdleConns: 5})
 	if err != nil {
 		t.Fatalf("postgrestest: %v", err)
 	}
 	t.Cleanup(func() {
 		d.App.Close()
+		d.Platform.Close()
 		d.Owner.Close()
 		db, err := admin()
 		if err != nil {
@@ -266,6 +286,9 @@ func New(t testing.TB) *DB {
 
 // AppRole is the non-owner role the app URLs connect as.
 func AppRole() string { return appRole }
+
+// PlatformRole is the platform admin's role the Platform URLs connect as.
+func PlatformRole() string { return platformRole }
 
 // Empty is a database with no schema and the name of an application role
 // that does not exist yet: for tests of migrations and of a first start.

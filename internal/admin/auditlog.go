@@ -1,0 +1,5 @@
+package admin
+
+// AuditStore lists every organization's audit log.
+type AuditStore interface {
+}

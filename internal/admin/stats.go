@@ -1,0 +1,5 @@
+package admin
+
+// StatsStore computes the business stats.
+type StatsStore interface {
+}
