@@ -73,6 +73,8 @@ type env struct {
 	keys      *idempotency.Service
 	// admin is the platform admin's service (its pool is db.Platform).
 	admin *admin.Service
+	// opsQueues is a platform admin's queue UI session, made once.
+	opsQueues *http.Cookie
 }
 
 type envOpts struct {

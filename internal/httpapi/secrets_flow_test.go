@@ -198,7 +198,10 @@ func (e *env) noTokenAtRest(tokens map[string]string) {
 	}
 
 	// The queue UI's JSON API: every task listing of every queue.
-	qs := e.queueSession(e.newPlatformAdmin("ops@keel.test"))
+	if e.opsQueues == nil {
+		e.opsQueues = e.queueSession(e.newPlatformAdmin("ops@example.com"))
+	}
+	qs := e.opsQueues
 	listed := 0
 	for _, q := range task.Queues {
 		for _, state := range []string{"active", "pending", "scheduled", "retry", "archived", "completed"} {
