@@ -26,7 +26,7 @@ q() { psql "$ADMIN_URL" -Atqc "$1"; }
 ours() {
   q "SELECT 'database ' || datname FROM pg_database WHERE datname ~ '^keel_(t|tpl|e|t_definer)_$KEEL_TEST_RUN'
      UNION ALL
-     SELECT 'role ' || rolname FROM pg_roles WHERE rolname ~ '^keel_(app|e_app|t_app|t_owner)_$KEEL_TEST_RUN'
+     SELECT 'role ' || rolname FROM pg_roles WHERE rolname ~ '^keel_(app|padmin|e_app|e_padmin|t_app|t_owner)_$KEEL_TEST_RUN'
      ORDER BY 1"
 }
 # backup:verify's scratch databases are named by the code under test, without
