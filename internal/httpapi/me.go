@@ -21,7 +21,14 @@ type membershipResponse struct {
 
 type meResponse struct {
 	userResponse
-	Memberships []membershipResponse `json:"memberships"`
+	Memberships   []membershipResponse `json:"memberships"`
+	SupportAccess *supportAccessInfo   `json:"support_access,omitempty"`
+}
+
+// supportAccessInfo tells a client that a platform admin is acting as the
+// user, so it can say so on screen.
+type supportAccessInfo struct {
+	AdminUserID uuid.UUID `json:"admin_user_id"`
 }
 
 func toMemberships(ms []auth.Membership) []membershipResponse {
@@ -41,7 +48,11 @@ func (h *authHandlers) me(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, toMe(p))
+	out := toMe(p)
+	if pr := principal(c); pr.SupportAccess() {
+		out.SupportAccess = &supportAccessInfo{AdminUserID: pr.ActorID}
+	}
+	c.JSON(http.StatusOK, out)
 	return nil
 }
 
