@@ -3,7 +3,9 @@ package httpapi_test
 import (
 	"encoding/json"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -315,4 +317,53 @@ func TestAdminDisableUser(t *testing.T) {
 	if n := e.platformRows(admin, "admin.user_enabled", malloryID); n != 1 {
 		t.Fatalf("%d admin.user_enabled rows, want 1", n)
 	}
+}
+
+// TestAdminDisableConcurrent: admins disabling one user at once record one
+// disable, revoke once, and all answer the same state.
+func TestAdminDisableConcurrent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	a := e.newPlatformAdmin("root@ops.test")
+	b := e.newPlatformAdmin("deputy@ops.test")
+	owner := e.signup("olga@example.com", "Olga", "Acme")
+	e.join(owner, "mallory@example.com", "admin", 1)
+	malloryID := e.members(owner.AccessToken)["mallory@example.com"].UserID
+	path := "/api/v1/admin/users/" + malloryID
+
+	var wg sync.WaitGroup
+	codes := make([]int, 6)
+	for i := range codes {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			tok := []string{a.AccessToken, b.AccessToken}[i%2]
+			codes[i] = e.do(req{method: "POST", path: path + "/disable", token: tok,
+				body: map[string]string{"reason": "race " + strconv.Itoa(i)}}).Code
+		}(i)
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != 200 {
+			t.Fatalf("disable %d: %d", i, c)
+		}
+	}
+	var rows []struct {
+		Already bool `db:"already"`
+		N       int  `db:"n"`
+	}
+	if err := e.db.Owner.Select(&rows, `SELECT COALESCE((details->>'already_disabled')::bool, false) AS already, count(*) AS n
+		FROM audit_log WHERE action = 'admin.user_disabled' AND target_id = $1 AND org_id IS NULL GROUP BY 1 ORDER BY 1`, malloryID); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].Already || rows[0].N != 1 || rows[1].N != 5 {
+		t.Fatalf("platform rows: %+v, want one disable and five already_disabled", rows)
+	}
+	var orgRows int
+	if err := e.db.Owner.Get(&orgRows, `SELECT count(*) FROM audit_log WHERE action = 'admin.user_disabled'
+		AND target_id = $1 AND org_id = $2`, malloryID, owner.OrganizationID); err != nil || orgRows != 1 {
+		t.Fatalf("%d rows in the organization (%v), want 1", orgRows, err)
+	}
+	e.problem(req{method: "POST", path: "/api/v1/admin/users/00000000-0000-0000-0000-000000000001/enable", token: a.AccessToken}, 404, "not_found")
+	e.problem(req{method: "POST", path: path + "/enable", token: owner.AccessToken}, 403, "platform_admin_required")
 }
