@@ -15,6 +15,7 @@ import (
 	"github.com/keelhq/keel/internal/apperr"
 	"github.com/keelhq/keel/internal/audit"
 	"github.com/keelhq/keel/internal/auth"
+	"github.com/keelhq/keel/internal/platform/postgres"
 )
 
 // Refusals of support access.
@@ -117,18 +118,25 @@ func tokenExpiry(token string) (time.Time, error) {
 // supportTarget checks the user may be impersonated and picks the
 // organization and role of the token.
 func (s *Service) supportTarget(ctx context.Context, tx *sqlx.Tx, userID, orgID uuid.UUID) (*SupportAccess, error) {
-	d, err := s.userDetail(ctx, tx, userID)
+	u, err := s.Store.GetUser(ctx, tx, userID)
+	if errors.Is(err, postgres.ErrNotFound) {
+		return nil, errNotFound
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("get user: %w", err)
 	}
 	switch {
-	case d.PlatformAdmin:
+	case u.PlatformAdmin:
 		return nil, ErrImpersonateAdmin
-	case d.DisabledAt != nil:
+	case u.DisabledAt != nil:
 		return nil, ErrImpersonateDisabled
 	}
+	ms, err := s.Store.UserMemberships(ctx, tx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("user memberships: %w", err)
+	}
 	sa := &SupportAccess{UserID: userID}
-	for _, m := range d.Memberships { // oldest first
+	for _, m := range ms { // oldest first
 		switch {
 		case orgID != uuid.Nil && m.OrgID == orgID && m.Suspended:
 			return nil, ErrImpersonateSuspended
