@@ -267,6 +267,7 @@ func TestSupportAccessOrganization(t *testing.T) {
 	if *sa.OrganizationID != owner.OrganizationID || *sa.Role != "admin" {
 		t.Fatalf("default organization %v role %v, want Acme (oldest) as admin", *sa.OrganizationID, *sa.Role)
 	}
+	inAcme := sa.AccessToken
 	sa, _ = e.impersonate(a, bobID, map[string]string{"reason": "his side project", "organization_id": side.ID})
 	if *sa.OrganizationID != side.ID || *sa.Role != "owner" {
 		t.Fatalf("asked-for organization %v role %v", *sa.OrganizationID, *sa.Role)
@@ -307,6 +308,7 @@ func TestSupportAccessOrganization(t *testing.T) {
 	if _, err := e.db.Owner.Exec(`UPDATE organizations SET suspended_at = now() WHERE id = $1`, owner.OrganizationID); err != nil {
 		t.Fatal(err)
 	}
+	e.problem(req{method: "GET", path: "/api/v1/organizations/current", token: inAcme}, 403, "organization_suspended")
 	sa, _ = e.impersonate(a, bobID, map[string]string{"reason": "Acme is suspended"})
 	if *sa.OrganizationID != side.ID {
 		t.Fatalf("default skipped no suspended organization: %v", *sa.OrganizationID)
