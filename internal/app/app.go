@@ -49,7 +49,7 @@ type APIDeps struct {
 	// /api/v1/admin answers 503 admin_unavailable behind its gate.
 	AdminDB *sqlx.DB
 	Redis   *goredis.Client
-	Keys  Keys
+	Keys    Keys
 	// BaseURL is APP_BASE_URL: links in emails start with it.
 	BaseURL string
 	// TokenIssuer is JWT_ISSUER, the iss of access tokens; empty means BaseURL.
@@ -77,6 +77,10 @@ type APIDeps struct {
 	BillingMetrics *billing.Metrics
 	// Now is the services' clock; nil means time.Now.
 	Now func() time.Time
+	// TokenNow is the access tokens' clock (signing and expiry); nil means
+	// time.Now. It is apart from Now because many tests move Now by days
+	// and keep using a token; a test of token expiry sets both.
+	TokenNow func() time.Time
 	// HTTP is the router's infrastructure (logger, metrics, health, CORS,
 	// body limit, cookie mode, queue UI); NewAPI adds the services.
 	HTTP httpapi.Deps
@@ -122,6 +126,9 @@ func NewAPI(d APIDeps) (*API, error) {
 	issuer, err := auth.NewIssuer(d.Keys.JWTSigning, d.Keys.JWTPreviousSigning, name)
 	if err != nil {
 		return nil, err
+	}
+	if d.TokenNow != nil {
+		issuer.SetClock(d.TokenNow)
 	}
 	box, err := auth.NewSecretBox(d.Keys.TOTPEncryption)
 	if err != nil {

@@ -105,7 +105,7 @@ var pathParam = regexp.MustCompile(`\{[^}]+\}`)
 // the token does nothing beyond what the issue allows.
 func TestSupportAccess(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{})
+	e := newEnv(t, envOpts{tokenClock: true})
 	a := e.newPlatformAdmin("root@ops.test")
 	owner := e.signup("olga@example.com", "Olga", "Acme")
 	e.join(owner, "bob@example.com", "member", 1)
@@ -147,7 +147,7 @@ func TestSupportAccess(t *testing.T) {
 		claims.Exp-claims.Iat != 1800 || claims.Exp != sa.ExpiresAt.Unix() {
 		t.Fatalf("support-access claims %+v, answer %+v", claims, sa)
 	}
-	if d := time.Until(sa.ExpiresAt); d > 30*time.Minute || d < 29*time.Minute {
+	if d := sa.ExpiresAt.Sub(e.clock.Now()); d > 30*time.Minute || d < 29*time.Minute {
 		t.Fatalf("expires_at %s is not 30 minutes ahead", sa.ExpiresAt)
 	}
 	if _, ok := raw["refresh_token"]; ok {
@@ -157,11 +157,14 @@ func TestSupportAccess(t *testing.T) {
 
 	// It acts as the user.
 	var me struct {
-		Email string `json:"email"`
+		Email         string `json:"email"`
+		SupportAccess *struct {
+			AdminUserID string `json:"admin_user_id"`
+		} `json:"support_access"`
 	}
 	e.expect(req{method: "GET", path: "/api/v1/me", token: tok}, 200, &me)
-	if me.Email != "bob@example.com" {
-		t.Fatalf("GET /me as support access shows %q", me.Email)
+	if me.Email != "bob@example.com" || me.SupportAccess == nil || me.SupportAccess.AdminUserID != a.UserID.String() {
+		t.Fatalf("GET /me as support access shows %+v", me)
 	}
 	e.expect(req{method: "GET", path: "/api/v1/resources", token: tok}, 200, nil)
 
@@ -245,6 +248,13 @@ func TestSupportAccess(t *testing.T) {
 	if c := e.platformRows(a.UserID.String(), "admin.support_access_started", bobID); c != 1 {
 		t.Fatalf("%d admin.support_access_started rows, want 1", c)
 	}
+
+	// 30 minutes on, the token is dead, and nothing can renew it.
+	e.clock.Advance(29 * time.Minute)
+	e.expect(req{method: "GET", path: "/api/v1/resources", token: tok}, 200, nil)
+	e.clock.Advance(90 * time.Second)
+	e.problem(req{method: "GET", path: "/api/v1/resources", token: tok}, 401, "invalid_token")
+	e.problem(req{method: "GET", path: "/api/v1/me", token: tok}, 401, "invalid_token")
 }
 
 // TestSupportAccessOrganization: the token's organization is the one asked

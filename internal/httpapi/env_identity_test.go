@@ -99,6 +99,9 @@ type envOpts struct {
 	// stripe is the Stripe client (a stripetest server's); nil: billing
 	// calls answer 503.
 	stripe *client.API
+	// tokenClock drives access tokens' expiry by the env's clock too (off:
+	// they expire by real time, so tests may move the clock by days).
+	tokenClock bool
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -126,7 +129,11 @@ func newEnv(t testing.TB, o envOpts) *env {
 		}
 		hd.QueuesUI = mon
 	}
-	api, err := app.NewAPI(app.APIDeps{DB: db.App, AdminDB: db.Platform, Redis: rdb, BaseURL: baseURL, Params: params, Now: ck.Now, Limits: o.limits, Plans: o.plans,
+	var tokenNow func() time.Time
+	if o.tokenClock {
+		tokenNow = ck.Now
+	}
+	api, err := app.NewAPI(app.APIDeps{DB: db.App, AdminDB: db.Platform, Redis: rdb, BaseURL: baseURL, Params: params, Now: ck.Now, TokenNow: tokenNow, Limits: o.limits, Plans: o.plans,
 		Keys:    app.Keys{JWTSigning: bytes.Repeat([]byte("k"), 32), TOTPEncryption: bytes.Repeat([]byte("t"), 32)},
 		Storage: o.storage, Stripe: o.stripe, HTTP: hd})
 	if err != nil {
