@@ -70,6 +70,9 @@ type Account struct {
 	PastDueSince *time.Time `db:"past_due_since"`
 	GraceUntil   *time.Time `db:"grace_until"`
 
+	// Price is the subscription's price and discount (Take copies it).
+	Price
+
 	Version   int64     `db:"version"`
 	CreatedAt time.Time `db:"created_at"`
 	UpdatedAt time.Time `db:"updated_at"`
