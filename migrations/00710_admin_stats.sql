@@ -106,7 +106,8 @@ END
 $$;
 -- +goose StatementEnd
 
--- The history row, after a write that changed the contribution.
+-- The history row, after a write that changed the contribution (or the
+-- currency of a non-zero one).
 -- +goose StatementBegin
 CREATE FUNCTION billing_subscription_mrr_history()
 RETURNS trigger
@@ -116,7 +117,7 @@ BEGIN
         IF NEW.mrr = 0 THEN
             RETURN NULL;
         END IF;
-    ELSIF NEW.mrr = OLD.mrr AND coalesce(NEW.price_currency, '') = coalesce(OLD.price_currency, '') THEN
+    ELSIF NEW.mrr = OLD.mrr AND (NEW.mrr = 0 OR coalesce(NEW.price_currency, '') = coalesce(OLD.price_currency, '')) THEN
         RETURN NULL;
     END IF;
     INSERT INTO subscription_mrr_history (org_id, at, mrr, currency)
