@@ -13,6 +13,7 @@ import (
 
 	"github.com/keelhq/keel/internal/admin"
 	"github.com/keelhq/keel/internal/admin/admindb"
+	"github.com/keelhq/keel/internal/apperr"
 	"github.com/keelhq/keel/internal/audit"
 	"github.com/keelhq/keel/internal/billing"
 	"github.com/keelhq/keel/internal/billing/billingdb"
@@ -265,5 +266,16 @@ func TestStatsMatchSeededData(t *testing.T) {
 	if err := e.db.Owner.Get(&n, `SELECT count(*) FROM audit_log WHERE org_id IS NULL AND action = 'admin.stats_viewed'
 		AND actor_user_id = $1 AND target_type = 'stats' AND ip = '203.0.113.9'`, adminID); err != nil || n != 1 {
 		t.Fatalf("admin.stats_viewed rows: %d %v", n, err)
+	}
+}
+
+// Without the admin role's pool the stats answer admin_unavailable and
+// compute nothing.
+func TestStatsUnavailableWithoutAdminDB(t *testing.T) {
+	t.Parallel()
+	svc := &admin.Service{Store: admindb.Store{}, Now: func() time.Time { return asOf }}
+	_, err := svc.Stats(context.Background(), &admin.Admin{UserID: uuid.New()}, audit.Meta{})
+	if e, ok := apperr.As(err); !ok || e.Code != "admin_unavailable" {
+		t.Fatalf("%v", err)
 	}
 }
