@@ -1,15 +1,18 @@
 -- +goose Up
 -- Business stats (GET /admin/stats, issue 11): what each subscription
--- charges, its monthly recurring revenue (MRR) contribution, when it began
--- paying and when it was canceled, and the history of every MRR change, so
--- the stats are computed from local data without calling Stripe.
+-- charges, its monthly recurring revenue (MRR) contribution, when it ended,
+-- and the history of every MRR change, so the stats are computed from local
+-- data without calling Stripe.
 
 -- The price facts are copied from the subscription's first item by the
 -- billing code that applies a Stripe snapshot (events and reconciliation):
 -- the price's unit amount, currency and recurring interval, the item's
 -- quantity (the existing quantity column), and the subscription's discount
--- (one coupon: percent_off or amount_off, per invoice). The rest is kept by
--- the trigger below from those facts, whoever writes the row.
+-- (one coupon: percent_off or amount_off, per invoice), and when a
+-- subscription in a final state ended (Stripe's ended_at). Like every
+-- column billing copies from the newest snapshot, they end the same
+-- whatever order Stripe's events arrive in. mrr is kept by the trigger
+-- below from those facts, whoever writes the row.
 ALTER TABLE subscriptions
     ADD COLUMN price_unit_amount     bigint,
     ADD COLUMN price_currency        text,
@@ -20,11 +23,8 @@ ALTER TABLE subscriptions
     -- The organization's MRR contribution in price_currency's smallest
     -- unit: billing_mrr of the facts above.
     ADD COLUMN mrr                   bigint      NOT NULL DEFAULT 0,
-    -- When the current Stripe subscription first contributed MRR (NULL:
-    -- never); a new subscription starts again from NULL.
-    ADD COLUMN paying_since          timestamptz,
-    -- When status last became canceled (NULL while it is not canceled).
-    ADD COLUMN canceled_at           timestamptz;
+    -- Set only while the subscription is final (canceled, expired).
+    ADD COLUMN ended_at              timestamptz;
 
 -- billing_mrr is one subscription's monthly recurring revenue, in the
 -- smallest currency unit: zero unless Keel enforces it as paid (active or
@@ -53,8 +53,11 @@ $$;
 
 -- subscription_mrr_history is append-only: one row each time an
 -- organization's MRR contribution (or its currency) changes, written in the
--- transaction that changed it. An organization's MRR at an instant T is
--- the mrr of its latest row at or before T (none: zero).
+-- transaction that changed it, dated with the row's updated_at (which
+-- every billing write sets to billing's clock): when Keel learned it, so
+-- unlike the subscriptions row it records the order events arrived in. An
+-- organization's MRR at an instant T is the mrr of its latest row at or
+-- before T (none: zero).
 CREATE TABLE subscription_mrr_history (
     id       bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     org_id   uuid        NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
@@ -73,34 +76,14 @@ CREATE POLICY tenant_isolation ON subscription_mrr_history
 -- whichever transaction (tenant set or not) made it.
 CREATE POLICY definer_insert ON subscription_mrr_history FOR INSERT TO CURRENT_USER WITH CHECK (true);
 
--- The derived columns, before each write: mrr from the price facts,
--- paying_since and canceled_at from the row's change. Times are the row's
--- updated_at, which every billing write sets to billing's clock.
+-- mrr, before each write, from the price facts.
 -- +goose StatementBegin
-CREATE FUNCTION billing_subscription_derive()
+CREATE FUNCTION billing_subscription_mrr()
 RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     NEW.mrr := billing_mrr(NEW.status, NEW.stripe_subscription_id, NEW.price_unit_amount, NEW.quantity,
         NEW.price_interval, NEW.price_interval_count, NEW.discount_percent_off, NEW.discount_amount_off);
-    IF TG_OP = 'INSERT' THEN
-        NEW.paying_since := NULL;
-        NEW.canceled_at := NULL;
-    ELSE
-        NEW.paying_since := OLD.paying_since;
-        NEW.canceled_at := OLD.canceled_at;
-        IF NEW.stripe_subscription_id IS DISTINCT FROM OLD.stripe_subscription_id THEN
-            NEW.paying_since := NULL;
-        END IF;
-    END IF;
-    IF NEW.mrr > 0 AND NEW.paying_since IS NULL THEN
-        NEW.paying_since := NEW.updated_at;
-    END IF;
-    IF NEW.status <> 'canceled' THEN
-        NEW.canceled_at := NULL;
-    ELSIF NEW.canceled_at IS NULL THEN
-        NEW.canceled_at := NEW.updated_at;
-    END IF;
     RETURN NEW;
 END
 $$;
@@ -128,25 +111,24 @@ $$;
 -- +goose StatementEnd
 REVOKE EXECUTE ON FUNCTION billing_subscription_mrr_history() FROM PUBLIC;
 
-CREATE TRIGGER subscriptions_derive BEFORE INSERT OR UPDATE ON subscriptions
-    FOR EACH ROW EXECUTE FUNCTION billing_subscription_derive();
+CREATE TRIGGER subscriptions_mrr BEFORE INSERT OR UPDATE ON subscriptions
+    FOR EACH ROW EXECUTE FUNCTION billing_subscription_mrr();
 CREATE TRIGGER subscriptions_mrr_history AFTER INSERT OR UPDATE ON subscriptions
     FOR EACH ROW EXECUTE FUNCTION billing_subscription_mrr_history();
 
--- Churn counts canceled subscriptions by the month they ended in.
-CREATE INDEX subscriptions_canceled_at ON subscriptions (canceled_at) WHERE canceled_at IS NOT NULL;
+-- Churn counts ended subscriptions by the month they ended in.
+CREATE INDEX subscriptions_ended_at ON subscriptions (ended_at) WHERE ended_at IS NOT NULL;
 
 -- +goose Down
-DROP INDEX subscriptions_canceled_at;
+DROP INDEX subscriptions_ended_at;
 DROP TRIGGER subscriptions_mrr_history ON subscriptions;
-DROP TRIGGER subscriptions_derive ON subscriptions;
+DROP TRIGGER subscriptions_mrr ON subscriptions;
 DROP FUNCTION billing_subscription_mrr_history();
-DROP FUNCTION billing_subscription_derive();
+DROP FUNCTION billing_subscription_mrr();
 DROP TABLE subscription_mrr_history;
 DROP FUNCTION billing_mrr(text, text, bigint, integer, text, integer, numeric, bigint);
 ALTER TABLE subscriptions
-    DROP COLUMN canceled_at,
-    DROP COLUMN paying_since,
+    DROP COLUMN ended_at,
     DROP COLUMN mrr,
     DROP COLUMN discount_amount_off,
     DROP COLUMN discount_percent_off,

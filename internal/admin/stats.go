@@ -37,8 +37,8 @@ type StatsStore interface {
 	// MRRAt sums, per currency, each organization's latest MRR history
 	// entry at or before at.
 	MRRAt(ctx context.Context, q sqlx.QueryerContext, at time.Time) (map[string]int64, error)
-	// Churned counts organizations still canceled whose subscription was
-	// canceled in [since, until] after it had contributed MRR.
+	// Churned counts organizations still canceled whose subscription ended
+	// in [since, until] and had an invoice paid (money, not a $0 trial).
 	Churned(ctx context.Context, q sqlx.QueryerContext, since, until time.Time) (int64, error)
 	// FailedPaymentsOpen counts invoices that failed at least once and are
 	// still open.

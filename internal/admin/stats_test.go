@@ -166,15 +166,17 @@ func TestStatsMatchSeededData(t *testing.T) {
 	ef := e.subscribe(eo, day(9, 1), proMonthly)
 	ef.Created, ef.PriceID, ef.Amount = day(11, 5), "price_keel_business_monthly", 9900
 	e.event(billing.EventSubscriptionUpdated, eo, ef)
-	// F: pro monthly, canceled this month: churned.
+	// F: pro monthly, paid, canceled this month: churned.
 	f := e.org("F")
 	ff := e.subscribe(f, day(9, 1), proMonthly)
+	e.event(billing.EventInvoicePaid, f, usd(stripeevent.Facts{Created: day(10, 1), InvoiceID: "in_f1", Amount: 2900}))
 	ff.Created, ff.Status = day(11, 3), "canceled"
 	e.event(billing.EventSubscriptionDeleted, f, ff)
 	// G: pro monthly since August, canceled last month: not churned this
 	// month, but in the MRR of thirty days ago.
 	g := e.org("G")
 	gf := e.subscribe(g, day(8, 1), proMonthly)
+	e.event(billing.EventInvoicePaid, g, usd(stripeevent.Facts{Created: day(9, 1), InvoiceID: "in_g1", Amount: 2900}))
 	gf.Created, gf.Status = day(10, 20), "canceled"
 	e.event(billing.EventSubscriptionDeleted, g, gf)
 	// H: a Stripe trial (trialing, no MRR).
@@ -191,9 +193,11 @@ func TestStatsMatchSeededData(t *testing.T) {
 	// K: a price the catalog does not know (plan "").
 	k := e.org("K")
 	e.subscribe(k, day(9, 1), usd(stripeevent.Facts{PriceID: "price_legacy_monthly", Amount: 1000}))
-	// L: a Stripe trial canceled this month before it ever paid: not churn.
+	// L: a Stripe trial canceled this month before it ever paid (its only
+	// invoice is the trial's $0 one): not churn.
 	l := e.org("L")
 	lf := e.subscribe(l, day(11, 1), usd(stripeevent.Facts{PriceID: "price_keel_pro_monthly", Amount: 2900, Status: "trialing", TrialEnd: day(11, 15)}))
+	e.event(billing.EventInvoicePaid, l, usd(stripeevent.Facts{Created: day(11, 1), InvoiceID: "in_l0", Trial: true}))
 	lf.Created, lf.Status = day(11, 7), "canceled"
 	e.event(billing.EventSubscriptionDeleted, l, lf)
 	// An uncollectible invoice that had failed is not open.

@@ -70,8 +70,10 @@ type Account struct {
 	PastDueSince *time.Time `db:"past_due_since"`
 	GraceUntil   *time.Time `db:"grace_until"`
 
-	// Price is the subscription's price and discount (Take copies it).
+	// Price is the subscription's price and discount, EndedAt when a final
+	// subscription ended (Take copies them; the admin stats read them).
 	Price
+	EndedAt *time.Time `db:"ended_at"`
 
 	Version   int64     `db:"version"`
 	CreatedAt time.Time `db:"created_at"`

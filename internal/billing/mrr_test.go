@@ -63,56 +63,51 @@ func ps(v string) *string       { return &v }
 func pi(v int) *int             { return &v }
 func pt(t time.Time) *time.Time { return &t }
 
-// The subscriptions trigger keeps mrr, paying_since and canceled_at from
-// what billing saves, and appends a history row only when the
-// contribution changes: a trial pays nothing, paying starts the clock, a
-// price change is one row, cancellation sets canceled_at and zero, and a
-// new subscription starts paying_since again and clears canceled_at.
+// The subscriptions trigger keeps mrr from what billing saves and appends
+// a history row, dated by billing's clock, only when the contribution
+// changes: a trial pays nothing, a price change is one row, the
+// cancellation is a zero row (and the row keeps when the subscription
+// ended), a new subscription's trial nothing, its payment a row.
 func TestSubscriptionMRRHistory(t *testing.T) {
 	t.Parallel()
 	e := newPeriodicEnv(t)
 	org, _ := e.org(t, "History")
 	price := billing.Price{UnitAmount: p64(2900), Currency: ps("usd"), PriceInterval: ps("month"), IntervalCount: pi(1)}
+	at := func(d int) time.Time { return t0.Add(time.Duration(d) * 24 * time.Hour) }
 	snap := func(id, status string, created, at time.Time, p billing.Price) billing.Snapshot {
 		return billing.Snapshot{ID: id, CustomerID: "cus_h", Status: status, PriceID: "price_keel_pro_monthly",
 			Quantity: 1, Created: created, EventAt: at, EventID: "evt_" + at.Format(time.RFC3339), Price: p}
 	}
 	type row struct {
 		MRR          int64      `db:"mrr"`
-		PayingSince  *time.Time `db:"paying_since"`
-		CanceledAt   *time.Time `db:"canceled_at"`
+		EndedAt      *time.Time `db:"ended_at"`
 		HistoryCount int        `db:"history"`
 	}
-	state := func() row {
-		var r row
-		if err := e.db.Owner.Get(&r, `SELECT mrr, paying_since, canceled_at,
-			(SELECT count(*) FROM subscription_mrr_history h WHERE h.org_id = s.org_id) AS history
-			FROM subscriptions s WHERE org_id = $1`, org); err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	at := func(d int) time.Time { return t0.Add(time.Duration(d) * 24 * time.Hour) }
 	step := func(d int, s billing.Snapshot, want row) {
 		t.Helper()
 		e.clock.Set(at(d))
 		e.apply(t, org, s)
-		got := state()
-		if got.MRR != want.MRR || got.HistoryCount != want.HistoryCount ||
-			!sameTime(got.PayingSince, want.PayingSince) || !sameTime(got.CanceledAt, want.CanceledAt) {
+		var got row
+		if err := e.db.Owner.Get(&got, `SELECT mrr, ended_at,
+			(SELECT count(*) FROM subscription_mrr_history h WHERE h.org_id = s.org_id) AS history
+			FROM subscriptions s WHERE org_id = $1`, org); err != nil {
+			t.Fatal(err)
+		}
+		if got.MRR != want.MRR || got.HistoryCount != want.HistoryCount || !sameTime(got.EndedAt, want.EndedAt) {
 			t.Fatalf("day %d: %+v, want %+v", d, got, want)
 		}
 	}
 	step(1, snap("sub_1", "trialing", at(1), at(1), price), row{})
-	step(2, snap("sub_1", "active", at(1), at(2), price), row{MRR: 2900, PayingSince: pt(at(2)), HistoryCount: 1})
-	same := price
-	step(3, snap("sub_1", "active", at(1), at(3), same), row{MRR: 2900, PayingSince: pt(at(2)), HistoryCount: 1})
+	step(2, snap("sub_1", "active", at(1), at(2), price), row{MRR: 2900, HistoryCount: 1})
+	step(3, snap("sub_1", "active", at(1), at(3), price), row{MRR: 2900, HistoryCount: 1})
 	dearer := price
 	dearer.UnitAmount = p64(9900)
-	step(4, snap("sub_1", "active", at(1), at(4), dearer), row{MRR: 9900, PayingSince: pt(at(2)), HistoryCount: 2})
-	step(5, snap("sub_1", "canceled", at(1), at(5), dearer), row{PayingSince: pt(at(2)), CanceledAt: pt(at(5)), HistoryCount: 3})
+	step(4, snap("sub_1", "active", at(1), at(4), dearer), row{MRR: 9900, HistoryCount: 2})
+	canceled := snap("sub_1", "canceled", at(1), at(5), dearer)
+	canceled.EndedAt = pt(at(5).Add(-time.Hour)) // Stripe's ended_at wins over the event's time
+	step(5, canceled, row{EndedAt: pt(at(5).Add(-time.Hour)), HistoryCount: 3})
 	step(6, snap("sub_2", "trialing", at(6), at(6), price), row{HistoryCount: 3})
-	step(7, snap("sub_2", "active", at(6), at(7), price), row{MRR: 2900, PayingSince: pt(at(7)), HistoryCount: 4})
+	step(7, snap("sub_2", "active", at(6), at(7), price), row{MRR: 2900, HistoryCount: 4})
 
 	var hist []struct {
 		At  time.Time `db:"at"`
@@ -138,17 +133,21 @@ func sameTime(a, b *time.Time) bool {
 	return a.Equal(*b)
 }
 
-// Reconciliation's fetched subscription carries the same price facts as
-// an event's, so it fills them for a subscription from before they were
+// Reconciliation's fetched subscription carries the same price facts (and
+// end) as an event's, so it fills them for a subscription from before they were
 // kept.
 func TestFetchedSnapshotPrice(t *testing.T) {
 	t.Parallel()
-	sub := &stripe.Subscription{ID: "sub_f", Status: "active", Created: t0.Unix(),
+	sub := &stripe.Subscription{ID: "sub_f", Status: "canceled", Created: t0.Unix(), EndedAt: t0.Unix() + 60,
 		Items: &stripe.SubscriptionItemList{Data: []*stripe.SubscriptionItem{{Quantity: 3,
 			Price: &stripe.Price{ID: "price_keel_pro_yearly", UnitAmount: 29000, Currency: "eur",
 				Recurring: &stripe.PriceRecurring{Interval: "year", IntervalCount: 1}}}}},
 		Discount: &stripe.Discount{Coupon: &stripe.Coupon{PercentOff: 10}}}
-	p := billing.FetchedSnapshot(sub, t0).Price
+	snap := billing.FetchedSnapshot(sub, t0.Add(time.Hour))
+	if snap.EndedAt == nil || snap.EndedAt.Unix() != t0.Unix()+60 {
+		t.Fatalf("ended at %v", snap.EndedAt)
+	}
+	p := snap.Price
 	if p.UnitAmount == nil || *p.UnitAmount != 29000 || *p.Currency != "eur" || *p.PriceInterval != "year" ||
 		*p.IntervalCount != 1 || p.PercentOff == nil || *p.PercentOff != 10 || p.AmountOff != nil {
 		t.Fatalf("%+v", p)

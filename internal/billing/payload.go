@@ -52,6 +52,7 @@ type subscriptionIn struct {
 	TrialEnd          *int64            `json:"trial_end"`
 	CurrentPeriodEnd  *int64            `json:"current_period_end"`
 	CancelAtPeriodEnd bool              `json:"cancel_at_period_end"`
+	EndedAt           *int64            `json:"ended_at"`
 	Metadata          map[string]string `json:"metadata"`
 	Items             struct {
 		Data []struct {
@@ -79,7 +80,7 @@ type subscriptionIn struct {
 func (s subscriptionIn) snapshot(e eventIn) Snapshot {
 	snap := Snapshot{ID: s.ID, CustomerID: string(s.Customer), Status: s.Status, Created: unix(s.Created),
 		TrialEnd: unixPtr(s.TrialEnd), CurrentPeriodEnd: unixPtr(s.CurrentPeriodEnd),
-		CancelAtPeriodEnd: s.CancelAtPeriodEnd, EventAt: unix(e.Created), EventID: e.ID}
+		CancelAtPeriodEnd: s.CancelAtPeriodEnd, EventAt: unix(e.Created), EventID: e.ID, EndedAt: unixPtr(s.EndedAt)}
 	if len(s.Items.Data) > 0 {
 		it := s.Items.Data[0]
 		snap.PriceID, snap.Quantity = it.Price.ID, it.Quantity

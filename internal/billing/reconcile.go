@@ -188,6 +188,10 @@ func FetchedSnapshot(sub *stripe.Subscription, at time.Time) Snapshot {
 		t := time.Unix(sub.CurrentPeriodEnd, 0).UTC()
 		snap.CurrentPeriodEnd = &t
 	}
+	if sub.EndedAt > 0 {
+		t := time.Unix(sub.EndedAt, 0).UTC()
+		snap.EndedAt = &t
+	}
 	return snap
 }
 

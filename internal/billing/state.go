@@ -26,6 +26,9 @@ type Snapshot struct {
 	// Price is what the subscription charges (its first item's price and
 	// its discount); nil fields when the snapshot does not say.
 	Price Price
+	// EndedAt is when a subscription in a final state (terminal) ended:
+	// Stripe's ended_at, else the snapshot's EventAt; nil otherwise.
+	EndedAt *time.Time
 }
 
 // Price is what a subscription charges as its latest snapshot showed it:
@@ -113,6 +116,14 @@ func (a *Account) Take(s Snapshot, c *plan.Catalog) (knownPrice bool) {
 	a.CurrentPeriodEnd = utc(s.CurrentPeriodEnd)
 	a.CancelAtPeriodEnd = s.CancelAtPeriodEnd
 	a.Price = s.Price
+	a.EndedAt = nil
+	if terminal(s.Status) {
+		ended := at
+		if s.EndedAt != nil {
+			ended = s.EndedAt.UTC()
+		}
+		a.EndedAt = &ended
+	}
 	p, interval, ok := c.ByPrice(s.PriceID)
 	if ok {
 		a.PlanID, a.Interval = ptr(p.ID), ptr(interval)

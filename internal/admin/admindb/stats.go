@@ -85,12 +85,13 @@ func (Store) MRRAt(ctx context.Context, q sqlx.QueryerContext, at time.Time) (ma
 	return out, nil
 }
 
-// Churned implements admin.StatsStore: canceled_at and paying_since are
-// kept by the subscriptions trigger (migration 00710).
+// Churned implements admin.StatsStore: ended_at is Stripe's (billing keeps
+// it), and a subscription that was paid has an invoice with money paid.
 func (Store) Churned(ctx context.Context, q sqlx.QueryerContext, since, until time.Time) (int64, error) {
-	const query = `SELECT count(*) FROM subscriptions
-		WHERE status = 'canceled' AND canceled_at >= $1 AND canceled_at <= $2
-		AND paying_since IS NOT NULL AND paying_since <= canceled_at`
+	const query = `SELECT count(*) FROM subscriptions s
+		WHERE s.status = 'canceled' AND s.ended_at >= $1 AND s.ended_at <= $2
+		AND EXISTS (SELECT 1 FROM invoices i WHERE i.org_id = s.org_id
+			AND i.stripe_subscription_id = s.stripe_subscription_id AND i.amount_paid > 0)`
 	return count(ctx, q, "churned organizations", query, since, until)
 }
 
