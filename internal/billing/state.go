@@ -26,8 +26,8 @@ type Snapshot struct {
 	// Price is what the subscription charges (its first item's price and
 	// its discount); nil fields when the snapshot does not say.
 	Price Price
-	// EndedAt is when a subscription in a final state (terminal) ended:
-	// Stripe's ended_at, else the snapshot's EventAt; nil otherwise.
+	// EndedAt is Stripe's ended_at (nil while the subscription runs); Take
+	// falls back to EventAt for a final snapshot that does not say.
 	EndedAt *time.Time
 }
 
