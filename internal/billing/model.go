@@ -70,6 +70,11 @@ type Account struct {
 	PastDueSince *time.Time `db:"past_due_since"`
 	GraceUntil   *time.Time `db:"grace_until"`
 
+	// Price is the subscription's price and discount, EndedAt when a final
+	// subscription ended (Take copies them; the admin stats read them).
+	Price
+	EndedAt *time.Time `db:"ended_at"`
+
 	Version   int64     `db:"version"`
 	CreatedAt time.Time `db:"created_at"`
 	UpdatedAt time.Time `db:"updated_at"`

@@ -52,24 +52,48 @@ type subscriptionIn struct {
 	TrialEnd          *int64            `json:"trial_end"`
 	CurrentPeriodEnd  *int64            `json:"current_period_end"`
 	CancelAtPeriodEnd bool              `json:"cancel_at_period_end"`
+	EndedAt           *int64            `json:"ended_at"`
 	Metadata          map[string]string `json:"metadata"`
 	Items             struct {
 		Data []struct {
 			Price struct {
-				ID string `json:"id"`
+				ID         string `json:"id"`
+				Currency   string `json:"currency"`
+				UnitAmount *int64 `json:"unit_amount"`
+				Recurring  *struct {
+					Interval      string `json:"interval"`
+					IntervalCount int    `json:"interval_count"`
+				} `json:"recurring"`
 			} `json:"price"`
 			Quantity int `json:"quantity"`
 		} `json:"data"`
 	} `json:"items"`
+	Discount *struct {
+		Coupon struct {
+			PercentOff *float64 `json:"percent_off"`
+			AmountOff  *int64   `json:"amount_off"`
+		} `json:"coupon"`
+	} `json:"discount"`
 }
 
 // snapshot is s as of event e.
 func (s subscriptionIn) snapshot(e eventIn) Snapshot {
 	snap := Snapshot{ID: s.ID, CustomerID: string(s.Customer), Status: s.Status, Created: unix(s.Created),
 		TrialEnd: unixPtr(s.TrialEnd), CurrentPeriodEnd: unixPtr(s.CurrentPeriodEnd),
-		CancelAtPeriodEnd: s.CancelAtPeriodEnd, EventAt: unix(e.Created), EventID: e.ID}
+		CancelAtPeriodEnd: s.CancelAtPeriodEnd, EventAt: unix(e.Created), EventID: e.ID, EndedAt: unixPtr(s.EndedAt)}
 	if len(s.Items.Data) > 0 {
-		snap.PriceID, snap.Quantity = s.Items.Data[0].Price.ID, s.Items.Data[0].Quantity
+		it := s.Items.Data[0]
+		snap.PriceID, snap.Quantity = it.Price.ID, it.Quantity
+		snap.Price.UnitAmount = it.Price.UnitAmount
+		if it.Price.Currency != "" {
+			snap.Price.Currency = ptr(it.Price.Currency)
+		}
+		if r := it.Price.Recurring; r != nil && r.Interval != "" {
+			snap.Price.PriceInterval, snap.Price.IntervalCount = ptr(r.Interval), ptr(max(r.IntervalCount, 1))
+		}
+	}
+	if d := s.Discount; d != nil {
+		snap.Price.PercentOff, snap.Price.AmountOff = d.Coupon.PercentOff, d.Coupon.AmountOff
 	}
 	return snap
 }

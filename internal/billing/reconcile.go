@@ -167,8 +167,18 @@ func FetchedSnapshot(sub *stripe.Subscription, at time.Time) Snapshot {
 		it := sub.Items.Data[0]
 		if it.Price != nil {
 			snap.PriceID = it.Price.ID
+			snap.Price = fetchedPrice(it.Price)
 		}
 		snap.Quantity = int(it.Quantity)
+	}
+	if sub.Discount != nil && sub.Discount.Coupon != nil {
+		c := sub.Discount.Coupon
+		if c.PercentOff > 0 {
+			snap.Price.PercentOff = ptr(c.PercentOff)
+		}
+		if c.AmountOff > 0 {
+			snap.Price.AmountOff = ptr(c.AmountOff)
+		}
 	}
 	if sub.TrialEnd > 0 {
 		t := time.Unix(sub.TrialEnd, 0).UTC()
@@ -178,7 +188,24 @@ func FetchedSnapshot(sub *stripe.Subscription, at time.Time) Snapshot {
 		t := time.Unix(sub.CurrentPeriodEnd, 0).UTC()
 		snap.CurrentPeriodEnd = &t
 	}
+	if sub.EndedAt > 0 {
+		t := time.Unix(sub.EndedAt, 0).UTC()
+		snap.EndedAt = &t
+	}
 	return snap
+}
+
+// fetchedPrice is what a fetched subscription item's price charges.
+func fetchedPrice(p *stripe.Price) Price {
+	out := Price{UnitAmount: ptr(p.UnitAmount)}
+	if p.Currency != "" {
+		out.Currency = ptr(string(p.Currency))
+	}
+	if p.Recurring != nil && p.Recurring.Interval != "" {
+		out.PriceInterval = ptr(string(p.Recurring.Interval))
+		out.IntervalCount = ptr(max(int(p.Recurring.IntervalCount), 1))
+	}
+	return out
 }
 
 // ReconcileSnapshot applies a fetched snapshot to orgID in tx (tenant set)

@@ -23,6 +23,27 @@ type Snapshot struct {
 	// synthetic ID): the order snapshots are compared in.
 	EventAt time.Time
 	EventID string
+	// Price is what the subscription charges (its first item's price and
+	// its discount); nil fields when the snapshot does not say.
+	Price Price
+	// EndedAt is Stripe's ended_at (nil while the subscription runs); Take
+	// falls back to EventAt for a final snapshot that does not say.
+	EndedAt *time.Time
+}
+
+// Price is what a subscription charges as its latest snapshot showed it:
+// the first item's price (in the currency's smallest unit, per interval)
+// and the subscription's coupon. Keel enforces nothing from it; the
+// subscriptions row keeps it so the admin stats can derive each
+// organization's MRR from local data (migration 00710: billing_mrr, kept by
+// a trigger with its history).
+type Price struct {
+	UnitAmount    *int64   `db:"price_unit_amount"`
+	Currency      *string  `db:"price_currency"`
+	PriceInterval *string  `db:"price_interval"` // day, week, month or year
+	IntervalCount *int     `db:"price_interval_count"`
+	PercentOff    *float64 `db:"discount_percent_off"`
+	AmountOff     *int64   `db:"discount_amount_off"` // per invoice, in Currency
 }
 
 // pending reports whether Stripe's status is that of a subscription that
@@ -94,6 +115,15 @@ func (a *Account) Take(s Snapshot, c *plan.Catalog) (knownPrice bool) {
 	a.TrialEnd = utc(s.TrialEnd)
 	a.CurrentPeriodEnd = utc(s.CurrentPeriodEnd)
 	a.CancelAtPeriodEnd = s.CancelAtPeriodEnd
+	a.Price = s.Price
+	a.EndedAt = nil
+	if terminal(s.Status) {
+		ended := at
+		if s.EndedAt != nil {
+			ended = s.EndedAt.UTC()
+		}
+		a.EndedAt = &ended
+	}
 	p, interval, ok := c.ByPrice(s.PriceID)
 	if ok {
 		a.PlanID, a.Interval = ptr(p.ID), ptr(interval)

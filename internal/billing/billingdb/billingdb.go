@@ -26,7 +26,9 @@ var _ billing.Store = Store{}
 
 const accountCols = `org_id, plan_id, status, billing_interval, trial_end, current_period_end, cancel_at_period_end,
 	stripe_customer_id, stripe_subscription_id, stripe_status, stripe_subscription_created, stripe_event_at,
-	stripe_event_id, quantity, past_due_since, grace_until, version, created_at, updated_at`
+	stripe_event_id, quantity, past_due_since, grace_until, version, created_at, updated_at,
+	price_unit_amount, price_currency, price_interval, price_interval_count, discount_percent_off, discount_amount_off,
+	ended_at`
 
 func notFound(err error) error {
 	if errors.Is(err, sql.ErrNoRows) {
@@ -65,11 +67,15 @@ func (Store) SaveAccount(ctx context.Context, tx sqlx.ExtContext, a *billing.Acc
 	const q = `UPDATE subscriptions SET plan_id = $2, status = $3, billing_interval = $4, trial_end = $5,
 		current_period_end = $6, cancel_at_period_end = $7, stripe_customer_id = $8, stripe_subscription_id = $9,
 		stripe_status = $10, stripe_subscription_created = $11, stripe_event_at = $12, stripe_event_id = $13,
-		quantity = $14, past_due_since = $15, grace_until = $16, version = version + 1, updated_at = $17
+		quantity = $14, past_due_since = $15, grace_until = $16, version = version + 1, updated_at = $17,
+		price_unit_amount = $18, price_currency = $19, price_interval = $20, price_interval_count = $21,
+		discount_percent_off = $22, discount_amount_off = $23, ended_at = $24
 		WHERE org_id = $1 RETURNING version, updated_at`
+	p := a.Price
 	row := tx.QueryRowxContext(ctx, q, a.OrgID, a.PlanID, string(a.Status), a.Interval, a.TrialEnd,
 		a.CurrentPeriodEnd, a.CancelAtPeriodEnd, a.CustomerID, a.SubscriptionID, a.StripeStatus,
-		a.SubscriptionCreated, a.EventAt, a.EventID, a.Quantity, a.PastDueSince, a.GraceUntil, now)
+		a.SubscriptionCreated, a.EventAt, a.EventID, a.Quantity, a.PastDueSince, a.GraceUntil, now,
+		p.UnitAmount, p.Currency, p.PriceInterval, p.IntervalCount, p.PercentOff, p.AmountOff, a.EndedAt)
 	if err := row.Scan(&a.Version, &a.UpdatedAt); err != nil {
 		return fmt.Errorf("save subscription of %s: %w", a.OrgID, notFound(err))
 	}

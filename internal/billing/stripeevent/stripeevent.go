@@ -30,10 +30,14 @@ type Facts struct {
 	SubscriptionCreated time.Time
 	// Status is the subscription's (trialing, active, past_due, canceled,
 	// ...); default active, canceled for customer.subscription.deleted.
-	Status            string
-	PriceID           string // price_...; default price_keel_pro_monthly
-	Interval          string // month or year; default from the price ID
-	Quantity          int    // default 1
+	Status   string
+	PriceID  string // price_...; default price_keel_pro_monthly
+	Interval string // month or year; default from the price ID
+	Quantity int    // default 1
+	// PercentOff or AmountOff (in Currency's smallest unit, per invoice)
+	// put a coupon on the subscription (its discount); zero: none.
+	PercentOff        float64
+	AmountOff         int64
 	TrialEnd          time.Time
 	PeriodStart       time.Time
 	PeriodEnd         time.Time
@@ -211,7 +215,7 @@ func subscription(f Facts) map[string]any {
 		"cancel_at_period_end": f.CancelAtPeriodEnd, "canceled_at": canceledAt, "ended_at": endedAt,
 		"cancel_at":         cancelAt,
 		"collection_method": "charge_automatically", "currency": f.Currency, "livemode": false,
-		"metadata": metadata(f), "quantity": f.Quantity,
+		"metadata": metadata(f), "quantity": f.Quantity, "discount": discount(f),
 		"items": map[string]any{
 			"object": "list", "has_more": false, "url": "/v1/subscription_items?subscription=" + f.SubscriptionID,
 			"data": []any{map[string]any{
@@ -221,6 +225,22 @@ func subscription(f Facts) map[string]any {
 			}},
 		},
 	}
+}
+
+// discount is the subscription's discount: its coupon, or null.
+func discount(f Facts) any {
+	if f.PercentOff == 0 && f.AmountOff == 0 {
+		return nil
+	}
+	coupon := map[string]any{"id": "coupon_keel", "object": "coupon", "duration": "forever", "valid": true,
+		"percent_off": nil, "amount_off": nil, "currency": nil, "livemode": false}
+	if f.PercentOff != 0 {
+		coupon["percent_off"] = f.PercentOff
+	} else {
+		coupon["amount_off"], coupon["currency"] = f.AmountOff, f.Currency
+	}
+	return map[string]any{"id": "di_" + strings.TrimPrefix(f.SubscriptionID, "sub_"), "object": "discount",
+		"coupon": coupon, "customer": f.CustomerID, "subscription": f.SubscriptionID, "start": f.Created.Unix(), "end": nil}
 }
 
 func invoice(typ string, f Facts) map[string]any {
