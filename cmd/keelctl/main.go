@@ -39,7 +39,7 @@ commands:
                    (a second run changes nothing; refused with ENV=production)
   gen-keys         print fresh JWT_SIGNING_KEY and TOTP_ENCRYPTION_KEY lines for an
                    env file (e.g. keelctl gen-keys >> .env)
-` + fleetUsage + filesUsage + stripeUsage
+` + adminUsage + fleetUsage + filesUsage + stripeUsage
 
 // errUsage marks a command-line mistake: exit code 2.
 var errUsage = errors.New("usage")
@@ -77,6 +77,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return runDoctor(ctx, cfg, out)
 	case "seed-demo":
 		return runSeedDemo(ctx, cfg, out)
+	case "admin":
+		return runAdmin(ctx, cfg, args[1:], out)
 	case "tasks":
 		return runTasks(ctx, cfg, args[1:], out)
 	case "jobs":

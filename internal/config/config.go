@@ -319,6 +319,18 @@ func (c *Ctl) Migrate() (Migrate, error) {
 	return m, l.Err()
 }
 
+// Admin is what `keelctl admin grant|revoke` needs: ADMIN_DATABASE_URL,
+// the platform admin's role, the only role that may change the admin flag
+// and write the platform audit row that records who did.
+func (c *Ctl) Admin() (string, error) {
+	l := NewLoader(c.l.get)
+	u := l.URL("ADMIN_DATABASE_URL", "", false, "postgres", "postgresql")
+	if _, set := l.lookup("ADMIN_DATABASE_URL"); !set {
+		l.fail("ADMIN_DATABASE_URL", "is required: keelctl admin connects as the platform admin's role that keelctl migrate up creates from it (docs/admin.md)")
+	}
+	return u, l.Err()
+}
+
 // Doctor is what `keelctl doctor` checks.
 type Doctor struct {
 	Postgres

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/keelhq/keel/internal/platform/postgrestest"
+)
+
+// keelctl admin grant and revoke flip the account's flag as the platform
+// admin's role and leave a platform audit row (no organization) naming the
+// operator; grant reminds that /admin needs a 2FA login.
+func TestAdminGrantRevoke(t *testing.T) {
+	db := postgrestest.New(t)
+	t.Setenv("ADMIN_DATABASE_URL", db.PlatformURL)
+	t.Setenv("USER", "ops")
+	id := uuid.New()
+	db.Owner.MustExec(`INSERT INTO users (id, email, name, password_hash) VALUES ($1, 'ada@example.com', 'Ada', 'x')`, id)
+	isAdmin := func() bool {
+		t.Helper()
+		var b bool
+		if err := db.Owner.Get(&b, `SELECT is_platform_admin FROM users WHERE id = $1`, id); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"admin", "grant", "Ada@Example.com"}, &out); err != nil {
+		t.Fatalf("grant: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"granted platform admin to Ada@Example.com (user " + id.String() + ")", "enable 2FA", "TOTP", "recovery-code login is not enough"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("grant output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if !isAdmin() {
+		t.Fatal("not an admin after grant")
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"admin", "revoke", "ada@example.com"}, &out); err != nil || !strings.Contains(out.String(), "revoked platform admin from ada@example.com") {
+		t.Fatalf("revoke: %v\n%s", err, out.String())
+	}
+	if isAdmin() {
+		t.Fatal("still an admin after revoke")
+	}
+
+	var rows []struct {
+		Action   string  `db:"action"`
+		OrgID    *string `db:"org_id"`
+		Target   string  `db:"target_id"`
+		Operator string  `db:"operator"`
+		Via      string  `db:"via"`
+	}
+	if err := db.Owner.Select(&rows, `SELECT action, org_id::text, target_id, details->>'operator' AS operator, details->>'via' AS via
+		FROM audit_log ORDER BY created_at, action DESC`); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].Action != "admin.granted" || rows[1].Action != "admin.revoked" {
+		t.Fatalf("audit rows %+v", rows)
+	}
+	for _, r := range rows {
+		if r.OrgID != nil || r.Target != id.String() || !strings.HasPrefix(r.Operator, "ops@") || len(r.Operator) <= len("ops@") || r.Via != "keelctl" {
+			t.Errorf("audit row %+v: want a platform row on the user naming ops@host", r)
+		}
+	}
+}
+
+// An address no account has is a plain message and a failed exit, and
+// nothing is written.
+func TestAdminGrantUnknownEmail(t *testing.T) {
+	db := postgrestest.New(t)
+	t.Setenv("ADMIN_DATABASE_URL", db.PlatformURL)
+	for _, cmd := range []string{"grant", "revoke"} {
+		var out bytes.Buffer
+		err := run(context.Background(), []string{"admin", cmd, "nobody@example.com"}, &out)
+		if err == nil || errors.Is(err, errUsage) || err.Error() != "no account has the email address nobody@example.com: the user must sign up first" {
+			t.Fatalf("%s of an unknown email: %v\n%s", cmd, err, out.String())
+		}
+	}
+	var n int
+	if err := db.Owner.Get(&n, `SELECT count(*) FROM audit_log`); err != nil || n != 0 {
+		t.Fatalf("%d audit rows after refused commands (%v)", n, err)
+	}
+}
+
+// Without ADMIN_DATABASE_URL the command names the variable; without an
+// email it is a usage error.
+func TestAdminNeedsItsDatabaseURL(t *testing.T) {
+	t.Setenv("ADMIN_DATABASE_URL", "")
+	t.Setenv("DATABASE_URL", "postgres://keel_app@127.0.0.1:1/keel")
+	err := run(context.Background(), []string{"admin", "grant", "ada@example.com"}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "ADMIN_DATABASE_URL is required") {
+		t.Fatalf("grant without ADMIN_DATABASE_URL: %v", err)
+	}
+	for _, args := range [][]string{{"admin"}, {"admin", "grant"}, {"admin", "promote", "ada@example.com"}, {"admin", "grant", "a@example.com", "b@example.com"}} {
+		if err := run(context.Background(), args, &bytes.Buffer{}); !errors.Is(err, errUsage) {
+			t.Errorf("%v: %v, want a usage error", args, err)
+		}
+	}
+}
