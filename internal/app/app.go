@@ -49,7 +49,7 @@ type APIDeps struct {
 	// /api/v1/admin answers 503 admin_unavailable behind its gate.
 	AdminDB *sqlx.DB
 	Redis   *goredis.Client
-	Keys  Keys
+	Keys    Keys
 	// BaseURL is APP_BASE_URL: links in emails start with it.
 	BaseURL string
 	// TokenIssuer is JWT_ISSUER, the iss of access tokens; empty means BaseURL.
