@@ -314,8 +314,8 @@ func (c *Ctl) Migrate() (Migrate, error) {
 	m := Migrate{
 		OwnerURL: l.URL("DATABASE_OWNER_URL", "", true, "postgres", "postgresql"),
 		AppURL:   l.URL("DATABASE_URL", "", true, "postgres", "postgresql"),
-		AdminURL: l.URL("ADMIN_DATABASE_URL", "", false, "postgres", "postgresql"),
 	}
+	m.AdminURL = loadAdminURL(l, m.AppURL)
 	return m, l.Err()
 }
 
@@ -324,7 +324,7 @@ func (c *Ctl) Migrate() (Migrate, error) {
 // and write the platform audit row that records who did.
 func (c *Ctl) Admin() (string, error) {
 	l := NewLoader(c.l.get)
-	u := l.URL("ADMIN_DATABASE_URL", "", false, "postgres", "postgresql")
+	u := loadAdminURL(l, l.String("DATABASE_URL", ""))
 	if _, set := l.lookup("ADMIN_DATABASE_URL"); !set {
 		l.fail("ADMIN_DATABASE_URL", "is required: keelctl admin connects as the platform admin's role that keelctl migrate up creates from it (docs/admin.md)")
 	}
@@ -355,6 +355,17 @@ func (p Postgres) String() string { return fmt.Sprintf("postgres(%s)", Redact(p.
 // only to a platform admin's 2FA login, and a token left in the
 // environment must not look as if it still worked.
 func loadAdminDatabase(l *Loader, appURL string) string {
+	u := loadAdminURL(l, appURL)
+	if l.String("ADMIN_QUEUES_TOKEN", "") != "" {
+		l.fail("ADMIN_QUEUES_TOKEN", "is no longer used: the queue UI at /admin/queues opens to platform admins logged in with 2FA (docs/admin.md); unset it")
+	}
+	return u
+}
+
+// loadAdminURL reads ADMIN_DATABASE_URL (optional) and refuses it when it
+// names DATABASE_URL's role: the application role must never bypass Row
+// Level Security, and migrate would otherwise grant it just that.
+func loadAdminURL(l *Loader, appURL string) string {
 	u := l.URL("ADMIN_DATABASE_URL", "", false, "postgres", "postgresql")
 	if u != "" && appURL != "" {
 		a, err1 := url.Parse(u)
@@ -362,9 +373,6 @@ func loadAdminDatabase(l *Loader, appURL string) string {
 		if err1 == nil && err2 == nil && a.User.Username() == b.User.Username() {
 			l.fail("ADMIN_DATABASE_URL", "must connect as its own role (it bypasses Row Level Security), not DATABASE_URL's %q", b.User.Username())
 		}
-	}
-	if l.String("ADMIN_QUEUES_TOKEN", "") != "" {
-		l.fail("ADMIN_QUEUES_TOKEN", "is no longer used: the queue UI at /admin/queues opens to platform admins logged in with 2FA (docs/operations.md); unset it")
 	}
 	return u
 }
