@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/google/uuid"
 
+	"github.com/keelhq/keel/internal/auth"
+	"github.com/keelhq/keel/internal/demo"
 	"github.com/keelhq/keel/internal/platform/postgrestest"
 )
 
@@ -101,5 +105,56 @@ func TestAdminNeedsItsDatabaseURL(t *testing.T) {
 		if err := run(context.Background(), args, &bytes.Buffer{}); !errors.Is(err, errUsage) {
 			t.Errorf("%v: %v, want a usage error", args, err)
 		}
+	}
+}
+
+// seed-demo, given ADMIN_DATABASE_URL and TOTP_ENCRYPTION_KEY, adds a
+// platform admin with 2FA on and prints its TOTP secret (the one sealed in
+// the database); a second run prints the same secret and grants nothing
+// again.
+func TestSeedDemoPlatformAdmin(t *testing.T) {
+	db := postgrestest.New(t)
+	key := bytes.Repeat([]byte{7}, 32)
+	t.Setenv("DATABASE_URL", db.AppURL)
+	t.Setenv("ADMIN_DATABASE_URL", db.PlatformURL)
+	t.Setenv("TOTP_ENCRYPTION_KEY", base64.StdEncoding.EncodeToString(key))
+	secretRE := regexp.MustCompile(`Platform admin: ` + regexp.QuoteMeta(demo.PlatformAdminEmail) + `, password \S+, TOTP secret ([A-Z2-7]+)\n`)
+	seed := func() string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := run(context.Background(), []string{"seed-demo"}, &out); err != nil {
+			t.Fatalf("seed-demo: %v\n%s", err, out.String())
+		}
+		m := secretRE.FindStringSubmatch(out.String())
+		if m == nil {
+			t.Fatalf("no platform admin line:\n%s", out.String())
+		}
+		return m[1]
+	}
+	secret := seed()
+	var u struct {
+		ID     uuid.UUID `db:"id"`
+		Admin  bool      `db:"is_platform_admin"`
+		Sealed []byte    `db:"totp_secret"`
+		On     bool      `db:"on"`
+	}
+	if err := db.Owner.Get(&u, `SELECT id, is_platform_admin, totp_secret, totp_enabled_at IS NOT NULL AS on FROM users WHERE email = $1`,
+		demo.PlatformAdminEmail); err != nil {
+		t.Fatal(err)
+	}
+	box, err := auth.NewSecretBox(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened, err := box.Open(u.Sealed, u.ID[:])
+	if err != nil || string(opened) != secret || !u.Admin || !u.On {
+		t.Fatalf("seeded admin %+v, sealed secret %q (%v), printed %q", u, opened, err, secret)
+	}
+	if again := seed(); again != secret {
+		t.Fatalf("second run printed %q, first %q", again, secret)
+	}
+	var grants int
+	if err := db.Owner.Get(&grants, `SELECT count(*) FROM audit_log WHERE action = 'admin.granted' AND target_id = $1`, u.ID.String()); err != nil || grants != 1 {
+		t.Fatalf("%d grants (%v)", grants, err)
 	}
 }

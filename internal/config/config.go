@@ -331,6 +331,17 @@ func (c *Ctl) Admin() (string, error) {
 	return u, l.Err()
 }
 
+// SeedAdmin is what seed-demo's platform admin needs, both optional:
+// ADMIN_DATABASE_URL (only that role sets the admin flag) and
+// TOTP_ENCRYPTION_KEY (to seal the admin's TOTP secret as the api does).
+// Either empty: seed-demo makes no platform admin.
+func (c *Ctl) SeedAdmin() (adminURL string, totpKey []byte, err error) {
+	l := NewLoader(c.l.get)
+	adminURL = loadAdminURL(l, l.String("DATABASE_URL", ""))
+	totpKey = l.Key("TOTP_ENCRYPTION_KEY", false, 32, 32)
+	return adminURL, totpKey, l.Err()
+}
+
 // Doctor is what `keelctl doctor` checks.
 type Doctor struct {
 	Postgres
