@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"errors"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/demo"
+	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/internal/platform/postgrestest"
 )
 
@@ -156,5 +158,52 @@ func TestSeedDemoPlatformAdmin(t *testing.T) {
 	var grants int
 	if err := db.Owner.Get(&grants, `SELECT count(*) FROM audit_log WHERE action = 'admin.granted' AND target_id = $1`, u.ID.String()); err != nil || grants != 1 {
 		t.Fatalf("%d grants (%v)", grants, err)
+	}
+}
+
+// The operator's path on a new database: migrate up with
+// ADMIN_DATABASE_URL creates the admin role (make dev's and compose's
+// setting), and keelctl admin grant then works as that role.
+func TestMigrateCreatesTheAdminRoleForGrant(t *testing.T) {
+	role := "keel_e_padmin_" + postgrestest.ID() // a name scripts/sweep-test-db.sh drops if a killed run leaves it
+	t.Cleanup(func() { // registered first: runs after the database is dropped
+		owner, err := sql.Open(postgres.DriverName, postgrestest.URL("postgres", "", ""))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer owner.Close()
+		if _, err := owner.Exec("DROP ROLE IF EXISTS " + postgres.QuoteIdentifier(role)); err != nil {
+			t.Errorf("drop %s: %v", role, err)
+		}
+	})
+	e := postgrestest.NewEmpty(t)
+	t.Setenv("DATABASE_OWNER_URL", e.OwnerURL)
+	t.Setenv("DATABASE_URL", e.AppURL)
+	t.Setenv("ADMIN_DATABASE_URL", postgrestest.URL(e.Name, role, "admin-pw-test"))
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"migrate", "up"}, &out); err != nil || !strings.Contains(out.String(), "platform admin role ready") {
+		t.Fatalf("migrate up: %v\n%s", err, out.String())
+	}
+	owner, err := sql.Open(postgres.DriverName, e.OwnerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close()
+	var bypass bool
+	if err := owner.QueryRow(`SELECT rolbypassrls FROM pg_roles WHERE rolname = $1`, role).Scan(&bypass); err != nil || !bypass {
+		t.Fatalf("role %s: bypassrls %v (%v)", role, bypass, err)
+	}
+	if _, err := owner.Exec(`INSERT INTO users (id, email, name, password_hash) VALUES ($1, 'ops@example.com', 'Ops', 'x')`, uuid.New()); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"admin", "grant", "ops@example.com"}, &out); err != nil || !strings.Contains(out.String(), "granted platform admin") {
+		t.Fatalf("grant after migrate: %v\n%s", err, out.String())
+	}
+	// The application role cannot do the same: it may not write the flag.
+	t.Setenv("ADMIN_DATABASE_URL", e.AppURL)
+	if err := run(context.Background(), []string{"admin", "revoke", "ops@example.com"}, &out); err == nil || !strings.Contains(err.Error(), "must connect as its own role") {
+		t.Fatalf("revoke as the app role: %v", err)
 	}
 }
