@@ -166,7 +166,7 @@ func TestSeedDemoPlatformAdmin(t *testing.T) {
 // setting), and keelctl admin grant then works as that role.
 func TestMigrateCreatesTheAdminRoleForGrant(t *testing.T) {
 	role := "keel_e_padmin_" + postgrestest.ID() // a name scripts/sweep-test-db.sh drops if a killed run leaves it
-	t.Cleanup(func() { // registered first: runs after the database is dropped
+	t.Cleanup(func() {                           // registered first: runs after the database is dropped
 		owner, err := sql.Open(postgres.DriverName, postgrestest.URL("postgres", "", ""))
 		if err != nil {
 			t.Error(err)
