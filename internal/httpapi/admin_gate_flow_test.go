@@ -76,9 +76,9 @@ func newAdminOp(t *testing.T, method, path string, params openapi3.Parameters, o
 		}
 		switch {
 		case v.In == openapi3.ParameterInPath:
-			val := fmt.Sprint(sampleValue(v.Schema.Value, "id"))
-			if v.Schema.Value.Format == "" && v.Schema.Value.Type.Is(openapi3.TypeString) && len(v.Schema.Value.Enum) == 0 {
-				val = uuid.NewString() // IDs, whatever their format says
+			val := uuid.NewString() // an ID nothing has
+			if s := v.Schema.Value; len(s.Enum) > 0 || !s.Type.Is(openapi3.TypeString) {
+				val = fmt.Sprint(sampleValue(s, v.Name))
 			}
 			path = strings.ReplaceAll(path, "{"+v.Name+"}", val)
 		case v.In == openapi3.ParameterInQuery && v.Required:
