@@ -217,8 +217,9 @@ cat <<MSG
   Keel is running (Ctrl-C stops it):
     API            http://$HTTP_ADDR/api/docs   (base path /api/v1; http://$HTTP_ADDR/api/v1/openapi.json)
     Health         http://$HTTP_ADDR/readyz   metrics: http://127.0.0.1:9090/metrics
-    Platform admin bin/keelctl admin grant EMAIL (with .dev/env), then that user enables 2FA and
-                   logs in with a TOTP code; /api/v1/admin/* and the queue UI need it (docs/admin.md)
+    Platform admin platform@demo.keel.localhost (seed-demo printed its TOTP secret), or
+                   bin/keelctl admin grant EMAIL (with .dev/env) and that user enables 2FA;
+                   /api/v1/admin/* needs a login with a TOTP code (docs/admin.md)
     Queues UI      POST /api/v1/admin/queues/session with that admin's access token sets the cookie,
                    then open $HTTP_ADDR/admin/queues in the same browser
     Worker         http://127.0.0.1:9091/readyz   scheduler: http://127.0.0.1:9092/readyz
