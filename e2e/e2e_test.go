@@ -359,6 +359,11 @@ func TestBadConfigExitsFast(t *testing.T) {
 		{"keelctl", []string{"doctor"}, "REDIS_URL", "notaurl", "REDIS_URL"},
 		{"keelctl", []string{"migrate", "up"}, "DATABASE_URL", "", "DATABASE_URL"},
 		{"keelctl", []string{"migrate", "status"}, "DATABASE_OWNER_URL", "", "DATABASE_OWNER_URL"},
+		// The queue UI's old shared token is refused, not silently ignored;
+		// the admin role must be its own; keelctl admin needs its URL.
+		{"api", nil, "ADMIN_QUEUES_TOKEN", "an-old-queues-token-of-32-characters", "ADMIN_QUEUES_TOKEN"},
+		{"api", nil, "ADMIN_DATABASE_URL", "postgres://app:pw@127.0.0.1:5432/keel?sslmode=disable", "ADMIN_DATABASE_URL"},
+		{"keelctl", []string{"admin", "grant", "ada@example.com"}, "ADMIN_DATABASE_URL", "", "ADMIN_DATABASE_URL"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+" "+strings.Join(tc.args, " ")+" "+tc.key+"="+tc.value, func(t *testing.T) {
@@ -372,6 +377,9 @@ func TestBadConfigExitsFast(t *testing.T) {
 					v = tc.value
 				}
 				kv = append(kv, k, v)
+			}
+			if _, ok := good[tc.key]; !ok && tc.value != "" {
+				kv = append(kv, tc.key, tc.value)
 			}
 			code, out, took := proctest.Run(t, 10*time.Second, bin(tc.name), proctest.Env(kv...), tc.args...)
 			if code == 0 {

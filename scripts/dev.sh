@@ -63,9 +63,14 @@ if [ ! -f .dev/secrets.env ]; then
   {
     echo "JWT_SIGNING_KEY=$(head -c 32 /dev/urandom | base64 | tr -d '\n')"
     echo "TOTP_ENCRYPTION_KEY=$(head -c 32 /dev/urandom | base64 | tr -d '\n')"
-    echo "ADMIN_QUEUES_TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   } > .dev/secrets.env
   chmod 600 .dev/secrets.env
+fi
+# Older checkouts generated ADMIN_QUEUES_TOKEN here; the api now refuses
+# it (the queue UI opens to a platform admin's 2FA login instead).
+if grep -q '^ADMIN_QUEUES_TOKEN=' .dev/secrets.env; then
+  sed -i '/^ADMIN_QUEUES_TOKEN=/d' .dev/secrets.env
+  log "removed ADMIN_QUEUES_TOKEN from .dev/secrets.env: the queue UI now needs a platform admin (docs/admin.md)"
 fi
 set -a
 # shellcheck disable=SC1091
@@ -78,6 +83,9 @@ DB=${KEEL_DEV_DB:-keel_dev}
 export DATABASE_OWNER_URL=${DATABASE_OWNER_URL:-postgres://postgres:postgres@127.0.0.1:5432/$DB?sslmode=disable}
 export BACKUP_DATABASE_URL=${BACKUP_DATABASE_URL:-$DATABASE_OWNER_URL}
 export DATABASE_URL=${DATABASE_URL:-postgres://keel_app:keel_app_dev@127.0.0.1:5432/$DB?sslmode=disable}
+# The platform admin's role (BYPASSRLS): keelctl migrate up creates it,
+# the api hands its pool to /api/v1/admin alone, keelctl admin grant uses it.
+export ADMIN_DATABASE_URL=${ADMIN_DATABASE_URL:-postgres://keel_admin:keel_admin_dev@127.0.0.1:5432/$DB?sslmode=disable}
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
 export SMTP_URL=${SMTP_URL:-smtp://127.0.0.1:1025?tls=none}
 export APP_BASE_URL=${APP_BASE_URL:-http://localhost:8080}
@@ -143,7 +151,7 @@ fi
 # (`set -a; . .dev/env; set +a; bin/keelctl stripe trigger ...`). The
 # development secrets stay in .dev/secrets.env.
 ( umask 077
-  for v in ENV DATABASE_URL DATABASE_OWNER_URL BACKUP_DATABASE_URL REDIS_URL SMTP_URL APP_BASE_URL \
+  for v in ENV DATABASE_URL DATABASE_OWNER_URL BACKUP_DATABASE_URL ADMIN_DATABASE_URL REDIS_URL SMTP_URL APP_BASE_URL \
     S3_ENDPOINT S3_REGION S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY S3_BUCKET \
     STRIPE_API_BASE STRIPE_SECRET_KEY STRIPE_WEBHOOK_SECRET PLANS_FILE; do
     if [ -n "${!v+set}" ]; then printf '%s=%q\n' "$v" "${!v}"; fi
@@ -209,7 +217,11 @@ cat <<MSG
   Keel is running (Ctrl-C stops it):
     API            http://$HTTP_ADDR/api/docs   (base path /api/v1; http://$HTTP_ADDR/api/v1/openapi.json)
     Health         http://$HTTP_ADDR/readyz   metrics: http://127.0.0.1:9090/metrics
-    Queues UI      http://$HTTP_ADDR/admin/queues?token=$ADMIN_QUEUES_TOKEN
+    Platform admin platform@demo.keel.localhost (seed-demo printed its TOTP secret), or
+                   bin/keelctl admin grant EMAIL (with .dev/env) and that user enables 2FA;
+                   /api/v1/admin/* needs a login with a TOTP code (docs/admin.md)
+    Queues UI      POST /api/v1/admin/queues/session with that admin's access token sets the cookie,
+                   then open $HTTP_ADDR/admin/queues in the same browser
     Worker         http://127.0.0.1:9091/readyz   scheduler: http://127.0.0.1:9092/readyz
     Mail (API)     http://127.0.0.1:8025/api/v1/messages
     S3 (files)     $S3_SHOWN   bucket $S3_BUCKET (key $S3_ACCESS_KEY_ID)

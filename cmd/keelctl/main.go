@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
+	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/config"
 	"github.com/keelhq/keel/internal/demo"
 	"github.com/keelhq/keel/internal/doctor"
@@ -35,11 +38,13 @@ commands:
   doctor           check PostgreSQL (and that the application role cannot escape
                    Row Level Security), migrations, Redis and SMTP
   seed-demo        create a demo organization with an owner, an admin and a member,
-                   a second organization and invitations; prints the logins
-                   (a second run changes nothing; refused with ENV=production)
+                   a second organization and invitations, and with ADMIN_DATABASE_URL
+                   and TOTP_ENCRYPTION_KEY a platform admin with 2FA; prints the logins
+                   and its TOTP secret (a second run changes nothing; refused with
+                   ENV=production)
   gen-keys         print fresh JWT_SIGNING_KEY and TOTP_ENCRYPTION_KEY lines for an
                    env file (e.g. keelctl gen-keys >> .env)
-` + fleetUsage + filesUsage + stripeUsage
+` + adminUsage + fleetUsage + filesUsage + stripeUsage
 
 // errUsage marks a command-line mistake: exit code 2.
 var errUsage = errors.New("usage")
@@ -77,6 +82,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return runDoctor(ctx, cfg, out)
 	case "seed-demo":
 		return runSeedDemo(ctx, cfg, out)
+	case "admin":
+		return runAdmin(ctx, cfg, args[1:], out)
 	case "tasks":
 		return runTasks(ctx, cfg, args[1:], out)
 	case "jobs":
@@ -164,7 +171,33 @@ func runSeedDemo(ctx context.Context, cfg *config.Ctl, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return demo.SeedFile(ctx, db, files, out)
+	if err := demo.SeedFile(ctx, db, files, out); err != nil {
+		return err
+	}
+	return seedPlatformAdmin(ctx, cfg, db, out)
+}
+
+// seedPlatformAdmin adds the demo platform admin when ADMIN_DATABASE_URL
+// and TOTP_ENCRYPTION_KEY are set (make dev sets both).
+func seedPlatformAdmin(ctx context.Context, cfg *config.Ctl, app *sqlx.DB, out io.Writer) error {
+	adminURL, key, err := cfg.SeedAdmin()
+	if err != nil {
+		return err
+	}
+	if adminURL == "" || key == nil {
+		fmt.Fprintln(out, "No demo platform admin: set ADMIN_DATABASE_URL and TOTP_ENCRYPTION_KEY for one (docs/admin.md).")
+		return nil
+	}
+	box, err := auth.NewSecretBox(key)
+	if err != nil {
+		return err
+	}
+	adminDB, err := postgres.Open(adminURL, postgres.Options{MaxOpenConns: 1})
+	if err != nil {
+		return err
+	}
+	defer adminDB.Close()
+	return demo.SeedPlatformAdmin(ctx, app, adminDB, box, out)
 }
 
 // runGenKeys prints new random secrets in the format config expects, so a

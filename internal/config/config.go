@@ -314,9 +314,32 @@ func (c *Ctl) Migrate() (Migrate, error) {
 	m := Migrate{
 		OwnerURL: l.URL("DATABASE_OWNER_URL", "", true, "postgres", "postgresql"),
 		AppURL:   l.URL("DATABASE_URL", "", true, "postgres", "postgresql"),
-		AdminURL: l.URL("ADMIN_DATABASE_URL", "", false, "postgres", "postgresql"),
 	}
+	m.AdminURL = loadAdminURL(l, m.AppURL)
 	return m, l.Err()
+}
+
+// Admin is what `keelctl admin grant|revoke` needs: ADMIN_DATABASE_URL,
+// the platform admin's role, the only role that may change the admin flag
+// and write the platform audit row that records who did.
+func (c *Ctl) Admin() (string, error) {
+	l := NewLoader(c.l.get)
+	u := loadAdminURL(l, l.String("DATABASE_URL", ""))
+	if _, set := l.lookup("ADMIN_DATABASE_URL"); !set {
+		l.fail("ADMIN_DATABASE_URL", "is required: keelctl admin connects as the platform admin's role that keelctl migrate up creates from it (docs/admin.md)")
+	}
+	return u, l.Err()
+}
+
+// SeedAdmin is what seed-demo's platform admin needs, both optional:
+// ADMIN_DATABASE_URL (only that role sets the admin flag) and
+// TOTP_ENCRYPTION_KEY (to seal the admin's TOTP secret as the api does).
+// Either empty: seed-demo makes no platform admin.
+func (c *Ctl) SeedAdmin() (adminURL string, totpKey []byte, err error) {
+	l := NewLoader(c.l.get)
+	adminURL = loadAdminURL(l, l.String("DATABASE_URL", ""))
+	totpKey = l.Key("TOTP_ENCRYPTION_KEY", false, 32, 32)
+	return adminURL, totpKey, l.Err()
 }
 
 // Doctor is what `keelctl doctor` checks.
@@ -343,6 +366,17 @@ func (p Postgres) String() string { return fmt.Sprintf("postgres(%s)", Redact(p.
 // only to a platform admin's 2FA login, and a token left in the
 // environment must not look as if it still worked.
 func loadAdminDatabase(l *Loader, appURL string) string {
+	u := loadAdminURL(l, appURL)
+	if l.String("ADMIN_QUEUES_TOKEN", "") != "" {
+		l.fail("ADMIN_QUEUES_TOKEN", "is no longer used: the queue UI at /admin/queues opens to platform admins logged in with 2FA (docs/admin.md); unset it")
+	}
+	return u
+}
+
+// loadAdminURL reads ADMIN_DATABASE_URL (optional) and refuses it when it
+// names DATABASE_URL's role: the application role must never bypass Row
+// Level Security, and migrate would otherwise grant it just that.
+func loadAdminURL(l *Loader, appURL string) string {
 	u := l.URL("ADMIN_DATABASE_URL", "", false, "postgres", "postgresql")
 	if u != "" && appURL != "" {
 		a, err1 := url.Parse(u)
@@ -350,9 +384,6 @@ func loadAdminDatabase(l *Loader, appURL string) string {
 		if err1 == nil && err2 == nil && a.User.Username() == b.User.Username() {
 			l.fail("ADMIN_DATABASE_URL", "must connect as its own role (it bypasses Row Level Security), not DATABASE_URL's %q", b.User.Username())
 		}
-	}
-	if l.String("ADMIN_QUEUES_TOKEN", "") != "" {
-		l.fail("ADMIN_QUEUES_TOKEN", "is no longer used: the queue UI at /admin/queues opens to platform admins logged in with 2FA (docs/operations.md); unset it")
 	}
 	return u
 }

@@ -86,7 +86,7 @@ type envOpts struct {
 	limits app.Limits
 	// trustedProxies is TRUSTED_PROXIES.
 	trustedProxies []string
-	// queuesUI mounts the queue monitor at /admin/queues behind queuesToken.
+	// queuesUI mounts the queue monitor at /admin/queues (platform admins' session cookie).
 	queuesUI bool
 	// mailArgs are extra Mailpit flags (--smtp-allowed-recipients makes it
 	// refuse mail for good).
