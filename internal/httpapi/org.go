@@ -35,16 +35,19 @@ func (h *orgHandlers) register(v1 *gin.RouterGroup, authn *Authenticator) {
 	// change, which support access does not make.
 	v1.POST("/organizations", required, noSupportAccess(), active, H(h.createOrg))
 	v1.GET("/organizations", required, active, H(h.listOrgs))
+	// Support access may act in the organization as the user, but never
+	// grant anyone a way in (invitations, role changes) that would outlive
+	// its 30 minutes, nor touch API keys.
 	cur := v1.Group("/organizations/current", required)
 	cur.GET("", H(h.currentOrg))
 	cur.PATCH("", H(h.updateOrg))
 	cur.GET("/members", H(h.listMembers))
-	cur.PATCH("/members/:user_id", H(h.updateMember))
+	cur.PATCH("/members/:user_id", noSupportAccess(), H(h.updateMember))
 	cur.DELETE("/members/:user_id", H(h.removeMember))
-	cur.POST("/invitations", H(h.invite))
+	cur.POST("/invitations", noSupportAccess(), H(h.invite))
 	cur.GET("/invitations", H(h.listInvitations))
 	cur.DELETE("/invitations/:id", H(h.revokeInvitation))
-	cur.POST("/invitations/:id/resend", H(h.resendInvitation))
+	cur.POST("/invitations/:id/resend", noSupportAccess(), H(h.resendInvitation))
 	cur.POST("/api-keys", noSupportAccess(), secret(H(h.createAPIKey))) // the key is shown once, never stored
 	cur.GET("/api-keys", H(h.listAPIKeys))
 	cur.DELETE("/api-keys/:id", noSupportAccess(), H(h.revokeAPIKey))
