@@ -312,7 +312,11 @@ func (s *Service) changeSuspension(ctx context.Context, a *Admin, id uuid.UUID, 
 		if err != nil {
 			return notFound(err, "get organization")
 		}
-		if err := s.Store.SetSuspended(ctx, tx, id, at, reason); err != nil {
+		kept := reason
+		if at == nil {
+			kept = "" // the reason of a lifted suspension lives on in the audit log
+		}
+		if err := s.Store.SetSuspended(ctx, tx, id, at, kept); err != nil {
 			return notFound(err, "suspend organization")
 		}
 		details := map[string]any{"reason": reason, "was_suspended": before.SuspendedAt != nil}
