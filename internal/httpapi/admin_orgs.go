@@ -101,17 +101,17 @@ type adminUsageResponse struct {
 }
 
 type adminOrgDetailResponse struct {
-	ID              uuid.UUID             `json:"id"`
-	Name            string                `json:"name"`
-	CreatedAt       time.Time             `json:"created_at"`
-	SuspendedAt     *time.Time            `json:"suspended_at"`
-	SuspendedReason string                `json:"suspended_reason"`
-	Plan            orgPlanResponse       `json:"plan"`
-	Subscription    orgSubscriptionResponse  `json:"subscription"`
-	MemberCount     int64                 `json:"member_count"`
-	Members         []adminMemberResponse `json:"members"`
-	Usage           []adminUsageResponse  `json:"usage"`
-	RecentAudit     []adminAuditResponse  `json:"recent_audit"`
+	ID              uuid.UUID               `json:"id"`
+	Name            string                  `json:"name"`
+	CreatedAt       time.Time               `json:"created_at"`
+	SuspendedAt     *time.Time              `json:"suspended_at"`
+	SuspendedReason string                  `json:"suspended_reason"`
+	Plan            orgPlanResponse         `json:"plan"`
+	Subscription    orgSubscriptionResponse `json:"subscription"`
+	MemberCount     int64                   `json:"member_count"`
+	Members         []adminMemberResponse   `json:"members"`
+	Usage           []adminUsageResponse    `json:"usage"`
+	RecentAudit     []adminAuditResponse    `json:"recent_audit"`
 }
 
 func toAdminOrgDetail(d *admin.OrgDetail) adminOrgDetailResponse {
