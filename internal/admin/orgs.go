@@ -144,7 +144,7 @@ var errOrgNotFound = apperr.New(apperr.NotFound, "not_found", "No such organizat
 const (
 	MaxDetailMembers = 100
 	RecentAuditSize  = 20
-	maxReason        = 500
+	maxSuspendReason        = 500
 )
 
 // Statuses are the billing statuses an organization can be filtered on.
@@ -277,7 +277,7 @@ func (s *Service) Org(ctx context.Context, a *Admin, id uuid.UUID, meta audit.Me
 // reason. The action is audited in the organization's log with the reason.
 func (s *Service) SuspendOrg(ctx context.Context, a *Admin, id uuid.UUID, reason string, meta audit.Meta) (*OrgDetail, error) {
 	reason = strings.TrimSpace(reason)
-	if err := checkReason(reason, true); err != nil {
+	if err := checkSuspendReason(reason, true); err != nil {
 		return nil, err
 	}
 	now := s.now().UTC()
@@ -289,18 +289,18 @@ func (s *Service) SuspendOrg(ctx context.Context, a *Admin, id uuid.UUID, reason
 // reason is kept in the audit entry.
 func (s *Service) UnsuspendOrg(ctx context.Context, a *Admin, id uuid.UUID, reason string, meta audit.Meta) (*OrgDetail, error) {
 	reason = strings.TrimSpace(reason)
-	if err := checkReason(reason, false); err != nil {
+	if err := checkSuspendReason(reason, false); err != nil {
 		return nil, err
 	}
 	return s.changeSuspension(ctx, a, id, nil, reason, "admin.organization_unsuspended", meta)
 }
 
-func checkReason(reason string, required bool) error {
+func checkSuspendReason(reason string, required bool) error {
 	switch {
 	case required && reason == "":
 		return apperr.Validation(apperr.FieldError{Field: "reason", Message: "is required: say why, it is kept in the organization's audit log"})
-	case utf8.RuneCountInString(reason) > maxReason:
-		return apperr.Validation(apperr.FieldError{Field: "reason", Message: fmt.Sprintf("must be at most %d characters", maxReason)})
+	case utf8.RuneCountInString(reason) > maxSuspendReason:
+		return apperr.Validation(apperr.FieldError{Field: "reason", Message: fmt.Sprintf("must be at most %d characters", maxSuspendReason)})
 	}
 	return nil
 }
