@@ -144,7 +144,7 @@ var errOrgNotFound = apperr.New(apperr.NotFound, "not_found", "No such organizat
 const (
 	MaxDetailMembers = 100
 	RecentAuditSize  = 20
-	maxSuspendReason        = 500
+	maxSuspendReason = 500
 )
 
 // Statuses are the billing statuses an organization can be filtered on.
