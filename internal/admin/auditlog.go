@@ -81,13 +81,19 @@ func (s *Service) AuditLog(ctx context.Context, a *Admin, f AuditFilter, pg tena
 	if err != nil {
 		return nil, "", err
 	}
-	next := ""
-	if len(rows) > pg.Limit {
-		rows = rows[:pg.Limit]
-		last := rows[len(rows)-1]
-		next = tenant.EncodeCursor(last.CreatedAt, last.ID)
-	}
+	rows, next := newestPage(rows, pg.Limit, func(e *AuditEntry) (time.Time, uuid.UUID) { return e.CreatedAt, e.ID })
 	return rows, next, nil
+}
+
+// newestPage cuts the extra row a keyset fetch was asked for (limit+1,
+// to learn whether another page exists) and makes the cursor that
+// continues after the last row kept, as tenant.List does for a tenant.
+func newestPage[T any](rows []T, limit int, key func(*T) (time.Time, uuid.UUID)) ([]T, string) {
+	if len(rows) <= limit {
+		return rows, ""
+	}
+	rows = rows[:limit]
+	return rows, tenant.EncodeCursor(key(&rows[len(rows)-1]))
 }
 
 func auditFilterDetails(f AuditFilter, pg tenant.Page) map[string]any {

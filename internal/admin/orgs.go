@@ -172,12 +172,7 @@ func (s *Service) ListOrgs(ctx context.Context, a *Admin, f OrgFilter, pg tenant
 	if err != nil {
 		return nil, "", err
 	}
-	next := ""
-	if len(rows) > pg.Limit {
-		rows = rows[:pg.Limit]
-		last := rows[len(rows)-1]
-		next = tenant.EncodeCursor(last.CreatedAt, last.ID)
-	}
+	rows, next := newestPage(rows, pg.Limit, func(o *OrgSummary) (time.Time, uuid.UUID) { return o.CreatedAt, o.ID })
 	for i := range rows {
 		rows[i].Plan = s.effectivePlan(rows[i].PlanID, rows[i].Status)
 	}
