@@ -66,22 +66,34 @@ func (s *Service) AuditLog(ctx context.Context, a *Admin, f AuditFilter, pg tena
 	if err := f.validate(); err != nil {
 		return nil, "", err
 	}
+	return auditedList(ctx, s, pg, func(tx *sqlx.Tx, after *tenant.Cursor, limit int) ([]AuditEntry, error) {
+		rows, err := s.Store.ListAudit(ctx, tx, f, after, limit)
+		if err != nil {
+			return nil, fmt.Errorf("list audit log: %w", err)
+		}
+		return rows, record(ctx, tx, a, meta, uuid.Nil, "admin.audit_log_read", "", "", auditFilterDetails(f, pg))
+	}, func(e *AuditEntry) (time.Time, uuid.UUID) { return e.CreatedAt, e.ID })
+}
+
+// auditedList reads one newest-first keyset page on the admin role: fetch
+// gets the cursor and limit+1 (to learn whether another page exists) and
+// writes the read's audit row in the same transaction; key gives a row's
+// (created_at, id) for the next cursor.
+func auditedList[T any](ctx context.Context, s *Service, pg tenant.Page,
+	fetch func(tx *sqlx.Tx, after *tenant.Cursor, limit int) ([]T, error), key func(*T) (time.Time, uuid.UUID)) ([]T, string, error) {
 	after, err := tenant.ParseCursor(pg.Cursor)
 	if err != nil {
 		return nil, "", err
 	}
-	var rows []AuditEntry
+	var rows []T
 	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
-		var err error
-		if rows, err = s.Store.ListAudit(ctx, tx, f, after, pg.Limit+1); err != nil {
-			return fmt.Errorf("list audit log: %w", err)
-		}
-		return record(ctx, tx, a, meta, uuid.Nil, "admin.audit_log_read", "", "", auditFilterDetails(f, pg))
+		rows, err = fetch(tx, after, pg.Limit+1)
+		return err
 	})
 	if err != nil {
 		return nil, "", err
 	}
-	rows, next := newestPage(rows, pg.Limit, func(e *AuditEntry) (time.Time, uuid.UUID) { return e.CreatedAt, e.ID })
+	rows, next := newestPage(rows, pg.Limit, key)
 	return rows, next, nil
 }
 

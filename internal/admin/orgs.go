@@ -157,22 +157,16 @@ func (s *Service) ListOrgs(ctx context.Context, a *Admin, f OrgFilter, pg tenant
 	if err != nil {
 		return nil, "", err
 	}
-	after, err := tenant.ParseCursor(pg.Cursor)
-	if err != nil {
-		return nil, "", err
-	}
-	var rows []OrgSummary
-	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
-		var err error
-		if rows, err = s.Store.ListOrgs(ctx, tx, q, after, pg.Limit+1); err != nil {
-			return fmt.Errorf("list organizations: %w", err)
+	rows, next, err := auditedList(ctx, s, pg, func(tx *sqlx.Tx, after *tenant.Cursor, limit int) ([]OrgSummary, error) {
+		rows, err := s.Store.ListOrgs(ctx, tx, q, after, limit)
+		if err != nil {
+			return nil, fmt.Errorf("list organizations: %w", err)
 		}
-		return record(ctx, tx, a, meta, uuid.Nil, "admin.organizations_listed", "", "", orgFilterDetails(f, pg))
-	})
+		return rows, record(ctx, tx, a, meta, uuid.Nil, "admin.organizations_listed", "", "", orgFilterDetails(f, pg))
+	}, func(o *OrgSummary) (time.Time, uuid.UUID) { return o.CreatedAt, o.ID })
 	if err != nil {
 		return nil, "", err
 	}
-	rows, next := newestPage(rows, pg.Limit, func(o *OrgSummary) (time.Time, uuid.UUID) { return o.CreatedAt, o.ID })
 	for i := range rows {
 		rows[i].Plan = s.effectivePlan(rows[i].PlanID, rows[i].Status)
 	}

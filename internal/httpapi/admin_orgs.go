@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/keelhq/keel/internal/admin"
 	"github.com/keelhq/keel/internal/apperr"
+	"github.com/keelhq/keel/internal/audit"
 	"github.com/keelhq/keel/internal/plan"
 )
 
@@ -17,8 +19,8 @@ import (
 func (h *adminHandlers) registerOrgs(g *gin.RouterGroup) {
 	g.GET("/organizations", H(h.listOrgs))
 	g.GET("/organizations/:id", H(h.getOrg))
-	g.POST("/organizations/:id/suspend", H(h.suspendOrg))
-	g.POST("/organizations/:id/unsuspend", H(h.unsuspendOrg))
+	g.POST("/organizations/:id/suspend", H(h.suspension(h.admin.SuspendOrg, true)))
+	g.POST("/organizations/:id/unsuspend", H(h.suspension(h.admin.UnsuspendOrg, false)))
 }
 
 type orgPlanResponse struct {
@@ -159,38 +161,29 @@ type suspendRequest struct {
 	Reason string `json:"reason"`
 }
 
-func (h *adminHandlers) suspendOrg(c *gin.Context) error {
-	id, err := pathID(c, "id")
-	if err != nil {
-		return err
-	}
-	var req suspendRequest
-	if err := BindJSON(c, &req); err != nil {
-		return err
-	}
-	d, err := h.admin.SuspendOrg(c.Request.Context(), caller(c), id, req.Reason, meta(c))
-	if err != nil {
-		return err
-	}
-	c.JSON(http.StatusOK, toAdminOrgDetail(d))
-	return nil
-}
-
-func (h *adminHandlers) unsuspendOrg(c *gin.Context) error {
-	id, err := pathID(c, "id")
-	if err != nil {
-		return err
-	}
-	var req suspendRequest
-	if c.Request.ContentLength != 0 {
-		if err := BindJSON(c, &req); err != nil {
+// suspension serves suspend and unsuspend: change is the admin service's
+// method, and bodyRequired says whether the reason (hence a body) must be
+// sent; unsuspend takes an empty body.
+func (h *adminHandlers) suspension(change suspensionChange, bodyRequired bool) HandlerFunc {
+	return func(c *gin.Context) error {
+		id, err := pathID(c, "id")
+		if err != nil {
 			return err
 		}
+		var req suspendRequest
+		if bodyRequired || c.Request.ContentLength != 0 {
+			if err := BindJSON(c, &req); err != nil {
+				return err
+			}
+		}
+		d, err := change(c.Request.Context(), caller(c), id, req.Reason, meta(c))
+		if err != nil {
+			return err
+		}
+		c.JSON(http.StatusOK, toAdminOrgDetail(d))
+		return nil
 	}
-	d, err := h.admin.UnsuspendOrg(c.Request.Context(), caller(c), id, req.Reason, meta(c))
-	if err != nil {
-		return err
-	}
-	c.JSON(http.StatusOK, toAdminOrgDetail(d))
-	return nil
 }
+
+// suspensionChange is admin.Service.SuspendOrg or UnsuspendOrg.
+type suspensionChange func(ctx context.Context, a *admin.Admin, id uuid.UUID, reason string, m audit.Meta) (*admin.OrgDetail, error)
