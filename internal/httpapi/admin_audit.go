@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -20,25 +19,14 @@ func (h *adminHandlers) registerAudit(g *gin.RouterGroup) {
 // /organizations/current/audit-log shows it, plus its organization: null
 // for a platform row (an admin's action on no organization).
 type adminAuditResponse struct {
-	ID             uuid.UUID       `json:"id"`
-	OrganizationID *uuid.UUID      `json:"organization_id"`
-	Action         string          `json:"action"`
-	ActorUserID    *uuid.UUID      `json:"actor_user_id,omitempty"`
-	ActorAPIKeyID  *uuid.UUID      `json:"actor_api_key_id,omitempty"`
-	ActingForID    *uuid.UUID      `json:"acting_for_user_id,omitempty"`
-	TargetType     string          `json:"target_type"`
-	TargetID       string          `json:"target_id"`
-	RequestID      string          `json:"request_id"`
-	IP             string          `json:"ip"`
-	UserAgent      string          `json:"user_agent"`
-	Details        json.RawMessage `json:"details"`
-	CreatedAt      time.Time       `json:"created_at"`
+	OrganizationID *uuid.UUID `json:"organization_id"`
+	auditResponse
 }
 
 func toAdminAudit(e admin.AuditEntry) adminAuditResponse {
-	r := adminAuditResponse{ID: e.ID, Action: e.Action, ActorUserID: e.ActorUserID, ActorAPIKeyID: e.ActorAPIKeyID,
-		ActingForID: e.ActingForUserID, TargetType: e.TargetType, TargetID: e.TargetID, RequestID: e.RequestID, IP: e.IP,
-		UserAgent: e.UserAgent, Details: e.Details, CreatedAt: e.CreatedAt.UTC()}
+	r := adminAuditResponse{auditResponse: auditResponse{ID: e.ID, Action: e.Action, ActorUserID: e.ActorUserID,
+		ActorAPIKeyID: e.ActorAPIKeyID, ActingForID: e.ActingForUserID, TargetType: e.TargetType, TargetID: e.TargetID,
+		RequestID: e.RequestID, IP: e.IP, UserAgent: e.UserAgent, Details: e.Details, CreatedAt: e.CreatedAt.UTC()}}
 	if e.OrgID != uuid.Nil {
 		org := e.OrgID
 		r.OrganizationID = &org
