@@ -79,9 +79,12 @@ func (s *Service) Jobs(ctx context.Context, a *Admin, meta audit.Meta) (*Jobs, e
 // timeout, the original headers (same organization and request). The
 // replay runs on the application pool (dead_tasks and outbox are platform
 // tables the admin role may not write) inside the admin transaction that
-// audits it (admin.task_replayed, a platform row naming the new task), so
-// a replay that fails is not audited as done, and one whose audit row
-// fails is reported as an error. It returns the new task's ID.
+// audits it (admin.task_replayed, a platform row naming the new task): a
+// replay that fails writes no row. The two pools cannot share a
+// transaction, so a failure between the replay's commit and the audit's
+// (the database lost in between) leaves a replay without its row; the
+// call then answers an error, and dead_tasks still records the replay. It
+// returns the new task's ID.
 func (s *Service) ReplayDeadTask(ctx context.Context, a *Admin, id uuid.UUID, meta audit.Meta) (uuid.UUID, error) {
 	if s.App == nil {
 		return uuid.Nil, ErrUnavailable
