@@ -14,6 +14,9 @@ package admin
 
 import (
 	"context"
+	"fmt"
+	"strings"
+	"unicode/utf8"
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
@@ -165,4 +168,23 @@ func DeriveKey(secret []byte, purpose string) []byte {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(purpose))
 	return m.Sum(nil)
+}
+
+// maxReason bounds the free-text reason of a disable, a suspension or a
+// support access.
+const maxReason = 500
+
+// checkReason cleans a reason kept in the audit log: one line of at most
+// maxReason characters, which required forbids to be empty.
+func checkReason(reason string, required bool) (string, error) {
+	r := strings.TrimSpace(reason)
+	switch {
+	case r == "" && required:
+		return "", apperr.Validation(apperr.FieldError{Field: "reason", Message: "is required: say why, it is kept in the audit log"})
+	case utf8.RuneCountInString(r) > maxReason:
+		return "", apperr.Validation(apperr.FieldError{Field: "reason", Message: fmt.Sprintf("must be at most %d characters", maxReason)})
+	case !utf8.ValidString(r) || strings.ContainsAny(r, "\x00\r\n"):
+		return "", apperr.Validation(apperr.FieldError{Field: "reason", Message: "must be one line of text"})
+	}
+	return r, nil
 }

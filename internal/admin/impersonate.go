@@ -62,7 +62,7 @@ type SupportAccess struct {
 // the reason and expiry), which the organization's owners read in its
 // audit log, and a platform row admin.support_access_started.
 func (s *Service) Impersonate(ctx context.Context, a *Admin, meta audit.Meta, userID uuid.UUID, orgID uuid.UUID, reason string) (*SupportAccess, error) {
-	reason, err := checkReason(reason)
+	reason, err := checkReason(reason, true)
 	if err != nil {
 		return nil, err
 	}

@@ -144,7 +144,6 @@ var errOrgNotFound = apperr.New(apperr.NotFound, "not_found", "No such organizat
 const (
 	MaxDetailMembers = 100
 	RecentAuditSize  = 20
-	maxSuspendReason = 500
 )
 
 // Statuses are the billing statuses an organization can be filtered on.
@@ -265,8 +264,8 @@ func (s *Service) Org(ctx context.Context, a *Admin, id uuid.UUID, meta audit.Me
 // a suspended organization keeps its suspension time and replaces the
 // reason. The action is audited in the organization's log with the reason.
 func (s *Service) SuspendOrg(ctx context.Context, a *Admin, id uuid.UUID, reason string, meta audit.Meta) (*OrgDetail, error) {
-	reason = strings.TrimSpace(reason)
-	if err := checkSuspendReason(reason, true); err != nil {
+	reason, err := checkReason(reason, true)
+	if err != nil {
 		return nil, err
 	}
 	now := s.now().UTC()
@@ -277,21 +276,11 @@ func (s *Service) SuspendOrg(ctx context.Context, a *Admin, id uuid.UUID, reason
 // when it is not suspended). reason is optional; the lifted suspension's
 // reason is kept in the audit entry.
 func (s *Service) UnsuspendOrg(ctx context.Context, a *Admin, id uuid.UUID, reason string, meta audit.Meta) (*OrgDetail, error) {
-	reason = strings.TrimSpace(reason)
-	if err := checkSuspendReason(reason, false); err != nil {
+	reason, err := checkReason(reason, false)
+	if err != nil {
 		return nil, err
 	}
 	return s.changeSuspension(ctx, a, id, nil, reason, "admin.organization_unsuspended", meta)
-}
-
-func checkSuspendReason(reason string, required bool) error {
-	switch {
-	case required && reason == "":
-		return apperr.Validation(apperr.FieldError{Field: "reason", Message: "is required: say why, it is kept in the organization's audit log"})
-	case utf8.RuneCountInString(reason) > maxSuspendReason:
-		return apperr.Validation(apperr.FieldError{Field: "reason", Message: fmt.Sprintf("must be at most %d characters", maxSuspendReason)})
-	}
-	return nil
 }
 
 func (s *Service) changeSuspension(ctx context.Context, a *Admin, id uuid.UUID, at *time.Time, reason, action string, meta audit.Meta) (*OrgDetail, error) {

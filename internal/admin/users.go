@@ -103,23 +103,6 @@ var (
 	errQueryTooLong = apperr.Validation(apperr.FieldError{Field: "q", Message: "must be at most 200 characters"})
 )
 
-// maxReason bounds the free-text reason of a disable or a support access.
-const maxReason = 500
-
-// checkReason requires a reason: one line of 1..500 characters.
-func checkReason(reason string) (string, error) {
-	r := strings.TrimSpace(reason)
-	switch {
-	case r == "":
-		return "", apperr.Validation(apperr.FieldError{Field: "reason", Message: "is required"})
-	case utf8.RuneCountInString(r) > maxReason:
-		return "", apperr.Validation(apperr.FieldError{Field: "reason", Message: fmt.Sprintf("must be at most %d characters", maxReason)})
-	case !utf8.ValidString(r) || strings.ContainsAny(r, "\x00\r\n"):
-		return "", apperr.Validation(apperr.FieldError{Field: "reason", Message: "must be one line of text"})
-	}
-	return r, nil
-}
-
 // ListUsers is GET /admin/users: one page of accounts matching query,
 // newest first, audited as a platform row admin.users_listed naming the
 // query.
@@ -199,7 +182,7 @@ func (s *Service) userDetail(ctx context.Context, tx *sqlx.Tx, id uuid.UUID) (*U
 // disabled user changes nothing (its first reason stays) and is audited
 // as a platform row with already_disabled.
 func (s *Service) DisableUser(ctx context.Context, a *Admin, meta audit.Meta, id uuid.UUID, reason string) (*UserDetail, error) {
-	reason, err := checkReason(reason)
+	reason, err := checkReason(reason, true)
 	if err != nil {
 		return nil, err
 	}

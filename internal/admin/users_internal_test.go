@@ -23,7 +23,7 @@ func TestCheckReason(t *testing.T) {
 		{"NUL", "a\x00b", "", false},
 		{"invalid UTF-8", "a\xffb", "", false},
 	} {
-		got, err := checkReason(c.in)
+		got, err := checkReason(c.in, true)
 		var ae *apperr.Error
 		switch {
 		case c.ok && (err != nil || got != c.want):
