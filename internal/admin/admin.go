@@ -14,13 +14,13 @@ package admin
 
 import (
 	"context"
-	"fmt"
-	"strings"
-	"unicode/utf8"
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
