@@ -214,6 +214,11 @@ func redact(v string) string {
 		// '/' in it makes url.Parse read the rest as query, fragment or path.
 		return redactUnparsed(v)
 	}
+	if _, after, ok := strings.Cut(v, "://"); ok && strings.Count(after, "@") > 1 {
+		// A second '@' means the password may hold "@/" or "@?" and go on
+		// past what url.Parse took for userinfo: mask up to the last '@'.
+		return redactUnparsed(v)
+	}
 	if _, ok := u.User.Password(); ok {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}
