@@ -48,6 +48,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat, "api")
+	redis.RouteLibraryLogs(log)
 	if err := sentry.Init(cfg.SentryDSN, cfg.Env, cfg.Release, "api"); err != nil {
 		return err
 	}

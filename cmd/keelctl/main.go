@@ -22,6 +22,7 @@ import (
 	"github.com/keelhq/keel/internal/doctor"
 	"github.com/keelhq/keel/internal/migrate"
 	"github.com/keelhq/keel/internal/platform/mail"
+	"github.com/keelhq/keel/internal/platform/logging"
 	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/internal/platform/redis"
 )
@@ -52,6 +53,9 @@ var errUsage = errors.New("usage")
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// go-redis reports failed dials itself: as a log line, not bare text.
+	// Here rather than in run, which tests call side by side.
+	redis.RouteLibraryLogs(logging.New(os.Stderr, "warn", "console", "keelctl"))
 	err := run(ctx, os.Args[1:], os.Stdout)
 	switch {
 	case errors.Is(err, errUsage):

@@ -43,6 +43,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat, "scheduler")
+	redis.RouteLibraryLogs(log)
 	if err := sentry.Init(cfg.SentryDSN, cfg.Env, cfg.Release, "scheduler"); err != nil {
 		return err
 	}

@@ -56,6 +56,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat, "worker")
+	redis.RouteLibraryLogs(log)
 	if err := sentry.Init(cfg.SentryDSN, cfg.Env, cfg.Release, "worker"); err != nil {
 		return err
 	}
