@@ -21,8 +21,8 @@ import (
 	"github.com/keelhq/keel/internal/demo"
 	"github.com/keelhq/keel/internal/doctor"
 	"github.com/keelhq/keel/internal/migrate"
-	"github.com/keelhq/keel/internal/platform/mail"
 	"github.com/keelhq/keel/internal/platform/logging"
+	"github.com/keelhq/keel/internal/platform/mail"
 	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/internal/platform/redis"
 )
