@@ -16,11 +16,13 @@ test: ## run every test against real PostgreSQL, Redis and Mailpit
 build: ## build api, worker, scheduler and keelctl into bin/
 	go build -o bin/ ./cmd/...
 
-lint: ## gofmt, go vet, staticcheck
+lint: ## gofmt, go vet, staticcheck, actionlint (.github/workflows)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	go vet ./...
 	@test -x .tools/bin/staticcheck || GOBIN=$$PWD/.tools/bin go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 	.tools/bin/staticcheck ./...
+	@scripts/tools.sh actionlint
+	.tools/bin/actionlint
 
 bench: ## run the benchmarks; results in bench/results/, summary in docs/benchmarks.md
 	@scripts/bench.sh

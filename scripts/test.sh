@@ -13,7 +13,7 @@ LOG_PREFIX="test"
 scripts/services.sh
 ensure_cc
 # The servers tests start: Mailpit, versitygw (S3) and stripe-mock.
-scripts/tools.sh mailpit versitygw stripe-mock
+scripts/tools.sh mailpit versitygw stripe-mock actionlint
 scripts/sweep-test-db.sh
 
 ADMIN_URL=${KEEL_TEST_DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable}
@@ -73,6 +73,8 @@ trap leftovers EXIT
 # build) was tried and was slower on a fresh machine (10:40 against 9:06 and
 # 9:18 for the two steps), as vet then competes with test binaries that
 # hold go's -p slots while they wait on PostgreSQL.
+echo "== actionlint (.github/workflows)"
+.tools/bin/actionlint
 echo "== go vet"
 go vet ./...
 echo "== go test -race"

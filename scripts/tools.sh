@@ -11,6 +11,8 @@ TOOLS=(
   "mailpit|github.com/axllent/mailpit@v1.33.1"
   "stripe-mock|github.com/stripe/stripe-mock@v0.203.0"
   "versitygw|github.com/versity/versitygw/cmd/versitygw@v1.8.0"
+  # Checks .github/workflows (make lint, make test).
+  "actionlint|github.com/rhysd/actionlint/cmd/actionlint@v1.7.12"
 )
 
 want=("$@")
