@@ -177,6 +177,11 @@ func TestBinariesEndToEnd(t *testing.T) {
 			t.Errorf("%s /metrics: %d %.200s", name, code, body)
 		}
 	}
+	// A worker exports its task types' failure series at zero from the
+	// start, so alerts on them work before the first failure.
+	if _, body := proctest.Get(services["worker"].metrics + "/metrics"); !strings.Contains(body, `keel_tasks_archived_total{queue="critical",type="stripe:event"} 0`) {
+		t.Errorf("worker /metrics has no zero series for stripe:event's dead tasks: %.300s", body)
+	}
 	// The api's public port serves no metrics; its metrics listener does.
 	if code, body := proctest.Get(services["api"].base + "/metrics"); code != 404 || strings.Contains(body, "go_goroutines") {
 		t.Errorf("api public port /metrics: %d %.200s", code, body)

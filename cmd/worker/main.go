@@ -87,6 +87,16 @@ func run(ctx context.Context) error {
 
 	reg := metrics.NewRegistry()
 	taskMetrics := metrics.NewTasks(reg)
+	// Every task type this worker's queues carry has its series from the
+	// start, at zero, so failure rates and dead-task alerts work before
+	// the first failure.
+	served := map[string]string{}
+	for _, sp := range task.Specs() {
+		if _, ok := cfg.Queues[sp.Queue]; ok {
+			served[sp.Type] = sp.Queue
+		}
+	}
+	taskMetrics.Declare(served)
 	jobMetrics := metrics.NewJobs(reg)
 	reg.MustRegister(queue.NewCollector(inspector, task.Queues), outbox.NewCollector(db))
 

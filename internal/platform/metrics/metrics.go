@@ -92,6 +92,21 @@ func NewTasks(r prometheus.Registerer) *Tasks {
 	return t
 }
 
+// Declare creates, at zero, every per-type series of the task types given
+// as type → queue, so a rate or an alert on failures or dead tasks has a
+// series to work on before the first task of a type ever ran or failed
+// (an absent series makes rate() empty, not 0).
+func (t *Tasks) Declare(types map[string]string) {
+	for typ, queue := range types {
+		for _, c := range []*prometheus.CounterVec{t.processed, t.failed, t.retried, t.archived, t.throttled} {
+			c.WithLabelValues(typ, queue).Add(0)
+		}
+		for _, outcome := range []string{"ok", "error"} {
+			t.duration.WithLabelValues(typ, queue, outcome)
+		}
+	}
+}
+
 // Observe records one handled task.
 func (t *Tasks) Observe(typ, queue string, err error, d time.Duration) {
 	t.processed.WithLabelValues(typ, queue).Inc()
