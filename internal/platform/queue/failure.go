@@ -9,6 +9,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
+	"github.com/keelhq/keel/internal/outbox"
 	"github.com/keelhq/keel/internal/platform/metrics"
 	"github.com/keelhq/keel/internal/platform/sentry"
 )
@@ -73,6 +74,16 @@ func (f *FailureHandler) HandleError(ctx context.Context, t *asynq.Task, err err
 		cancel()
 	}
 	log.Error().Err(err).Int("retried", retried).Msg("task is dead")
-	sentry.Capture(ctx, fmt.Errorf("task %s %s dead: %w", t.Type(), id, err),
-		map[string]string{"task_type": t.Type(), "queue": q})
+	// Tags name the task and whom it ran for, never its payload: a payload
+	// carries IDs and addresses, and Sentry is outside the trust boundary.
+	tags := map[string]string{"task_type": t.Type(), "queue": q, "task_id": id}
+	if h := t.Headers(); h != nil {
+		if v := h[outbox.HeaderOrgID]; v != "" {
+			tags["org_id"] = v
+		}
+		if v := h[outbox.HeaderRequestID]; v != "" {
+			tags["request_id"] = v
+		}
+	}
+	sentry.Capture(ctx, fmt.Errorf("task %s %s dead: %w", t.Type(), id, err), tags)
 }
