@@ -17,6 +17,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/rs/zerolog"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/keelhq/keel/internal/platform/postgrestest"
 	"github.com/keelhq/keel/internal/platform/redis"
 	"github.com/keelhq/keel/internal/platform/redistest"
+	"github.com/keelhq/keel/internal/tenant"
 )
 
 func TestMain(m *testing.M) {
@@ -102,6 +104,12 @@ func (b *echoBody) Validate() error {
 	return nil
 }
 
+// The caller /test/fail-as-caller acts as.
+var (
+	testCallerUser = uuid.MustParse("0191c3a0-0000-7000-8000-0000000000aa")
+	testCallerOrg  = uuid.MustParse("0191c3a0-0000-7000-8000-0000000000bb")
+)
+
 // addTestRoutes adds routes that exist only in tests to the real engine,
 // behind the real middleware chain.
 func addTestRoutes(t *testing.T, h http.Handler) {
@@ -119,6 +127,12 @@ func addTestRoutes(t *testing.T, h http.Handler) {
 		c.JSON(http.StatusOK, b)
 		return nil
 	}))
+	// A failure of a signed-in caller, for what error reports say of them.
+	r.GET("/test/fail-as-caller", func(c *gin.Context) {
+		p := &tenant.Principal{UserID: testCallerUser, OrgID: testCallerOrg, Role: tenant.RoleMember}
+		c.Request = c.Request.WithContext(tenant.WithPrincipal(c.Request.Context(), p))
+		httpapi.H(func(*gin.Context) error { return errors.New("pq: deadlock detected") })(c)
+	})
 	r.GET("/test/error/:kind", httpapi.H(func(c *gin.Context) error {
 		switch c.Param("kind") {
 		case "plain":

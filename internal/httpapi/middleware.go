@@ -83,7 +83,7 @@ func recovery() gin.HandlerFunc {
 					panic(v)
 				}
 				zerolog.Ctx(c.Request.Context()).Error().Interface("panic", v).Bytes("stack", stack()).Msg("panic")
-				sentry.CapturePanic(c.Request.Context(), v, map[string]string{"route": c.FullPath()})
+				sentry.CapturePanic(c.Request.Context(), v, errorTags(c))
 				if !c.Writer.Written() {
 					c.Writer.WriteHeader(0) // reset Gin's pending status
 					writeProblem(c, apperr.New(apperr.Internal, "internal_error", "Something went wrong on our side. It has been reported; please try again."))

@@ -6,11 +6,13 @@ import (
 	"strconv"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
 	"github.com/keelhq/keel/internal/apperr"
 	"github.com/keelhq/keel/internal/platform/logging"
 	"github.com/keelhq/keel/internal/platform/sentry"
+	"github.com/keelhq/keel/internal/tenant"
 )
 
 // statusOf is the one table from error kinds to HTTP statuses.
@@ -89,7 +91,7 @@ func writeProblem(c *gin.Context, err error) {
 		zerolog.Ctx(c.Request.Context()).Warn().Str("code", e.Code).Msg("request shed")
 	} else if p.Status >= 500 {
 		zerolog.Ctx(c.Request.Context()).Error().Err(err).Msg("request failed")
-		sentry.Capture(c.Request.Context(), err, map[string]string{"route": c.FullPath()})
+		sentry.Capture(c.Request.Context(), err, errorTags(c))
 	}
 	_ = c.Error(err)
 	body, _ := json.Marshal(p)
@@ -107,4 +109,31 @@ func H(fn HandlerFunc) gin.HandlerFunc {
 			writeProblem(c, err)
 		}
 	}
+}
+
+// errorTags are what a Sentry event of a failed request says about it: the
+// route template (never the raw path), the method, the request ID, and who
+// called (organization, user or API key, and the platform admin during
+// support access). Never a header, a body or a token.
+func errorTags(c *gin.Context) map[string]string {
+	tags := map[string]string{"route": c.FullPath(), "method": c.Request.Method}
+	if id := logging.RequestID(c.Request.Context()); id != "" {
+		tags["request_id"] = id
+	}
+	p := tenant.PrincipalFrom(c.Request.Context())
+	if p == nil {
+		return tags
+	}
+	if p.OrgID != uuid.Nil {
+		tags["org_id"] = p.OrgID.String()
+	}
+	if p.IsUser() {
+		tags["user_id"] = p.UserID.String()
+	} else if p.APIKeyID != uuid.Nil {
+		tags["api_key_id"] = p.APIKeyID.String()
+	}
+	if p.SupportAccess() {
+		tags["support_admin_id"] = p.ActorID.String()
+	}
+	return tags
 }

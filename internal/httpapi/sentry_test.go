@@ -60,10 +60,14 @@ func TestServerErrorsAreReportedToSentry(t *testing.T) {
 	}
 
 	do(s.h, get("/test/panic"))
-	do(s.h, get("/test/error/plain"))
+	do(s.h, get("/test/error/plain", "X-Request-ID", "req-sentry-1"))
+	do(s.h, get("/test/fail-as-caller"))
 	sentry.Flush(2 * time.Second)
 	got := f.events()
-	for _, want := range []string{"panic: boom", `"route":"/test/panic"`, "relation users does not exist", `"route":"/test/error/:kind"`, `"environment":"test"`, `"release":"r1"`} {
+	for _, want := range []string{"panic: boom", `"route":"/test/panic"`, "relation users does not exist", `"route":"/test/error/:kind"`,
+		`"request_id":"req-sentry-1"`, `"method":"GET"`, "deadlock detected",
+		`"org_id":"` + testCallerOrg.String() + `"`, `"user_id":"` + testCallerUser.String() + `"`,
+		`"environment":"test"`, `"release":"r1"`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("Sentry events lack %q:\n%.2000s", want, got)
 		}
