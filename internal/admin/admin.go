@@ -49,9 +49,11 @@ var (
 	errNotFound = apperr.New(apperr.NotFound, "not_found", "No such record.")
 )
 
-// TokenIssuer signs access tokens; *auth.Issuer implements it.
+// TokenIssuer signs access tokens and reads them back; *auth.Issuer
+// implements it.
 type TokenIssuer interface {
 	IssueToken(t auth.Token) (string, error)
+	Verify(token string) (*auth.Claims, error)
 }
 
 // Service serves /api/v1/admin.

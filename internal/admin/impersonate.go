@@ -2,11 +2,8 @@ package admin
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -82,9 +79,13 @@ func (s *Service) Impersonate(ctx context.Context, a *Admin, meta audit.Meta, us
 			return fmt.Errorf("issue support-access token: %w", err)
 		}
 		// The token is only handed out once its audit rows commit.
-		if sa.ExpiresAt, err = tokenExpiry(sa.AccessToken); err != nil {
-			return err
+		// The answer and the audit row state the expiry the token really
+		// carries (the issuer keeps its own clock).
+		claims, err := s.Tokens.Verify(sa.AccessToken)
+		if err != nil {
+			return fmt.Errorf("read back support-access token: %w", err)
 		}
+		sa.ExpiresAt = claims.ExpiresAt.UTC()
 		if err := recordSupportAccess(ctx, tx, a, meta, sa, reason); err != nil {
 			return err
 		}
@@ -92,27 +93,6 @@ func (s *Service) Impersonate(ctx context.Context, a *Admin, meta audit.Meta, us
 		return nil
 	})
 	return out, err
-}
-
-// tokenExpiry reads the exp claim of a token just signed, so the answer
-// and the audit row state the expiry the token really carries (the
-// issuer keeps its own clock).
-func tokenExpiry(token string) (time.Time, error) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return time.Time{}, errors.New("support-access token: not a JWT")
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return time.Time{}, fmt.Errorf("support-access token: %w", err)
-	}
-	var c struct {
-		Exp int64 `json:"exp"`
-	}
-	if err := json.Unmarshal(b, &c); err != nil || c.Exp == 0 {
-		return time.Time{}, fmt.Errorf("support-access token: no exp claim (%v)", err)
-	}
-	return time.Unix(c.Exp, 0).UTC(), nil
 }
 
 // supportTarget checks the user may be impersonated and picks the

@@ -150,11 +150,12 @@ func (a *Authenticator) resolve(c *gin.Context, required bool) error {
 
 // errSupportAccess refuses a support-access token where it must not reach.
 var errSupportAccess = apperr.New(apperr.Forbidden, "support_access_forbidden",
-	"Support access cannot do this: it never reaches /admin and never changes the user's password, email, two-factor settings, sessions or API keys.")
+	"Support access cannot do this: it never changes the user's password, email, two-factor settings, sessions or API keys, nor invites anyone or changes roles.")
 
 // noSupportAccess refuses support-access (impersonation) tokens. It runs
 // after the authenticate middleware on every route that changes the
-// user's credentials or sessions, and on /admin; the OpenAPI document marks
+// user's credentials or sessions (the admin gate refuses them on /admin
+// itself); the OpenAPI document marks
 // those operations with x-keel-support-access: false, and a test holds the
 // two together.
 func noSupportAccess() gin.HandlerFunc {
