@@ -88,3 +88,11 @@ grep -rl --include='*_test.go' '^func Fuzz' . 2>/dev/null | xargs -r -n1 dirname
     go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$FUZZTIME" "$dir"
   done
 done
+
+# deploy/ is its own Go module: the checks of the Kubernetes manifests,
+# Grafana dashboard and Prometheus alerts need Kubernetes' API types,
+# kustomize and Prometheus' PromQL parser, which the binaries never link.
+if compgen -G 'deploy/*_test.go' >/dev/null || compgen -G 'deploy/*/*_test.go' >/dev/null; then
+  echo "== deploy (manifests, dashboard, alerts)"
+  (cd deploy && go vet ./... && go test -count=1 ./...)
+fi

@@ -1,0 +1,3 @@
+module github.com/keelhq/keel/deploy
+
+go 1.26.0
