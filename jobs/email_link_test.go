@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
+	"github.com/jmoiron/sqlx"
 
 	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/auth/authdb"
@@ -167,9 +168,8 @@ func TestAccountLinkNotMailedWhenNoLongerLive(t *testing.T) {
 }
 
 // sendsThenFails delivers the first message and then reports a failure, as
-// when the connection drops after the server took the message, or the
-// commit after a send fails: the attempt minted and sent, but did not
-// commit.
+// when the connection drops after the server took the message: the attempt
+// minted and sent, but never learned that SMTP accepted it.
 type sendsThenFails struct {
 	next  email.Sender
 	calls atomic.Int32
@@ -183,9 +183,11 @@ func (s *sendsThenFails) Send(ctx context.Context, m email.Message) error {
 	return err
 }
 
-// An attempt that mailed a link but did not commit leaves no hash behind:
-// its link never works, and the retry mails a fresh one that does. Two
-// tasks naming one row (a duplicate, a forged copy) mail it once.
+// An attempt that mailed a link but never learned SMTP accepted it is sent
+// again (SMTP cannot say whether the first copy went out), with a fresh
+// link whose hash replaces the first: the first copy's link never works,
+// the retry's does. Two tasks naming one row (a duplicate, a forged copy)
+// mail it once.
 func TestAccountLinkOfAnUncommittedSendNeverWorks(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -200,7 +202,7 @@ func TestAccountLinkOfAnUncommittedSendNeverWorks(t *testing.T) {
 	waitState(t, insp, task.QueueCritical, "verify-1", asynq.TaskStateCompleted)
 	list, total, err := e.mail.Messages(ctx)
 	if err != nil || total != 2 {
-		t.Fatalf("mailpit holds %d messages (%v), want 2 (the uncommitted attempt's and the retry's)", total, err)
+		t.Fatalf("mailpit holds %d messages (%v), want 2 (the cut attempt's and the retry's)", total, err)
 	}
 	var toks []string
 	for _, s := range list { // newest first
@@ -214,7 +216,7 @@ func TestAccountLinkOfAnUncommittedSendNeverWorks(t *testing.T) {
 		t.Fatal("the retry mailed the same token")
 	}
 	if err := accounts.VerifyEmail(ctx, toks[1]); err == nil {
-		t.Fatal("the link of the attempt that did not commit works")
+		t.Fatal("the link of the cut attempt works")
 	}
 	if err := accounts.VerifyEmail(ctx, toks[0]); err != nil {
 		t.Fatalf("the retry's link does not work: %v", err)
@@ -244,4 +246,54 @@ func countTo(t *testing.T, e *env, to string) int {
 		}
 	}
 	return n
+}
+
+// watchesTransactions is a Sender that, while "SMTP" runs, counts the
+// sessions of the test database left idle inside a transaction: a handler
+// holding its transaction over SMTP shows up as one.
+type watchesTransactions struct {
+	next  email.Sender
+	owner *sqlx.DB
+	open  atomic.Int32
+	sends atomic.Int32
+}
+
+func (w *watchesTransactions) Send(ctx context.Context, m email.Message) error {
+	var n int32
+	if err := w.owner.GetContext(ctx, &n, `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'`); err != nil {
+		return err
+	}
+	w.open.Add(n)
+	w.sends.Add(1)
+	return w.next.Send(ctx, m)
+}
+
+// No transaction is open while SMTP runs, for plain mail and for mail with
+// a minted link, and the row records that SMTP accepted the message.
+func TestEmailSendHoldsNoTransactionOverSMTP(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	w := &watchesTransactions{next: e.deps.Mail, owner: e.db.Owner}
+	e.deps.Mail = w
+	e.serve(t)
+	insp := queuetest.Inspector(t, e.redis)
+
+	id := e.newLink(t, "ada@example.com", auth.PurposeVerifyEmail, time.Hour)
+	// One at a time: the other task's own short transaction is no failure.
+	e.enqueueLink(t, "verify-1", "ada@example.com", "verify_email", id)
+	waitState(t, insp, task.QueueCritical, "verify-1", asynq.TaskStateCompleted)
+	if _, err := queuetest.Client(t, e.redis).Enqueue(asynq.NewTask(task.TypeEmailAccount,
+		[]byte(`{"to":"bob@example.com","template":"welcome","data":{"name":"Bob"}}`)), asynq.TaskID("welcome-1"),
+		asynq.Queue(task.QueueCritical), asynq.Retention(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, insp, task.QueueCritical, "welcome-1", asynq.TaskStateCompleted)
+	if w.sends.Load() != 2 || w.open.Load() != 0 {
+		t.Fatalf("%d sends saw %d sessions idle in a transaction, want 2 sends and none", w.sends.Load(), w.open.Load())
+	}
+	var unsent int
+	if err := e.db.Owner.Get(&unsent, `SELECT count(*) FROM sent_emails WHERE task_id IN ('verify-1', 'welcome-1') AND sent_at IS NULL`); err != nil || unsent != 0 {
+		t.Fatalf("%d sent emails not recorded as accepted (%v)", unsent, err)
+	}
 }

@@ -74,6 +74,12 @@ func run(ctx context.Context) error {
 	}
 	s := &schedule.Scheduler{Entries: jobs.Schedule(), Queue: client, Log: log, Clock: clk,
 		State: &schedule.RedisState{Client: rdb},
+		// One Sentry event per lost run, not per retried attempt: a Redis
+		// outage retries every entry many times a minute.
+		GaveUp: func(entry string, slot time.Time, err error) {
+			sentry.Capture(ctx, fmt.Errorf("schedule %s: slot %s not fired: %w", entry, slot.Format(time.RFC3339), err),
+				map[string]string{"entry": entry, "slot": slot.Format(time.RFC3339)})
+		},
 		Skipped: func(entry string, _ time.Time) {
 			fired.WithLabelValues(entry, "skipped").Inc()
 		},
@@ -81,7 +87,6 @@ func run(ctx context.Context) error {
 			switch {
 			case err != nil:
 				fired.WithLabelValues(entry, "error").Inc()
-				sentry.Capture(ctx, fmt.Errorf("schedule %s: %w", entry, err), map[string]string{"entry": entry})
 			case enqueued:
 				fired.WithLabelValues(entry, "enqueued").Inc()
 			default:
@@ -103,6 +108,9 @@ func run(ctx context.Context) error {
 	g.Go(func() error { return s.Run(gctx) })
 	log.Info().Int("entries", len(s.Entries)).Msg("scheduler started")
 	if err := g.Wait(); err != nil {
+		// Reported before the deferred Flush: a scheduler that stops on an
+		// error fires nothing until it is restarted.
+		sentry.Capture(context.Background(), fmt.Errorf("scheduler stopped: %w", err), nil)
 		return err
 	}
 	log.Info().Msg("scheduler stopped")

@@ -20,6 +20,7 @@ import (
 	"github.com/keelhq/keel/internal/platform/postgrestest"
 	"github.com/keelhq/keel/internal/platform/proctest"
 	"github.com/keelhq/keel/internal/platform/redistest"
+	"github.com/keelhq/keel/internal/platform/sentry/sentrytest"
 	"github.com/keelhq/keel/internal/platform/workertest"
 	"github.com/keelhq/keel/jobs/task"
 )
@@ -206,4 +207,51 @@ func counter(body, entry, result string) int {
 	}
 	n, _ := strconv.Atoi(m[1])
 	return n
+}
+
+// A slot that cannot be enqueued (Redis gone) until the next slot begins
+// reaches Sentry once, tagged with its entry, the release and the
+// environment, through the SDK's real HTTP transport to a local ingest;
+// its retried attempts do not.
+func TestLostSlotsReachSentry(t *testing.T) {
+	t.Parallel()
+	bin := workertest.Binary(t, "scheduler")
+	db := postgrestest.New(t)
+	r := redistest.Start(t)
+	ingest := sentrytest.Start(t)
+	origin := time.Now().UTC()
+	p := workertest.Start(t, bin, "DATABASE_URL="+db.AppURL, "REDIS_URL="+r.URL,
+		"SENTRY_DSN="+ingest.DSN(), "RELEASE=keel-sched-r7",
+		"SCHEDULER_TEST_CLOCK_RATE="+strconv.Itoa(clockRate), "SCHEDULER_TEST_CLOCK_ORIGIN="+origin.Format(time.RFC3339Nano))
+	p.WaitStatus(t, p.Metrics+"/healthz", http.StatusOK, 10*time.Second)
+	r.Stop()
+
+	workertest.WaitFor(t, 30*time.Second, "two lost slots", func() (bool, string) {
+		n := strings.Count(p.Output(), "schedule gave up on slot")
+		return n >= 2, fmt.Sprintf("%d lost slots", n)
+	})
+	if code, ok := p.Terminate(15 * time.Second); !ok || code != 0 {
+		t.Fatalf("scheduler: exit code %d, exited within 15 s of SIGTERM: %t", code, ok)
+	}
+	lost := 0
+	for _, line := range strings.Split(p.Output(), "\n") {
+		if strings.Contains(line, "schedule gave up on slot") && strings.Contains(line, `"entry":"`+task.TypeOutboxSweep+`"`) {
+			lost++
+		}
+	}
+	events := 0
+	for _, env := range ingest.Envelopes() {
+		if !strings.Contains(env, "schedule "+task.TypeOutboxSweep+": slot") {
+			continue
+		}
+		events++
+		for _, want := range []string{`"entry":"` + task.TypeOutboxSweep + `"`, `"environment":"test"`, `"release":"keel-sched-r7"`, `"server_name":"scheduler"`} {
+			if !strings.Contains(env, want) {
+				t.Errorf("Sentry event lacks %s:\n%.1500s", want, env)
+			}
+		}
+	}
+	if lost < 1 || events != lost {
+		t.Fatalf("%d Sentry events for %d lost %s slots", events, lost, task.TypeOutboxSweep)
+	}
 }

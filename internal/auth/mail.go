@@ -53,11 +53,12 @@ var linkPaths = map[string]string{PurposeVerifyEmail: "/verify-email", PurposeRe
 // still be mailed. ok is false when there is nothing to send: the row was
 // used or voided (a newer link of the same purpose, a password change or a
 // reset voids it), expired (the lifetime runs from the request, not from
-// the send), or is already minted (mailed by an earlier task). The lock
-// makes concurrent tasks for one row, and a void racing the send, take
-// turns.
-func (s *Service) LinkToMail(ctx context.Context, tx *sqlx.Tx, id uuid.UUID) (to, purpose string, ok bool, err error) {
-	t, err := s.Users.UnmintedEmailToken(ctx, tx, id)
+// the send), or is already minted (mailed by an earlier task), unless again:
+// the task that minted it never recorded SMTP's acceptance, so it mints and
+// sends anew. The lock makes concurrent tasks for one row, and a void
+// racing the mint, take turns.
+func (s *Service) LinkToMail(ctx context.Context, tx *sqlx.Tx, id uuid.UUID, again bool) (to, purpose string, ok bool, err error) {
+	t, err := s.Users.EmailTokenToMail(ctx, tx, id, again)
 	if errors.Is(err, ErrNotFound) {
 		return "", "", false, nil
 	}
@@ -69,11 +70,12 @@ func (s *Service) LinkToMail(ctx context.Context, tx *sqlx.Tx, id uuid.UUID) (to
 
 // MintLink draws the token of link row id (locked by LinkToMail in the same
 // tx), stores its hash and returns the link to mail, under BaseURL. The
-// token exists nowhere but in the returned link: if tx rolls back after the
-// email went out, that email's link never works, and a retry mints another.
-func (s *Service) MintLink(ctx context.Context, tx *sqlx.Tx, id uuid.UUID) (string, error) {
+// token exists nowhere but in the returned link. Minting again replaces the
+// hash, so the link of a send whose outcome was unknown stops working and
+// only the newest mail's link opens.
+func (s *Service) MintLink(ctx context.Context, tx *sqlx.Tx, id uuid.UUID, again bool) (string, error) {
 	token, hash := NewOpaqueToken()
-	purpose, err := s.Users.MintEmailToken(ctx, tx, id, hash)
+	purpose, err := s.Users.MintEmailToken(ctx, tx, id, hash, again)
 	if err != nil {
 		return "", fmt.Errorf("mint link: %w", err)
 	}

@@ -45,14 +45,16 @@ type UserStore interface {
 	// UseEmailToken consumes a live token; ErrNotFound when unknown, used or
 	// expired. A row whose token is not minted yet never matches.
 	UseEmailToken(ctx context.Context, tx sqlx.QueryerContext, purpose string, hash []byte) (*EmailToken, error)
-	// UnmintedEmailToken returns row id, locked until tx ends, when its link
+	// EmailTokenToMail returns row id, locked until tx ends, when its link
 	// may still be mailed: not used or voided, not expired, and its token
-	// not minted yet; ErrNotFound otherwise.
-	UnmintedEmailToken(ctx context.Context, tx sqlx.QueryerContext, id uuid.UUID) (*EmailToken, error)
+	// not minted yet, or minted already when again (the send that minted it
+	// never recorded SMTP's acceptance); ErrNotFound otherwise.
+	EmailTokenToMail(ctx context.Context, tx sqlx.QueryerContext, id uuid.UUID, again bool) (*EmailToken, error)
 	// MintEmailToken stores hash as the token of row id, which must be live
-	// and unminted, and returns the row's purpose; ErrNotFound when it is
-	// not such a row.
-	MintEmailToken(ctx context.Context, tx sqlx.QueryerContext, id uuid.UUID, hash []byte) (purpose string, err error)
+	// and unminted (or, when again, may be minted: the new hash replaces the
+	// old), and returns the row's purpose; ErrNotFound when it is not such
+	// a row.
+	MintEmailToken(ctx context.Context, tx sqlx.QueryerContext, id uuid.UUID, hash []byte, again bool) (purpose string, err error)
 	ReplaceRecoveryCodes(ctx context.Context, tx sqlx.ExtContext, userID uuid.UUID, hashes [][]byte) error
 	UseRecoveryCode(ctx context.Context, tx sqlx.ExecerContext, userID uuid.UUID, hash []byte) (bool, error)
 	DeleteRecoveryCodes(ctx context.Context, tx sqlx.ExecerContext, userID uuid.UUID) error

@@ -226,10 +226,11 @@ func (s *Service) JoinByInvitation(ctx context.Context, tx *sqlx.Tx, inv *auth.I
 // Row Level Security another organization's invitation is not there at
 // all; a revoked or replaced one is gone), accepted, expired (its 7 days
 // run from the invitation or resend, not from the send), or already minted
-// (mailed by an earlier task; a resend clears it). The lock makes a revoke
-// or an acceptance racing the send wait for it, and one that committed
-// first stops it.
-func (s *Service) InvitationToMail(ctx context.Context, tx *sqlx.Tx, orgID, id uuid.UUID) (to string, ok bool, err error) {
+// (mailed by an earlier task; a resend clears it), unless again: the task
+// that minted it never recorded SMTP's acceptance, so it mints and sends
+// anew. The lock makes a revoke or an acceptance racing the mint wait for
+// it, and one that committed first stops it.
+func (s *Service) InvitationToMail(ctx context.Context, tx *sqlx.Tx, orgID, id uuid.UUID, again bool) (to string, ok bool, err error) {
 	inv, err := s.Store.Invitation(ctx, tx, orgID, id, true)
 	if errors.Is(err, ErrNotFound) {
 		return "", false, nil
@@ -237,7 +238,7 @@ func (s *Service) InvitationToMail(ctx context.Context, tx *sqlx.Tx, orgID, id u
 	if err != nil {
 		return "", false, fmt.Errorf("invitation to mail: %w", err)
 	}
-	if inv.TokenHash != nil || !inv.ExpiresAt.After(s.now()) {
+	if (inv.TokenHash != nil && !again) || !inv.ExpiresAt.After(s.now()) {
 		return "", false, nil
 	}
 	return inv.Email, true, nil
@@ -245,12 +246,11 @@ func (s *Service) InvitationToMail(ctx context.Context, tx *sqlx.Tx, orgID, id u
 
 // MintInvitationLink draws the token of invitation id (locked by
 // InvitationToMail in the same tx), stores its hash and returns the link to
-// mail, under BaseURL. The token exists nowhere but in the returned link:
-// if tx rolls back after the email went out, that email's link never works,
-// and a retry mints another.
-func (s *Service) MintInvitationLink(ctx context.Context, tx *sqlx.Tx, orgID, id uuid.UUID) (string, error) {
+// mail, under BaseURL. The token exists nowhere but in the returned link.
+// Minting again replaces the hash, so only the newest mail's link opens.
+func (s *Service) MintInvitationLink(ctx context.Context, tx *sqlx.Tx, orgID, id uuid.UUID, again bool) (string, error) {
 	token, hash := auth.NewOpaqueToken()
-	if err := s.Store.MintInvitation(ctx, tx, orgID, id, hash); err != nil {
+	if err := s.Store.MintInvitation(ctx, tx, orgID, id, hash, again); err != nil {
 		return "", fmt.Errorf("mint invitation link: %w", err)
 	}
 	return email.Link(s.BaseURL, "/accept-invitation", token), nil

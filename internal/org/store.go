@@ -47,8 +47,9 @@ type Store interface {
 	// minted, the old link dies) and expiry.
 	RefreshInvitation(ctx context.Context, tx sqlx.ExtContext, inv *Invitation) error
 	// MintInvitation stores hash as the token of pending invitation id,
-	// whose token is not minted yet; ErrNotFound when it is not one.
-	MintInvitation(ctx context.Context, tx sqlx.ExecerContext, orgID, id uuid.UUID, hash []byte) error
+	// whose token is not minted yet (or, when again, may be: the new hash
+	// replaces the old); ErrNotFound when it is not one.
+	MintInvitation(ctx context.Context, tx sqlx.ExecerContext, orgID, id uuid.UUID, hash []byte, again bool) error
 	AcceptInvitation(ctx context.Context, tx sqlx.ExecerContext, orgID, id uuid.UUID) error
 	// CountSeats counts orgID's members and its pending invitations still
 	// live at now: together, the seats the organization uses.

@@ -80,8 +80,11 @@ type Scheduler struct {
 	// Grace is how late a slot may still fire as on time; later, it is
 	// missed. Default 30 s.
 	Grace time.Duration
-	// Fired, when set, is told of each firing and whether it was new.
+	// Fired, when set, is told of each firing attempt and whether it was new.
 	Fired func(entry string, enqueued bool, err error)
+	// GaveUp, when set, is told of each slot whose firing failed until the
+	// next slot began: that run did not happen.
+	GaveUp func(entry string, slot time.Time, err error)
 	// Skipped, when set, is told of each missed slot dropped by MissedSkip.
 	Skipped func(entry string, slot time.Time)
 	// Clock is the time slots are read from and waited for. Default
@@ -246,6 +249,9 @@ func (s *Scheduler) fireInSlot(ctx context.Context, e *Entry, slot time.Time, la
 		now := s.Clock.Now()
 		if until := deadline.Sub(now); until <= wait {
 			s.Log.Error().Err(err).Str("entry", e.Name).Time("slot", slot).Int("attempts", attempt).Msg("schedule gave up on slot")
+			if s.GaveUp != nil {
+				s.GaveUp(e.Name, slot, err)
+			}
 			return
 		}
 		s.Log.Warn().Err(err).Str("entry", e.Name).Time("slot", slot).Dur("retry_in", wait).Msg("schedule fire failed")

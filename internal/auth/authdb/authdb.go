@@ -219,13 +219,13 @@ func (Store) UseEmailToken(ctx context.Context, tx sqlx.QueryerContext, purpose 
 		ExpiresAt: t.ExpiresAt, UsedAt: t.UsedAt}, nil
 }
 
-// UnmintedEmailToken returns, locked, the live token row id whose token
-// is not minted yet; ErrNotFound when it is used, voided, expired, minted
-// or unknown.
-func (Store) UnmintedEmailToken(ctx context.Context, tx sqlx.QueryerContext, id uuid.UUID) (*auth.EmailToken, error) {
+// EmailTokenToMail returns, locked, the live token row id whose token is
+// not minted yet (or, when again, may be); ErrNotFound when it is used,
+// voided, expired, minted (unless again) or unknown.
+func (Store) EmailTokenToMail(ctx context.Context, tx sqlx.QueryerContext, id uuid.UUID, again bool) (*auth.EmailToken, error) {
 	var t emailTokenRow
 	err := sqlx.GetContext(ctx, tx, &t, `SELECT id, user_id, purpose, email, token_hash, expires_at, used_at FROM email_tokens
-		WHERE id = $1 AND token_hash IS NULL AND used_at IS NULL AND expires_at > now() FOR UPDATE`, id)
+		WHERE id = $1 AND (token_hash IS NULL OR $2) AND used_at IS NULL AND expires_at > now() FOR UPDATE`, id, again)
 	if err != nil {
 		return nil, postgres.Translate(err)
 	}
@@ -233,12 +233,12 @@ func (Store) UnmintedEmailToken(ctx context.Context, tx sqlx.QueryerContext, id 
 		ExpiresAt: t.ExpiresAt, UsedAt: t.UsedAt}, nil
 }
 
-// MintEmailToken stores hash as the token of the live, unminted row id and
-// returns its purpose.
-func (Store) MintEmailToken(ctx context.Context, tx sqlx.QueryerContext, id uuid.UUID, hash []byte) (string, error) {
+// MintEmailToken stores hash as the token of the live, unminted (or, when
+// again, possibly minted) row id and returns its purpose.
+func (Store) MintEmailToken(ctx context.Context, tx sqlx.QueryerContext, id uuid.UUID, hash []byte, again bool) (string, error) {
 	var purpose string
 	err := tx.QueryRowxContext(ctx, `UPDATE email_tokens SET token_hash = $2
-		WHERE id = $1 AND token_hash IS NULL AND used_at IS NULL RETURNING purpose`, id, hash).Scan(&purpose)
+		WHERE id = $1 AND (token_hash IS NULL OR $3) AND used_at IS NULL RETURNING purpose`, id, hash, again).Scan(&purpose)
 	return purpose, postgres.Translate(err)
 }
 

@@ -114,16 +114,38 @@ func TestUnmintedLinksMatchNoToken(t *testing.T) {
 			t.Errorf("%s hash matched an unminted row: %v", name, err)
 		}
 	}
-	if _, err := s.UnmintedEmailToken(ctx, db.App, id); err != nil {
+	if _, err := s.EmailTokenToMail(ctx, db.App, id, false); err != nil {
 		t.Fatalf("live unminted row: %v", err)
+	}
+	// Minted once, it is mailed again only by the send that minted it
+	// (again), and minting again replaces the hash.
+	if _, err := s.MintEmailToken(ctx, db.App, id, auth.HashToken("first"), false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EmailTokenToMail(ctx, db.App, id, false); !errors.Is(err, auth.ErrNotFound) {
+		t.Fatalf("a minted row is still to be mailed: %v", err)
+	}
+	if _, err := s.MintEmailToken(ctx, db.App, id, auth.HashToken("second"), false); !errors.Is(err, auth.ErrNotFound) {
+		t.Fatalf("a minted row was minted again without again: %v", err)
+	}
+	if _, err := s.EmailTokenToMail(ctx, db.App, id, true); err != nil {
+		t.Fatalf("a minted row cannot be mailed again: %v", err)
+	}
+	if _, err := s.MintEmailToken(ctx, db.App, id, auth.HashToken("second"), true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UseEmailToken(ctx, db.App, auth.PurposeResetPassword, auth.HashToken("first")); !errors.Is(err, auth.ErrNotFound) {
+		t.Fatalf("the replaced token still works: %v", err)
 	}
 	if err := s.VoidEmailTokens(ctx, db.App, user); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.UnmintedEmailToken(ctx, db.App, id); !errors.Is(err, auth.ErrNotFound) {
-		t.Fatalf("voided row still to be mailed: %v", err)
-	}
-	if _, err := s.MintEmailToken(ctx, db.App, id, auth.HashToken("late")); !errors.Is(err, auth.ErrNotFound) {
-		t.Fatalf("a voided row was minted: %v", err)
+	for _, again := range []bool{false, true} {
+		if _, err := s.EmailTokenToMail(ctx, db.App, id, again); !errors.Is(err, auth.ErrNotFound) {
+			t.Fatalf("voided row still to be mailed (again %v): %v", again, err)
+		}
+		if _, err := s.MintEmailToken(ctx, db.App, id, auth.HashToken("late"), again); !errors.Is(err, auth.ErrNotFound) {
+			t.Fatalf("a voided row was minted (again %v): %v", again, err)
+		}
 	}
 }

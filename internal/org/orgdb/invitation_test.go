@@ -44,7 +44,7 @@ func TestUnmintedInvitationMatchesNoToken(t *testing.T) {
 	}
 	tok, hash := auth.NewOpaqueToken()
 	mint := func() error {
-		return inTx(orgID, func(tx *sqlx.Tx) error { return s.MintInvitation(ctx, tx, orgID, id, hash) })
+		return inTx(orgID, func(tx *sqlx.Tx) error { return s.MintInvitation(ctx, tx, orgID, id, hash, false) })
 	}
 	if err := mint(); err != nil {
 		t.Fatal(err)
@@ -54,5 +54,16 @@ func TestUnmintedInvitationMatchesNoToken(t *testing.T) {
 	}
 	if err := lookup(auth.HashToken(tok)); err != nil {
 		t.Fatalf("the minted token finds nothing: %v", err)
+	}
+	// A send made again mints anew: the new token works, the old one not.
+	tok2, hash2 := auth.NewOpaqueToken()
+	if err := inTx(orgID, func(tx *sqlx.Tx) error { return s.MintInvitation(ctx, tx, orgID, id, hash2, true) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := lookup(auth.HashToken(tok)); !errors.Is(err, postgres.ErrNotFound) {
+		t.Fatalf("the replaced token still finds the invitation: %v", err)
+	}
+	if err := lookup(auth.HashToken(tok2)); err != nil {
+		t.Fatalf("the token minted again finds nothing: %v", err)
 	}
 }

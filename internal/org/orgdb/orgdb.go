@@ -291,11 +291,11 @@ func (Store) RefreshInvitation(ctx context.Context, tx sqlx.ExtContext, inv *org
 	return nil
 }
 
-// MintInvitation stores hash as the token of the pending, unminted
-// invitation id.
-func (Store) MintInvitation(ctx context.Context, tx sqlx.ExecerContext, orgID, id uuid.UUID, hash []byte) error {
+// MintInvitation stores hash as the token of the pending, unminted (or,
+// when again, possibly minted) invitation id.
+func (Store) MintInvitation(ctx context.Context, tx sqlx.ExecerContext, orgID, id uuid.UUID, hash []byte, again bool) error {
 	res, err := tx.ExecContext(ctx, `UPDATE invitations SET token_hash = $3, updated_at = now()
-		WHERE org_id = $1 AND id = $2 AND accepted_at IS NULL AND token_hash IS NULL`, orgID, id, hash)
+		WHERE org_id = $1 AND id = $2 AND accepted_at IS NULL AND (token_hash IS NULL OR $4)`, orgID, id, hash, again)
 	return affectedOne(res, err)
 }
 
