@@ -9,15 +9,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +26,7 @@ import (
 	"github.com/keelhq/keel/internal/platform/postgrestest"
 	"github.com/keelhq/keel/internal/platform/proctest"
 	"github.com/keelhq/keel/internal/platform/redistest"
+	"github.com/keelhq/keel/internal/platform/sentry/sentrytest"
 	"github.com/keelhq/keel/jobs/task"
 )
 
@@ -519,16 +516,8 @@ func TestBinariesStartBeforeTheirStores(t *testing.T) {
 func TestWorkerReportsFinalFailuresToSentry(t *testing.T) {
 	t.Parallel()
 	s := newStack(t)
-	var mu sync.Mutex
-	var events []string
-	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		events = append(events, string(b))
-		mu.Unlock()
-	}))
-	defer fake.Close()
-	dsn := strings.Replace(fake.URL, "http://", "http://publickey@", 1) + "/7"
+	ingest := sentrytest.Start(t)
+	dsn := ingest.DSN()
 
 	addr := freeAddr(t)
 	w := proctest.Start(t, bin("worker"), s.env("METRICS_ADDR", addr, "SENTRY_DSN", dsn, "RELEASE", "e2e-1"))
@@ -537,9 +526,7 @@ func TestWorkerReportsFinalFailuresToSentry(t *testing.T) {
 	addEmail(t, s.db.AppURL, task.EmailPayload{To: "x@example.com", Template: "no-such-template"})
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		mu.Lock()
-		got := strings.Join(events, "\n")
-		mu.Unlock()
+		got := ingest.Events()
 		if strings.Contains(got, "no-such-template") {
 			for _, want := range []string{`"task_type":"email:account"`, `"release":"e2e-1"`, `"environment":"test"`} {
 				if !strings.Contains(got, want) {
