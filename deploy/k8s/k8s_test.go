@@ -131,7 +131,7 @@ func TestChecksCatch(t *testing.T) {
 			"readOnlyRootFilesystem must be true"},
 		{"root user", "base/migrate.yaml", "runAsNonRoot: true", "runAsNonRoot: false", "base",
 			"runAsNonRoot must be true"},
-		{"no limits", "base/scheduler.yaml", "limits: {cpu: 200m, memory: 96Mi}", "limits: {cpu: 200m}", "base",
+		{"no limits", "base/scheduler.yaml", "limits: {cpu: 200m, memory: 64Mi}", "limits: {cpu: 200m}", "base",
 			"limits.memory is not set"},
 		{"one scheduler", "base/scheduler.yaml", "replicas: 2", "replicas: 1", "base",
 			"keel-scheduler must run 2 replicas"},
