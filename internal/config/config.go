@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -367,10 +369,19 @@ func (p Postgres) String() string { return fmt.Sprintf("postgres(%s)", Redact(p.
 // environment must not look as if it still worked.
 func loadAdminDatabase(l *Loader, appURL string) string {
 	u := loadAdminURL(l, appURL)
-	if l.String("ADMIN_QUEUES_TOKEN", "") != "" {
-		l.fail("ADMIN_QUEUES_TOKEN", "is no longer used: the queue UI at /admin/queues opens to platform admins logged in with 2FA (docs/admin.md); unset it")
+	for _, k := range slices.Sorted(maps.Keys(Retired)) {
+		if l.String(k, "") != "" {
+			l.fail(k, "%s", Retired[k])
+		}
 	}
 	return u
+}
+
+// Retired are the api's variables that Keel no longer reads, with why: the
+// api refuses to start with one set, so a setting left in an environment
+// cannot look as if it still worked. Variables leaves them out.
+var Retired = map[string]string{
+	"ADMIN_QUEUES_TOKEN": "is no longer used: the queue UI at /admin/queues opens to platform admins logged in with 2FA (docs/admin.md); unset it",
 }
 
 // loadAdminURL reads ADMIN_DATABASE_URL (optional) and refuses it when it
