@@ -91,9 +91,27 @@ func TestMetricsCatalog(t *testing.T) {
 		}
 	}
 
+	worker := scrape(t, services["worker"])
+	// The series deploy/prometheus/alerts.yml selects by label value exist
+	// before their first event, so increase() sees the first one.
+	api := scrape(t, services["api"])
+	for _, c := range []struct {
+		bin    map[string]*dto.MetricFamily
+		name   string
+		labels map[string]string
+	}{
+		{worker, "keel_job_runs_total", map[string]string{"job": task.TypeBackupVerify, "status": "failed"}},
+		{worker, "keel_queue_latency_seconds", map[string]string{"queue": task.QueueCritical}},
+		{api, "billing_webhook_deliveries_total", map[string]string{"result": "bad_signature"}},
+		{api, "billing_events_api_version_mismatch_total", map[string]string{}},
+	} {
+		if v, ok := sample(c.bin[c.name], c.labels); !ok || v != 0 {
+			t.Errorf("%s%v: %v (exported %v), want 0 from the start", c.name, c.labels, v, ok)
+		}
+	}
+
 	// Every task type a default worker serves has its series at zero from
 	// the start: no task but outbox:sweep ran here.
-	worker := scrape(t, services["worker"])
 	for _, sp := range task.Specs() {
 		for _, name := range []string{"keel_tasks_processed_total", "keel_tasks_failed_total", "keel_tasks_retried_total", "keel_tasks_archived_total", "keel_tasks_throttled_total"} {
 			v, ok := sample(worker[name], map[string]string{"type": sp.Type, "queue": sp.Queue})
@@ -151,7 +169,7 @@ func labelNames(mf *dto.MetricFamily) []string {
 	return out
 }
 
-// sample is the value of mf's counter series with exactly labels.
+// sample is the value of mf's counter or gauge series with exactly labels.
 func sample(mf *dto.MetricFamily, labels map[string]string) (float64, bool) {
 	for _, m := range mf.GetMetric() {
 		if len(m.GetLabel()) != len(labels) {
@@ -162,6 +180,9 @@ func sample(mf *dto.MetricFamily, labels map[string]string) (float64, bool) {
 			match = match && labels[l.GetName()] == l.GetValue()
 		}
 		if match {
+			if mf.GetType() == dto.MetricType_GAUGE {
+				return m.GetGauge().GetValue(), true
+			}
 			return m.GetCounter().GetValue(), true
 		}
 	}

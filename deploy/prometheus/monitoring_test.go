@@ -47,51 +47,63 @@ func catalog(t *testing.T) metrics.Catalog {
 	return c
 }
 
-// metricNames are the metric names expr selects. A selector without a
-// fixed name ({__name__=~"..."}) is an error: it cannot be checked.
-func metricNames(expr string) ([]string, error) {
+// selectors are the vector selectors of expr, each with its metric name.
+// A selector without a fixed name ({__name__=~"..."}) is an error: it
+// cannot be checked.
+func selectors(expr string) ([]*parser.VectorSelector, error) {
 	e, err := promql.ParseExpr(expr)
 	if err != nil {
 		return nil, err
 	}
-	var names []string
+	var out []*parser.VectorSelector
 	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
 		vs, ok := n.(*parser.VectorSelector)
 		if !ok {
 			return nil
 		}
-		name := vs.Name
 		for _, m := range vs.LabelMatchers {
-			if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
-				name = m.Value
+			if vs.Name == "" && m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+				vs.Name = m.Value
 			}
 		}
-		if name == "" {
+		if vs.Name == "" {
 			err = fmt.Errorf("selector %s names no metric", vs)
 		}
-		names = append(names, name)
+		out = append(out, vs)
 		return nil
 	})
-	return names, err
+	return out, err
 }
 
 // checkExpr parses expr and reports every metric it names that the
-// catalog lacks; it returns the metrics' catalog names.
+// catalog lacks, and every label value it matches exactly that the
+// metric's catalog row does not name; it returns the metrics' catalog
+// names.
 func checkExpr(t *testing.T, c metrics.Catalog, where, expr string) []string {
 	t.Helper()
-	names, err := metricNames(expr)
+	sels, err := selectors(expr)
 	if err != nil {
 		t.Errorf("%s: %v\n%s", where, err, expr)
 		return nil
 	}
 	var out []string
-	for _, n := range names {
-		e, ok := c.Series(n)
+	for _, vs := range sels {
+		e, ok := c.Series(vs.Name)
 		if !ok {
-			t.Errorf("%s: metric %s is not in the catalog of %s", where, n, opsDoc)
+			t.Errorf("%s: metric %s is not in the catalog of %s", where, vs.Name, opsDoc)
 			continue
 		}
 		out = append(out, e.Name)
+		for _, m := range vs.LabelMatchers {
+			if m.Name == labels.MetricName {
+				continue
+			}
+			if !slices.Contains(e.Labels, m.Name) {
+				t.Errorf("%s: %s has no label %s in the catalog", where, e.Name, m.Name)
+			} else if (m.Type == labels.MatchEqual || m.Type == labels.MatchNotEqual) && !e.Documents(m.Value) {
+				t.Errorf("%s: %s{%s}: the catalog names no such %s value", where, e.Name, m, m.Name)
+			}
+		}
 	}
 	return out
 }

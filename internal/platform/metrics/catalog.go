@@ -24,6 +24,15 @@ type CatalogEntry struct {
 	// Labels are the family's label names, sorted (le and quantile of
 	// histograms and summaries excluded).
 	Labels []string
+	// LabelText is the row's labels cell as written: the names and the
+	// values each label takes.
+	LabelText string
+}
+
+// Documents reports whether value is written in e's labels cell: a label
+// value a rule or a panel matches on must be one the catalog names.
+func (e CatalogEntry) Documents(value string) bool {
+	return value != "" && regexp.MustCompile(`(^|[\s(,;])`+regexp.QuoteMeta(value)+`($|[\s),;])`).MatchString(e.LabelText)
 }
 
 // Catalog is the parsed metrics table.
@@ -130,6 +139,7 @@ func ParseCatalog(md []byte) (Catalog, error) {
 		default:
 			return nil, fmt.Errorf("line %d: %s: type %q is not counter, gauge, histogram or summary (various for a prefix)", n, e.Name, t)
 		}
+		e.LabelText = cells[3]
 		for _, l := range backticked.FindAllStringSubmatch(cells[3], -1) {
 			e.Labels = append(e.Labels, l[1])
 		}

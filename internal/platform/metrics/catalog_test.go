@@ -29,6 +29,12 @@ func TestParseCatalog(t *testing.T) {
 		}
 	}
 
+	for v, want := range map[string]bool{"GET": true, "other": true, "template": true, "GE": false, "templat": false, "": false} {
+		if got := c[0].Documents(v); got != want {
+			t.Errorf("Documents(%q) = %v, want %v", v, got, want)
+		}
+	}
+
 	for _, bad := range []struct{ row, err string }{
 		{"| `x` | api | count | | |", "type"},
 		{"| `x` | web | counter | | |", "binary"},
