@@ -62,7 +62,7 @@ func selectors(expr string) ([]*parser.VectorSelector, error) {
 			return nil
 		}
 		for _, m := range vs.LabelMatchers {
-			if vs.Name == "" && m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+			if vs.Name == "" && m.Name == model.MetricNameLabel && m.Type == labels.MatchEqual {
 				vs.Name = m.Value
 			}
 		}
@@ -95,7 +95,7 @@ func checkExpr(t *testing.T, c metrics.Catalog, where, expr string) []string {
 		}
 		out = append(out, e.Name)
 		for _, m := range vs.LabelMatchers {
-			if m.Name == labels.MetricName {
+			if m.Name == model.MetricNameLabel {
 				continue
 			}
 			if !slices.Contains(e.Labels, m.Name) {
