@@ -104,7 +104,7 @@ func run(ctx context.Context) error {
 	api, err := app.NewAPI(app.APIDeps{DB: db, AdminDB: adminDB, Redis: rdb, BaseURL: cfg.BaseURL, TokenIssuer: cfg.JWTIssuer, Plans: cfg.Catalog,
 		Storage: storage, FilePolicy: cfg.Files.Policy(),
 		Stripe:         stripeapi.New(stripeapi.Config{SecretKey: cfg.SecretKey, APIBase: cfg.APIBase}),
-		WebhookSecrets: cfg.Stripe.WebhookSecrets(), BillingMetrics: billing.NewMetrics(reg),
+		WebhookSecrets: cfg.Stripe.WebhookSecrets(), BillingMetrics: billing.NewMetrics(reg), AuthMetrics: auth.NewMetrics(reg),
 		Keys: app.Keys{JWTSigning: cfg.JWTSigningKey, JWTPreviousSigning: cfg.JWTPreviousSigningKey, TOTPEncryption: cfg.TOTPEncryptionKey},
 		Limits: app.Limits{HashConcurrency: cfg.HashConcurrency, HashWait: cfg.HashWait,
 			Register:         auth.Rate(cfg.RegisterRate),

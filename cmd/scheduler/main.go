@@ -66,13 +66,21 @@ func run(ctx context.Context) error {
 	fired := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "keel_scheduler_firings_total", Help: "Periodic firings by entry and result (enqueued, duplicate, error, skipped).",
 	}, []string{"entry", "result"})
+	entries := jobs.Schedule()
+	// Every entry's series exist from the start, so an alert on errors or
+	// skips works before the first one.
+	for _, e := range entries {
+		for _, result := range []string{"enqueued", "duplicate", "error", "skipped"} {
+			fired.WithLabelValues(e.Name, result)
+		}
+	}
 	reg.MustRegister(fired)
 	var clk clock.Clock = clock.Real{}
 	if tc := cfg.TestClock; tc.Rate > 1 {
 		clk = clock.Scaled{Origin: tc.Origin, Rate: tc.Rate}
 		log.Warn().Int("rate", tc.Rate).Time("origin", tc.Origin).Msg("scheduler clock sped up for tests")
 	}
-	s := &schedule.Scheduler{Entries: jobs.Schedule(), Queue: client, Log: log, Clock: clk,
+	s := &schedule.Scheduler{Entries: entries, Queue: client, Log: log, Clock: clk,
 		State: &schedule.RedisState{Client: rdb},
 		// One Sentry event per lost run, not per retried attempt: a Redis
 		// outage retries every entry many times a minute.

@@ -98,6 +98,13 @@ func run(ctx context.Context) error {
 	}
 	taskMetrics.Declare(served)
 	jobMetrics := metrics.NewJobs(reg)
+	var periodic []string
+	for _, e := range jobs.Schedule() {
+		if _, ok := served[e.Name]; ok {
+			periodic = append(periodic, e.Name)
+		}
+	}
+	jobMetrics.Declare(periodic)
 	reg.MustRegister(queue.NewCollector(inspector, task.Queues), outbox.NewCollector(db))
 
 	verifier := &backup.Verifier{SourceURL: cfg.BackupDatabaseURL, PgDump: cfg.PgDump, PgRestore: cfg.PgRestore}

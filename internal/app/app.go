@@ -75,6 +75,8 @@ type APIDeps struct {
 	WebhookSecrets []string
 	// BillingMetrics records billing's metrics; nil records nothing.
 	BillingMetrics *billing.Metrics
+	// AuthMetrics counts failed logins; nil counts nothing.
+	AuthMetrics *auth.Metrics
 	// Now is the services' clock; nil means time.Now.
 	Now func() time.Time
 	// TokenNow is the access tokens' clock (signing and expiry); nil means
@@ -159,7 +161,7 @@ func NewAPI(d APIDeps) (*API, error) {
 	keys := &idempotency.Service{DB: d.DB, Store: idempotencydb.Store{}, Now: d.Now}
 	accounts := &auth.Service{DB: d.DB, Users: authdb.Store{}, Orgs: orgs, Tokens: issuer, Box: box,
 		Throttle: throttle, Hasher: auth.NewHasher(params, conc, d.Limits.HashWait),
-		BaseURL: d.BaseURL, Product: "Keel", Now: d.Now}
+		BaseURL: d.BaseURL, Product: "Keel", Now: d.Now, Metrics: d.AuthMetrics}
 	resources := &resource.Service{DB: d.DB, Store: resourcedb.Store{}, Limits: limiter, Now: d.Now}
 	files := &file.Service{DB: d.DB, Store: filedb.Store{}, Objects: d.Storage, Limiter: limiter, Policy: d.FilePolicy, Now: d.Now}
 	h := d.HTTP

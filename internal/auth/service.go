@@ -40,6 +40,8 @@ type Service struct {
 	// Product names the TOTP issuer shown in authenticator apps.
 	Product string
 	Now     func() time.Time
+	// Metrics counts failed logins; nil counts nothing.
+	Metrics *Metrics
 
 	registerCost costMedian
 }

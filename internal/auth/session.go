@@ -29,8 +29,10 @@ func (s *Service) Login(ctx context.Context, in LoginInput, meta audit.Meta) (*S
 	email := strings.ToLower(strings.TrimSpace(in.Email))
 	att, err := s.Throttle.Begin(ctx, email, meta.IP)
 	if err != nil {
+		s.Metrics.LoginFailed(LoginUnavailable)
 		return nil, throttleDown(err)
 	} else if att.RetryAfter > 0 {
+		s.Metrics.LoginFailed(LoginThrottled)
 		return nil, tooMany(att.RetryAfter)
 	}
 	u, err := s.Users.UserByEmail(ctx, s.DB, email)
@@ -47,20 +49,28 @@ func (s *Service) Login(ctx context.Context, in LoginInput, meta audit.Meta) (*S
 	if err != nil {
 		return nil, cancelAttempt(ctx, att, err)
 	}
-	if !ok || u == nil {
+	if u == nil {
+		s.Metrics.LoginFailed(LoginUnknownEmail)
+		return nil, s.failAttempt(ctx, att, u, meta, errInvalidCredentials)
+	}
+	if !ok {
+		s.Metrics.LoginFailed(LoginBadPassword)
 		return nil, s.failAttempt(ctx, att, u, meta, errInvalidCredentials)
 	}
 	if u.EmailVerifiedAt == nil {
+		s.Metrics.LoginFailed(LoginUnverified)
 		return nil, cancelAttempt(ctx, att, apperr.New(apperr.Forbidden, "email_not_verified", "Verify your email address first; we can send the link again."))
 	}
 	// Told only after the right password, so the answer reveals nothing
 	// to someone guessing.
 	if u.DisabledAt != nil {
+		s.Metrics.LoginFailed(LoginDisabled)
 		return nil, cancelAttempt(ctx, att, errAccountDisabled)
 	}
 	factor := ""
 	if u.TOTPEnabledAt != nil {
 		if strings.TrimSpace(in.TOTPCode) == "" {
+			s.Metrics.LoginFailed(LoginTOTPRequired)
 			return nil, cancelAttempt(ctx, att, apperr.New(apperr.Unauthenticated, "totp_required", "Enter the code from your authenticator app (or a recovery code)."))
 		}
 		err := postgres.InTx(ctx, s.DB, uuid.Nil, func(tx *sqlx.Tx) error {
@@ -75,6 +85,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput, meta audit.Meta) (*S
 			return nil, cancelAttempt(ctx, att, err)
 		}
 		if factor == "" {
+			s.Metrics.LoginFailed(LoginBadTOTP)
 			return nil, s.failAttempt(ctx, att, u, meta, apperr.New(apperr.Unauthenticated, "invalid_totp_code", "The authentication code is wrong or already used."))
 		}
 	}

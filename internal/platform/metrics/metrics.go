@@ -61,8 +61,20 @@ func (h *HTTP) RateLimitFailedOpen() {
 // Observe records one request. route is the matched template ("unmatched"
 // for 404s), so metrics cardinality stays bounded whatever clients send.
 func (h *HTTP) Observe(route, method, status string, d time.Duration) {
+	method = Method(method)
 	h.requests.WithLabelValues(route, method, status).Inc()
 	h.latency.WithLabelValues(route, method, status).Observe(d.Seconds())
+}
+
+// Method is method as a label value: one of the methods Keel's routes and
+// CORS preflights use, or "other". net/http accepts any token as a method,
+// so the raw value would let clients mint series.
+func Method(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return method
+	}
+	return "other"
 }
 
 // Tasks counts processed tasks by type, queue and outcome.
@@ -171,6 +183,18 @@ func NewJobs(r prometheus.Registerer) *Jobs {
 	}
 	r.MustRegister(j.runs, j.lastSuccess)
 	return j
+}
+
+// Declare creates, at zero, the run series of every job given (ok and
+// failed), so an alert on failed runs has a series before the first run.
+// The last-success gauge is left absent until a run succeeds: a zero
+// there would read as a success in 1970.
+func (j *Jobs) Declare(jobs []string) {
+	for _, job := range jobs {
+		for _, status := range []string{"ok", "failed"} {
+			j.runs.WithLabelValues(job, status).Add(0)
+		}
+	}
 }
 
 // Observe records one run of job.

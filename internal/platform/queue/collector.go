@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"errors"
 	"slices"
 
 	"github.com/hibiken/asynq"
@@ -50,17 +49,22 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
+	known := len(names)
 	for _, q := range c.Queues {
 		if !slices.Contains(names, q) {
 			names = append(names, q)
 		}
 	}
-	for _, q := range names {
-		info, err := c.Inspector.GetQueueInfo(q)
-		if errors.Is(err, asynq.ErrQueueNotFound) {
-			info = &asynq.QueueInfo{Queue: q}
-		} else if err != nil {
-			continue
+	for i, q := range names {
+		// A queue Redis does not know yet is empty. Asynq's GetQueueInfo
+		// answers it with an internal error that does not wrap
+		// ErrQueueNotFound, so it is not asked.
+		info := &asynq.QueueInfo{Queue: q}
+		if i < known {
+			var err error
+			if info, err = c.Inspector.GetQueueInfo(q); err != nil {
+				continue
+			}
 		}
 		for state, n := range map[string]int{
 			"pending": info.Pending, "active": info.Active, "scheduled": info.Scheduled, "retry": info.Retry,
