@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,6 +86,7 @@ func TestSentinelFailoverLosesNoOutboxTask(t *testing.T) {
 	c.Master.Kill()
 	killed := time.Now()
 	c.Link.Cut()
+	notReady := watchNotReady(t, w.Metrics+"/readyz", killed)
 	ranBeforeKill, pendingAtKill := ran(ids2), pending()
 	t.Logf("master SIGKILLed with %d of %d burst-two tasks run, %d outbox rows unconfirmed, %d replication bytes held back",
 		ranBeforeKill, second, pendingAtKill, c.Link.Kept())
@@ -120,6 +123,12 @@ func TestSentinelFailoverLosesNoOutboxTask(t *testing.T) {
 		return p == 0, fmt.Sprintf("%d pending", p)
 	})
 	drained := time.Since(killed)
+	downFrom, downTo := notReady()
+	if downTo == 0 {
+		t.Errorf("/readyz never answered 503 while no master was reachable")
+	}
+	t.Logf("worker /readyz answered 503 from %s to %s after the kill",
+		downFrom.Round(100*time.Millisecond), downTo.Round(100*time.Millisecond))
 
 	twice := workertest.Count(t, db.Owner, `SELECT count(*) FROM canary_runs WHERE runs > 1 AND task_id = ANY($1)`, postgres.Array(all))
 	if n := workertest.Count(t, db.Owner, `SELECT count(*) FROM dead_tasks`); n != 0 {
@@ -133,6 +142,49 @@ func TestSentinelFailoverLosesNoOutboxTask(t *testing.T) {
 	t.Logf("every one of %d tasks ran %s after the kill, outbox drained after %s; %d ran twice (%d had run on the lost master before the kill)",
 		len(all), allRan.Round(100*time.Millisecond), drained.Round(100*time.Millisecond), twice, ranBeforeKill)
 	logSummary(t, w.Output())
+}
+
+// watchNotReady polls url every 100 ms from now on and returns a function
+// that stops polling and says when, after since, the first and the last
+// answer other than 200 came (zero when none did).
+func watchNotReady(t *testing.T, url string, since time.Time) func() (first, last time.Duration) {
+	t.Helper()
+	var mu sync.Mutex
+	var first, last time.Duration
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cl := &http.Client{Timeout: 2 * time.Second}
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			resp, err := cl.Get(url)
+			ok := err == nil && resp.StatusCode == http.StatusOK
+			if err == nil {
+				resp.Body.Close()
+			}
+			if !ok {
+				at := time.Since(since)
+				mu.Lock()
+				if first == 0 {
+					first = at
+				}
+				last = at
+				mu.Unlock()
+			}
+		}
+	}()
+	var once sync.Once
+	return func() (time.Duration, time.Duration) {
+		once.Do(func() { close(stop); <-done })
+		mu.Lock()
+		defer mu.Unlock()
+		return first, last
+	}
 }
 
 // logSummary logs each distinct message the worker logged at warn or above,
