@@ -82,6 +82,15 @@ func run(ctx context.Context) error {
 	inspector := asynq.NewInspector(cfg.Redis.Conn.Asynq())
 	defer inspector.Close()
 
+	// The relay and outbox:sweep mark a row delivered only once replicas
+	// hold its task, so a Redis failover cannot lose it.
+	var confirm outbox.Confirmer
+	if a := cfg.ReplicaAcks; a.Acks > 0 {
+		fence := redis.NewReplicaFence(cfg.Redis.Conn, a.Acks, a.Timeout)
+		defer fence.Close()
+		confirm = fence
+	}
+
 	reg := metrics.NewRegistry()
 	taskMetrics := metrics.NewTasks(reg)
 	// Every task type this worker's queues carry has its series from the
@@ -128,7 +137,7 @@ func run(ctx context.Context) error {
 	mux.Use(limiter.Middleware(), queue.Middleware(log, taskMetrics))
 	err = jobs.Register(mux, jobs.Deps{
 		DB: db, Mail: smtp, Render: render,
-		Queue: client, Archive: inspector, Log: log,
+		Queue: client, Confirm: confirm, Archive: inspector, Log: log,
 		Backup:  verifier,
 		Files:   files,
 		Billing: bill,
@@ -169,12 +178,7 @@ func run(ctx context.Context) error {
 	}
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	wake := outbox.Listen(relayCtx, cfg.Postgres.URL, log)
-	relay := &outbox.Relay{DB: db, Queue: client, Log: log, Batch: cfg.RelayBatch, Idle: cfg.RelayInterval, Wake: wake}
-	if a := cfg.ReplicaAcks; a.Acks > 0 {
-		fence := redis.NewReplicaFence(cfg.Redis.Conn, a.Acks, a.Timeout)
-		defer fence.Close()
-		relay.Confirm = fence
-	}
+	relay := &outbox.Relay{DB: db, Queue: client, Log: log, Batch: cfg.RelayBatch, Idle: cfg.RelayInterval, Wake: wake, Confirm: confirm}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); relay.Run(relayCtx) }()

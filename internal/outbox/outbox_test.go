@@ -514,3 +514,38 @@ func countRows(t *testing.T, db *sqlx.DB, q string) int {
 	}
 	return n
 }
+
+type refuse struct{}
+
+func (refuse) Confirm(context.Context, []string) error { return errors.New("no replica") }
+
+// A batch its replicas never confirm goes back behind rows not tried yet:
+// new rows are still enqueued (their tasks run) while replicas are missing.
+func TestUnconfirmedBatchDoesNotHoldNewRowsBack(t *testing.T) {
+	t.Parallel()
+	d := postgrestest.New(t)
+	rs := redistest.Start(t)
+	q := newCountingQueue(queuetest.Client(t, rs))
+	old := addN(t, d.App, 10, 10)
+	relay := &outbox.Relay{DB: d.App, Queue: q, Log: zerolog.Nop(), Batch: 10, Confirm: refuse{}}
+	ctx := context.Background()
+	if _, err := relay.RunOnce(ctx); err == nil {
+		t.Fatal("an unconfirmed pass reported no error")
+	}
+	fresh := addN(t, d.App, 10, 10)
+	if _, err := relay.RunOnce(ctx); err == nil {
+		t.Fatal("an unconfirmed pass reported no error")
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for id := range fresh {
+		if q.calls[id] != 1 {
+			t.Errorf("new row %s enqueued %d times, want 1", id, q.calls[id])
+		}
+	}
+	for id := range old {
+		if q.calls[id] != 1 {
+			t.Errorf("put-back row %s enqueued %d times, want 1 (it should wait behind the new rows)", id, q.calls[id])
+		}
+	}
+}

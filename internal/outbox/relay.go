@@ -169,14 +169,16 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	return len(done), nil
 }
 
-// claim marks up to n pending rows dispatched, oldest first, and returns
-// them. Claim and mark are one statement, so each row is written once per
-// pass; SKIP LOCKED leaves rows another relay holds to that relay.
+// claim marks up to n pending rows dispatched, fewest attempts first, then
+// oldest, and returns them: a batch put back again and again (no replica
+// acknowledges) goes behind untried rows instead of holding them back.
+// Claim and mark are one statement, so each row is written once per pass;
+// SKIP LOCKED leaves rows another relay holds to that relay.
 func claim(ctx context.Context, tx sqlx.QueryerContext, n int) ([]row, error) {
 	var rows []row
 	err := sqlx.SelectContext(ctx, tx, &rows, `UPDATE outbox SET dispatched_at = now()
 		WHERE id IN (SELECT id FROM outbox WHERE dispatched_at IS NULL
-			ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+			ORDER BY attempts, created_at LIMIT $1 FOR UPDATE SKIP LOCKED)
 		RETURNING id, task_type, payload, headers, queue, max_retry, timeout_ms, process_at, unique_ttl_ms`, n)
 	return rows, err
 }
