@@ -108,7 +108,7 @@ func TestSentinelFailoverLosesNoOutboxTask(t *testing.T) {
 			lost++
 		}
 	}
-	t.Logf("replica promoted %s after the kill; %d of %d burst-two tasks absent from it at promotion (the relay re-enqueues them)",
+	t.Logf("replica promoted %s after the kill; %d of %d burst-two tasks absent from it just after (the relay may have re-enqueued some already)",
 		failover.Round(100*time.Millisecond), lost, second)
 	c.RestartAsReplicaOf(c.Master, promoted)
 
