@@ -179,8 +179,10 @@ func watchNotReady(t *testing.T, url string, since time.Time) func() (first, las
 		}
 	}()
 	var once sync.Once
+	halt := func() { once.Do(func() { close(stop); <-done }) }
+	t.Cleanup(halt) // a test that fails early still stops polling
 	return func() (time.Duration, time.Duration) {
-		once.Do(func() { close(stop); <-done })
+		halt()
 		mu.Lock()
 		defer mu.Unlock()
 		return first, last
