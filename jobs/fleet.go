@@ -24,7 +24,7 @@ func registerFleet(handlers map[string]asynq.Handler, d Deps) {
 	}
 	handlers[task.TypeCanary] = &CanaryHandler{DB: d.DB}
 	for typ, run := range map[string]func(ctx context.Context) (any, error){
-		task.TypeOutboxSweep:    needs(d.Queue != nil, "Queue", (&outboxSweep{db: d.DB, queue: d.Queue, log: d.Log}).run),
+		task.TypeOutboxSweep:    needs(d.Queue != nil, "Queue", (&outboxSweep{db: d.DB, queue: d.Queue, confirm: d.Confirm, log: d.Log}).run),
 		task.TypeTokensPurge:    purgeRun(purge.Tokens),
 		task.TypeRetentionPurge: purgeRun(purge.PastRetention),
 		task.TypeBackupVerify:   (&backupVerify{v: v}).run,

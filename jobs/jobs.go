@@ -46,6 +46,9 @@ type Deps struct {
 
 	// Queue enqueues directly; outbox:sweep relays with it.
 	Queue outbox.Enqueuer
+	// Confirm, when set, is the relay's replica fence; outbox:sweep marks
+	// rows only as the relay does (REDIS_MIN_REPLICA_ACKS).
+	Confirm outbox.Confirmer
 	// Archive is Asynq's inspector; dead:sync reads its archive.
 	Archive ArchiveReader
 	// Backup checks restores; when its SourceURL is empty, backup:verify

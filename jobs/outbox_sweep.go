@@ -15,9 +15,10 @@ import (
 // with SKIP LOCKED and enqueue them under their own IDs, so it is safe
 // alongside running relays.
 type outboxSweep struct {
-	db    *sqlx.DB
-	queue outbox.Enqueuer
-	log   zerolog.Logger
+	db      *sqlx.DB
+	queue   outbox.Enqueuer
+	confirm outbox.Confirmer
+	log     zerolog.Logger
 }
 
 // sweepPasses bounds one sweep; what is left waits for the next minute.
@@ -37,7 +38,7 @@ func (s *outboxSweep) run(ctx context.Context) (any, error) {
 	if before == 0 {
 		return detail, nil
 	}
-	r := &outbox.Relay{DB: s.db, Queue: s.queue, Log: s.log, Batch: 200}
+	r := &outbox.Relay{DB: s.db, Queue: s.queue, Log: s.log, Batch: 200, Confirm: s.confirm}
 	var moved int64
 	for i := 0; i < sweepPasses; i++ {
 		n, err := r.RunOnce(ctx)

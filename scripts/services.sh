@@ -4,7 +4,9 @@
 #   PostgreSQL: reachable at 127.0.0.1:5432 with a superuser postgres (trust, or
 #               password "postgres"); installed from Debian packages when absent,
 #               or started with docker compose when a Docker engine runs.
-#   Redis:      redis-server on PATH (tests start private servers from it); with
+#   Redis:      redis-server on PATH (tests start private servers, and Sentinels
+#               with `redis-server --sentinel`, from it; Debian's redis-server
+#               package is enough, redis-sentinel is not needed); with
 #               --dev, one also answering on 127.0.0.1:6379.
 # Also installs the PostgreSQL client tools (pg_dump, pg_restore, psql) that
 # backup verification uses, and the CA certificates Go downloads modules with.

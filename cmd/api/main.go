@@ -70,10 +70,7 @@ func run(ctx context.Context) error {
 	} else {
 		log.Warn().Msg("ADMIN_DATABASE_URL is not set: /api/v1/admin answers 503 admin_unavailable and the queue UI is off")
 	}
-	rdb, err := redis.New(cfg.Redis.URL)
-	if err != nil {
-		return err
-	}
+	rdb := redis.New(cfg.Redis.Conn)
 	defer rdb.Close()
 
 	reg := metrics.NewRegistry()
@@ -81,7 +78,7 @@ func run(ctx context.Context) error {
 	checker.Log = &log
 	var queuesUI http.Handler
 	if adminDB != nil {
-		mon, err := queueui.NewMonitor(cfg.Redis.Opt, httpapi.QueuesPath)
+		mon, err := queueui.NewMonitor(cfg.Redis.Conn.Asynq(), httpapi.QueuesPath)
 		if err != nil {
 			return err
 		}

@@ -227,10 +227,7 @@ func runDoctor(ctx context.Context, cfg *config.Ctl, out io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	rdb, err := redis.New(dc.Redis.URL)
-	if err != nil {
-		return err
-	}
+	rdb := redis.New(dc.Redis.Conn)
 	defer rdb.Close()
 	smtp, err := mail.NewSMTP(dc.SMTPURL, dc.From)
 	if err != nil {

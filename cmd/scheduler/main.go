@@ -54,12 +54,9 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer db.Close()
-	rdb, err := redis.New(cfg.Redis.URL)
-	if err != nil {
-		return err
-	}
+	rdb := redis.New(cfg.Redis.Conn)
 	defer rdb.Close()
-	client := asynq.NewClient(cfg.Redis.Opt)
+	client := asynq.NewClient(cfg.Redis.Conn.Asynq())
 	defer client.Close()
 
 	reg := metrics.NewRegistry()

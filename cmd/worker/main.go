@@ -67,10 +67,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer db.Close()
-	rdb, err := redis.New(cfg.Redis.URL)
-	if err != nil {
-		return err
-	}
+	rdb := redis.New(cfg.Redis.Conn)
 	defer rdb.Close()
 	smtp, err := mail.NewSMTP(cfg.SMTPURL, cfg.From)
 	if err != nil {
@@ -80,10 +77,19 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	client := asynq.NewClient(cfg.Redis.Opt)
+	client := asynq.NewClient(cfg.Redis.Conn.Asynq())
 	defer client.Close()
-	inspector := asynq.NewInspector(cfg.Redis.Opt)
+	inspector := asynq.NewInspector(cfg.Redis.Conn.Asynq())
 	defer inspector.Close()
+
+	// The relay and outbox:sweep mark a row delivered only once replicas
+	// hold its task, so a Redis failover cannot lose it.
+	var confirm outbox.Confirmer
+	if a := cfg.ReplicaAcks; a.Acks > 0 {
+		fence := redis.NewReplicaFence(cfg.Redis.Conn, a.Acks, a.Timeout)
+		defer fence.Close()
+		confirm = fence
+	}
 
 	reg := metrics.NewRegistry()
 	taskMetrics := metrics.NewTasks(reg)
@@ -138,7 +144,7 @@ func run(ctx context.Context) error {
 	mux.Use(limiter.Middleware(), queue.Middleware(log, taskMetrics))
 	err = jobs.Register(mux, jobs.Deps{
 		DB: db, Mail: smtp, Render: render,
-		Queue: client, Archive: inspector, Log: log,
+		Queue: client, Confirm: confirm, Archive: inspector, Log: log,
 		Backup:  verifier,
 		Files:   files,
 		Billing: bill,
@@ -152,7 +158,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	srv := asynq.NewServer(cfg.Redis.Opt, asynq.Config{
+	srv := asynq.NewServer(cfg.Redis.Conn.Asynq(), asynq.Config{
 		Concurrency:     cfg.Concurrency,
 		Queues:          cfg.Queues,
 		ShutdownTimeout: cfg.ShutdownTimeout,
@@ -179,7 +185,7 @@ func run(ctx context.Context) error {
 	}
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	wake := outbox.Listen(relayCtx, cfg.Postgres.URL, log)
-	relay := &outbox.Relay{DB: db, Queue: client, Log: log, Batch: cfg.RelayBatch, Idle: cfg.RelayInterval, Wake: wake}
+	relay := &outbox.Relay{DB: db, Queue: client, Log: log, Batch: cfg.RelayBatch, Idle: cfg.RelayInterval, Wake: wake, Confirm: confirm}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); relay.Run(relayCtx) }()
@@ -191,7 +197,8 @@ func run(ctx context.Context) error {
 		httpErr <- httpserver.Run(httpCtx, cfg.MetricsAddr, health.Mux(checker, metrics.Handler(reg)), 5*time.Second, log)
 	}()
 	log.Info().Str("env", cfg.Env).Int("concurrency", cfg.Concurrency).Interface("queues", cfg.Queues).
-		Int("org_concurrency", cfg.OrgConcurrency).Msg("worker started")
+		Int("org_concurrency", cfg.OrgConcurrency).Stringer("redis", cfg.Redis.Conn).
+		Int("min_replica_acks", cfg.ReplicaAcks.Acks).Msg("worker started")
 	select {
 	case <-ctx.Done():
 	case err = <-httpErr:

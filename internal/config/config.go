@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/hibiken/asynq"
+	"github.com/keelhq/keel/internal/platform/redis"
 )
 
 // Base is what every binary reads.
@@ -55,29 +55,49 @@ func loadPostgres(l *Loader) Postgres {
 	}
 }
 
-// Redis is the queue's and the cache's server.
+// Redis is the queue's and the cache's server: one server, or the master
+// that Sentinels name (REDIS_URL with redis-sentinel://).
 type Redis struct {
 	URL string
-	// Opt is the parsed form for Asynq.
-	Opt asynq.RedisClientOpt
+	// Conn is the parsed form every client, Keel's and Asynq's, is built from.
+	Conn redis.Conn
 }
 
 func loadRedis(l *Loader) Redis {
-	r := Redis{URL: l.URL("REDIS_URL", "", true, "redis", "rediss")}
+	r := Redis{URL: l.Required("REDIS_URL")}
+	sentinelPassword := l.String("REDIS_SENTINEL_PASSWORD", "")
 	if r.URL == "" {
 		return r
 	}
-	opt, err := asynq.ParseRedisURI(r.URL)
+	c, err := redis.ParseURL(r.URL)
 	if err != nil {
-		l.fail("REDIS_URL", "%v", err)
+		l.fail("REDIS_URL", "%v, got %q", err, redact(r.URL))
 		return r
 	}
-	if o, ok := opt.(asynq.RedisClientOpt); ok {
-		r.Opt = o
-	} else {
-		l.fail("REDIS_URL", "must name a single Redis server (redis:// or rediss://)")
+	if sentinelPassword != "" {
+		if !c.Sentinel() {
+			l.fail("REDIS_SENTINEL_PASSWORD", "is only used with a redis-sentinel:// REDIS_URL")
+		}
+		c.SentinelPassword = sentinelPassword
 	}
+	r.Conn = c
 	return r
+}
+
+// ReplicaAcks is how the outbox relay makes sure a task it enqueued survives
+// a Redis failover before it marks the row delivered (REDIS_MIN_REPLICA_ACKS,
+// REDIS_REPLICA_ACK_TIMEOUT). Acks 0 turns the check off, for a single
+// server that has no replica to ask.
+type ReplicaAcks struct {
+	Acks    int
+	Timeout time.Duration
+}
+
+func loadReplicaAcks(l *Loader) ReplicaAcks {
+	return ReplicaAcks{
+		Acks:    l.Int("REDIS_MIN_REPLICA_ACKS", 0, 0, 16),
+		Timeout: l.Duration("REDIS_REPLICA_ACK_TIMEOUT", time.Second, 10*time.Millisecond),
+	}
 }
 
 // Mail is the outgoing SMTP server.
@@ -206,6 +226,8 @@ type Worker struct {
 	ShutdownTimeout time.Duration
 	RelayInterval   time.Duration
 	RelayBatch      int
+	// ReplicaAcks holds outbox rows until replicas have their tasks.
+	ReplicaAcks ReplicaAcks
 	Fleet
 }
 
@@ -225,6 +247,7 @@ func LoadWorker(get Getenv) (Worker, error) {
 		ShutdownTimeout: l.Duration("SHUTDOWN_TIMEOUT", 20*time.Second, time.Second),
 		RelayInterval:   l.Duration("OUTBOX_RELAY_INTERVAL", 500*time.Millisecond, 10*time.Millisecond),
 		RelayBatch:      l.Int("OUTBOX_RELAY_BATCH", 100, 1, 10000),
+		ReplicaAcks:     loadReplicaAcks(l),
 	}
 	c.Mail = loadMail(l, c.Env)
 	c.Fleet = loadFleet(l, c.Concurrency)

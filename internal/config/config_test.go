@@ -128,8 +128,8 @@ func TestDefaults(t *testing.T) {
 	if api.MaxOpenConns != 20 || api.MaxIdleConns != 10 || api.ConnMaxLifetime != 30*time.Minute {
 		t.Errorf("pool defaults: %+v", api.Postgres)
 	}
-	if api.Redis.Opt.Addr != "127.0.0.1:6379" || api.Redis.Opt.DB != 0 {
-		t.Errorf("redis opt: %+v", api.Redis.Opt)
+	if c := api.Redis.Conn; c.Addr != "127.0.0.1:6379" || c.DB != 0 || c.Sentinel() {
+		t.Errorf("redis conn: %+v", c)
 	}
 
 	w, err := config.LoadWorker(config.MapEnv(with(valid(), "ENV", "production")))
@@ -210,8 +210,8 @@ func TestSettingsAreRead(t *testing.T) {
 		api.MaxBodyBytes != 2048 || api.ShutdownTimeout != 3*time.Second || api.MaxOpenConns != 7 {
 		t.Errorf("got %+v", api)
 	}
-	if api.Redis.Opt.Addr != "10.0.0.1:6380" || api.Redis.Opt.DB != 3 || api.Redis.Opt.Password != "pw" {
-		t.Errorf("redis opt: %+v", api.Redis.Opt)
+	if c := api.Redis.Conn; c.Addr != "10.0.0.1:6380" || c.DB != 3 || c.Password != "pw" {
+		t.Errorf("redis conn: %+v", c)
 	}
 	if !slices.Equal(api.CORSAllowedOrigins, []string{"https://app.example.com", "http://localhost:5173"}) {
 		t.Errorf("CORS = %q", api.CORSAllowedOrigins)
@@ -226,7 +226,7 @@ func TestMalformedValues(t *testing.T) {
 		{"log level", "LOG_LEVEL", "loud", "must be one of"},
 		{"log format", "LOG_FORMAT", "xml", "must be one of json, console"},
 		{"postgres scheme", "DATABASE_URL", "mysql://u@h/db", "must use scheme postgres or postgresql"},
-		{"redis scheme", "REDIS_URL", "http://127.0.0.1:6379", "must use scheme redis or rediss"},
+		{"redis scheme", "REDIS_URL", "http://127.0.0.1:6379", "must use scheme redis, rediss or redis-sentinel"},
 		{"redis db", "REDIS_URL", "redis://127.0.0.1:6379/x", "database number"},
 		{"addr", "HTTP_ADDR", "8080", "must be host:port or :port"},
 		{"port", "HTTP_ADDR", ":http", "must end in a port number"},

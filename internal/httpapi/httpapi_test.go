@@ -67,10 +67,11 @@ func newServer(t *testing.T, o options) *server {
 		t.Cleanup(func() { _ = db.Close() })
 	}
 	rs := redistest.Start(t)
-	rdb, err := redis.New(rs.URL)
+	conn, err := redis.ParseURL(rs.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
+	rdb := redis.New(conn)
 	t.Cleanup(func() { _ = rdb.Close() })
 	reg := metrics.NewRegistry()
 	if o.maxBody == 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/internal/platform/postgrestest"
 	"github.com/keelhq/keel/internal/platform/queuetest"
+	"github.com/keelhq/keel/internal/platform/redis"
 	"github.com/keelhq/keel/internal/platform/redistest"
 )
 
@@ -404,6 +406,146 @@ func TestBacklog(t *testing.T) {
 	for older, want := range map[time.Duration]int64{time.Minute: 1, 2 * time.Minute: 0} {
 		if n, err := outbox.Stale(context.Background(), d.App, older); n != want || err != nil {
 			t.Errorf("Stale(%s) = %d, %v; want %d", older, n, err, want)
+		}
+	}
+}
+
+// With a replica fence the relay marks a row delivered only once replicas
+// hold its task. A lone server has no replica: the rows stay pending (their
+// tasks queued all the same) with the fence's reason as last error. A task
+// the promoted replica never received (deleted here, as a failover loses
+// it) is enqueued again on the next pass, and only then is every row
+// marked.
+func TestReplicaFenceHoldsRowsUntilTasksAreReplicated(t *testing.T) {
+	t.Parallel()
+	d := postgrestest.New(t)
+	rs := redistest.Start(t)
+	q := newCountingQueue(queuetest.Client(t, rs))
+	insp := queuetest.Inspector(t, rs)
+	ids := addN(t, d.App, 20, 20)
+	conn, err := redis.ParseURL(rs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noReplica := redis.NewReplicaFence(conn, 1, 50*time.Millisecond)
+	defer noReplica.Close()
+	ctx := context.Background()
+
+	relay := &outbox.Relay{DB: d.App, Queue: q, Log: zerolog.Nop(), Confirm: noReplica}
+	n, err := relay.RunOnce(ctx)
+	if n != 0 || err == nil || !strings.Contains(err.Error(), "0 of 1 replica(s) acknowledged") {
+		t.Fatalf("RunOnce without a replica = %d, %v", n, err)
+	}
+	if p := pending(t, d.App); p != 20 {
+		t.Fatalf("%d rows pending after an unconfirmed pass, want 20", p)
+	}
+	if got := countRows(t, d.Owner, `SELECT count(*) FROM outbox WHERE last_error LIKE '%replica(s) acknowledged%' AND attempts = 1`); got != 20 {
+		t.Fatalf("%d rows record the fence's reason, want 20", got)
+	}
+	if qi := queuetest.QueueInfo(t, insp, "default"); qi.Pending != 20 {
+		t.Fatalf("Redis holds %d tasks, want 20 (enqueued, only not confirmed)", qi.Pending)
+	}
+
+	var lost string
+	for id := range ids {
+		lost = id
+		break
+	}
+	if err := insp.DeleteTask("default", lost); err != nil {
+		t.Fatal(err)
+	}
+	present := redis.NewReplicaFence(conn, 0, 50*time.Millisecond)
+	defer present.Close()
+	relay.Confirm = present
+	if n, err := relay.RunOnce(ctx); n != 20 || err != nil {
+		t.Fatalf("second pass = %d, %v; want 20 rows marked", n, err)
+	}
+	if p := pending(t, d.App); p != 0 {
+		t.Fatalf("%d rows still pending", p)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for id := range ids {
+		want := 1
+		if id == lost {
+			want = 2
+		}
+		if q.calls[id] != 2 || q.accepted[id] != want {
+			t.Errorf("row %s: %d attempts, %d accepted; want 2 and %d", id, q.calls[id], q.accepted[id], want)
+		}
+	}
+}
+
+// A fence that sees a task missing on the master it asks refuses the batch,
+// whatever the replicas say: the master that took the enqueue is gone.
+func TestReplicaFenceRefusesMissingTasks(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	conn, err := redis.ParseURL(rs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := redis.NewReplicaFence(conn, 0, 50*time.Millisecond)
+	defer f.Close()
+	c := rs.Client()
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.Set(ctx, "asynq:{default}:t:a", "x", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Confirm(ctx, []string{"asynq:{default}:t:a"}); err != nil {
+		t.Fatalf("present key: %v", err)
+	}
+	err = f.Confirm(ctx, []string{"asynq:{default}:t:a", "asynq:{default}:t:b"})
+	if err == nil || !strings.Contains(err.Error(), "1 of 2 task(s) are missing") {
+		t.Fatalf("missing key: %v", err)
+	}
+	rs.Stop()
+	if err := f.Confirm(ctx, nil); err == nil {
+		t.Fatal("a fence with Redis down passed")
+	}
+}
+
+func countRows(t *testing.T, db *sqlx.DB, q string) int {
+	t.Helper()
+	var n int
+	if err := db.Get(&n, q); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+type refuse struct{}
+
+func (refuse) Confirm(context.Context, []string) error { return errors.New("no replica") }
+
+// A batch its replicas never confirm goes back behind rows not tried yet:
+// new rows are still enqueued (their tasks run) while replicas are missing.
+func TestUnconfirmedBatchDoesNotHoldNewRowsBack(t *testing.T) {
+	t.Parallel()
+	d := postgrestest.New(t)
+	rs := redistest.Start(t)
+	q := newCountingQueue(queuetest.Client(t, rs))
+	old := addN(t, d.App, 10, 10)
+	relay := &outbox.Relay{DB: d.App, Queue: q, Log: zerolog.Nop(), Batch: 10, Confirm: refuse{}}
+	ctx := context.Background()
+	if _, err := relay.RunOnce(ctx); err == nil {
+		t.Fatal("an unconfirmed pass reported no error")
+	}
+	fresh := addN(t, d.App, 10, 10)
+	if _, err := relay.RunOnce(ctx); err == nil {
+		t.Fatal("an unconfirmed pass reported no error")
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for id := range fresh {
+		if q.calls[id] != 1 {
+			t.Errorf("new row %s enqueued %d times, want 1", id, q.calls[id])
+		}
+	}
+	for id := range old {
+		if q.calls[id] != 1 {
+			t.Errorf("put-back row %s enqueued %d times, want 1 (it should wait behind the new rows)", id, q.calls[id])
 		}
 	}
 }

@@ -39,7 +39,22 @@ type Relay struct {
 	Wake <-chan struct{}
 	// Dispatched, when set, is told how many rows each pass moved; for metrics.
 	Dispatched func(n int)
+	// Confirm, when set, must vouch for a batch's tasks before its rows are
+	// marked delivered; rows it does not vouch for go back to pending and
+	// the next pass enqueues them again (a no-op for a task still in Redis).
+	Confirm Confirmer
 }
+
+// Confirmer tells whether tasks Redis acknowledged will outlive a failover
+// of the Redis master (*redis.ReplicaFence).
+type Confirmer interface {
+	// Confirm returns nil when every key (an Asynq task key) is held by
+	// enough replicas; otherwise an error saying why not.
+	Confirm(ctx context.Context, keys []string) error
+}
+
+// taskKey is where Asynq keeps a task, by its queue and ID.
+func taskKey(queue, id string) string { return "asynq:{" + queue + "}:t:" + id }
 
 func (r *Relay) defaults() {
 	if r.Batch <= 0 {
@@ -96,6 +111,7 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	done := make([]string, 0, len(rows))
+	keys := make([]string, 0, len(rows))
 	var failed []string
 	var firstErr error
 	var mu sync.Mutex
@@ -109,7 +125,7 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 		go func(rw *row) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			err := r.enqueue(ctx, rw)
+			held, err := r.enqueue(ctx, rw)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -120,9 +136,20 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 				return
 			}
 			done = append(done, rw.ID)
+			if held {
+				keys = append(keys, taskKey(rw.Queue, rw.ID))
+			}
 		}(&rows[i])
 	}
 	wg.Wait()
+	if r.Confirm != nil && len(done) > 0 {
+		if err := r.Confirm.Confirm(ctx, keys); err != nil {
+			failed, done = append(failed, done...), done[:0]
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
 	if len(failed) > 0 {
 		if err := putBack(ctx, tx, failed, firstErr.Error()); err != nil {
 			return 0, fmt.Errorf("relay record failure: %w", err)
@@ -142,14 +169,16 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	return len(done), nil
 }
 
-// claim marks up to n pending rows dispatched, oldest first, and returns
-// them. Claim and mark are one statement, so each row is written once per
-// pass; SKIP LOCKED leaves rows another relay holds to that relay.
+// claim marks up to n pending rows dispatched, fewest attempts first, then
+// oldest, and returns them: a batch put back again and again (no replica
+// acknowledges) goes behind untried rows instead of holding them back.
+// Claim and mark are one statement, so each row is written once per pass;
+// SKIP LOCKED leaves rows another relay holds to that relay.
 func claim(ctx context.Context, tx sqlx.QueryerContext, n int) ([]row, error) {
 	var rows []row
 	err := sqlx.SelectContext(ctx, tx, &rows, `UPDATE outbox SET dispatched_at = now()
 		WHERE id IN (SELECT id FROM outbox WHERE dispatched_at IS NULL
-			ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+			ORDER BY attempts, created_at LIMIT $1 FOR UPDATE SKIP LOCKED)
 		RETURNING id, task_type, payload, headers, queue, max_retry, timeout_ms, process_at, unique_ttl_ms`, n)
 	return rows, err
 }
@@ -162,11 +191,14 @@ func putBack(ctx context.Context, tx sqlx.ExtContext, ids []string, reason strin
 	return err
 }
 
-func (r *Relay) enqueue(ctx context.Context, rw *row) error {
+// enqueue hands rw to Asynq. held reports that Redis now holds a task under
+// rw's ID; it is false for a row a Unique lock turned away, whose ID Redis
+// never stored.
+func (r *Relay) enqueue(ctx context.Context, rw *row) (held bool, err error) {
 	var headers map[string]string
 	if len(rw.Headers) > 2 { // "{}" carries nothing
 		if err := json.Unmarshal(rw.Headers, &headers); err != nil {
-			return fmt.Errorf("row %s headers: %w", rw.ID, err)
+			return false, fmt.Errorf("row %s headers: %w", rw.ID, err)
 		}
 	}
 	opts := []asynq.Option{asynq.TaskID(rw.ID), asynq.Queue(rw.Queue), asynq.MaxRetry(rw.MaxRetry), asynq.Retention(r.Retention)}
@@ -179,12 +211,16 @@ func (r *Relay) enqueue(ctx context.Context, rw *row) error {
 	if rw.UniqueMS > 0 {
 		opts = append(opts, asynq.Unique(time.Duration(rw.UniqueMS)*time.Millisecond))
 	}
-	_, err := r.Queue.EnqueueContext(ctx, asynq.NewTaskWithHeaders(rw.Type, rw.Payload, headers), opts...)
-	if errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {
-		// Already enqueued by an earlier pass that crashed before marking.
-		return nil
+	_, err = r.Queue.EnqueueContext(ctx, asynq.NewTaskWithHeaders(rw.Type, rw.Payload, headers), opts...)
+	switch {
+	case errors.Is(err, asynq.ErrTaskIDConflict):
+		// Already enqueued by an earlier pass that crashed before marking,
+		// or whose replicas had not acknowledged it.
+		return true, nil
+	case errors.Is(err, asynq.ErrDuplicateTask):
+		return false, nil
 	}
-	return err
+	return err == nil, err
 }
 
 // Run relays until ctx ends, with Loops claim loops. A loop that moved a full

@@ -1,35 +1,17 @@
-// Package redis opens go-redis clients from REDIS_URL for the parts of Keel
-// that use Redis directly (readiness, throttling), beside Asynq's own pool.
+// Package redis reads REDIS_URL (one server or Sentinel) and opens every
+// Redis client Keel uses from it: go-redis clients for the parts that use
+// Redis directly (readiness, throttling, rate limits, the scheduler's
+// state, the outbox relay's replica fence) and Asynq's connection option.
 package redis
 
 import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 )
-
-// New parses url (redis://[:password@]host:port/db) and returns a client
-// with short timeouts: callers on a request path must fail fast when Redis
-// is down rather than hold the request.
-func New(url string) (*goredis.Client, error) {
-	opt, err := goredis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
-	}
-	opt.DialTimeout = time.Second
-	opt.ReadTimeout = time.Second
-	opt.WriteTimeout = time.Second
-	opt.MaxRetries = 1
-	// go-redis otherwise dials 5 times 100 ms apart per attempt, so a probe
-	// of a stopped Redis took most of a second to say so.
-	opt.DialerRetries = 1
-	opt.PoolSize = 10
-	return goredis.NewClient(opt), nil
-}
 
 // Ping checks the server answers within ctx.
 func Ping(ctx context.Context, c *goredis.Client) error {

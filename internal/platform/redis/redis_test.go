@@ -45,10 +45,11 @@ func TestLibraryLogsAreJSON(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	c, err := redis.New("redis://" + addr + "/0")
+	conn, err := redis.ParseURL("redis://" + addr + "/0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := redis.New(conn)
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
