@@ -90,7 +90,11 @@ func TestEverySpecIsRegisteredAndScheduledTypesHaveSpecs(t *testing.T) {
 			t.Errorf("%s has no handler", s.Type)
 		}
 	}
-	for _, e := range jobs.Schedule() {
+	entries, err := jobs.Schedule(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
 		if s := task.SpecOf(e.Name); s.Tenancy != task.Platform {
 			t.Errorf("scheduled %s is a %s task; the scheduler enqueues no organization", e.Name, s.Tenancy)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -36,6 +37,12 @@ const fleetUsage = `  tasks dead [-all] [-limit N]
                    (or DATABASE_OWNER_URL), recorded in job_runs. With BACKUP_S3_BUCKET
                    and BACKUP_S3_PREFIX set, restore the newest dump stored there
                    instead (pg_dump -Fc, at most BACKUP_MAX_AGE old)
+  backup take [-if-older-than 20h]
+                   stream pg_dump -Fc as BACKUP_DATABASE_URL (or DATABASE_OWNER_URL) into
+                   BACKUP_S3_BUCKET under BACKUP_S3_PREFIX, then delete dumps past
+                   BACKUP_RETENTION_DAYS (keeping the newest BACKUP_RETENTION_KEEP);
+                   recorded in job_runs as backup:take. -if-older-than takes one only
+                   when the newest stored object is older (or there is none)
 `
 
 func openTasksDB(cfg *config.Ctl) (*sqlx.DB, error) {
@@ -187,10 +194,23 @@ func runJobs(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer)
 }
 
 func runBackup(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer) error {
-	if len(args) != 1 || args[0] != "verify" {
-		return fmt.Errorf("%w: backup needs verify", errUsage)
+	if len(args) == 0 || (args[0] != "verify" && args[0] != "take") || (args[0] == "verify" && len(args) != 1) {
+		return fmt.Errorf("%w: backup needs verify or take", errUsage)
+	}
+	var ifOlder time.Duration
+	if args[0] == "take" {
+		fs := flag.NewFlagSet("backup take", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		fs.DurationVar(&ifOlder, "if-older-than", 0, "take one only when the newest stored object is older than this")
+		if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 || ifOlder < 0 {
+			return fmt.Errorf("%w: backup take takes only -if-older-than DURATION (such as 20h)", errUsage)
+		}
 	}
 	src, err := cfg.BackupURL()
+	if err != nil {
+		return err
+	}
+	stored, err := cfg.BackupS3()
 	if err != nil {
 		return err
 	}
@@ -199,16 +219,18 @@ func runBackup(ctx context.Context, cfg *config.Ctl, args []string, out io.Write
 		return err
 	}
 	defer db.Close()
-	stored, err := cfg.BackupS3()
-	if err != nil {
-		return err
-	}
-	v := &backup.Verifier{SourceURL: src}
+	var store *s3.Client
 	if stored.Bucket != "" {
-		if v.Store, err = s3.New(ctx, s3.Config(stored.S3)); err != nil {
+		if store, err = s3.New(ctx, s3.Config(stored.S3)); err != nil {
 			return err
 		}
-		v.Bucket, v.Prefix, v.MaxAge = stored.Bucket, stored.Prefix, stored.MaxAge
+	}
+	if args[0] == "take" {
+		return runBackupTake(ctx, db, src, stored, store, ifOlder, out)
+	}
+	v := &backup.Verifier{SourceURL: src}
+	if store != nil {
+		v.Store, v.Bucket, v.Prefix, v.MaxAge = store, stored.Bucket, stored.Prefix, stored.MaxAge
 	}
 	var rep backup.Report
 	err = jobrun.Track(ctx, db, task.TypeBackupVerify, "keelctl:"+uuid.NewString(), func(ctx context.Context) (any, error) {
@@ -222,6 +244,42 @@ func runBackup(ctx context.Context, cfg *config.Ctl, args []string, out io.Write
 		return err
 	}
 	fmt.Fprintln(out, "backup verified")
+	return nil
+}
+
+// runBackupTake takes a backup as the worker's backup:take does.
+func runBackupTake(ctx context.Context, db *sqlx.DB, src string, stored config.BackupS3, store *s3.Client, ifOlder time.Duration, out io.Writer) error {
+	if store == nil {
+		return errors.New("backup take: BACKUP_S3_BUCKET and BACKUP_S3_PREFIX are required (and S3_ENDPOINT, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY for a server other than AWS)")
+	}
+	if ifOlder > 0 {
+		newest, err := store.Newest(ctx, stored.Bucket, stored.Prefix)
+		switch {
+		case err == nil && time.Since(newest.LastModified) < ifOlder:
+			fmt.Fprintf(out, "backup not taken: s3://%s/%s is %s old, under -if-older-than %s\n",
+				newest.Bucket, newest.Key, time.Since(newest.LastModified).Round(time.Second), ifOlder)
+			return nil
+		case err != nil && !errors.Is(err, s3.ErrEmpty):
+			return fmt.Errorf("backup take: %w", err)
+		}
+	}
+	t := &backup.Taker{SourceURL: src, Store: store, Bucket: stored.Bucket, Prefix: stored.Prefix,
+		Stream:    s3.StreamOptions{PartSize: stored.PartSize, Concurrency: stored.Concurrency},
+		Retention: backup.Retention{Days: stored.RetentionDays, Keep: stored.RetentionKeep}}
+	var rep backup.TakeReport
+	err := jobrun.Track(ctx, db, task.TypeBackupTake, "keelctl:"+uuid.NewString(), func(ctx context.Context) (any, error) {
+		var err error
+		rep, err = t.Take(ctx)
+		return rep, err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "backup stored: s3://%s/%s (%d bytes in %d part(s), %.1f s)\n", rep.Bucket, rep.Key, rep.Bytes, rep.Parts, rep.Seconds)
+	for _, k := range rep.Deleted {
+		fmt.Fprintf(out, "deleted past retention: s3://%s/%s\n", rep.Bucket, k)
+	}
+	fmt.Fprintf(out, "%d dump(s) kept under s3://%s/%s\n", rep.Kept, rep.Bucket, stored.Prefix)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -114,6 +115,58 @@ func TestBackupVerifyFromS3Command(t *testing.T) {
 	out.Reset()
 	if err := run(context.Background(), []string{"jobs", "runs", "-job", "backup:verify"}, &out); err != nil ||
 		!strings.Contains(out.String(), " ok ") || !strings.Contains(out.String(), " failed ") {
+		t.Fatalf("jobs runs: %v\n%s", err, out.String())
+	}
+}
+
+// `backup take` stores a dump that `backup verify` then restores; with
+// -if-older-than and a fresh dump it takes none; a failing pg_dump exits
+// non-zero with its message, and both runs are in job_runs.
+func TestBackupTakeCommand(t *testing.T) {
+	db := postgrestest.New(t)
+	srv := s3test.Start(t, "keel-backups")
+	t.Setenv("DATABASE_URL", db.AppURL)
+	t.Setenv("BACKUP_DATABASE_URL", db.OwnerURL)
+	ctx := context.Background()
+	var out bytes.Buffer
+	if err := run(ctx, []string{"backup", "take"}, &out); err == nil || !strings.Contains(err.Error(), "BACKUP_S3_BUCKET") {
+		t.Fatalf("without a bucket: %v", err)
+	}
+	c := srv.Config()
+	t.Setenv("S3_ENDPOINT", c.Endpoint)
+	t.Setenv("S3_ACCESS_KEY_ID", c.AccessKeyID)
+	t.Setenv("S3_SECRET_ACCESS_KEY", c.SecretAccessKey)
+	t.Setenv("BACKUP_S3_BUCKET", srv.Bucket)
+	t.Setenv("BACKUP_S3_PREFIX", "keel/")
+	out.Reset()
+	if err := run(ctx, []string{"backup", "take"}, &out); err != nil || !strings.Contains(out.String(), "backup stored: s3://keel-backups/keel/") ||
+		!strings.Contains(out.String(), "1 dump(s) kept") {
+		t.Fatalf("backup take: %v\n%s", err, out.String())
+	}
+	objs, err := srv.Client.List(ctx, srv.Bucket, "keel/")
+	if err != nil || len(objs) != 1 || !strings.Contains(out.String(), objs[0].Key) {
+		t.Fatalf("stored %+v (%v), output:\n%s", objs, err, out.String())
+	}
+	out.Reset()
+	if err := run(ctx, []string{"backup", "verify"}, &out); err != nil || !strings.Contains(out.String(), `"object_key": "`+objs[0].Key+`"`) {
+		t.Fatalf("backup verify after take: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := run(ctx, []string{"backup", "take", "-if-older-than", "1h"}, &out); err != nil || !strings.Contains(out.String(), "backup not taken") {
+		t.Fatalf("-if-older-than with a fresh dump: %v\n%s", err, out.String())
+	}
+	if err := run(ctx, []string{"backup", "take", "-if-older-than", "soon"}, &out); !errors.Is(err, errUsage) {
+		t.Fatalf("bad flag: %v", err)
+	}
+	t.Setenv("BACKUP_DATABASE_URL", strings.Replace(db.OwnerURL, "/"+db.Name+"?", "/keel_no_such_db?", 1))
+	out.Reset()
+	err = run(ctx, []string{"backup", "take"}, &out)
+	if err == nil || !strings.Contains(err.Error(), "pg_dump") || !strings.Contains(err.Error(), "keel_no_such_db") || !strings.Contains(err.Error(), "nothing stored") {
+		t.Fatalf("failing pg_dump: %v", err)
+	}
+	out.Reset()
+	if err := run(ctx, []string{"jobs", "runs", "-job", "backup:take"}, &out); err != nil ||
+		strings.Count(out.String(), "backup:take") != 2 || !strings.Contains(out.String(), " ok ") || !strings.Contains(out.String(), " failed ") {
 		t.Fatalf("jobs runs: %v\n%s", err, out.String())
 	}
 }

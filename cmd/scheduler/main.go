@@ -17,6 +17,7 @@ import (
 
 	"github.com/keelhq/keel/internal/config"
 	"github.com/keelhq/keel/internal/health"
+	"github.com/keelhq/keel/internal/jobrun"
 	"github.com/keelhq/keel/internal/platform/clock"
 	"github.com/keelhq/keel/internal/platform/httpserver"
 	"github.com/keelhq/keel/internal/platform/logging"
@@ -26,6 +27,7 @@ import (
 	"github.com/keelhq/keel/internal/platform/sentry"
 	"github.com/keelhq/keel/internal/schedule"
 	"github.com/keelhq/keel/jobs"
+	"github.com/keelhq/keel/jobs/task"
 )
 
 func main() {
@@ -67,12 +69,21 @@ func run(ctx context.Context) error {
 		Name: "keel_scheduler_firings_total", Help: "Periodic firings by entry and result (enqueued, duplicate, error, skipped).",
 	}, []string{"entry", "result"})
 	reg.MustRegister(fired)
+	// Read from job_runs at each scrape, so a restarted scheduler (or any
+	// replica) reports the same ages the alerts watch.
+	reg.MustRegister(jobrun.NewCollector(db, "keel_backup_last_success_timestamp_seconds",
+		"Unix time of the latest successful run of each backup job, from job_runs (0 if none).",
+		task.TypeBackupTake, task.TypeBackupVerify))
+	entries, err := jobs.Schedule(cfg.Schedules)
+	if err != nil {
+		return err
+	}
 	var clk clock.Clock = clock.Real{}
 	if tc := cfg.TestClock; tc.Rate > 1 {
 		clk = clock.Scaled{Origin: tc.Origin, Rate: tc.Rate}
 		log.Warn().Int("rate", tc.Rate).Time("origin", tc.Origin).Msg("scheduler clock sped up for tests")
 	}
-	s := &schedule.Scheduler{Entries: jobs.Schedule(), Queue: client, Log: log, Clock: clk,
+	s := &schedule.Scheduler{Entries: entries, Queue: client, Log: log, Clock: clk,
 		State: &schedule.RedisState{Client: rdb},
 		Skipped: func(entry string, _ time.Time) {
 			fired.WithLabelValues(entry, "skipped").Inc()
