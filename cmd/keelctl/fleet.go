@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -43,6 +45,10 @@ const fleetUsage = `  tasks dead [-all] [-limit N]
                    BACKUP_RETENTION_DAYS (keeping the newest BACKUP_RETENTION_KEEP);
                    recorded in job_runs as backup:take. -if-older-than takes one only
                    when the newest stored object is older (or there is none)
+  backup list      list the dumps under BACKUP_S3_PREFIX, newest first, with size and age
+  backup download KEY FILE
+                   stream the stored dump KEY into FILE (created; an existing FILE is
+                   refused), for pg_restore
 `
 
 func openTasksDB(cfg *config.Ctl) (*sqlx.DB, error) {
@@ -194,8 +200,15 @@ func runJobs(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer)
 }
 
 func runBackup(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer) error {
-	if len(args) == 0 || (args[0] != "verify" && args[0] != "take") || (args[0] == "verify" && len(args) != 1) {
-		return fmt.Errorf("%w: backup needs verify or take", errUsage)
+	switch {
+	case len(args) == 0 || !slices.Contains([]string{"verify", "take", "list", "download"}, args[0]):
+		return fmt.Errorf("%w: backup needs verify, take, list or download", errUsage)
+	case (args[0] == "verify" || args[0] == "list") && len(args) != 1:
+		return fmt.Errorf("%w: backup %s takes no arguments", errUsage, args[0])
+	case args[0] == "download" && len(args) != 3:
+		return fmt.Errorf("%w: backup download needs KEY and FILE", errUsage)
+	case args[0] == "list" || args[0] == "download":
+		return runBackupObjects(ctx, cfg, args, out)
 	}
 	var ifOlder time.Duration
 	if args[0] == "take" {
@@ -245,6 +258,49 @@ func runBackup(ctx context.Context, cfg *config.Ctl, args []string, out io.Write
 	}
 	fmt.Fprintln(out, "backup verified")
 	return nil
+}
+
+// runBackupObjects lists or downloads stored dumps: what a restore starts
+// from, with the same settings as the worker, whatever the S3 server.
+func runBackupObjects(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer) error {
+	stored, err := cfg.BackupS3()
+	if err != nil {
+		return err
+	}
+	if stored.Bucket == "" {
+		return errors.New("backup " + args[0] + ": BACKUP_S3_BUCKET and BACKUP_S3_PREFIX are required")
+	}
+	store, err := s3.New(ctx, s3.Config(stored.S3))
+	if err != nil {
+		return err
+	}
+	if args[0] == "download" {
+		f, err := os.OpenFile(args[2], os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return fmt.Errorf("backup download: %w", err)
+		}
+		n, err := store.Download(ctx, stored.Bucket, args[1], f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			_ = os.Remove(args[2])
+			return fmt.Errorf("backup download: %w", err)
+		}
+		fmt.Fprintf(out, "downloaded s3://%s/%s to %s (%d bytes)\n", stored.Bucket, args[1], args[2], n)
+		return nil
+	}
+	objs, err := store.List(ctx, stored.Bucket, stored.Prefix)
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(objs, func(a, b s3.Object) int { return b.LastModified.Compare(a.LastModified) })
+	w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "MODIFIED\tAGE\tBYTES\tKEY")
+	for _, o := range objs {
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", o.LastModified.UTC().Format(time.RFC3339), time.Since(o.LastModified).Round(time.Minute), o.Size, o.Key)
+	}
+	return w.Flush()
 }
 
 // runBackupTake takes a backup as the worker's backup:take does.

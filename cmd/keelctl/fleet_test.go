@@ -5,8 +5,12 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jmoiron/sqlx"
 
 	"github.com/keelhq/keel/internal/deadtask"
 	"github.com/keelhq/keel/internal/platform/postgrestest"
@@ -128,6 +132,11 @@ func TestBackupTakeCommand(t *testing.T) {
 	t.Setenv("DATABASE_URL", db.AppURL)
 	t.Setenv("BACKUP_DATABASE_URL", db.OwnerURL)
 	ctx := context.Background()
+	err := deadtask.Store{}.Record(ctx, db.App, queue.DeadTask{TaskID: "t-1", Type: "email:send", Queue: "critical",
+		Payload: []byte(`{}`), Error: "smtp: 550", Retried: 10, MaxRetry: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out bytes.Buffer
 	if err := run(ctx, []string{"backup", "take"}, &out); err == nil || !strings.Contains(err.Error(), "BACKUP_S3_BUCKET") {
 		t.Fatalf("without a bucket: %v", err)
@@ -150,6 +159,40 @@ func TestBackupTakeCommand(t *testing.T) {
 	out.Reset()
 	if err := run(ctx, []string{"backup", "verify"}, &out); err != nil || !strings.Contains(out.String(), `"object_key": "`+objs[0].Key+`"`) {
 		t.Fatalf("backup verify after take: %v\n%s", err, out.String())
+	}
+	// The runbook's restore: list, download, pg_restore into a new database.
+	out.Reset()
+	if err := run(ctx, []string{"backup", "list"}, &out); err != nil || !strings.Contains(out.String(), objs[0].Key) {
+		t.Fatalf("backup list: %v\n%s", err, out.String())
+	}
+	file := filepath.Join(t.TempDir(), "keel.dump")
+	out.Reset()
+	if err := run(ctx, []string{"backup", "download", objs[0].Key, file}, &out); err != nil || !strings.Contains(out.String(), "downloaded") {
+		t.Fatalf("backup download: %v\n%s", err, out.String())
+	}
+	if err := run(ctx, []string{"backup", "download", objs[0].Key, file}, &out); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Fatalf("download over an existing file: %v", err)
+	}
+	restored := db.Name + "_restored"
+	if _, err := db.Owner.Exec(`CREATE DATABASE ` + restored + ` TEMPLATE template0`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = db.Owner.Exec(`DROP DATABASE IF EXISTS ` + restored + ` WITH (FORCE)`) })
+	restoredURL := strings.Replace(db.OwnerURL, "/"+db.Name+"?", "/"+restored+"?", 1)
+	if b, err := exec.Command("pg_restore", "--dbname="+restoredURL, "--exit-on-error", file).CombinedOutput(); err != nil {
+		t.Fatalf("pg_restore: %v\n%s", err, b)
+	}
+	rdb, err := sqlx.Open("postgres", restoredURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	var live, back int
+	if err := db.Owner.Get(&live, `SELECT count(*) FROM dead_tasks`); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Get(&back, `SELECT count(*) FROM dead_tasks`); err != nil || back != live || live == 0 {
+		t.Fatalf("restored dead_tasks: %d (%v), live %d", back, err, live)
 	}
 	out.Reset()
 	if err := run(ctx, []string{"backup", "take", "-if-older-than", "1h"}, &out); err != nil || !strings.Contains(out.String(), "backup not taken") {
