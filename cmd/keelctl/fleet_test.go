@@ -179,7 +179,7 @@ func TestBackupTakeCommand(t *testing.T) {
 	}
 	t.Cleanup(func() { _, _ = db.Owner.Exec(`DROP DATABASE IF EXISTS ` + restored + ` WITH (FORCE)`) })
 	restoredURL := strings.Replace(db.OwnerURL, "/"+db.Name+"?", "/"+restored+"?", 1)
-	if b, err := exec.Command("pg_restore", "--dbname="+restoredURL, "--exit-on-error", file).CombinedOutput(); err != nil {
+	if b, err := exec.Command("pg_restore", "--dbname="+restoredURL, "--exit-on-error", "--jobs=2", file).CombinedOutput(); err != nil {
 		t.Fatalf("pg_restore: %v\n%s", err, b)
 	}
 	rdb, err := sqlx.Open("postgres", restoredURL)
