@@ -3,6 +3,7 @@ package jobrun
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -15,7 +16,7 @@ func (Store) LastSuccess(ctx context.Context, db sqlx.QueryerContext, job string
 	var at sql.NullTime
 	err := db.QueryRowxContext(ctx, `SELECT finished_at FROM job_runs
 		WHERE job = $1 AND status = 'ok' ORDER BY started_at DESC LIMIT 1`, job).Scan(&at)
-	if err != nil && err != sql.ErrNoRows {
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, err
 	}
 	return at.Time, nil
