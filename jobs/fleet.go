@@ -22,12 +22,17 @@ func registerFleet(handlers map[string]asynq.Handler, d Deps) {
 	if v == nil {
 		v = &backup.Verifier{}
 	}
+	take := d.BackupTake
+	if take == nil {
+		take = &backup.Taker{}
+	}
 	handlers[task.TypeCanary] = &CanaryHandler{DB: d.DB}
 	for typ, run := range map[string]func(ctx context.Context) (any, error){
 		task.TypeOutboxSweep:    needs(d.Queue != nil, "Queue", (&outboxSweep{db: d.DB, queue: d.Queue, confirm: d.Confirm, log: d.Log}).run),
 		task.TypeTokensPurge:    purgeRun(purge.Tokens),
 		task.TypeRetentionPurge: purgeRun(purge.PastRetention),
 		task.TypeBackupVerify:   (&backupVerify{v: v}).run,
+		task.TypeBackupTake:     (&backupTake{t: take}).run,
 		task.TypeDeadSync:       needs(d.Archive != nil, "Archive", (&deadSync{archive: d.Archive, db: d.DB}).run),
 	} {
 		handlers[typ] = &periodic{db: d.DB, observe: d.JobObserved, run: run}

@@ -19,6 +19,8 @@ import (
 	"github.com/keelhq/keel/internal/platform/mail"
 	"github.com/keelhq/keel/internal/platform/postgrestest"
 	"github.com/keelhq/keel/internal/platform/redistest"
+	"github.com/keelhq/keel/internal/platform/s3test"
+	"github.com/keelhq/keel/internal/schedule"
 	"github.com/keelhq/keel/jobs"
 	"github.com/keelhq/keel/jobs/task"
 )
@@ -90,7 +92,11 @@ func TestEverySpecIsRegisteredAndScheduledTypesHaveSpecs(t *testing.T) {
 			t.Errorf("%s has no handler", s.Type)
 		}
 	}
-	for _, e := range jobs.Schedule() {
+	entries, err := jobs.Schedule(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
 		if s := task.SpecOf(e.Name); s.Tenancy != task.Platform {
 			t.Errorf("scheduled %s is a %s task; the scheduler enqueues no organization", e.Name, s.Tenancy)
 		}
@@ -137,6 +143,78 @@ func TestBackupVerifyRecordsSuccessAndBrokenRestore(t *testing.T) {
 	err = f.run(t, task.TypeBackupVerify)
 	if err == nil || !strings.Contains(err.Error(), "BACKUP_DATABASE_URL") {
 		t.Fatalf("without a backup URL: %v", err)
+	}
+}
+
+// backup:take as the worker runs it: the dump lands under the prefix and
+// its key, size and parts are the run's detail; the verify that follows
+// restores it. Without a bucket the run fails naming the variables.
+func TestBackupTakeThenVerifyAsJobs(t *testing.T) {
+	t.Parallel()
+	f := MustFleet(t, nil)
+	srv := s3test.Start(t, "keel-backups")
+	smtp, _ := mail.NewSMTP("smtp://127.0.0.1:1", "x@example.com")
+	render, _ := email.NewRenderer("http://localhost", "Keel")
+	register := func(tk *backup.Taker) {
+		f.mux = asynq.NewServeMux()
+		v := &backup.Verifier{SourceURL: f.db.OwnerURL, WorkDir: t.TempDir(), Store: srv.Client, Bucket: srv.Bucket, Prefix: "keel/"}
+		if err := jobs.Register(f.mux, jobs.Deps{DB: f.db.App, Mail: smtp, Render: render, Queue: f.queue, Archive: f.insp,
+			Backup: v, BackupTake: tk}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	register(nil)
+	err := f.run(t, task.TypeBackupTake)
+	if err == nil || !strings.Contains(err.Error(), "BACKUP_DATABASE_URL") || !errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("without a source: %v", err)
+	}
+	register(&backup.Taker{SourceURL: f.db.OwnerURL, Store: srv.Client, Bucket: srv.Bucket, Prefix: "keel/", Retention: backup.Retention{Days: 30, Keep: 7}})
+	if err := f.run(t, task.TypeBackupTake); err != nil {
+		t.Fatalf("backup:take: %v", err)
+	}
+	r := f.lastRun(t, task.TypeBackupTake)
+	objs, err := srv.Client.List(context.Background(), srv.Bucket, "keel/")
+	if err != nil || len(objs) != 1 || r.Status != "ok" || !strings.Contains(r.Detail, `"key": "`+objs[0].Key+`"`) ||
+		!strings.Contains(r.Detail, fmt.Sprintf(`"bytes": %d`, objs[0].Size)) || !strings.Contains(r.Detail, `"parts": 1`) {
+		t.Fatalf("run %+v, objects %+v (%v)", r, objs, err)
+	}
+	if err := f.run(t, task.TypeBackupVerify); err != nil {
+		t.Fatalf("backup:verify after backup:take: %v", err)
+	}
+	if r := f.lastRun(t, task.TypeBackupVerify); !strings.Contains(r.Detail, `"object_key": "`+objs[0].Key+`"`) {
+		t.Fatalf("verify run %+v, want it to restore %s", r, objs[0].Key)
+	}
+}
+
+func TestScheduleOverrides(t *testing.T) {
+	t.Parallel()
+	find := func(entries []schedule.Entry, name string) (schedule.Entry, bool) {
+		for _, e := range entries {
+			if e.Name == name {
+				return e, true
+			}
+		}
+		return schedule.Entry{}, false
+	}
+	def, err := jobs.Schedule(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := find(def, task.TypeBackupTake); !ok || e.Spec != "0 3 * * *" || e.Missed != schedule.MissedFireOnce {
+		t.Fatalf("backup:take by default: %+v, %t", e, ok)
+	}
+	got, err := jobs.Schedule(map[string]string{task.TypeBackupTake: "30 1 * * *", task.TypeBackupVerify: jobs.ScheduleOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := find(got, task.TypeBackupTake); !ok || e.Spec != "30 1 * * *" {
+		t.Fatalf("overridden: %+v", e)
+	}
+	if _, ok := find(got, task.TypeBackupVerify); ok || len(got) != len(def)-1 {
+		t.Fatalf("off: backup:verify still scheduled (%d of %d entries)", len(got), len(def))
+	}
+	if _, err := jobs.Schedule(map[string]string{"email:send": "* * * * *"}); err == nil {
+		t.Fatal("an override of a task that is not periodic was accepted")
 	}
 }
 

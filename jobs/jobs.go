@@ -54,6 +54,9 @@ type Deps struct {
 	// Backup checks restores; when its SourceURL is empty, backup:verify
 	// fails with a message naming BACKUP_DATABASE_URL.
 	Backup *backup.Verifier
+	// BackupTake stores dumps; when it has no source or bucket, backup:take
+	// fails with a message naming the variables to set.
+	BackupTake *backup.Taker
 	// Resources purges deleted resources (resources:purge); nil builds one on
 	// DB (resourcedb's store) with no files to remove. The worker sets its
 	// Files so a purged resource's files go with it.

@@ -100,6 +100,10 @@ export S3_REGION=${S3_REGION:-us-east-1}
 export S3_ACCESS_KEY_ID=${S3_ACCESS_KEY_ID:-keel}
 export S3_SECRET_ACCESS_KEY=${S3_SECRET_ACCESS_KEY:-keel-dev-secret}
 export S3_BUCKET=${S3_BUCKET:-keel-files}
+# Backups: backup:take stores dumps under this prefix and backup:verify
+# restores the newest (docs/operations.md, "Backup and restore runbook").
+export BACKUP_S3_BUCKET=${BACKUP_S3_BUCKET:-keel-backups}
+export BACKUP_S3_PREFIX=${BACKUP_S3_PREFIX:-keel/}
 # Billing: a local stripe-mock (Stripe's official mock, which the tests use
 # too), unless STRIPE_API_BASE is set (set it empty, in .env, for Stripe
 # itself with your own test key: docs/billing.md). stripe-mock accepts a
@@ -152,7 +156,7 @@ fi
 # development secrets stay in .dev/secrets.env.
 ( umask 077
   for v in ENV DATABASE_URL DATABASE_OWNER_URL BACKUP_DATABASE_URL ADMIN_DATABASE_URL REDIS_URL SMTP_URL APP_BASE_URL \
-    S3_ENDPOINT S3_REGION S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY S3_BUCKET \
+    S3_ENDPOINT S3_REGION S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY S3_BUCKET BACKUP_S3_BUCKET BACKUP_S3_PREFIX \
     STRIPE_API_BASE STRIPE_SECRET_KEY STRIPE_WEBHOOK_SECRET PLANS_FILE; do
     if [ -n "${!v+set}" ]; then printf '%s=%q\n' "$v" "${!v}"; fi
   done > .dev/env )
@@ -173,6 +177,10 @@ log "building binaries"
 go build -o bin/ ./cmd/...
 bin/keelctl migrate up
 bin/keelctl files create-bucket
+S3_BUCKET=$BACKUP_S3_BUCKET bin/keelctl files create-bucket
+# A first dump, so backup:verify has one to restore; none when a dump under
+# a day old is there already.
+bin/keelctl backup take -if-older-than 20h || log "backup take failed (see above); backup:verify will fail until a dump is stored"
 # Idempotent: on an existing demo it says so and changes nothing.
 bin/keelctl seed-demo || log "seed-demo failed (see above); continuing without demo data"
 
@@ -225,6 +233,7 @@ cat <<MSG
     Worker         http://127.0.0.1:9091/readyz   scheduler: http://127.0.0.1:9092/readyz
     Mail (API)     http://127.0.0.1:8025/api/v1/messages
     S3 (files)     $S3_SHOWN   bucket $S3_BUCKET (key $S3_ACCESS_KEY_ID)
+    Backups        s3://$BACKUP_S3_BUCKET/$BACKUP_S3_PREFIX   (bin/keelctl backup take | verify)
     Stripe         $STRIPE_SHOWN
     Webhook        POST /api/v1/stripe/webhook, STRIPE_WEBHOOK_SECRET=$STRIPE_WEBHOOK_SECRET
                    (keelctl stripe trigger EVENT_TYPE --org ORG_ID signs with it; docs/billing.md)

@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -36,6 +39,16 @@ const fleetUsage = `  tasks dead [-all] [-limit N]
                    (or DATABASE_OWNER_URL), recorded in job_runs. With BACKUP_S3_BUCKET
                    and BACKUP_S3_PREFIX set, restore the newest dump stored there
                    instead (pg_dump -Fc, at most BACKUP_MAX_AGE old)
+  backup take [-if-older-than 20h]
+                   stream pg_dump -Fc as BACKUP_DATABASE_URL (or DATABASE_OWNER_URL) into
+                   BACKUP_S3_BUCKET under BACKUP_S3_PREFIX, then delete dumps past
+                   BACKUP_RETENTION_DAYS (keeping the newest BACKUP_RETENTION_KEEP);
+                   recorded in job_runs as backup:take. -if-older-than takes one only
+                   when the newest stored object is older (or there is none)
+  backup list      list the dumps under BACKUP_S3_PREFIX, newest first, with size and age
+  backup download KEY FILE
+                   stream the stored dump KEY into FILE (created; an existing FILE is
+                   refused), for pg_restore
 `
 
 func openTasksDB(cfg *config.Ctl) (*sqlx.DB, error) {
@@ -187,10 +200,30 @@ func runJobs(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer)
 }
 
 func runBackup(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer) error {
-	if len(args) != 1 || args[0] != "verify" {
-		return fmt.Errorf("%w: backup needs verify", errUsage)
+	switch {
+	case len(args) == 0 || !slices.Contains([]string{"verify", "take", "list", "download"}, args[0]):
+		return fmt.Errorf("%w: backup needs verify, take, list or download", errUsage)
+	case (args[0] == "verify" || args[0] == "list") && len(args) != 1:
+		return fmt.Errorf("%w: backup %s takes no arguments", errUsage, args[0])
+	case args[0] == "download" && len(args) != 3:
+		return fmt.Errorf("%w: backup download needs KEY and FILE", errUsage)
+	case args[0] == "list" || args[0] == "download":
+		return runBackupObjects(ctx, cfg, args, out)
+	}
+	var ifOlder time.Duration
+	if args[0] == "take" {
+		fs := flag.NewFlagSet("backup take", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		fs.DurationVar(&ifOlder, "if-older-than", 0, "take one only when the newest stored object is older than this")
+		if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 || ifOlder < 0 {
+			return fmt.Errorf("%w: backup take takes only -if-older-than DURATION (such as 20h)", errUsage)
+		}
 	}
 	src, err := cfg.BackupURL()
+	if err != nil {
+		return err
+	}
+	stored, err := cfg.BackupS3()
 	if err != nil {
 		return err
 	}
@@ -199,16 +232,18 @@ func runBackup(ctx context.Context, cfg *config.Ctl, args []string, out io.Write
 		return err
 	}
 	defer db.Close()
-	stored, err := cfg.BackupS3()
-	if err != nil {
-		return err
-	}
-	v := &backup.Verifier{SourceURL: src}
+	var store *s3.Client
 	if stored.Bucket != "" {
-		if v.Store, err = s3.New(ctx, s3.Config(stored.S3)); err != nil {
+		if store, err = s3.New(ctx, s3.Config(stored.S3)); err != nil {
 			return err
 		}
-		v.Bucket, v.Prefix, v.MaxAge = stored.Bucket, stored.Prefix, stored.MaxAge
+	}
+	if args[0] == "take" {
+		return runBackupTake(ctx, db, src, stored, store, ifOlder, out)
+	}
+	v := &backup.Verifier{SourceURL: src}
+	if store != nil {
+		v.Store, v.Bucket, v.Prefix, v.MaxAge = store, stored.Bucket, stored.Prefix, stored.MaxAge
 	}
 	var rep backup.Report
 	err = jobrun.Track(ctx, db, task.TypeBackupVerify, "keelctl:"+uuid.NewString(), func(ctx context.Context) (any, error) {
@@ -222,6 +257,85 @@ func runBackup(ctx context.Context, cfg *config.Ctl, args []string, out io.Write
 		return err
 	}
 	fmt.Fprintln(out, "backup verified")
+	return nil
+}
+
+// runBackupObjects lists or downloads stored dumps: what a restore starts
+// from, with the same settings as the worker, whatever the S3 server.
+func runBackupObjects(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer) error {
+	stored, err := cfg.BackupS3()
+	if err != nil {
+		return err
+	}
+	if stored.Bucket == "" {
+		return errors.New("backup " + args[0] + ": BACKUP_S3_BUCKET and BACKUP_S3_PREFIX are required")
+	}
+	store, err := s3.New(ctx, s3.Config(stored.S3))
+	if err != nil {
+		return err
+	}
+	if args[0] == "download" {
+		f, err := os.OpenFile(args[2], os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return fmt.Errorf("backup download: %w", err)
+		}
+		n, err := store.Download(ctx, stored.Bucket, args[1], f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			_ = os.Remove(args[2])
+			return fmt.Errorf("backup download: %w", err)
+		}
+		fmt.Fprintf(out, "downloaded s3://%s/%s to %s (%d bytes)\n", stored.Bucket, args[1], args[2], n)
+		return nil
+	}
+	objs, err := store.List(ctx, stored.Bucket, stored.Prefix)
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(objs, func(a, b s3.Object) int { return b.LastModified.Compare(a.LastModified) })
+	w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "MODIFIED\tAGE\tBYTES\tKEY")
+	for _, o := range objs {
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", o.LastModified.UTC().Format(time.RFC3339), time.Since(o.LastModified).Round(time.Minute), o.Size, o.Key)
+	}
+	return w.Flush()
+}
+
+// runBackupTake takes a backup as the worker's backup:take does.
+func runBackupTake(ctx context.Context, db *sqlx.DB, src string, stored config.BackupS3, store *s3.Client, ifOlder time.Duration, out io.Writer) error {
+	if store == nil {
+		return errors.New("backup take: BACKUP_S3_BUCKET and BACKUP_S3_PREFIX are required (and S3_ENDPOINT, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY for a server other than AWS)")
+	}
+	if ifOlder > 0 {
+		newest, err := store.Newest(ctx, stored.Bucket, stored.Prefix)
+		switch {
+		case err == nil && time.Since(newest.LastModified) < ifOlder:
+			fmt.Fprintf(out, "backup not taken: s3://%s/%s is %s old, under -if-older-than %s\n",
+				newest.Bucket, newest.Key, time.Since(newest.LastModified).Round(time.Second), ifOlder)
+			return nil
+		case err != nil && !errors.Is(err, s3.ErrEmpty):
+			return fmt.Errorf("backup take: %w", err)
+		}
+	}
+	t := &backup.Taker{SourceURL: src, Store: store, Bucket: stored.Bucket, Prefix: stored.Prefix,
+		Stream:    s3.StreamOptions{PartSize: stored.PartSize, Concurrency: stored.Concurrency},
+		Retention: backup.Retention{Days: stored.RetentionDays, Keep: stored.RetentionKeep}}
+	var rep backup.TakeReport
+	err := jobrun.Track(ctx, db, task.TypeBackupTake, "keelctl:"+uuid.NewString(), func(ctx context.Context) (any, error) {
+		var err error
+		rep, err = t.Take(ctx)
+		return rep, err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "backup stored: s3://%s/%s (%d bytes in %d part(s), %.1f s)\n", rep.Bucket, rep.Key, rep.Bytes, rep.Parts, rep.Seconds)
+	for _, k := range rep.Deleted {
+		fmt.Fprintf(out, "deleted past retention: s3://%s/%s\n", rep.Bucket, k)
+	}
+	fmt.Fprintf(out, "%d dump(s) kept under s3://%s/%s\n", rep.Kept, rep.Bucket, stored.Prefix)
 	return nil
 }
 

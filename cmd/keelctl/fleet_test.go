@@ -3,9 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jmoiron/sqlx"
 
 	"github.com/keelhq/keel/internal/deadtask"
 	"github.com/keelhq/keel/internal/platform/postgrestest"
@@ -114,6 +119,97 @@ func TestBackupVerifyFromS3Command(t *testing.T) {
 	out.Reset()
 	if err := run(context.Background(), []string{"jobs", "runs", "-job", "backup:verify"}, &out); err != nil ||
 		!strings.Contains(out.String(), " ok ") || !strings.Contains(out.String(), " failed ") {
+		t.Fatalf("jobs runs: %v\n%s", err, out.String())
+	}
+}
+
+// `backup take` stores a dump that `backup verify` then restores; with
+// -if-older-than and a fresh dump it takes none; a failing pg_dump exits
+// non-zero with its message, and both runs are in job_runs.
+func TestBackupTakeCommand(t *testing.T) {
+	db := postgrestest.New(t)
+	srv := s3test.Start(t, "keel-backups")
+	t.Setenv("DATABASE_URL", db.AppURL)
+	t.Setenv("BACKUP_DATABASE_URL", db.OwnerURL)
+	ctx := context.Background()
+	err := deadtask.Store{}.Record(ctx, db.App, queue.DeadTask{TaskID: "t-1", Type: "email:send", Queue: "critical",
+		Payload: []byte(`{}`), Error: "smtp: 550", Retried: 10, MaxRetry: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := run(ctx, []string{"backup", "take"}, &out); err == nil || !strings.Contains(err.Error(), "BACKUP_S3_BUCKET") {
+		t.Fatalf("without a bucket: %v", err)
+	}
+	c := srv.Config()
+	t.Setenv("S3_ENDPOINT", c.Endpoint)
+	t.Setenv("S3_ACCESS_KEY_ID", c.AccessKeyID)
+	t.Setenv("S3_SECRET_ACCESS_KEY", c.SecretAccessKey)
+	t.Setenv("BACKUP_S3_BUCKET", srv.Bucket)
+	t.Setenv("BACKUP_S3_PREFIX", "keel/")
+	out.Reset()
+	if err := run(ctx, []string{"backup", "take"}, &out); err != nil || !strings.Contains(out.String(), "backup stored: s3://keel-backups/keel/") ||
+		!strings.Contains(out.String(), "1 dump(s) kept") {
+		t.Fatalf("backup take: %v\n%s", err, out.String())
+	}
+	objs, err := srv.Client.List(ctx, srv.Bucket, "keel/")
+	if err != nil || len(objs) != 1 || !strings.Contains(out.String(), objs[0].Key) {
+		t.Fatalf("stored %+v (%v), output:\n%s", objs, err, out.String())
+	}
+	out.Reset()
+	if err := run(ctx, []string{"backup", "verify"}, &out); err != nil || !strings.Contains(out.String(), `"object_key": "`+objs[0].Key+`"`) {
+		t.Fatalf("backup verify after take: %v\n%s", err, out.String())
+	}
+	// The runbook's restore: list, download, pg_restore into a new database.
+	out.Reset()
+	if err := run(ctx, []string{"backup", "list"}, &out); err != nil || !strings.Contains(out.String(), objs[0].Key) {
+		t.Fatalf("backup list: %v\n%s", err, out.String())
+	}
+	file := filepath.Join(t.TempDir(), "keel.dump")
+	out.Reset()
+	if err := run(ctx, []string{"backup", "download", objs[0].Key, file}, &out); err != nil || !strings.Contains(out.String(), "downloaded") {
+		t.Fatalf("backup download: %v\n%s", err, out.String())
+	}
+	if err := run(ctx, []string{"backup", "download", objs[0].Key, file}, &out); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Fatalf("download over an existing file: %v", err)
+	}
+	restored := db.Name + "_restored"
+	if _, err := db.Owner.Exec(`CREATE DATABASE ` + restored + ` TEMPLATE template0`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = db.Owner.Exec(`DROP DATABASE IF EXISTS ` + restored + ` WITH (FORCE)`) })
+	restoredURL := strings.Replace(db.OwnerURL, "/"+db.Name+"?", "/"+restored+"?", 1)
+	if b, err := exec.Command("pg_restore", "--dbname="+restoredURL, "--exit-on-error", "--jobs=2", file).CombinedOutput(); err != nil {
+		t.Fatalf("pg_restore: %v\n%s", err, b)
+	}
+	rdb, err := sqlx.Open("postgres", restoredURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	var live, back int
+	if err := db.Owner.Get(&live, `SELECT count(*) FROM dead_tasks`); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Get(&back, `SELECT count(*) FROM dead_tasks`); err != nil || back != live || live == 0 {
+		t.Fatalf("restored dead_tasks: %d (%v), live %d", back, err, live)
+	}
+	out.Reset()
+	if err := run(ctx, []string{"backup", "take", "-if-older-than", "1h"}, &out); err != nil || !strings.Contains(out.String(), "backup not taken") {
+		t.Fatalf("-if-older-than with a fresh dump: %v\n%s", err, out.String())
+	}
+	if err := run(ctx, []string{"backup", "take", "-if-older-than", "soon"}, &out); !errors.Is(err, errUsage) {
+		t.Fatalf("bad flag: %v", err)
+	}
+	t.Setenv("BACKUP_DATABASE_URL", strings.Replace(db.OwnerURL, "/"+db.Name+"?", "/keel_no_such_db?", 1))
+	out.Reset()
+	err = run(ctx, []string{"backup", "take"}, &out)
+	if err == nil || !strings.Contains(err.Error(), "pg_dump") || !strings.Contains(err.Error(), "keel_no_such_db") || !strings.Contains(err.Error(), "nothing stored") {
+		t.Fatalf("failing pg_dump: %v", err)
+	}
+	out.Reset()
+	if err := run(ctx, []string{"jobs", "runs", "-job", "backup:take"}, &out); err != nil ||
+		strings.Count(out.String(), "backup:take") != 2 || !strings.Contains(out.String(), " ok ") || !strings.Contains(out.String(), " failed ") {
 		t.Fatalf("jobs runs: %v\n%s", err, out.String())
 	}
 }

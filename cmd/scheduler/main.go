@@ -17,6 +17,7 @@ import (
 
 	"github.com/keelhq/keel/internal/config"
 	"github.com/keelhq/keel/internal/health"
+	"github.com/keelhq/keel/internal/jobrun"
 	"github.com/keelhq/keel/internal/platform/clock"
 	"github.com/keelhq/keel/internal/platform/httpserver"
 	"github.com/keelhq/keel/internal/platform/logging"
@@ -26,6 +27,7 @@ import (
 	"github.com/keelhq/keel/internal/platform/sentry"
 	"github.com/keelhq/keel/internal/schedule"
 	"github.com/keelhq/keel/jobs"
+	"github.com/keelhq/keel/jobs/task"
 )
 
 func main() {
@@ -63,7 +65,10 @@ func run(ctx context.Context) error {
 	fired := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "keel_scheduler_firings_total", Help: "Periodic firings by entry and result (enqueued, duplicate, error, skipped).",
 	}, []string{"entry", "result"})
-	entries := jobs.Schedule()
+	entries, err := jobs.Schedule(cfg.Schedules)
+	if err != nil {
+		return err
+	}
 	// Every entry's series exist from the start, so an alert on errors or
 	// skips works before the first one.
 	for _, e := range entries {
@@ -72,6 +77,14 @@ func run(ctx context.Context) error {
 		}
 	}
 	reg.MustRegister(fired)
+	// Read from job_runs at each scrape, so a restarted scheduler (or any
+	// replica) reports the same ages the alerts watch.
+	reg.MustRegister(jobrun.NewCollector(db, "keel_backup_last_success_timestamp_seconds",
+		"Unix time of the latest successful run of each backup job, from job_runs (0 if none).",
+		jobrun.StatusOK, task.TypeBackupTake, task.TypeBackupVerify),
+		jobrun.NewCollector(db, "keel_backup_last_failure_timestamp_seconds",
+			"Unix time of the latest failed run of each backup job, from job_runs (0 if none).",
+			jobrun.StatusFailed, task.TypeBackupTake, task.TypeBackupVerify))
 	var clk clock.Clock = clock.Real{}
 	if tc := cfg.TestClock; tc.Rate > 1 {
 		clk = clock.Scaled{Origin: tc.Origin, Rate: tc.Rate}

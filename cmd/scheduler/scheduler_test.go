@@ -158,6 +158,49 @@ func TestSchedulerRefusesTestClockOutsideTests(t *testing.T) {
 	}
 }
 
+// The scheduler's /metrics reads the backup jobs' last success from
+// job_runs at each scrape: 0 before any, then the recorded finish time,
+// which a restart keeps. A bad BACKUP_TAKE_SCHEDULE stops it at start.
+func TestSchedulerExportsBackupLastSuccess(t *testing.T) {
+	t.Parallel()
+	bin := workertest.Binary(t, "scheduler")
+	db := postgrestest.New(t)
+	r := redistest.Start(t)
+	env := []string{"DATABASE_URL=" + db.AppURL, "REDIS_URL=" + r.URL, "BACKUP_TAKE_SCHEDULE=30 1 * * *"}
+	p := workertest.Start(t, bin, env...)
+	p.WaitStatus(t, p.Metrics+"/healthz", http.StatusOK, 10*time.Second)
+	gauge := func(body, job string) string {
+		m := regexp.MustCompile(`keel_backup_last_success_timestamp_seconds\{job="` + regexp.QuoteMeta(job) + `"\} (\S+)`).FindStringSubmatch(body)
+		if m == nil {
+			return "absent"
+		}
+		return m[1]
+	}
+	body := scrape(t, p.Metrics)
+	if gauge(body, task.TypeBackupTake) != "0" || gauge(body, task.TypeBackupVerify) != "0" {
+		t.Fatalf("before any backup run:\n%s", body)
+	}
+	if _, err := db.Owner.Exec(`INSERT INTO job_runs (id, job, task_id, status, started_at, finished_at) VALUES
+		(gen_random_uuid(), 'backup:take', 't-1', 'ok', '2026-11-28T03:00:00Z', '2026-11-28T03:00:42Z'),
+		(gen_random_uuid(), 'backup:verify', 't-2', 'failed', '2026-11-28T04:15:00Z', '2026-11-28T04:16:00Z')`); err != nil {
+		t.Fatal(err)
+	}
+	want := time.Date(2026, 11, 28, 3, 0, 42, 0, time.UTC).Unix()
+	body = scrape(t, p.Metrics)
+	if g, err := strconv.ParseFloat(gauge(body, task.TypeBackupTake), 64); err != nil || g != float64(want) {
+		t.Fatalf("take gauge %s, want %d", gauge(body, task.TypeBackupTake), want)
+	}
+	if gauge(body, task.TypeBackupVerify) != "0" {
+		t.Fatalf("a failed verify counted as a success:\n%s", body)
+	}
+
+	code, out, _ := proctest.Run(t, 10*time.Second, bin, proctest.Env("DATABASE_URL", db.AppURL, "REDIS_URL", r.URL,
+		"BACKUP_TAKE_SCHEDULE", "every night"))
+	if code == 0 || !strings.Contains(out, "BACKUP_TAKE_SCHEDULE") {
+		t.Fatalf("bad schedule: exit %d:\n%s", code, out)
+	}
+}
+
 // firing is a scheduler log line about a slot.
 type firing struct {
 	Message  string    `json:"message"`

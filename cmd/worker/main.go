@@ -105,7 +105,13 @@ func run(ctx context.Context) error {
 	taskMetrics.Declare(served)
 	jobMetrics := metrics.NewJobs(reg)
 	var periodic []string
-	for _, e := range jobs.Schedule() {
+	// The default table names every periodic job; which ones run is the
+	// scheduler's BACKUP_*_SCHEDULE.
+	all, err := jobs.Schedule(nil)
+	if err != nil {
+		return err
+	}
+	for _, e := range all {
 		if _, ok := served[e.Name]; ok {
 			periodic = append(periodic, e.Name)
 		}
@@ -114,11 +120,16 @@ func run(ctx context.Context) error {
 	reg.MustRegister(queue.NewCollector(inspector, task.Queues), outbox.NewCollector(db))
 
 	verifier := &backup.Verifier{SourceURL: cfg.BackupDatabaseURL, PgDump: cfg.PgDump, PgRestore: cfg.PgRestore}
+	taker := &backup.Taker{SourceURL: cfg.BackupDatabaseURL, PgDump: cfg.PgDump}
 	if b := cfg.BackupS3; b.Bucket != "" {
-		if verifier.Store, err = s3.New(ctx, s3.Config(b.S3)); err != nil {
+		store, err := s3.New(ctx, s3.Config(b.S3))
+		if err != nil {
 			return err
 		}
-		verifier.Bucket, verifier.Prefix, verifier.MaxAge = b.Bucket, b.Prefix, b.MaxAge
+		verifier.Store, verifier.Bucket, verifier.Prefix, verifier.MaxAge = store, b.Bucket, b.Prefix, b.MaxAge
+		taker.Store, taker.Bucket, taker.Prefix = store, b.Bucket, b.Prefix
+		taker.Stream = s3.StreamOptions{PartSize: b.PartSize, Concurrency: b.Concurrency}
+		taker.Retention = backup.Retention{Days: b.RetentionDays, Keep: b.RetentionKeep}
 	}
 
 	bill := &billing.Service{DB: db, Store: billingdb.Store{}, Plans: cfg.Catalog,
@@ -145,9 +156,10 @@ func run(ctx context.Context) error {
 	err = jobs.Register(mux, jobs.Deps{
 		DB: db, Mail: smtp, Render: render,
 		Queue: client, Confirm: confirm, Archive: inspector, Log: log,
-		Backup:  verifier,
-		Files:   files,
-		Billing: bill,
+		Backup:     verifier,
+		BackupTake: taker,
+		Files:      files,
+		Billing:    bill,
 		Retention: retention.Policy{
 			Outbox: cfg.OutboxRetention, SentEmails: cfg.SentEmailRetention, DeadTasks: cfg.DeadTaskRetention,
 			JobRuns: cfg.JobRunRetention, Audit: cfg.AuditRetention, SoftDeleted: cfg.SoftDeletedRetention,

@@ -345,9 +345,21 @@ func migrationVersion(ctx context.Context, q querier) (int64, error) {
 }
 
 // run starts a PostgreSQL client tool against u (without a database when u
-// is nil) and returns its standard output. The password goes through
-// PGPASSWORD, not the command line, where any local user could read it.
+// is nil) and returns its standard output.
 func (v *Verifier) run(ctx context.Context, tool string, u *url.URL, args ...string) ([]byte, error) {
+	cmd := command(ctx, tool, u, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, toolError(tool, err, stderr.String())
+	}
+	return stdout.Bytes(), nil
+}
+
+// command builds a PostgreSQL client tool's command against u (without a
+// database when u is nil). The password goes through PGPASSWORD, not the
+// command line, where any local user could read it.
+func command(ctx context.Context, tool string, u *url.URL, args ...string) *exec.Cmd {
 	env := os.Environ()
 	if u != nil {
 		conn := *u
@@ -361,16 +373,16 @@ func (v *Verifier) run(ctx context.Context, tool string, u *url.URL, args ...str
 	}
 	cmd := exec.CommandContext(ctx, tool, args...)
 	cmd.Env = env
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if len(msg) > 2000 {
-			msg = msg[:2000] + "…"
-		}
-		return nil, fmt.Errorf("%s: %w: %s", filepath.Base(tool), err, msg)
+	return cmd
+}
+
+// toolError names the tool, how it ended and what it said on stderr.
+func toolError(tool string, err error, stderr string) error {
+	msg := strings.TrimSpace(stderr)
+	if len(msg) > 2000 {
+		msg = msg[:2000] + "…"
 	}
-	return stdout.Bytes(), nil
+	return fmt.Errorf("%s: %w: %s", filepath.Base(tool), err, msg)
 }
 
 func or(v, def string) string {

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/robfig/cron/v3"
+
 	"github.com/keelhq/keel/internal/platform/redis"
 )
 
@@ -262,6 +264,36 @@ type Scheduler struct {
 	MetricsAddr     string
 	ShutdownTimeout time.Duration
 	TestClock       TestClock
+	// Schedules overrides periodic entries' cron specs, by task type:
+	// BACKUP_TAKE_SCHEDULE and BACKUP_VERIFY_SCHEDULE ("off" removes one).
+	Schedules map[string]string
+}
+
+// scheduleVars are the periodic entries whose schedule ops may set, and the
+// variable that sets each.
+var scheduleVars = []struct{ key, typ string }{
+	{"BACKUP_TAKE_SCHEDULE", "backup:take"},
+	{"BACKUP_VERIFY_SCHEDULE", "backup:verify"},
+}
+
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow)
+
+func loadSchedules(l *Loader) map[string]string {
+	out := map[string]string{}
+	for _, v := range scheduleVars {
+		spec, ok := l.lookup(v.key)
+		if !ok || spec == "" {
+			continue
+		}
+		if spec != "off" {
+			if _, err := cronParser.Parse(spec); err != nil {
+				l.fail(v.key, "must be a 5-field cron spec in UTC such as \"0 3 * * *\", or off, got %q: %v", spec, err)
+				continue
+			}
+		}
+		out[v.typ] = spec
+	}
+	return out
 }
 
 // TestClock speeds the scheduler's clock up so an end-to-end test sees many
@@ -306,6 +338,7 @@ func LoadScheduler(get Getenv) (Scheduler, error) {
 		ShutdownTimeout: l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Second),
 	}
 	c.TestClock = loadTestClock(l, c.Env)
+	c.Schedules = loadSchedules(l)
 	return c, l.Err()
 }
 

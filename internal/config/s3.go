@@ -50,8 +50,9 @@ func (s S3) String() string {
 	return fmt.Sprintf("s3(%s, %s, %s)", where, s.Region, key)
 }
 
-// BackupS3 is where backup:verify finds stored dumps. An empty Bucket means
-// it verifies a fresh pg_dump instead.
+// BackupS3 is where backup:take stores dumps and backup:verify finds them.
+// An empty Bucket means backup:verify verifies a fresh pg_dump instead, and
+// backup:take fails saying what to set.
 type BackupS3 struct {
 	S3     S3
 	Bucket string
@@ -59,6 +60,14 @@ type BackupS3 struct {
 	// MaxAge is how old the newest stored dump may be before verification
 	// fails.
 	MaxAge time.Duration
+	// RetentionDays and RetentionKeep: a successful take deletes its dumps
+	// older than RetentionDays (0: none), except the newest RetentionKeep.
+	RetentionDays int
+	RetentionKeep int
+	// PartSize (bytes) and Concurrency bound the upload's memory to
+	// PartSize × Concurrency.
+	PartSize    int64
+	Concurrency int
 }
 
 var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
@@ -69,6 +78,12 @@ func loadBackupS3(l *Loader) BackupS3 {
 		Bucket: l.String("BACKUP_S3_BUCKET", ""),
 		Prefix: l.String("BACKUP_S3_PREFIX", ""),
 		MaxAge: l.Duration("BACKUP_MAX_AGE", 26*time.Hour, time.Minute),
+		// 0 disables deletion; 10 years caps typos.
+		RetentionDays: l.Int("BACKUP_RETENTION_DAYS", 30, 0, 3650),
+		RetentionKeep: l.Int("BACKUP_RETENTION_KEEP", 7, 1, 10000),
+		// S3's part limits are 5 MiB and 5 GiB.
+		PartSize:    int64(l.Int("BACKUP_PART_SIZE_MB", 16, 5, 5120)) << 20,
+		Concurrency: l.Int("BACKUP_UPLOAD_CONCURRENCY", 4, 1, 64),
 	}
 	switch {
 	case (b.Bucket == "") != (b.Prefix == ""):
@@ -81,7 +96,8 @@ func loadBackupS3(l *Loader) BackupS3 {
 	return b
 }
 
-// BackupS3 reads where `keelctl backup verify` finds stored dumps.
+// BackupS3 reads where `keelctl backup take` stores dumps and `keelctl
+// backup verify` finds them.
 func (c *Ctl) BackupS3() (BackupS3, error) {
 	l := NewLoader(c.l.get)
 	b := loadBackupS3(l)

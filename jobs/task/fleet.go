@@ -51,6 +51,9 @@ const (
 	// TypeBackupVerify restores a dump into a scratch database and checks
 	// it: a fresh pg_dump, or the newest dump stored in S3.
 	TypeBackupVerify = "backup:verify"
+	// TypeBackupTake streams pg_dump -Fc into the backup bucket and then
+	// deletes the dumps past retention.
+	TypeBackupTake = "backup:take"
 )
 
 // PeriodicPayload is what the scheduler puts in every periodic task: the

@@ -86,6 +86,7 @@ var specs = []Spec{
 	{Type: TypeTokensPurge, Tenancy: Platform, Queue: QueueLow, MaxRetry: 3, Timeout: 10 * time.Minute, Unique: time.Hour},
 	{Type: TypeRetentionPurge, Tenancy: Platform, Queue: QueueLow, MaxRetry: 3, Timeout: 30 * time.Minute, Unique: time.Hour},
 	{Type: TypeBackupVerify, Tenancy: Platform, Queue: QueueLow, MaxRetry: 2, Timeout: 2 * time.Hour, Unique: 3 * time.Hour},
+	{Type: TypeBackupTake, Tenancy: Platform, Queue: QueueLow, MaxRetry: 2, Timeout: 3 * time.Hour, Unique: 4 * time.Hour},
 	{Type: TypeDeadSync, Tenancy: Platform, Queue: QueueLow, MaxRetry: 2, Timeout: 5 * time.Minute, Unique: 10 * time.Minute},
 	{Type: TypeResourcesPurge, Tenancy: Platform, Queue: QueueLow, MaxRetry: 3, Timeout: 30 * time.Minute, Unique: time.Hour},
 	{Type: TypeFileProcess, Tenancy: Tenant, Queue: QueueDefault, MaxRetry: 8, Timeout: 15 * time.Minute},

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -44,7 +43,11 @@ type Client struct {
 	S3 *awss3.Client
 	// PageSize caps each listing page; zero takes the server's (1,000 on S3).
 	PageSize int32
-	presign  *awss3.PresignClient
+	// Checksums makes UploadStream ask S3 to check a CRC32 of every part,
+	// as the SDK does by default on AWS. New sets it when Endpoint is empty:
+	// S3-compatible servers vary in what checksums they accept.
+	Checksums bool
+	presign   *awss3.PresignClient
 }
 
 func (c *Client) presigner() *awss3.PresignClient {
@@ -96,7 +99,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 			o.UsePathStyle = true
 		}
 	})
-	return &Client{S3: c, presign: awss3.NewPresignClient(signer)}, nil
+	return &Client{S3: c, Checksums: cfg.Endpoint == "", presign: awss3.NewPresignClient(signer)}, nil
 }
 
 // Object is one stored object.
@@ -113,26 +116,14 @@ type Object struct {
 // greatest key wins, so timestamped names break the tie. It returns an error
 // wrapping ErrEmpty when there is none.
 func (c *Client) Newest(ctx context.Context, bucket, prefix string) (Object, error) {
-	var best Object
-	in := &awss3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)}
-	if c.PageSize > 0 {
-		in.MaxKeys = aws.Int32(c.PageSize)
+	all, err := c.List(ctx, bucket, prefix)
+	if err != nil {
+		return Object{}, err
 	}
-	p := awss3.NewListObjectsV2Paginator(c.S3, in)
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return Object{}, fmt.Errorf("s3: list s3://%s/%s: %w", bucket, prefix, err)
-		}
-		for _, o := range page.Contents {
-			key := aws.ToString(o.Key)
-			if strings.HasSuffix(key, "/") {
-				continue
-			}
-			mod := aws.ToTime(o.LastModified)
-			if best.Key == "" || mod.After(best.LastModified) || (mod.Equal(best.LastModified) && key > best.Key) {
-				best = Object{Bucket: bucket, Key: key, Size: aws.ToInt64(o.Size), LastModified: mod}
-			}
+	var best Object
+	for _, o := range all {
+		if best.Key == "" || o.LastModified.After(best.LastModified) || (o.LastModified.Equal(best.LastModified) && o.Key > best.Key) {
+			best = o
 		}
 	}
 	if best.Key == "" {
