@@ -195,7 +195,7 @@ func TestAlertRules(t *testing.T) {
 		"KeelOutboxStuck keel_outbox_oldest_age_seconds",
 		"KeelDeadTasks keel_tasks_archived_total",
 		"KeelBackupTooOld keel_backup_last_success_timestamp_seconds",
-		"KeelBackupVerificationFailed keel_job_runs_total",
+		"KeelBackupVerificationFailed keel_backup_last_failure_timestamp_seconds",
 		"KeelStripeWebhookBadSignatures billing_webhook_deliveries_total",
 	} {
 		if !uses[want] {
