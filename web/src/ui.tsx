@@ -23,15 +23,27 @@ export function Field(
   );
 }
 
-export function Select(props: { label: string; name: string; value: string; options: string[]; error?: string; onChange: (v: string) => void }) {
+export function Select(props: {
+  label: string;
+  name: string;
+  value: string;
+  options: string[] | [string, string][];
+  error?: string;
+  onChange: (v: string) => void;
+}) {
   const id = useId();
   return (
     <div className="field">
       <label htmlFor={id}>{props.label}</label>
       <select id={id} name={props.name} value={props.value} onChange={(e) => props.onChange(e.target.value)}>
-        {props.options.map((o) => (
-          <option key={o}>{o}</option>
-        ))}
+        {props.options.map((o) => {
+          const [value, text] = typeof o === "string" ? [o, o] : o;
+          return (
+            <option key={value} value={value}>
+              {text}
+            </option>
+          );
+        })}
       </select>
       {props.error && <span className="field-error">{props.error}</span>}
     </div>

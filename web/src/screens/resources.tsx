@@ -11,7 +11,14 @@ import { Alert, Field, Loading, Select, useSubmit } from "../ui";
 
 type Resource = components["schemas"]["Resource"];
 type Sort = "created_at" | "-created_at" | "name" | "-name" | "updated_at" | "-updated_at";
-const sorts: Sort[] = ["-created_at", "created_at", "name", "-name", "-updated_at", "updated_at"];
+const sorts: [Sort, string][] = [
+  ["-created_at", "Newest first"],
+  ["created_at", "Oldest first"],
+  ["name", "Name A–Z"],
+  ["-name", "Name Z–A"],
+  ["-updated_at", "Recently changed"],
+  ["updated_at", "Least recently changed"],
+];
 const statuses = ["active", "draft", "archived"] as const;
 type Status = (typeof statuses)[number];
 
@@ -156,7 +163,9 @@ export function EditResource({ id }: { id: string }) {
   const [loadErr, setLoadErr] = useState("");
   const [saved, setSaved] = useState("");
   // A conflict keeps what the user typed and the version now stored.
-  const [conflict, setConflict] = useState<{ mine: Draft; theirs: Resource } | null>(null);
+  // base is the version the user edited, so resolving sends only the fields
+  // they changed and keeps the other writer's changes to the rest.
+  const [conflict, setConflict] = useState<{ mine: Draft; base: Draft; theirs: Resource } | null>(null);
 
   async function fetchCurrent(): Promise<Resource> {
     return call(api.GET("/api/v1/resources/{id}", { params: { path: { id } } }));
@@ -166,7 +175,7 @@ export function EditResource({ id }: { id: string }) {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [id]);
 
-  async function save(d: Draft, version: number) {
+  async function save(d: Partial<Draft>, version: number) {
     setSaved("");
     await s.run(async () => {
       try {
@@ -178,7 +187,7 @@ export function EditResource({ id }: { id: string }) {
         setSaved(`Saved (version ${r.version}).`);
       } catch (e) {
         if (toApiError(e).code === "version_conflict") {
-          setConflict({ mine: d, theirs: await fetchCurrent() });
+          setConflict({ mine: { ...draftOf(res!), ...d }, base: draftOf(res!), theirs: await fetchCurrent() });
           return;
         }
         throw e;
@@ -224,7 +233,7 @@ export function EditResource({ id }: { id: string }) {
             <div>
               <h3>Your changes</h3>
               <DraftView d={conflict.mine} />
-              <button type="button" onClick={() => { setRes(conflict.theirs); void save(conflict.mine, conflict.theirs.version); }}>
+              <button type="button" onClick={() => { setRes(conflict.theirs); void save(changed(conflict.mine, conflict.base), conflict.theirs.version); }}>
                 Save my changes over it
               </button>
             </div>
@@ -243,6 +252,12 @@ export function EditResource({ id }: { id: string }) {
       )}
     </main>
   );
+}
+
+function changed(mine: Draft, base: Draft): Partial<Draft> {
+  const out: Partial<Draft> = {};
+  for (const k of Object.keys(mine) as (keyof Draft)[]) if (mine[k] !== base[k]) Object.assign(out, { [k]: mine[k] });
+  return out;
 }
 
 function DraftView({ d }: { d: Draft }) {

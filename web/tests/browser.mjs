@@ -1,0 +1,164 @@
+// Browser tests: Debian's Chromium driven by playwright-core against a
+// running stack (e2e/web_test.go starts api + worker with WEB_DIR, a
+// private Mailpit, database and Redis, then runs this file with node).
+// Each test saves a screenshot of its final screen in ARTIFACTS
+// (web/test-results/, git-ignored), pass or fail.
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const base = must("KEEL_URL");
+const mailpit = must("MAILPIT_URL");
+const artifacts = process.env.ARTIFACTS || new URL("../test-results/", import.meta.url).pathname;
+mkdirSync(artifacts, { recursive: true });
+const email = `web-${Date.now().toString(36)}@example.com`;
+const password = "a long enough browser passphrase";
+
+function must(name) {
+  const v = process.env[name];
+  if (!v) {
+    console.error(`${name} is not set (run through e2e/web_test.go: go test ./e2e -run TestWebApp)`);
+    process.exit(2);
+  }
+  return v;
+}
+
+// A fresh profile per run, removed at the end; the flags keep Chromium
+// from reaching out to Google's services from a test machine.
+const profile = mkdtempSync(join(tmpdir(), "keel-chromium-"));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"],
+  viewport: { width: 390, height: 844 }, // a phone-sized screen
+});
+context.setDefaultTimeout(15000);
+const page = context.pages()[0] ?? (await context.newPage());
+const failures = [];
+
+async function test(name, fn) {
+  // The tests build on each other (one account throughout).
+  if (failures.length) {
+    failures.push(name);
+    console.log(`FAIL ${name}: not run, an earlier test failed`);
+    return;
+  }
+  const started = Date.now();
+  try {
+    await fn();
+    console.log(`ok   ${name} (${Date.now() - started} ms)`);
+  } catch (e) {
+    failures.push(name);
+    console.log(`FAIL ${name}: ${e.stack || e}`);
+  } finally {
+    const file = join(artifacts, name.replace(/[^a-z0-9]+/gi, "-").toLowerCase() + ".png");
+    await page.screenshot({ path: file, fullPage: true }).catch(() => {});
+    console.log(`     screenshot ${file}`);
+  }
+}
+
+async function expectText(p, text) {
+  await p.getByText(text).first().waitFor({ state: "visible" });
+}
+
+// The newest message to an address, read from Mailpit's API.
+async function mailTo(to, timeoutMs = 20000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const list = await (await fetch(`${mailpit}/api/v1/messages?limit=50`)).json();
+    const m = (list.messages || []).find((x) => (x.To || []).some((a) => a.Address === to));
+    if (m) return (await fetch(`${mailpit}/api/v1/message/${m.ID}`)).json();
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no email to ${to} within ${timeoutMs} ms`);
+}
+
+await test("sign up and confirm the email", async () => {
+  await page.goto(base + "/register");
+  await page.getByLabel("Name", { exact: true }).fill("Web Tester");
+  await page.getByLabel("Email", { exact: true }).fill(email);
+  await page.getByLabel("Password", { exact: true }).fill("short");
+  await page.getByRole("button", { name: "Create account" }).click();
+  // The API's field error is shown next to the field it names.
+  await page.locator(".field", { has: page.getByLabel("Password", { exact: true }) }).locator(".field-error").waitFor();
+  await page.getByLabel("Password", { exact: true }).fill(password);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expectText(page, "Check your email");
+  const msg = await mailTo(email);
+  const link = /(http:\/\/[^\s]+\/verify-email\?token=[A-Za-z0-9_-]+)/.exec(msg.Text)?.[1];
+  if (!link) throw new Error("no verification link in:\n" + msg.Text);
+  // The worker commits the token's hash just after SMTP accepted the
+  // message, so the link can arrive a few milliseconds before it works.
+  for (let i = 0; ; i++) {
+    await page.goto(link);
+    const verdict = page.getByText("Your email address is verified.").or(page.getByRole("alert"));
+    await verdict.first().waitFor();
+    if (await page.getByText("Your email address is verified.").isVisible()) break;
+    if (i === 20) throw new Error("verification failed: " + (await page.getByRole("alert").innerText()));
+    await new Promise((r) => setTimeout(r, 100));
+  }
+});
+
+await test("log in, and a wrong password is explained", async () => {
+  await page.goto(base + "/login");
+  await page.getByLabel("Email", { exact: true }).fill(email);
+  await page.getByLabel("Password", { exact: true }).fill("not the password at all");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByRole("alert").waitFor();
+  await page.getByLabel("Password", { exact: true }).fill(password);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByLabel("Organization", { exact: true }).waitFor();
+  // The session survives a reload through the refresh cookie alone.
+  await page.reload();
+  await page.getByLabel("Organization", { exact: true }).waitFor();
+});
+
+await test("create an organization", async () => {
+  await page.getByLabel("Organization", { exact: true }).selectOption("new");
+  await page.getByLabel("Name", { exact: true }).fill("Browser Test Co");
+  await page.getByRole("button", { name: "Create organization" }).click();
+  await expectText(page, "No resources yet");
+  const current = await page.getByLabel("Organization", { exact: true }).locator("option:checked").innerText();
+  if (!current.includes("Browser Test Co")) throw new Error("switched to " + current);
+});
+
+await test("create and edit a resource, resolving a conflict", async () => {
+  await page.getByRole("link", { name: "New resource" }).click();
+  await page.getByLabel("Name", { exact: true }).fill("First widget");
+  await page.getByRole("button", { name: "Create" }).click();
+  await expectText(page, "Version 1");
+  const url = page.url();
+
+  // A second tab changes it meanwhile (its session comes from the cookie).
+  const other = await context.newPage();
+  await other.goto(url);
+  await other.getByLabel("Description", { exact: true }).fill("changed in another tab");
+  await other.getByRole("button", { name: "Save" }).click();
+  await expectText(other, "Saved (version 2).");
+  await other.close();
+
+  await page.getByLabel("Name", { exact: true }).fill("Renamed widget");
+  await page.getByRole("button", { name: "Save" }).click();
+  await expectText(page, "Someone else changed this resource");
+  await expectText(page, "changed in another tab");
+  await page.getByRole("button", { name: "Save my changes over it" }).click();
+  await expectText(page, "Saved (version 3).");
+  // Only the field this tab changed was sent: the other tab's stays.
+  if ((await page.getByLabel("Description", { exact: true }).inputValue()) !== "changed in another tab") throw new Error("the other tab's description was lost");
+
+  await page.getByRole("link", { name: "← Resources" }).click();
+  await page.getByLabel("Search by name", { exact: true }).fill("renamed");
+  await page.getByRole("link", { name: "Renamed widget" }).waitFor();
+  await page.getByLabel("Search by name", { exact: true }).fill("nothing like it");
+  await expectText(page, "No resource matches");
+});
+
+await context.close();
+rmSync(profile, { recursive: true, force: true });
+if (failures.length) {
+  console.log(`${failures.length} browser test(s) failed: ${failures.join(", ")}`);
+  process.exit(1);
+}
+console.log("all browser tests passed");
