@@ -1,7 +1,7 @@
 // The screens before a session: register, verify email (the link in the
 // email opens /verify-email?token=…), login with its 2FA step, forgot and
 // reset password (/reset-password?token=…).
-import { useEffect, useState, type FormEvent } from "react";
+import { useEffect, useRef, useState, type FormEvent } from "react";
 import { api, call, session } from "../api/client";
 import { csrfHeader } from "../api/session";
 import { Link, navigate, useLocation } from "../router";
@@ -17,6 +17,7 @@ export function Login({ onLogin }: { onLogin: () => void }) {
   const [needTotp, setNeedTotp] = useState(false);
   const [resent, setResent] = useState("");
   const [email, setEmail] = useState("");
+  const reset = useLocation().searchParams.has("reset");
   async function submit(e: FormEvent<HTMLFormElement>) {
     const v = values(e);
     await s.run(async () => {
@@ -48,6 +49,7 @@ export function Login({ onLogin }: { onLogin: () => void }) {
     <main className="narrow">
       <h1>Log in</h1>
       <form onSubmit={submit} noValidate>
+        {reset && <Alert kind="ok">Your password is changed and every session was signed out. Log in with the new one.</Alert>}
         <Alert>{s.formError}</Alert>
         {s.error?.code === "email_not_verified" && (
           <p>
@@ -119,7 +121,12 @@ export function VerifyEmail() {
   const token = useLocation().searchParams.get("token") ?? "";
   const s = useSubmit();
   const [ok, setOk] = useState(false);
+  // The token is single-use: React's StrictMode runs effects twice in
+  // development, and a second POST would answer an error after the success.
+  const sent = useRef("");
   useEffect(() => {
+    if (sent.current === token) return;
+    sent.current = token;
     void s.run(async () => {
       await call(api.POST("/api/v1/auth/verify-email", { body: { token } }));
       setOk(true);
