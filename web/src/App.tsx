@@ -76,6 +76,10 @@ function Signed({ path, org }: { path: string; org: string }) {
         <div className="account">
           <button type="button" className="link" onClick={() => session.logout().then(() => navigate("/login", true))}>
             Log out
+          </button>{" "}
+          <button type="button" className="link" title="Sign out every device and browser"
+            onClick={() => session.logout(true).then(() => navigate("/login", true))}>
+            Log out everywhere
           </button>
         </div>
       </header>

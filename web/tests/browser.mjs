@@ -209,7 +209,7 @@ await test("log out, and log in with a second factor", async () => {
   const s = await api("POST", "/auth/login", null, { email, password });
   const setup = await api("POST", "/auth/2fa/setup", s.access_token, {});
   recovery = (await api("POST", "/auth/2fa/enable", s.access_token, { code: totp(setup.secret), password })).recovery_codes;
-  await page.getByRole("button", { name: "Log out" }).click();
+  await page.getByRole("button", { name: "Log out", exact: true }).click();
   await page.getByRole("heading", { name: "Log in" }).waitFor();
   await page.reload(); // the cookie is gone: a reload stays logged out
   await page.getByRole("heading", { name: "Log in" }).waitFor();
@@ -225,7 +225,7 @@ await test("log out, and log in with a second factor", async () => {
 });
 
 await test("forgot and reset the password", async () => {
-  await page.getByRole("button", { name: "Log out" }).click();
+  await page.getByRole("button", { name: "Log out", exact: true }).click();
   await page.getByRole("link", { name: "Forgot your password?" }).click();
   await page.getByLabel("Email", { exact: true }).fill(email);
   await page.getByRole("button", { name: "Send reset link" }).click();
@@ -242,6 +242,28 @@ await test("forgot and reset the password", async () => {
   await page.getByLabel("Authentication code", { exact: true }).fill(recovery[1]);
   await page.getByRole("button", { name: "Log in" }).click();
   await page.getByLabel("Organization", { exact: true }).waitFor();
+});
+
+await test("log out everywhere", async () => {
+  // Another device: a login outside this browser, holding its own cookie.
+  const res = await fetch(base + "/api/v1/auth/login", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ email, password: "another long browser passphrase", totp_code: recovery[2] }),
+  });
+  if (res.status !== 200) throw new Error("second device login: " + res.status);
+  const cookieOf = (r) => r.headers.getSetCookie().find((c) => c.startsWith("keel_refresh=")).split(";")[0];
+  let cookie = cookieOf(res);
+  const refresh = () => fetch(base + "/api/v1/auth/refresh", {
+    method: "POST", body: "{}", headers: { "Content-Type": "application/json", "X-Requested-With": "test", Cookie: cookie },
+  });
+  const before = await refresh();
+  if (before.status !== 200) throw new Error("the other device's cookie does not refresh: " + before.status);
+  cookie = cookieOf(before);
+  await page.getByRole("button", { name: "Log out everywhere" }).click();
+  await page.getByRole("heading", { name: "Log in" }).waitFor();
+  const after = await refresh();
+  if (after.status !== 401) throw new Error("the other device still refreshes: " + after.status);
 });
 
 await context.close();

@@ -394,8 +394,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Revoke the login a refresh token belongs to
-         * @description Ends the whole login, whichever organization it was switched to: any refresh token of the login (the current one or one it replaced) signs all of it out.
+         * Revoke the login a refresh token belongs to, or every login of its user
+         * @description Ends the whole login, whichever organization it was switched to: any refresh token of the login (the current one or one it replaced) signs all of it out. With everywhere true it ends every login of the user on every device instead, audited as user.sessions_revoked in each of their organizations; that takes a live refresh token (401 invalid_refresh_token for an unknown, revoked, replaced or expired one, and nothing changes). Access tokens already issued then answer 401 session_ended.
          */
         post: operations["logout"];
         delete?: never;
@@ -2512,12 +2512,18 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
+                    /**
+                     * @description true: sign out every login of the user, not only this one.
+                     * @default false
+                     */
+                    everywhere?: boolean;
+                    /** @description Omitted in cookie mode: the keel_refresh cookie is used. */
                     refresh_token?: string;
                 };
             };
         };
         responses: {
-            /** @description Signed out (also for unknown tokens). */
+            /** @description Signed out (also for unknown tokens when everywhere is not set). */
             204: {
                 headers: {
                     [name: string]: unknown;
@@ -2525,6 +2531,7 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
         };
     };

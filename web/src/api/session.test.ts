@@ -82,4 +82,22 @@ describe("Session", () => {
     expect(s.refreshes).toBe(2);
     expect(s.accessToken).toBe("t2");
   });
+
+  it("logs out this login, or every login with everywhere, and forgets the token", async () => {
+    const sent: { body: string; xrw: string | null }[] = [];
+    const s = new Session("http://api.test", (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const req = new Request(String(input), init);
+      sent.push({ body: await req.text(), xrw: req.headers.get("X-Requested-With") });
+      return new Response(null, { status: 204 });
+    }) as typeof fetch);
+    s.set({ access_token: "a" });
+    await s.logout();
+    s.set({ access_token: "b" });
+    await s.logout(true);
+    expect(sent).toEqual([
+      { body: "{}", xrw: "keel-web" },
+      { body: '{"everywhere":true}', xrw: "keel-web" },
+    ]);
+    expect(s.accessToken).toBeNull();
+  });
 });

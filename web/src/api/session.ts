@@ -3,9 +3,10 @@
 // extension could read later; the refresh token is the HttpOnly keel_refresh
 // cookie, which only POST /api/v1/auth/refresh and /auth/logout receive, and
 // only with the X-Requested-With header the API's CSRF check asks for.
-import type { components } from "./schema";
+import type { components, paths } from "./schema";
 
 export type SessionBody = components["schemas"]["Session"];
+type LogoutBody = paths["/api/v1/auth/logout"]["post"]["requestBody"]["content"]["application/json"];
 
 /** The header the API requires on every request that uses the refresh cookie. */
 export const csrfHeader = { "X-Requested-With": "keel-web" } as const;
@@ -77,14 +78,18 @@ export class Session {
     return true;
   }
 
-  /** Ends this login (its refresh-token family) and forgets the token. */
-  async logout(): Promise<void> {
+  /**
+   * Ends this login (its refresh-token family), or with everywhere every
+   * login of the user on every device, and forgets the token.
+   */
+  async logout(everywhere = false): Promise<void> {
+    const body: LogoutBody = everywhere ? { everywhere: true } : {};
     try {
       await this.fetchImpl(this.base + "/api/v1/auth/logout", {
         method: "POST",
         credentials: "include",
         headers: { "Content-Type": "application/json", ...csrfHeader },
-        body: "{}",
+        body: JSON.stringify(body),
       });
     } finally {
       this.set(null);
