@@ -31,7 +31,11 @@ func TestWebAppInABrowser(t *testing.T) {
 			t.Fatalf("web/%s is missing: run `cd web && npm ci && npm run build` (make test does)", need)
 		}
 	}
-	chromium := "/usr/bin/chromium"
+	// Debian's package, unless CHROMIUM names another build (scripts/lib.sh).
+	chromium := os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
 	if _, err := os.Stat(chromium); err != nil {
 		t.Fatalf("%s is missing: make test installs Debian's chromium package (scripts/lib.sh ensure_web)", chromium)
 	}

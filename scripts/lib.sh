@@ -58,6 +58,7 @@ ensure_web() {
   local missing=()
   command -v node >/dev/null || missing+=(nodejs)
   command -v npm >/dev/null || missing+=(npm)
-  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  # CHROMIUM names another Chromium or Chrome (e.g. a CI image's own) to use.
+  [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
   [ ${#missing[@]} = 0 ] || apt_install "${missing[@]}"
 }

@@ -2,7 +2,7 @@
 // List with search, sort and cursor paging; create; edit with optimistic
 // concurrency (If-Match: a stale version answers 412 version_conflict and
 // the user picks whose values to keep); delete and restore.
-import { useEffect, useState, type FormEvent } from "react";
+import { useEffect, useMemo, useState, type FormEvent } from "react";
 import { api, call, idempotencyKey } from "../api/client";
 import { message, toApiError } from "../api/problem";
 import type { components } from "../api/schema";
@@ -203,6 +203,11 @@ export function EditResource({ id }: { id: string }) {
     });
   }
 
+  // One object per loaded version: the form resets to it only when the
+  // resource changes, never on a re-render of the shell around it (which
+  // would wipe what the user is typing).
+  const initial = useMemo(() => (res ? draftOf(res) : empty), [res]);
+
   if (loadErr)
     return (
       <main className="narrow">
@@ -243,7 +248,7 @@ export function EditResource({ id }: { id: string }) {
         <>
           <Alert>{s.formError}</Alert>
           <Alert kind="ok">{saved}</Alert>
-          <ResourceForm initial={draftOf(res)} submitLabel="Save" s={s} onSubmit={(d) => save(d, res.version)} />
+          <ResourceForm initial={initial} submitLabel="Save" s={s} onSubmit={(d) => save(d, res.version)} />
           <hr />
           <button type="button" className="danger" disabled={s.busy} onClick={remove}>
             Delete resource
