@@ -57,6 +57,12 @@ trap cleanup INT TERM EXIT
 
 KEEL_SERVICES_STATE=$state scripts/services.sh --dev
 scripts/tools.sh mailpit versitygw stripe-mock
+ensure_web
+# The web app's dependencies, again whenever the lockfile changed.
+if [ ! -f web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+  log "installing web/ dependencies (npm ci)"
+  (cd web && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 # Development secrets are generated once and kept in .dev (git-ignored).
 if [ ! -f .dev/secrets.env ]; then
@@ -88,7 +94,17 @@ export DATABASE_URL=${DATABASE_URL:-postgres://keel_app:keel_app_dev@127.0.0.1:5
 export ADMIN_DATABASE_URL=${ADMIN_DATABASE_URL:-postgres://keel_admin:keel_admin_dev@127.0.0.1:5432/$DB?sslmode=disable}
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
 export SMTP_URL=${SMTP_URL:-smtp://127.0.0.1:1025?tls=none}
-export APP_BASE_URL=${APP_BASE_URL:-http://localhost:8080}
+# The web app runs on Vite's dev server (hot reload), which proxies /api to
+# the api: the browser sees one origin, as in production where the api
+# serves web/dist (WEB_DIR). So the SameSite=Strict refresh cookie flows and
+# the CSRF check's Origin is the dev server's own host. Email links open the
+# app. Chromium and Firefox accept the Secure cookie on http://127.0.0.1.
+WEB_PORT=${KEEL_DEV_WEB_PORT:-5173}
+WEB_URL=http://127.0.0.1:$WEB_PORT
+export APP_BASE_URL=${APP_BASE_URL:-$WEB_URL}
+export AUTH_REFRESH_COOKIE=${AUTH_REFRESH_COOKIE:-true}
+# Only for an app served from elsewhere than the proxy (the proxy needs none).
+export CORS_ALLOWED_ORIGINS=${CORS_ALLOWED_ORIGINS:-$WEB_URL}
 export HTTP_ADDR=${HTTP_ADDR:-127.0.0.1:8080}
 export ENV=${ENV:-development}
 export LOG_FORMAT=${LOG_FORMAT:-console}
@@ -155,7 +171,7 @@ fi
 # (`set -a; . .dev/env; set +a; bin/keelctl stripe trigger ...`). The
 # development secrets stay in .dev/secrets.env.
 ( umask 077
-  for v in ENV DATABASE_URL DATABASE_OWNER_URL BACKUP_DATABASE_URL ADMIN_DATABASE_URL REDIS_URL SMTP_URL APP_BASE_URL \
+  for v in ENV AUTH_REFRESH_COOKIE DATABASE_URL DATABASE_OWNER_URL BACKUP_DATABASE_URL ADMIN_DATABASE_URL REDIS_URL SMTP_URL APP_BASE_URL \
     S3_ENDPOINT S3_REGION S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY S3_BUCKET BACKUP_S3_BUCKET BACKUP_S3_PREFIX \
     STRIPE_API_BASE STRIPE_SECRET_KEY STRIPE_WEBHOOK_SECRET PLANS_FILE; do
     if [ -n "${!v+set}" ]; then printf '%s=%q\n' "$v" "${!v}"; fi
@@ -187,8 +203,9 @@ bin/keelctl seed-demo || log "seed-demo failed (see above); continuing without d
 METRICS_ADDR=127.0.0.1:9091 bin/worker & pids+=($!)
 METRICS_ADDR=127.0.0.1:9092 bin/scheduler & pids+=($!)
 METRICS_ADDR=127.0.0.1:9090 bin/api & pids+=($!)
+(cd web && KEEL_API_URL=http://$HTTP_ADDR KEEL_WEB_PORT=$WEB_PORT exec node_modules/.bin/vite --clearScreen false --logLevel warn) & pids+=($!)
 
-checks=("http://$HTTP_ADDR/readyz" http://127.0.0.1:9091/readyz http://127.0.0.1:9092/readyz
+checks=("http://$HTTP_ADDR/readyz" http://127.0.0.1:9091/readyz http://127.0.0.1:9092/readyz "$WEB_URL/"
   http://127.0.0.1:8025/api/v1/messages)
 # stripe-mock answers only a request with a test key.
 stripe_check=$STRIPE_API_BASE/v1/customers
@@ -223,6 +240,7 @@ fi
 cat <<MSG
 
   Keel is running (Ctrl-C stops it):
+    Web app        $WEB_URL/   (Vite, hot reload; /api proxied to the api; log in as a demo user)
     API            http://$HTTP_ADDR/api/docs   (base path /api/v1; http://$HTTP_ADDR/api/v1/openapi.json)
     Health         http://$HTTP_ADDR/readyz   metrics: http://127.0.0.1:9090/metrics
     Platform admin platform@demo.keel.localhost (seed-demo printed its TOTP secret), or

@@ -48,3 +48,17 @@ ensure_cc() {
     exit 1
   fi
 }
+
+# ensure_web: Node.js with npm (web/ builds with them) and Debian's
+# Chromium, which the browser tests drive through playwright-core (browser
+# downloads are not possible here, and the system browser gets security
+# updates with the rest of the machine). Debian 12's nodejs is 18, which
+# every pinned web/ dependency supports.
+ensure_web() {
+  local missing=()
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
+  # CHROMIUM names another Chromium or Chrome (e.g. a CI image's own) to use.
+  [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
+  [ ${#missing[@]} = 0 ] || apt_install "${missing[@]}"
+}

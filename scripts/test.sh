@@ -12,6 +12,7 @@ LOG_PREFIX="test"
 . scripts/lib.sh
 scripts/services.sh
 ensure_cc
+ensure_web
 # The servers tests start: Mailpit, versitygw (S3) and stripe-mock.
 scripts/tools.sh mailpit versitygw stripe-mock actionlint
 scripts/sweep-test-db.sh
@@ -77,6 +78,13 @@ echo "== actionlint (.github/workflows)"
 .tools/bin/actionlint
 echo "== go vet"
 go vet ./...
+# web/ before go test: e2e/web_test.go serves web/dist and drives it with
+# playwright-core from web/node_modules. gen:check fails when the committed
+# API client (web/src/api/schema.d.ts) is not what the OpenAPI document
+# generates; build type-checks the app against it and checks the bundle
+# budget; test runs the unit tests (Vitest).
+echo "== web (npm ci, client check, build, unit tests)"
+(cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent gen:check && npm run --silent build && npm run --silent test)
 echo "== go test -race"
 go test -race -count=1 -timeout 30m ./...
 

@@ -117,6 +117,7 @@ func run(ctx context.Context) error {
 			Production:         cfg.Env == "production",
 			RefreshCookie:      cfg.RefreshCookie,
 			QueuesUI:           queuesUI,
+			WebDir:             cfg.WebDir,
 		}})
 	if err != nil {
 		return err

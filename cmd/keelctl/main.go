@@ -20,6 +20,7 @@ import (
 	"github.com/keelhq/keel/internal/config"
 	"github.com/keelhq/keel/internal/demo"
 	"github.com/keelhq/keel/internal/doctor"
+	"github.com/keelhq/keel/internal/httpapi"
 	"github.com/keelhq/keel/internal/migrate"
 	"github.com/keelhq/keel/internal/platform/logging"
 	"github.com/keelhq/keel/internal/platform/mail"
@@ -45,6 +46,8 @@ commands:
                    ENV=production)
   gen-keys         print fresh JWT_SIGNING_KEY and TOTP_ENCRYPTION_KEY lines for an
                    env file (e.g. keelctl gen-keys >> .env)
+  openapi          print the API's OpenAPI document, as served at /api/v1/openapi.json
+                   (web/ generates its API client from it: npm run gen)
 ` + adminUsage + fleetUsage + filesUsage + stripeUsage
 
 // errUsage marks a command-line mistake: exit code 2.
@@ -74,6 +77,16 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if args[0] == "gen-keys" {
 		return runGenKeys(out)
+	}
+	// No configuration: the document is built into the binary, and web/'s
+	// client generator runs it on a machine with no stack set up.
+	if args[0] == "openapi" {
+		doc, err := httpapi.DocumentJSON()
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(out, "%s\n", doc)
+		return err
 	}
 	cfg, err := config.LoadCtl(nil)
 	if err != nil {

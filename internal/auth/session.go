@@ -298,6 +298,33 @@ func (s *Service) Logout(ctx context.Context, token string) error {
 	})
 }
 
+// LogoutEverywhere revokes every login of the user whose refresh token
+// this is, on every device (what a user does after losing one), and
+// records user.sessions_revoked in each of their organizations. Unlike
+// Logout it takes a live token only: an unknown, revoked, rotated or
+// expired one answers 401 invalid_refresh_token and changes nothing, so an
+// old leaked token cannot sign a user out everywhere. Access tokens
+// already issued live on until they expire (15 minutes); they cannot
+// refresh, and an access token of a revoked login gets 401 session_ended.
+func (s *Service) LogoutEverywhere(ctx context.Context, token string, meta audit.Meta) error {
+	return postgres.InTx(ctx, s.DB, uuid.Nil, func(tx *sqlx.Tx) error {
+		rt, err := s.Users.RefreshTokenByHash(ctx, tx, HashToken(token))
+		if errors.Is(err, ErrNotFound) {
+			return errInvalidRefresh
+		}
+		if err != nil {
+			return err
+		}
+		if rt.RevokedAt != nil || rt.RotatedAt != nil || !rt.ExpiresAt.After(s.now()) {
+			return errInvalidRefresh
+		}
+		if err := s.Users.RevokeUserSessions(ctx, tx, rt.UserID, uuid.Nil); err != nil {
+			return err
+		}
+		return s.auditAllOrgs(ctx, tx, rt.UserID, "user.sessions_revoked", meta)
+	})
+}
+
 // SwitchOrg moves the caller's login to another organization the user
 // belongs to. It stays one login (one refresh-token family), so logout
 // still ends all of it: the family's current refresh token is rotated, and

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -173,6 +175,9 @@ type API struct {
 	// admin's role, which bypasses Row Level Security; only the admin
 	// capability gets this pool. Empty: /api/v1/admin answers 503.
 	AdminDatabaseURL string
+	// WebDir (WEB_DIR) is the built web app (web/dist, holding index.html)
+	// the api serves at every path outside /api and /admin; empty: none.
+	WebDir string
 }
 
 // LoadAPI reads cmd/api's configuration.
@@ -192,6 +197,12 @@ func LoadAPI(get Getenv) (API, error) {
 		TrustedProxies:     l.TrustedProxies("TRUSTED_PROXIES"),
 		MaxBodyBytes:       l.Int("HTTP_MAX_BODY_BYTES", 1<<20, 1024, 1<<30),
 		ShutdownTimeout:    l.Duration("SHUTDOWN_TIMEOUT", 15*time.Second, time.Second),
+		WebDir:             l.String("WEB_DIR", ""),
+	}
+	if c.WebDir != "" {
+		if st, err := os.Stat(filepath.Join(c.WebDir, "index.html")); err != nil || !st.Mode().IsRegular() {
+			l.fail("WEB_DIR", "must be a directory holding the built web app's index.html (cd web && npm run build makes web/dist), got %q", c.WebDir)
+		}
 	}
 	c.Auth = loadAuth(l, c.BaseURL)
 	c.AdminDatabaseURL = loadAdminDatabase(l, c.Postgres.URL)

@@ -276,8 +276,14 @@ func (h *authHandlers) refreshToken(c *gin.Context) (string, error) {
 	if err := BindJSON(c, &req); err != nil {
 		return "", err
 	}
-	if req.RefreshToken != "" {
-		return req.RefreshToken, nil
+	return h.tokenOrCookie(c, req.RefreshToken)
+}
+
+// tokenOrCookie is the refresh token of a body, else (cookie mode) the
+// refresh cookie, after its CSRF checks.
+func (h *authHandlers) tokenOrCookie(c *gin.Context, body string) (string, error) {
+	if body != "" {
+		return body, nil
 	}
 	tok, err := h.cookieToken(c)
 	if err != nil {
@@ -302,12 +308,28 @@ func (h *authHandlers) refresh(c *gin.Context) error {
 	return nil
 }
 
+// logoutRequest is refreshRequest plus everywhere: true, which ends every
+// login of the user instead of this one.
+type logoutRequest struct {
+	RefreshToken string `json:"refresh_token"`
+	Everywhere   bool   `json:"everywhere"`
+}
+
 func (h *authHandlers) logout(c *gin.Context) error {
-	tok, err := h.refreshToken(c)
+	var req logoutRequest
+	if err := BindJSON(c, &req); err != nil {
+		return err
+	}
+	tok, err := h.tokenOrCookie(c, req.RefreshToken)
 	if err != nil {
 		return err
 	}
-	if err := h.auth.Logout(c.Request.Context(), tok); err != nil {
+	if req.Everywhere {
+		err = h.auth.LogoutEverywhere(c.Request.Context(), tok, meta(c))
+	} else {
+		err = h.auth.Logout(c.Request.Context(), tok)
+	}
+	if err != nil {
 		return err
 	}
 	if h.cookie {

@@ -64,6 +64,9 @@ type Deps struct {
 	// Idempotency serves Idempotency-Key on authenticated POSTs; nil: the
 	// header is ignored.
 	Idempotency *idempotency.Service
+	// WebDir (WEB_DIR) is the built single-page app (web/dist), served at
+	// every path no route takes; empty: those paths answer 404.
+	WebDir string
 }
 
 // New builds the API handler. The middleware order matters: the request ID
@@ -94,7 +97,7 @@ func New(d Deps) (http.Handler, error) {
 	}
 	r.Use(requestID(d.Log), accessLog(d.Metrics), recovery(), securityHeaders(d.Production),
 		cors(d.CORSAllowedOrigins), bodyLimit(d.MaxBodyBytes))
-	r.NoRoute(notFound)
+	r.NoRoute(webApp(d.WebDir))
 
 	r.GET("/healthz", gin.WrapF(health.Live))
 	r.GET("/readyz", gin.WrapF(d.Health.Ready))

@@ -1,0 +1,275 @@
+// Browser tests: Debian's Chromium driven by playwright-core against a
+// running stack (e2e/web_test.go starts api + worker with WEB_DIR, a
+// private Mailpit, database and Redis, then runs this file with node).
+// Each test saves a screenshot of its final screen in ARTIFACTS
+// (web/test-results/, git-ignored), pass or fail.
+import { createHmac } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const base = must("KEEL_URL");
+const mailpit = must("MAILPIT_URL");
+const artifacts = process.env.ARTIFACTS || new URL("../test-results/", import.meta.url).pathname;
+mkdirSync(artifacts, { recursive: true });
+const email = `web-${Date.now().toString(36)}@example.com`;
+const password = "a long enough browser passphrase";
+
+function must(name) {
+  const v = process.env[name];
+  if (!v) {
+    console.error(`${name} is not set (run through e2e/web_test.go: go test ./e2e -run TestWebApp)`);
+    process.exit(2);
+  }
+  return v;
+}
+
+// A fresh profile per run, removed at the end; the flags keep Chromium
+// from reaching out to Google's services from a test machine.
+const profile = mkdtempSync(join(tmpdir(), "keel-chromium-"));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"],
+  viewport: { width: 390, height: 844 }, // a phone-sized screen
+});
+context.setDefaultTimeout(15000);
+const page = context.pages()[0] ?? (await context.newPage());
+const failures = [];
+
+async function test(name, fn) {
+  // The tests build on each other (one account throughout).
+  if (failures.length) {
+    failures.push(name);
+    console.log(`FAIL ${name}: not run, an earlier test failed`);
+    return;
+  }
+  const started = Date.now();
+  try {
+    await fn();
+    console.log(`ok   ${name} (${Date.now() - started} ms)`);
+  } catch (e) {
+    failures.push(name);
+    console.log(`FAIL ${name}: ${e.stack || e}`);
+  } finally {
+    const file = join(artifacts, name.replace(/[^a-z0-9]+/gi, "-").toLowerCase() + ".png");
+    await page.screenshot({ path: file, fullPage: true }).catch(() => {});
+    console.log(`     screenshot ${file}`);
+  }
+}
+
+async function expectText(p, text) {
+  await p.getByText(text).first().waitFor({ state: "visible" });
+}
+
+// The link of the newest email to an address whose text holds a link
+// matching re, read from Mailpit's API.
+async function mailedLink(to, re, timeoutMs = 20000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const list = await (await fetch(`${mailpit}/api/v1/messages?limit=50`)).json();
+    for (const m of list.messages || []) {
+      if (!(m.To || []).some((a) => a.Address === to)) continue;
+      const msg = await (await fetch(`${mailpit}/api/v1/message/${m.ID}`)).json();
+      const link = re.exec(msg.Text)?.[1];
+      if (link) return link;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no email to ${to} with a link like ${re} within ${timeoutMs} ms`);
+}
+
+// Opens a mailed link and waits for the screen's verdict. The worker
+// commits the token's hash just after SMTP accepted the message, so a link
+// can arrive a few milliseconds before it works: an error is retried.
+async function openMailedLink(link, okText, act = async () => {}) {
+  for (let i = 0; ; i++) {
+    await page.goto(link);
+    await act();
+    const ok = page.getByText(okText);
+    await ok.or(page.getByRole("alert")).first().waitFor();
+    if (await ok.isVisible()) return;
+    if (i === 20) throw new Error("the link failed: " + (await page.getByRole("alert").innerText()));
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function api(method, path, token, body) {
+  const res = await fetch(base + "/api/v1" + path, {
+    method,
+    headers: { "Content-Type": "application/json", ...(token ? { Authorization: "Bearer " + token } : {}) },
+    body: body && JSON.stringify(body),
+  });
+  const json = res.status === 204 ? null : await res.json();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+// RFC 6238 code (SHA-1, 6 digits, 30 s) of a base32 secret.
+function totp(secret) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of secret.replace(/=+$/, "").toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30000)));
+  const h = createHmac("sha1", key).update(counter).digest();
+  const o = h[h.length - 1] & 15;
+  return String((h.readUInt32BE(o) & 0x7fffffff) % 1000000).padStart(6, "0");
+}
+
+await test("sign up and confirm the email", async () => {
+  await page.goto(base + "/register");
+  await page.getByLabel("Name", { exact: true }).fill("Web Tester");
+  await page.getByLabel("Email", { exact: true }).fill(email);
+  await page.getByLabel("Password", { exact: true }).fill("short");
+  await page.getByRole("button", { name: "Create account" }).click();
+  // The API's field error is shown next to the field it names.
+  await page.locator(".field", { has: page.getByLabel("Password", { exact: true }) }).locator(".field-error").waitFor();
+  await page.getByLabel("Password", { exact: true }).fill(password);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expectText(page, "Check your email");
+  const link = await mailedLink(email, /(http:\/\/\S+\/verify-email\?token=[A-Za-z0-9_-]+)/);
+  if (!link.startsWith(base + "/")) throw new Error("the link does not open the app: " + link);
+  await openMailedLink(link, "Your email address is verified.");
+});
+
+await test("log in, and a wrong password is explained", async () => {
+  await page.goto(base + "/login");
+  await page.getByLabel("Email", { exact: true }).fill(email);
+  await page.getByLabel("Password", { exact: true }).fill("not the password at all");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByRole("alert").waitFor();
+  await page.getByLabel("Password", { exact: true }).fill(password);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByLabel("Organization", { exact: true }).waitFor();
+  // The session survives a reload through the refresh cookie alone.
+  await page.reload();
+  await page.getByLabel("Organization", { exact: true }).waitFor();
+});
+
+await test("create an organization", async () => {
+  await page.getByLabel("Organization", { exact: true }).selectOption("new");
+  await page.getByLabel("Name", { exact: true }).fill("Browser Test Co");
+  await page.getByRole("button", { name: "Create organization" }).click();
+  await expectText(page, "No resources yet");
+  const current = await page.getByLabel("Organization", { exact: true }).locator("option:checked").innerText();
+  if (!current.includes("Browser Test Co")) throw new Error("switched to " + current);
+});
+
+await test("create and edit a resource, resolving a conflict", async () => {
+  await page.getByRole("link", { name: "New resource" }).click();
+  await page.getByLabel("Name", { exact: true }).fill("First widget");
+  await page.getByRole("button", { name: "Create" }).click();
+  await expectText(page, "Version 1");
+  const url = page.url();
+
+  // A second tab changes it meanwhile (its session comes from the cookie).
+  const other = await context.newPage();
+  await other.goto(url);
+  await other.getByLabel("Description", { exact: true }).fill("changed in another tab");
+  await other.getByRole("button", { name: "Save" }).click();
+  await expectText(other, "Saved (version 2).");
+  await other.close();
+
+  await page.getByLabel("Name", { exact: true }).fill("Renamed widget");
+  await page.getByRole("button", { name: "Save" }).click();
+  await expectText(page, "Someone else changed this resource");
+  await expectText(page, "changed in another tab");
+  await page.getByRole("button", { name: "Save my changes over it" }).click();
+  await expectText(page, "Saved (version 3).");
+  // Only the field this tab changed was sent: the other tab's stays.
+  if ((await page.getByLabel("Description", { exact: true }).inputValue()) !== "changed in another tab") throw new Error("the other tab's description was lost");
+
+  await page.getByRole("link", { name: "← Resources" }).click();
+  await page.getByLabel("Search by name", { exact: true }).fill("renamed");
+  await page.getByRole("link", { name: "Renamed widget" }).waitFor();
+  await page.getByLabel("Search by name", { exact: true }).fill("nothing like it");
+  await expectText(page, "No resource matches");
+});
+
+await test("delete and restore a resource", async () => {
+  await page.getByLabel("Search by name", { exact: true }).fill("");
+  await page.getByRole("link", { name: "Renamed widget" }).click();
+  await page.getByRole("button", { name: "Delete resource" }).click();
+  await expectText(page, "Resource deleted.");
+  await expectText(page, "No resources yet");
+  await page.getByRole("button", { name: "Restore it" }).click();
+  await expectText(page, "Restored.");
+  await page.getByRole("link", { name: "Renamed widget" }).waitFor();
+});
+
+let recovery = [];
+await test("log out, and log in with a second factor", async () => {
+  // 2FA is switched on through the API (the account settings screen is
+  // not written yet); a recovery code stands in for the authenticator,
+  // so the test never waits for the next 30-second TOTP step.
+  const s = await api("POST", "/auth/login", null, { email, password });
+  const setup = await api("POST", "/auth/2fa/setup", s.access_token, {});
+  recovery = (await api("POST", "/auth/2fa/enable", s.access_token, { code: totp(setup.secret), password })).recovery_codes;
+  await page.getByRole("button", { name: "Log out", exact: true }).click();
+  await page.getByRole("heading", { name: "Log in" }).waitFor();
+  await page.reload(); // the cookie is gone: a reload stays logged out
+  await page.getByRole("heading", { name: "Log in" }).waitFor();
+  await page.getByLabel("Email", { exact: true }).fill(email);
+  await page.getByLabel("Password", { exact: true }).fill(password);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByLabel("Authentication code", { exact: true }).fill("0000-0000-0000-0000");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByRole("alert").waitFor();
+  await page.getByLabel("Authentication code", { exact: true }).fill(recovery[0]);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByLabel("Organization", { exact: true }).waitFor();
+});
+
+await test("forgot and reset the password", async () => {
+  await page.getByRole("button", { name: "Log out", exact: true }).click();
+  await page.getByRole("link", { name: "Forgot your password?" }).click();
+  await page.getByLabel("Email", { exact: true }).fill(email);
+  await page.getByRole("button", { name: "Send reset link" }).click();
+  await page.getByRole("status").first().waitFor();
+  const link = await mailedLink(email, /(http:\/\/\S+\/reset-password\?token=[A-Za-z0-9_-]+)/);
+  const newPassword = "another long browser passphrase";
+  await openMailedLink(link, "Your password is changed", async () => {
+    await page.getByLabel("New password", { exact: true }).fill(newPassword);
+    await page.getByRole("button", { name: "Set password" }).click();
+  });
+  await page.getByLabel("Email", { exact: true }).fill(email);
+  await page.getByLabel("Password", { exact: true }).fill(newPassword);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByLabel("Authentication code", { exact: true }).fill(recovery[1]);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByLabel("Organization", { exact: true }).waitFor();
+});
+
+await test("log out everywhere", async () => {
+  // Another device: a login outside this browser, holding its own cookie.
+  const res = await fetch(base + "/api/v1/auth/login", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ email, password: "another long browser passphrase", totp_code: recovery[2] }),
+  });
+  if (res.status !== 200) throw new Error("second device login: " + res.status);
+  const cookieOf = (r) => r.headers.getSetCookie().find((c) => c.startsWith("keel_refresh=")).split(";")[0];
+  let cookie = cookieOf(res);
+  const refresh = () => fetch(base + "/api/v1/auth/refresh", {
+    method: "POST", body: "{}", headers: { "Content-Type": "application/json", "X-Requested-With": "test", Cookie: cookie },
+  });
+  const before = await refresh();
+  if (before.status !== 200) throw new Error("the other device's cookie does not refresh: " + before.status);
+  cookie = cookieOf(before);
+  await page.getByRole("button", { name: "Log out everywhere" }).click();
+  await page.getByRole("heading", { name: "Log in" }).waitFor();
+  const after = await refresh();
+  if (after.status !== 401) throw new Error("the other device still refreshes: " + after.status);
+});
+
+await context.close();
+rmSync(profile, { recursive: true, force: true });
+if (failures.length) {
+  console.log(`${failures.length} browser test(s) failed: ${failures.join(", ")}`);
+  process.exit(1);
+}
+console.log("all browser tests passed");
