@@ -312,19 +312,23 @@ func TestEmailChangeMailIsLimited(t *testing.T) {
 	retryAfter(t, e.problem(change, 429, "too_many_emails"), 3600)
 	// Each allowed change queued one link, each voiding the one before; the
 	// worker mails a link only while it is live, so a link replaced before
-	// the worker reached it is not mailed. Once the live one is mailed,
-	// what arrived is at most the limit, and the newest link works.
+	// the worker reached it is not mailed. Once the live one is mailed (its
+	// hash is stored when the send is claimed, before SMTP, so the send's
+	// acceptance is what to wait for), what arrived is at most the limit,
+	// and the newest link works.
 	if n := e.queuedTo("victim@example.org"); n != auth.MailLimit {
 		t.Fatalf("%d emails queued to the address, want the limit %d", n, auth.MailLimit)
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		var live int
-		if err := e.db.Owner.Get(&live, `SELECT count(*) FROM email_tokens
-			WHERE email = 'victim@example.org' AND token_hash IS NOT NULL AND used_at IS NULL`); err != nil {
+		var pending int
+		if err := e.db.Owner.Get(&pending, `SELECT
+			(SELECT count(*) FROM email_tokens WHERE email = 'victim@example.org' AND token_hash IS NULL AND used_at IS NULL AND expires_at > now())
+			+ (SELECT count(*) FROM sent_emails WHERE recipient = 'victim@example.org' AND sent_at IS NULL)
+			+ (SELECT 1 - count(*) FROM email_tokens WHERE email = 'victim@example.org' AND token_hash IS NOT NULL AND used_at IS NULL)`); err != nil {
 			t.Fatal(err)
 		}
-		if live == 1 {
+		if pending == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
