@@ -9,8 +9,8 @@
 #
 # The root runs in a network namespace of its own, so its PostgreSQL, Redis
 # and Keel ports never meet the host's (which are left alone). From there it
-# reaches only the package registries, by a firewall rule: the Debian mirror
-# and the Go module proxy, their addresses resolved on the host and written
+# reaches only the package registries, by a firewall rule: the Debian mirror,
+# the Go module proxy and the npm registry (web/), their addresses resolved on the host and written
 # into the root's /etc/hosts. As in a container, apt starts no services in the
 # root (policy-rc.d), so the scripts start PostgreSQL and Redis themselves.
 # On exit, failure or Ctrl-C alike, it stops every process in the namespace,
@@ -49,7 +49,7 @@ case $ROOT in /|/usr*|/etc*|/bin*|/lib*|/home|/root|/var|/tmp|/work) echo "fresh
 
 SUITE=bookworm
 MIRROR=http://deb.debian.org/debian
-REGISTRIES=(deb.debian.org proxy.golang.org)
+REGISTRIES=(deb.debian.org proxy.golang.org registry.npmjs.org)
 NS=keel-fresh
 VETH_HOST=kfresh0 VETH_NS=kfresh1
 NET=${KEEL_FRESH_NET:-10.213.7}        # a /30: .1 the host's end, .2 the root's
