@@ -265,19 +265,39 @@ await test("invite a teammate who accepts in a second browser context", async ()
     if (!current.includes("Browser Test Co")) throw new Error("the teammate is in " + current);
     await p2.getByRole("list", { name: "Members" }).getByText("Team Mate (you)").waitFor();
     await p2.screenshot({ path: join(artifacts, "teammate-after-accepting.png"), fullPage: true });
+
+    // The owner sees the teammate with the invited role, and the invitation gone.
+    await page.getByRole("button", { name: "Refresh" }).click();
+    const row = page.getByRole("list", { name: "Members" }).locator("li", { hasText: teammate });
+    if ((await row.getByLabel("Role of Team Mate").inputValue()) !== "admin") throw new Error("the teammate is not an admin");
+    await page.reload();
+    await expectText(page, "No pending invitations.");
+    await page.getByRole("list", { name: "Members" }).locator("li", { hasText: teammate }).getByLabel("Role of Team Mate").selectOption("member");
+    await expectText(page, "Team Mate is now member.");
+
+    // As a member, the teammate gets no controls but "Leave" on their own row.
+    await p2.reload();
+    await expectText(p2, "Invitations and API keys are managed by the organization's admins and owners.");
+    if (await p2.getByText("You joined the organization").isVisible()) throw new Error("the welcome shows again after a reload");
+    const mates = p2.getByRole("list", { name: "Members" });
+    await mates.getByLabel("Role: owner").waitFor();
+    if ((await mates.getByRole("combobox").count()) !== 0) throw new Error("a member is offered a role select");
+    if ((await mates.getByRole("button", { name: "Remove" }).count()) !== 0) throw new Error("a member is offered Remove");
+    await mates.getByRole("button", { name: "Leave" }).waitFor();
+    await p2.screenshot({ path: join(artifacts, "teammate-as-member.png"), fullPage: true });
   } finally {
     await mate.close();
     rmSync(profile2, { recursive: true, force: true });
   }
 
-  // The owner sees the teammate with the invited role, and the invitation gone.
-  await page.getByRole("button", { name: "Refresh" }).click();
-  const row = page.getByRole("list", { name: "Members" }).locator("li", { hasText: teammate });
-  if ((await row.getByLabel("Role of Team Mate").inputValue()) !== "admin") throw new Error("the teammate is not an admin");
-  await page.reload();
-  await expectText(page, "No pending invitations.");
-  await page.getByRole("list", { name: "Members" }).locator("li", { hasText: teammate }).getByLabel("Role of Team Mate").selectOption("member");
-  await expectText(page, "Team Mate is now member.");
+  // The last owner cannot step down: the API's 409 in words, the role kept.
+  const own = page.getByRole("list", { name: "Members" }).locator("li", { hasText: email });
+  await own.getByLabel("Role of Web Tester").selectOption("admin");
+  await page.getByRole("alert").getByText("An organization needs an owner").waitFor();
+  for (let i = 0; (await own.getByLabel("Role of Web Tester").inputValue()) !== "owner"; i++) {
+    if (i === 50) throw new Error("the refused role change is still shown");
+    await new Promise((r) => setTimeout(r, 100));
+  }
 });
 
 await test("the plan's seat limit is explained, and an invitation revoked", async () => {

@@ -97,7 +97,11 @@ function Confirm(props: { label: string; question: string; yes: string; onYes: (
 
 export function Team({ role, me, onLeft }: { role: Role; me: string; onLeft: () => void }) {
   const admin = rank[role] >= rank.admin;
-  const joined = useLocation().searchParams.get("joined");
+  // Said once: the query is dropped so a reload does not repeat it.
+  const [joined] = useState(() => new URL(location.href).searchParams.get("joined"));
+  useEffect(() => {
+    if (joined) history.replaceState(null, "", "/team");
+  }, [joined]);
   return (
     <main>
       <h1>Team</h1>
@@ -129,8 +133,10 @@ function Members({ role, me, onLeft }: { role: Role; me: string; onLeft: () => v
       setNotice(`${r.name || r.email} is now ${r.role}.`);
       await list.load();
     } catch (e) {
+      // Reload first (load clears the error), so the select shows the
+      // stored role again and the refusal stays on screen.
+      await list.load();
       list.setErr(message(e));
-      await list.load(); // the select shows the stored role again
     }
   }
   async function remove(m: Member) {
