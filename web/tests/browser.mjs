@@ -360,6 +360,43 @@ await test("create an API key, shown once, and revoke it", async () => {
   if (res.status !== 401) throw new Error("a revoked key still works: " + res.status);
 });
 
+await test("an existing account logs in to accept an invitation", async () => {
+  // Another organization of the owner invites the teammate, who already
+  // has an account: the link asks them to log in, then to join.
+  const other = await api("POST", "/organizations", ownerToken, { name: "Second Co" });
+  const t = (await api("POST", "/auth/switch-org", ownerToken, { organization_id: other.id })).access_token;
+  await api("POST", "/organizations/current/invitations", t, { email: teammate, role: "member" });
+  const link = await mailedLink(teammate, /(http:\/\/\S+\/accept-invitation\?token=[A-Za-z0-9_-]+)/, 20000, 3);
+  const profile3 = mkdtempSync(join(tmpdir(), "keel-chromium-"));
+  const mate = await launch(profile3);
+  try {
+    const p3 = mate.pages()[0] ?? (await mate.newPage());
+    await p3.goto(link);
+    await p3.getByLabel("Your name", { exact: true }).fill("Team Mate");
+    await p3.getByLabel("Choose a password", { exact: true }).fill(password);
+    await p3.getByRole("button", { name: "Create account and join" }).click();
+    await expectText(p3, "Log in, then accept.");
+    await p3.getByLabel("Email", { exact: true }).fill(teammate);
+    await p3.getByLabel("Password", { exact: true }).fill(password);
+    await p3.getByRole("button", { name: "Log in" }).click();
+    for (let i = 0; ; i++) {
+      await p3.getByRole("button", { name: "Join the organization" }).click();
+      const joined = p3.getByText("You joined the organization as member.");
+      await joined.or(p3.getByRole("alert")).first().waitFor();
+      if (await joined.isVisible()) break;
+      // The worker commits the token a moment after the mail is accepted.
+      if (i === 20) throw new Error("the invitation link failed: " + (await p3.getByRole("alert").first().innerText()));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const current = await p3.getByLabel("Organization", { exact: true }).locator("option:checked").innerText();
+    if (!current.includes("Second Co")) throw new Error("the teammate is in " + current);
+    await p3.screenshot({ path: join(artifacts, "existing-account-after-accepting.png"), fullPage: true });
+  } finally {
+    await mate.close();
+    rmSync(profile3, { recursive: true, force: true });
+  }
+});
+
 let recovery = [];
 await test("log out, and log in with a second factor", async () => {
   // 2FA is switched on through the API (the account settings screen is

@@ -444,7 +444,7 @@ export function AcceptInvitation({ signedIn }: { signedIn: boolean }) {
           <h1>Accept the invitation</h1>
           {needLogin ? <Alert kind="info">{s.formError} Log in, then accept.</Alert> : <p>Log in with the invited address, then accept.</p>}
         </div>
-        <Login onLogin={() => setLogin(false)} />
+        <Login onLogin={() => { setLogin(false); s.setError(null); }} />
       </>
     );
   return (
