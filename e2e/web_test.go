@@ -16,9 +16,10 @@ import (
 // TestWebAppInABrowser runs web/tests/browser.mjs (playwright-core driving
 // Debian's Chromium) against the api serving the built app (WEB_DIR) in
 // cookie mode, and a worker that mails through a private Mailpit: sign-up,
-// the emailed verification link, login, organization creation, and a
-// resource edited from two tabs. scripts/test.sh builds web/ first
-// (npm ci, npm run build); screenshots land in web/test-results/.
+// the emailed verification link, login, organization creation, a resource
+// edited from two tabs, a teammate invited who accepts in a second browser
+// profile, the seat limit, an API key shown once. scripts/test.sh builds
+// web/ first (npm ci, npm run build); screenshots land in web/test-results/.
 func TestWebAppInABrowser(t *testing.T) {
 	t.Parallel()
 	root, err := tooltest.RepoRoot()

@@ -4,17 +4,19 @@
 import { useCallback, useEffect, useState, useSyncExternalStore } from "react";
 import { api, call, session } from "./api/client";
 import { ForgotPassword, Login, Register, ResetPassword, VerifyEmail } from "./screens/auth";
-import { NewOrganization, OrgSwitcher, type Membership } from "./screens/orgs";
+import { NewOrganization, OrgSwitcher, switchOrg, type Membership } from "./screens/orgs";
+import { AcceptInvitation, Team } from "./screens/team";
 import { EditResource, NewResource, ResourceList } from "./screens/resources";
 import { Link, navigate, useLocation } from "./router";
 import { Alert, Loading } from "./ui";
 
 const publicPaths = ["/login", "/register", "/verify-email", "/forgot-password", "/reset-password"];
 
-function orgOf(token: string | null): string {
+/** A claim of the access token (org, sub); the API checks the token, the app only reads it. */
+function claim(token: string | null, name: "org" | "sub"): string {
   if (!token) return "";
   try {
-    return JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).org ?? "";
+    return JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")))[name] ?? "";
   } catch {
     return "";
   }
@@ -38,6 +40,7 @@ export function App() {
   if (path === "/register") return <Register />;
   if (path === "/forgot-password") return <ForgotPassword />;
   if (!booted) return <main className="narrow"><Loading what="your session" /></main>;
+  if (path === "/accept-invitation") return <AcceptInvitation signedIn={!!token} />;
   if (!token) {
     if (path !== "/login") navigate("/login", true);
     return <Login onLogin={() => navigate("/resources", true)} />;
@@ -46,10 +49,10 @@ export function App() {
     navigate("/resources", true);
     return null;
   }
-  return <Signed path={path} org={orgOf(token)} />;
+  return <Signed path={path} org={claim(token, "org")} me={claim(token, "sub")} />;
 }
 
-function Signed({ path, org }: { path: string; org: string }) {
+function Signed({ path, org, me }: { path: string; org: string; me: string }) {
   const [orgs, setOrgs] = useState<Membership[] | null>(null);
   const [err, setErr] = useState("");
   const reload = useCallback(() => {
@@ -59,10 +62,12 @@ function Signed({ path, org }: { path: string; org: string }) {
     );
   }, []);
   useEffect(reload, [reload, org]);
+  const role = orgs?.find((o) => o.organization_id === org)?.role;
 
   let screen;
   if (path === "/organizations/new") screen = <NewOrganization onCreated={reload} />;
   else if (!org) screen = <NoOrganization />;
+  else if (path === "/team") screen = role ? <Team key={org} role={role} me={me} onLeft={() => leave(reload)} /> : <main><Loading what="your role" /></main>;
   else if (path === "/resources") screen = <ResourceList key={org} />;
   else if (path === "/resources/new") screen = <NewResource />;
   else if (path.startsWith("/resources/")) screen = <EditResource key={org + path} id={path.slice("/resources/".length)} />;
@@ -72,6 +77,9 @@ function Signed({ path, org }: { path: string; org: string }) {
     <>
       <header className="top">
         <Link href="/resources" className="brand">Keel</Link>
+        <nav aria-label="Main">
+          <Link href="/resources">Resources</Link> <Link href="/team">Team</Link>
+        </nav>
         {orgs && <OrgSwitcher orgs={orgs} current={org} onSwitched={reload} />}
         <div className="account">
           <button type="button" className="link" onClick={() => session.logout().then(() => navigate("/login", true))}>
@@ -97,4 +105,13 @@ function NoOrganization() {
       <Link className="button" href="/organizations/new">New organization</Link>
     </main>
   );
+}
+
+/** After leaving, the token still names the old organization: move to another one, or to none. */
+async function leave(reload: () => void) {
+  const p = await call(api.GET("/api/v1/organizations")).catch(() => ({ data: [] as Membership[] }));
+  if (p.data.length > 0) await switchOrg(p.data[0].organization_id).catch(() => {});
+  else await session.refresh();
+  reload();
+  navigate("/resources", true);
 }

@@ -28,14 +28,18 @@ function must(name) {
 // A fresh profile per run, removed at the end; the flags keep Chromium
 // from reaching out to Google's services from a test machine.
 const profile = mkdtempSync(join(tmpdir(), "keel-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-  viewport: { width: 390, height: 844 }, // a phone-sized screen
-});
-context.setDefaultTimeout(15000);
+async function launch(dir) {
+  const c = await chromium.launchPersistentContext(dir, {
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync"],
+    viewport: { width: 390, height: 844 }, // a phone-sized screen
+  });
+  c.setDefaultTimeout(15000);
+  return c;
+}
+const context = await launch(profile);
 const page = context.pages()[0] ?? (await context.newPage());
 const failures = [];
 
@@ -66,16 +70,19 @@ async function expectText(p, text) {
 
 // The link of the newest email to an address whose text holds a link
 // matching re, read from Mailpit's API.
-async function mailedLink(to, re, timeoutMs = 20000) {
+// With count, waits until that many such emails arrived (newest first).
+async function mailedLink(to, re, timeoutMs = 20000, count = 1) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const list = await (await fetch(`${mailpit}/api/v1/messages?limit=50`)).json();
+    const links = [];
     for (const m of list.messages || []) {
       if (!(m.To || []).some((a) => a.Address === to)) continue;
       const msg = await (await fetch(`${mailpit}/api/v1/message/${m.ID}`)).json();
       const link = re.exec(msg.Text)?.[1];
-      if (link) return link;
+      if (link) links.push(link);
     }
+    if (links.length >= count) return links[0];
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`no email to ${to} with a link like ${re} within ${timeoutMs} ms`);
@@ -199,6 +206,195 @@ await test("delete and restore a resource", async () => {
   await page.getByRole("button", { name: "Restore it" }).click();
   await expectText(page, "Restored.");
   await page.getByRole("link", { name: "Renamed widget" }).waitFor();
+});
+
+const teammate = `mate-${Date.now().toString(36)}@example.com`;
+let ownerToken = "";
+await test("invite a teammate who accepts in a second browser context", async () => {
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Team" }).click();
+  await page.getByRole("heading", { name: "Team" }).waitFor();
+  await expectText(page, "No pending invitations.");
+  const invite = page.getByRole("form", { name: "Invite a teammate" });
+  // The API's field error is shown next to the field it names.
+  await invite.getByLabel("Email to invite", { exact: true }).fill("not an address");
+  await invite.getByRole("button", { name: "Send invitation" }).click();
+  await invite.locator(".field", { has: page.getByLabel("Email to invite", { exact: true }) }).locator(".field-error").waitFor();
+  await invite.getByLabel("Email to invite", { exact: true }).fill(teammate);
+  await invite.getByLabel("Role", { exact: true }).selectOption("admin");
+  await invite.getByRole("button", { name: "Send invitation" }).click();
+  await expectText(page, `Invitation sent to ${teammate} as admin.`);
+  await page.getByRole("list", { name: "Pending invitations" }).getByText(teammate).waitFor();
+  // Resend: a new link, the old one dies; the test accepts with the newest.
+  // It waits for the first mail: a resend before the worker mailed the
+  // first link leaves one email to send, not two.
+  const re = /(http:\/\/\S+\/accept-invitation\?token=[A-Za-z0-9_-]+)/;
+  const first = await mailedLink(teammate, re);
+  await page.getByRole("button", { name: `Resend to ${teammate}` }).click();
+  await expectText(page, `A new link was sent to ${teammate}`);
+
+  // The teammate: another browser profile (its own cookies), opening the
+  // link from the email and creating the account on the way in.
+  const link = await mailedLink(teammate, re, 20000, 2);
+  if (link === first) throw new Error("the resent email holds the old link");
+  if (!link.startsWith(base + "/")) throw new Error("the link does not open the app: " + link);
+  const profile2 = mkdtempSync(join(tmpdir(), "keel-chromium-"));
+  const mate = await launch(profile2);
+  try {
+    const p2 = mate.pages()[0] ?? (await mate.newPage());
+    for (let i = 0; ; i++) {
+      await p2.goto(link);
+      await p2.getByLabel("Your name", { exact: true }).fill("Team Mate");
+      await p2.getByLabel("Choose a password", { exact: true }).fill("short");
+      await p2.getByRole("button", { name: "Create account and join" }).click();
+      const joined = p2.getByText("You joined the organization as admin.");
+      await joined.or(p2.getByRole("alert")).first().waitFor();
+      if (await joined.isVisible()) break;
+      const fieldErr = p2.locator(".field", { has: p2.getByLabel("Choose a password", { exact: true }) }).locator(".field-error");
+      if (await fieldErr.isVisible()) {
+        // The short password is refused by the API, next to its field.
+        await p2.getByLabel("Choose a password", { exact: true }).fill(password);
+        await p2.getByRole("button", { name: "Create account and join" }).click();
+        await joined.or(p2.getByRole("alert")).first().waitFor();
+        if (await joined.isVisible()) break;
+      }
+      // The worker commits the token a moment after the mail is accepted.
+      if (i === 20) throw new Error("the invitation link failed: " + (await p2.getByRole("alert").first().innerText()));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const current = await p2.getByLabel("Organization", { exact: true }).locator("option:checked").innerText();
+    if (!current.includes("Browser Test Co")) throw new Error("the teammate is in " + current);
+    await p2.getByRole("list", { name: "Members" }).getByText("Team Mate (you)").waitFor();
+    await p2.screenshot({ path: join(artifacts, "teammate-after-accepting.png"), fullPage: true });
+
+    // The owner sees the teammate with the invited role, and the invitation gone.
+    await page.getByRole("button", { name: "Refresh" }).click();
+    const row = page.getByRole("list", { name: "Members" }).locator("li", { hasText: teammate });
+    if ((await row.getByLabel("Role of Team Mate").inputValue()) !== "admin") throw new Error("the teammate is not an admin");
+    await page.reload();
+    await expectText(page, "No pending invitations.");
+    await page.getByRole("list", { name: "Members" }).locator("li", { hasText: teammate }).getByLabel("Role of Team Mate").selectOption("member");
+    await expectText(page, "Team Mate is now member.");
+
+    // As a member, the teammate gets no controls but "Leave" on their own row.
+    await p2.reload();
+    await expectText(p2, "Invitations and API keys are managed by the organization's admins and owners.");
+    if (await p2.getByText("You joined the organization").isVisible()) throw new Error("the welcome shows again after a reload");
+    const mates = p2.getByRole("list", { name: "Members" });
+    await mates.getByLabel("Role: owner").waitFor();
+    if ((await mates.getByRole("combobox").count()) !== 0) throw new Error("a member is offered a role select");
+    if ((await mates.getByRole("button", { name: "Remove" }).count()) !== 0) throw new Error("a member is offered Remove");
+    await mates.getByRole("button", { name: "Leave" }).waitFor();
+    await p2.screenshot({ path: join(artifacts, "teammate-as-member.png"), fullPage: true });
+  } finally {
+    await mate.close();
+    rmSync(profile2, { recursive: true, force: true });
+  }
+
+  // The last owner cannot step down: the API's 409 in words, the role kept.
+  const own = page.getByRole("list", { name: "Members" }).locator("li", { hasText: email });
+  await own.getByLabel("Role of Web Tester").selectOption("admin");
+  await page.getByRole("alert").getByText("An organization needs an owner").waitFor();
+  for (let i = 0; (await own.getByLabel("Role of Web Tester").inputValue()) !== "owner"; i++) {
+    if (i === 50) throw new Error("the refused role change is still shown");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+});
+
+await test("the plan's seat limit is explained, and an invitation revoked", async () => {
+  // Fill the plan's seats through the API, then invite one more in the page.
+  ownerToken = (await api("POST", "/auth/login", null, { email, password })).access_token;
+  const orgs = await api("GET", "/organizations", ownerToken);
+  const org = orgs.data.find((o) => o.organization_name === "Browser Test Co").organization_id;
+  ownerToken = (await api("POST", "/auth/switch-org", ownerToken, { organization_id: org })).access_token;
+  const usage = await api("GET", "/organizations/current/usage", ownerToken);
+  const seats = usage.metrics.find((m) => m.metric === "seats");
+  if (seats.limit == null || seats.limit - seats.used > 50) throw new Error("the plan's seat limit is too large to fill: " + JSON.stringify(seats));
+  for (let i = seats.used; i < seats.limit; i++) {
+    await api("POST", "/organizations/current/invitations", ownerToken, { email: `seat-${i}-${teammate}`, role: "member" });
+  }
+  await page.reload();
+  const invite = page.getByRole("form", { name: "Invite a teammate" });
+  await invite.getByLabel("Email to invite", { exact: true }).fill("one-too-many@example.com");
+  await invite.getByRole("button", { name: "Send invitation" }).click();
+  await invite.getByRole("alert").getByText(`allows ${seats.limit} seats`).waitFor();
+  await invite.getByRole("alert").getByText("Revoke a pending invitation or remove a member").waitFor();
+  // Revoking one frees its seat.
+  const victim = `seat-${seats.used}-${teammate}`;
+  const row = page.getByRole("list", { name: "Pending invitations" }).locator("li", { hasText: victim });
+  await row.getByRole("button", { name: "Revoke" }).click();
+  await row.getByRole("button", { name: "Yes, revoke" }).click();
+  await expectText(page, `The invitation to ${victim} was revoked.`);
+  await invite.getByRole("button", { name: "Send invitation" }).click();
+  await expectText(page, "Invitation sent to one-too-many@example.com as member.");
+});
+
+await test("create an API key, shown once, and revoke it", async () => {
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
+  await expectText(page, "No API keys yet.");
+  const form = page.getByRole("form", { name: "Create an API key" });
+  await form.getByRole("button", { name: "Create key" }).click();
+  await form.locator(".field", { has: page.getByLabel("Key name", { exact: true }) }).locator(".field-error").waitFor();
+  await form.getByLabel("Key name", { exact: true }).fill("CI deploys");
+  await form.getByRole("button", { name: "Create key" }).click();
+  const key = await page.getByLabel("New API key", { exact: true }).inputValue();
+  if (!/^keel_live_[0-9a-f]{12}_\S+$/.test(key)) throw new Error("not a key: " + key);
+  await page.getByRole("button", { name: "Copy", exact: true }).click();
+  await expectText(page, "Copied to the clipboard.");
+  if ((await page.evaluate(() => navigator.clipboard.readText())) !== key) throw new Error("the clipboard does not hold the key");
+  // The key works, as the organization's member.
+  const members = await api("GET", "/organizations/current/members", key);
+  if (!members.data.some((m) => m.email === teammate)) throw new Error("the key does not read the members");
+  await page.getByRole("button", { name: "I have stored it" }).click();
+  const prefix = key.split("_")[2];
+  await page.getByRole("list", { name: "API keys" }).getByText(`keel_live_${prefix}_…`).waitFor();
+  // Shown once: neither the list nor a reload shows the secret again.
+  await page.reload();
+  await page.getByRole("list", { name: "API keys" }).getByText("CI deploys").waitFor();
+  if ((await page.content()).includes(key)) throw new Error("the whole key is shown again");
+  const row = page.getByRole("list", { name: "API keys" }).locator("li", { hasText: "CI deploys" });
+  await row.getByRole("button", { name: "Revoke" }).click();
+  await row.getByRole("button", { name: "Yes, revoke" }).click();
+  await expectText(page, "The key “CI deploys” was revoked");
+  await expectText(page, "No API keys yet.");
+  const res = await fetch(base + "/api/v1/organizations/current", { headers: { Authorization: "Bearer " + key } });
+  if (res.status !== 401) throw new Error("a revoked key still works: " + res.status);
+});
+
+await test("an existing account logs in to accept an invitation", async () => {
+  // Another organization of the owner invites the teammate, who already
+  // has an account: the link asks them to log in, then to join.
+  const other = await api("POST", "/organizations", ownerToken, { name: "Second Co" });
+  const t = (await api("POST", "/auth/switch-org", ownerToken, { organization_id: other.id })).access_token;
+  await api("POST", "/organizations/current/invitations", t, { email: teammate, role: "member" });
+  const link = await mailedLink(teammate, /(http:\/\/\S+\/accept-invitation\?token=[A-Za-z0-9_-]+)/, 20000, 3);
+  const profile3 = mkdtempSync(join(tmpdir(), "keel-chromium-"));
+  const mate = await launch(profile3);
+  try {
+    const p3 = mate.pages()[0] ?? (await mate.newPage());
+    await p3.goto(link);
+    await p3.getByLabel("Your name", { exact: true }).fill("Team Mate");
+    await p3.getByLabel("Choose a password", { exact: true }).fill(password);
+    await p3.getByRole("button", { name: "Create account and join" }).click();
+    await expectText(p3, "Log in, then accept.");
+    await p3.getByLabel("Email", { exact: true }).fill(teammate);
+    await p3.getByLabel("Password", { exact: true }).fill(password);
+    await p3.getByRole("button", { name: "Log in" }).click();
+    for (let i = 0; ; i++) {
+      await p3.getByRole("button", { name: "Join the organization" }).click();
+      const joined = p3.getByText("You joined the organization as member.");
+      await joined.or(p3.getByRole("alert")).first().waitFor();
+      if (await joined.isVisible()) break;
+      // The worker commits the token a moment after the mail is accepted.
+      if (i === 20) throw new Error("the invitation link failed: " + (await p3.getByRole("alert").first().innerText()));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const current = await p3.getByLabel("Organization", { exact: true }).locator("option:checked").innerText();
+    if (!current.includes("Second Co")) throw new Error("the teammate is in " + current);
+    await p3.screenshot({ path: join(artifacts, "existing-account-after-accepting.png"), fullPage: true });
+  } finally {
+    await mate.close();
+    rmSync(profile3, { recursive: true, force: true });
+  }
 });
 
 let recovery = [];
