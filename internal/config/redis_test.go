@@ -1,7 +1,6 @@
 package config_test
 
 import (
-	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -102,16 +101,7 @@ func TestRedisBadValues(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.key+"="+tc.value, func(t *testing.T) {
 			_, err := config.LoadWorker(config.MapEnv(with(valid(), tc.key, tc.value)))
-			var ce *config.Error
-			if !errors.As(err, &ce) {
-				t.Fatalf("want a config error, got %v", err)
-			}
-			if !slices.Equal(ce.Vars, []string{tc.key}) {
-				t.Errorf("Vars = %v, want [%s]", ce.Vars, tc.key)
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("message lacks %q:\n%s", tc.want, err)
-			}
+			wantErr(t, tc.key+"="+tc.value, err, []string{tc.key}, tc.want)
 		})
 	}
 	// The Sentinel form's password is masked like the others'.
