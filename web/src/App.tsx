@@ -7,6 +7,11 @@ import { ForgotPassword, Login, Register, ResetPassword, VerifyEmail } from "./s
 import { NewOrganization, OrgSwitcher, switchOrg, type Membership } from "./screens/orgs";
 import { AcceptInvitation, Team } from "./screens/team";
 import { EditResource, NewResource, ResourceList } from "./screens/resources";
+import { Billing, BillingBanners } from "./screens/billing";
+import { Usage } from "./screens/usage";
+import { AuditLog } from "./screens/audit";
+import { Account } from "./screens/account";
+import { AdminNavLink, PlatformAdmin, SupportBanner } from "./screens/admin";
 import { Link, navigate, useLocation } from "./router";
 import { Alert, Loading } from "./ui";
 
@@ -71,6 +76,11 @@ function Signed({ path, org, me }: { path: string; org: string; me: string }) {
   else if (path === "/resources") screen = <ResourceList key={org} />;
   else if (path === "/resources/new") screen = <NewResource />;
   else if (path.startsWith("/resources/")) screen = <EditResource key={org + path} id={path.slice("/resources/".length)} />;
+  else if (path === "/billing") screen = <Billing key={org} role={role} />;
+  else if (path === "/usage") screen = <Usage key={org} />;
+  else if (path === "/audit-log") screen = <AuditLog key={org} role={role} />;
+  else if (path === "/account") screen = <Account me={me} />;
+  else if (path === "/platform" || path.startsWith("/platform/")) screen = <PlatformAdmin path={path} />;
   else screen = <main><h1>Not found</h1><Link href="/resources">Go to resources</Link></main>;
 
   return (
@@ -78,7 +88,9 @@ function Signed({ path, org, me }: { path: string; org: string; me: string }) {
       <header className="top">
         <Link href="/resources" className="brand">Keel</Link>
         <nav aria-label="Main">
-          <Link href="/resources">Resources</Link> <Link href="/team">Team</Link>
+          <Link href="/resources">Resources</Link> <Link href="/team">Team</Link>{" "}
+          <Link href="/usage">Usage</Link> <Link href="/billing">Billing</Link>{" "}
+          <Link href="/audit-log">Audit log</Link> <Link href="/account">Account</Link> <AdminNavLink />
         </nav>
         {orgs && <OrgSwitcher orgs={orgs} current={org} onSwitched={reload} />}
         <div className="account">
@@ -91,6 +103,8 @@ function Signed({ path, org, me }: { path: string; org: string; me: string }) {
           </button>
         </div>
       </header>
+      <SupportBanner />
+      {org && <BillingBanners key={org} role={role} />}
       <Alert>{err}</Alert>
       {screen}
     </>

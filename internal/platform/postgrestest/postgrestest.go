@@ -298,6 +298,11 @@ type Empty struct {
 	AppRole     string
 	AppPassword string
 	AppURL      string // AppRole with AppPassword, on this database
+	// PlatformURL is what to give ADMIN_DATABASE_URL for `keelctl migrate up`
+	// to create the platform admin's role (PlatformRole, AppPassword); the
+	// role is dropped at the end whether or not it was created.
+	PlatformRole string
+	PlatformURL  string
 }
 
 // NewEmpty creates an empty database with a random name. When t ends it drops
@@ -305,9 +310,10 @@ type Empty struct {
 func NewEmpty(t testing.TB) *Empty {
 	t.Helper()
 	id := ID()
-	e := &Empty{Name: "keel_e_" + id, AppRole: "keel_e_app_" + id, AppPassword: randHex(12)}
+	e := &Empty{Name: "keel_e_" + id, AppRole: "keel_e_app_" + id, AppPassword: randHex(12), PlatformRole: "keel_e_adm_" + id}
 	e.OwnerURL = withDB(AdminURL(), e.Name, "", "")
 	e.AppURL = withDB(AdminURL(), e.Name, e.AppRole, e.AppPassword)
+	e.PlatformURL = withDB(AdminURL(), e.Name, e.PlatformRole, e.AppPassword)
 	db, err := admin()
 	if err != nil {
 		t.Fatalf("postgrestest: %v", err)
@@ -328,6 +334,9 @@ func NewEmpty(t testing.TB) *Empty {
 		}
 		if _, err := db.Exec("DROP ROLE IF EXISTS " + postgres.QuoteIdentifier(e.AppRole)); err != nil {
 			t.Errorf("postgrestest: drop role %s: %v", e.AppRole, err)
+		}
+		if _, err := db.Exec("DROP ROLE IF EXISTS " + postgres.QuoteIdentifier(e.PlatformRole)); err != nil {
+			t.Errorf("postgrestest: drop role %s: %v", e.PlatformRole, err)
 		}
 	})
 	return e

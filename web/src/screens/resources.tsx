@@ -2,6 +2,7 @@
 // List with search, sort and cursor paging; create; edit with optimistic
 // concurrency (If-Match: a stale version answers 412 version_conflict and
 // the user picks whose values to keep); delete and restore.
+import { ResourceFiles } from "./files";
 import { useEffect, useMemo, useState, type FormEvent } from "react";
 import { api, call, idempotencyKey } from "../api/client";
 import { message, toApiError } from "../api/problem";
@@ -255,6 +256,7 @@ export function EditResource({ id }: { id: string }) {
           </button>
         </>
       )}
+      <ResourceFiles resourceId={res.id} />
     </main>
   );
 }
