@@ -108,11 +108,7 @@ func (h *resourceHandlers) list(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]resourceResponse, len(rows))
-	for i := range rows {
-		out[i] = toResource(&rows[i])
-	}
-	list(c, out, next)
+	writeResourcePage(c, rows, next)
 	return nil
 }
 
