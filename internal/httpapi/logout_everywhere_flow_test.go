@@ -3,13 +3,14 @@ package httpapi_test
 import (
 	"net/http"
 	"testing"
+	"time"
 )
 
 // Logout with everywhere ends every login of the user (the web app's "log
 // out everywhere"), but only for a live refresh token.
 func TestLogoutEverywhere(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{})
+	e := newEnv(t, envOpts{tokenClock: true})
 	s := e.signup("everywhere@example.com", "Every", "")
 	laptop := e.login("everywhere@example.com", password)
 	bystander := e.signup("bystander@example.com", "By", "")
@@ -35,6 +36,12 @@ func TestLogoutEverywhere(t *testing.T) {
 	e.problem(refresh(phone.RefreshToken), 401, "invalid_refresh_token")
 	e.problem(refresh(laptop2.RefreshToken), 401, "invalid_refresh_token")
 	assertAudit(t, e, s.OrganizationID, "user.sessions_revoked")
+	// An access token already issued keeps working until it expires, as
+	// docs/web.md and docs/identity.md say (a signed JWT, checked without a
+	// session lookup): at most the access TTL, 15 minutes.
+	e.expect(req{method: "GET", path: "/api/v1/me", token: phone.AccessToken}, 200, nil)
+	e.clock.Advance(15*time.Minute + 10*time.Second) // past exp and the 5 s leeway
+	e.problem(req{method: "GET", path: "/api/v1/me", token: phone.AccessToken}, 401, "invalid_token")
 	// Another user's login is untouched.
 	e.expect(refresh(bystander.RefreshToken), 200, nil)
 }
