@@ -127,7 +127,7 @@ export default async function files(h) {
     if (sha256(got) !== sha256(image)) throw new Error(`downloaded ${got.length} bytes, not the uploaded ${image.length}`);
   });
 
-  await test("a refused type, a too large file and a canceled upload are explained", async () => {
+  await test("refused types and sizes, a canceled and a failed upload are explained", async () => {
     await fileInput().setInputFiles({ name: "run.sh", mimeType: "application/x-sh", buffer: Buffer.from("#!/bin/sh\necho hi\n") });
     await uploadButton().click();
     await expectText(page, "Its type, application/x-sh, is not allowed");
@@ -156,6 +156,25 @@ export default async function files(h) {
     const names = (await listed()).map((f) => f.filename);
     if (names.join() !== "photo.png") throw new Error("files after the refusals and the cancel: " + names.join());
     if (await page.getByText("slow.txt", { exact: true }).count()) throw new Error("the canceled file is still listed");
+
+    // The storage refusing the PUT (an expired link, S3's XML error) and
+    // not answering at all (network, or a bucket without CORS for the app)
+    // are told apart; the file announced for it is removed.
+    const s3 = new URL(h.must("S3_ENDPOINT")).origin;
+    await page.route(s3 + "/**", (route) => route.request().method() !== "PUT" ? route.continue() : route.fulfill({
+      status: 403, contentType: "application/xml", headers: { "Access-Control-Allow-Origin": h.base },
+      body: "<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+    }));
+    await fileInput().setInputFiles({ name: "late.txt", mimeType: "text/plain", buffer: Buffer.from("late\n") });
+    await uploadButton().click();
+    await expectText(page, "The upload link expired before the file was sent.");
+    await page.unroute(s3 + "/**");
+    await page.route(s3 + "/**", (route) => route.request().method() !== "PUT" ? route.continue() : route.abort("connectionrefused"));
+    await uploadButton().click();
+    await expectText(page, "The upload could not reach the file storage");
+    await page.unroute(s3 + "/**");
+    const after = (await listed()).map((f) => f.filename);
+    if (after.join() !== "photo.png") throw new Error("files after the failed PUTs: " + after.join());
   });
 
   await test("delete a file", async () => {

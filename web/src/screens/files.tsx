@@ -173,17 +173,15 @@ function Uploader(props: { resourceId: string; onFile: (f: FileRow) => void; onG
       await poll(file.id);
     } catch (err) {
       abort.current = null;
-      if (err instanceof DOMException && err.name === "AbortError") {
-        // The announced file would wait a day for the cleanup: remove it now.
-        if (file) {
-          const id = file.id;
-          await call(api.DELETE("/api/v1/files/{id}", { params: { path: { id } } })).catch(() => {});
-          props.onGone(id);
-        }
-        set({ phase: "canceled" });
-        return;
+      const canceled = err instanceof DOMException && err.name === "AbortError";
+      // A file whose bytes never arrived cannot be completed (a new upload
+      // is a new file) and would wait a day for the cleanup: remove it now.
+      if (file && (canceled || file.status === "pending")) {
+        const id = file.id;
+        await call(api.DELETE("/api/v1/files/{id}", { params: { path: { id } } })).catch(() => {});
+        props.onGone(id);
       }
-      set({ phase: "failed", error: toApiError(err) });
+      set(canceled ? { phase: "canceled" } : { phase: "failed", error: toApiError(err) });
     }
   }
 
@@ -212,7 +210,7 @@ function Uploader(props: { resourceId: string; onFile: (f: FileRow) => void; onG
     <form className="uploader" onSubmit={start} noValidate>
       <Field key={inputKey} label="File to upload" name="file" type="file"
         onChange={(e) => { setChosen(e.target.files?.[0] ?? null); if (!busy) setUp(null); }}
-        hint="Images get a thumbnail. Type and size limits are the server's (FILES_ALLOWED_TYPES, FILES_MAX_BYTES)." />
+        hint="Images get a thumbnail." />
       <button disabled={!chosen || busy}>{busy ? "Uploading…" : "Upload"}</button>
       {up && <UploadStatus up={up} pct={pct} onCancel={() => abort.current?.()} />}
     </form>
