@@ -84,15 +84,14 @@ export default async function files(h) {
   }
 
   await test("upload an image with a progress bar, see its thumbnail and download it", async () => {
+    const resource = await api("POST", "/resources", acct.token, { name: "Widget with files" });
+    resourceId = resource.id;
     await h.logIn(page, acct.email);
-    // Registering made a personal organization too: work in acct's.
+    // Registering made a personal organization too: switch to acct's,
+    // whose list (shown once the switch is done) has the resource.
     await page.getByLabel("Organization", { exact: true }).selectOption(acct.orgId);
-    await expectText(page, "No resources yet");
-    await page.getByRole("link", { name: "New resource" }).click();
-    await page.getByLabel("Name", { exact: true }).fill("Widget with files");
-    await page.getByRole("button", { name: "Create" }).click();
-    await expectText(page, "Version 1");
-    resourceId = page.url().split("/resources/")[1];
+    await page.getByRole("link", { name: "Widget with files" }).click();
+    await expectText(page, "Edit Widget with files");
     await expectText(page, "No files yet");
 
     await fileInput().setInputFiles({ name: "photo.png", mimeType: "image/png", buffer: image });

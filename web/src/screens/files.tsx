@@ -150,6 +150,7 @@ function Uploader(props: { resourceId: string; onFile: (f: FileRow) => void; onG
     const type = f.type || "application/octet-stream";
     setUp({ name: f.name, size: f.size, type, phase: "announcing", loaded: 0 });
     let file: FileRow | undefined;
+    let sent = false;
     try {
       const r = await call(api.POST("/api/v1/resources/{id}/files", {
         params: { path: { id: resourceId } }, headers: { "Idempotency-Key": idempotencyKey() },
@@ -161,6 +162,7 @@ function Uploader(props: { resourceId: string; onFile: (f: FileRow) => void; onG
       const put = putObject(r.upload.url, r.upload.headers, f, (loaded) => set({ loaded }));
       abort.current = put.abort;
       await put.done;
+      sent = true;
       abort.current = null;
       set({ phase: "completing", loaded: f.size });
       file = await call(api.POST("/api/v1/files/{id}/complete", {
@@ -176,7 +178,7 @@ function Uploader(props: { resourceId: string; onFile: (f: FileRow) => void; onG
       const canceled = err instanceof DOMException && err.name === "AbortError";
       // A file whose bytes never arrived cannot be completed (a new upload
       // is a new file) and would wait a day for the cleanup: remove it now.
-      if (file && (canceled || file.status === "pending")) {
+      if (file && !sent) {
         const id = file.id;
         await call(api.DELETE("/api/v1/files/{id}", { params: { path: { id } } })).catch(() => {});
         props.onGone(id);
