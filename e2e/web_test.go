@@ -77,6 +77,11 @@ func TestWebAppInABrowser(t *testing.T) {
 		}
 		t.Fatalf("api: %v\n%s", err, p.Output())
 	}
+	// The bucket lets the app's origin upload and download (a cross-origin
+	// PUT from the page), set through the S3 API as in production.
+	if code, out, _ := proctest.Run(t, time.Minute, bin("keelctl"), s.ctlEnv(services...), "files", "cors", base); code != 0 {
+		t.Fatalf("keelctl files cors: exit %d\n%s", code, out)
+	}
 	worker := freeAddr(t)
 	pw := proctest.Start(t, bin("worker"), s.env(append([]string{"METRICS_ADDR", worker, "APP_BASE_URL", base}, services...)...))
 	pw.WaitStatus(t, "http://"+worker+"/readyz", 200, 15*time.Second)

@@ -193,6 +193,8 @@ log "building binaries"
 go build -o bin/ ./cmd/...
 bin/keelctl migrate up
 bin/keelctl files create-bucket
+# The app's pages upload straight to the bucket (another origin): let them.
+bin/keelctl files cors "$WEB_URL" || log "bucket CORS not set (see above): uploads from the app at $WEB_URL will fail"
 S3_BUCKET=$BACKUP_S3_BUCKET bin/keelctl files create-bucket
 # A first dump, so backup:verify has one to restore; none when a dump under
 # a day old is there already.

@@ -89,12 +89,18 @@ func run(ctx context.Context) error {
 		queuesUI = mon
 	}
 	var storage file.Objects
+	var filesOrigin string
 	if cfg.Files.Bucket != "" {
 		c, err := s3.New(ctx, s3.Config(cfg.Files.S3))
 		if err != nil {
 			return err
 		}
-		storage = s3.Bucket{Client: c, Name: cfg.Files.Bucket}
+		b := s3.Bucket{Client: c, Name: cfg.Files.Bucket}
+		storage = b
+		// The web app's CSP lets pages reach the presigned URLs' origin.
+		if filesOrigin, err = b.Origin(ctx); err != nil {
+			return err
+		}
 	} else {
 		log.Warn().Msg("S3_BUCKET is not set: file uploads and downloads answer 503 storage_not_configured")
 	}
@@ -118,6 +124,7 @@ func run(ctx context.Context) error {
 			RefreshCookie:      cfg.RefreshCookie,
 			QueuesUI:           queuesUI,
 			WebDir:             cfg.WebDir,
+			FilesOrigin:        filesOrigin,
 		}})
 	if err != nil {
 		return err

@@ -67,6 +67,10 @@ type Deps struct {
 	// WebDir (WEB_DIR) is the built single-page app (web/dist), served at
 	// every path no route takes; empty: those paths answer 404.
 	WebDir string
+	// FilesOrigin is the origin of the file bucket's presigned URLs
+	// ((s3.Bucket).Origin), which the app's Content-Security-Policy lets
+	// pages upload to and show thumbnails from; empty with storage off.
+	FilesOrigin string
 }
 
 // New builds the API handler. The middleware order matters: the request ID
@@ -97,7 +101,7 @@ func New(d Deps) (http.Handler, error) {
 	}
 	r.Use(requestID(d.Log), accessLog(d.Metrics), recovery(), securityHeaders(d.Production),
 		cors(d.CORSAllowedOrigins), bodyLimit(d.MaxBodyBytes))
-	r.NoRoute(webApp(d.WebDir))
+	r.NoRoute(webApp(d.WebDir, d.FilesOrigin))
 
 	r.GET("/healthz", gin.WrapF(health.Live))
 	r.GET("/readyz", gin.WrapF(d.Health.Ready))

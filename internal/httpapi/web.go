@@ -11,9 +11,18 @@ import (
 )
 
 // webCSP is the single-page app's policy: its own scripts, styles and API
-// only (web/ inlines nothing), images also from data: and blob: URLs.
-const webCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
-	"connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+// only (web/ inlines nothing), images also from data: and blob: URLs. With
+// file storage on, filesOrigin (the origin of the bucket's presigned URLs:
+// S3_PUBLIC_ENDPOINT, else S3_ENDPOINT, else the AWS bucket's host) may be
+// connected to, for uploads, and shown images from, for thumbnails.
+func webCSP(filesOrigin string) string {
+	s3 := ""
+	if filesOrigin != "" {
+		s3 = " " + filesOrigin
+	}
+	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:" + s3 + "; " +
+		"connect-src 'self'" + s3 + "; font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+}
 
 // webApp serves the built single-page app from dir (WEB_DIR) to the GET and
 // HEAD requests no route matched: a file of dir when one exists, else
@@ -21,7 +30,8 @@ const webCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src
 // emails) load it. Paths under /api/ and /admin/ keep their problem+json
 // 404. Hashed assets are cached for a year; index.html never, so a deploy
 // is picked up on the next load.
-func webApp(dir string) gin.HandlerFunc {
+func webApp(dir, filesOrigin string) gin.HandlerFunc {
+	csp := webCSP(filesOrigin)
 	return func(c *gin.Context) {
 		p := c.Request.URL.Path
 		if dir == "" || (c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead) ||
@@ -35,7 +45,7 @@ func webApp(dir string) gin.HandlerFunc {
 		if st, err := os.Stat(file); err != nil || st.IsDir() || name == "/index.html" {
 			file = filepath.Join(dir, "index.html")
 			h.Set("Cache-Control", "no-cache")
-			h.Set("Content-Security-Policy", webCSP)
+			h.Set("Content-Security-Policy", csp)
 		} else if strings.HasPrefix(name, "/assets/") {
 			h.Set("Cache-Control", "public, max-age=31536000, immutable")
 		}

@@ -23,7 +23,7 @@ func TestWebAppServesTheSPAOutsideTheAPI(t *testing.T) {
 	}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	r.NoRoute(webApp(dir))
+	r.NoRoute(webApp(dir, ""))
 	get := func(method, path string) *httptest.ResponseRecorder {
 		w := httptest.NewRecorder()
 		r.ServeHTTP(w, httptest.NewRequest(method, path, nil))
@@ -55,10 +55,48 @@ func TestWebAppServesTheSPAOutsideTheAPI(t *testing.T) {
 		}
 	}
 	r2 := gin.New()
-	r2.NoRoute(webApp(""))
+	r2.NoRoute(webApp("", ""))
 	w = httptest.NewRecorder()
 	r2.ServeHTTP(w, httptest.NewRequest("GET", "/login", nil))
 	if w.Code != http.StatusNotFound {
 		t.Errorf("without WEB_DIR: %d, want 404", w.Code)
+	}
+}
+
+// With file storage on, the app's page may PUT uploads to the bucket's
+// origin and show thumbnails from it, and nothing else; with it off the
+// policy names no other origin.
+func TestWebAppCSPAllowsTheFileBucketsOrigin(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("<html>app</html>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gin.SetMode(gin.ReleaseMode)
+	directives := func(origin string) map[string]string {
+		r := gin.New()
+		r.NoRoute(webApp(dir, origin))
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, httptest.NewRequest("GET", "/resources/1", nil))
+		out := map[string]string{}
+		for _, d := range strings.Split(w.Header().Get("Content-Security-Policy"), ";") {
+			name, value, _ := strings.Cut(strings.TrimSpace(d), " ")
+			out[name] = value
+		}
+		return out
+	}
+	on := directives("http://127.0.0.1:7070")
+	for name, want := range map[string]string{
+		"connect-src": "'self' http://127.0.0.1:7070",
+		"img-src":     "'self' data: blob: http://127.0.0.1:7070",
+		"script-src":  "'self'",
+		"default-src": "'none'",
+	} {
+		if on[name] != want {
+			t.Errorf("with storage: %s %q, want %q", name, on[name], want)
+		}
+	}
+	off := directives("")
+	if off["connect-src"] != "'self'" || off["img-src"] != "'self' data: blob:" {
+		t.Errorf("without storage: connect-src %q, img-src %q", off["connect-src"], off["img-src"])
 	}
 }

@@ -2,6 +2,7 @@
 // beside them (aria-describedby), the form-level error, busy buttons.
 import { useId, useState, type InputHTMLAttributes, type ReactNode } from "react";
 import { ApiError, message, toApiError } from "./api/problem";
+import { Link } from "./router";
 
 export function Field(
   props: InputHTMLAttributes<HTMLInputElement> & { label: string; name: string; error?: string; hint?: string },
@@ -85,4 +86,41 @@ export function useSubmit() {
   const fields = error?.fields() ?? {};
   const formError = error ? message(error) : "";
   return { busy, error, setError, fields, formError, run };
+}
+
+/** 1536 → "1.5 KiB": binary units, as the API's sentences write them. */
+export function bytes(n: number): string {
+  if (n < 1024) return `${n} byte${n === 1 ? "" : "s"}`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v >= 10 || Number.isInteger(v) ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
+}
+
+const limitNames: Record<string, string> = { resources: "Resources", storage_bytes: "Storage", seats: "Seats" };
+
+/**
+ * A 402 plan_limit_reached in words: the API's sentence, the figures from
+ * its metric, usage and limit fields, and where to see usage or change plan.
+ */
+export function LimitReached({ error }: { error: ApiError }) {
+  const p = error.problem;
+  const fmt = (n?: number) => (n === undefined ? "?" : p.metric === "storage_bytes" ? bytes(n) : n.toLocaleString());
+  return (
+    <div className="alert alert-error limit" role="alert">
+      <p>{p.detail || p.title}</p>
+      {p.metric && (
+        <p>
+          <strong>{limitNames[p.metric] ?? p.metric}:</strong> {fmt(p.usage)} used of {fmt(p.limit)} on this plan.
+        </p>
+      )}
+      <p>
+        <Link href="/usage">See usage</Link> · <Link href="/billing">Change plan</Link>
+      </p>
+    </div>
+  );
 }

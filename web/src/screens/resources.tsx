@@ -8,7 +8,7 @@ import { api, call, idempotencyKey } from "../api/client";
 import { message, toApiError } from "../api/problem";
 import type { components } from "../api/schema";
 import { Link, navigate, useLocation } from "../router";
-import { Alert, Field, Loading, Select, useSubmit } from "../ui";
+import { Alert, Field, LimitReached, Loading, Select, useSubmit } from "../ui";
 
 type Resource = components["schemas"]["Resource"];
 type Sort = "created_at" | "-created_at" | "name" | "-name" | "updated_at" | "-updated_at";
@@ -147,7 +147,7 @@ export function NewResource() {
   return (
     <main className="narrow">
       <h1>New resource</h1>
-      <Alert>{s.formError}</Alert>
+      {s.error?.code === "plan_limit_reached" ? <LimitReached error={s.error} /> : <Alert>{s.formError}</Alert>}
       <ResourceForm initial={empty} submitLabel="Create" s={s} onSubmit={(d) =>
         s.run(async () => {
           const r = await call(api.POST("/api/v1/resources", { body: d, headers: { "Idempotency-Key": idempotencyKey() } }));
