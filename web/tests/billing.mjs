@@ -115,7 +115,7 @@ export default async function billing(h) {
     await page.getByRole("heading", { name: "Usage" }).waitFor();
     await h.expectText(page, "Pro");
     const resources = page.locator('[data-metric="resources"]');
-    await resources.getByText(/^1 of 10[,.\u202f\u00a0 ]?000 \(0%\)$/).waitFor();
+    await resources.getByText(/^1 of 10[,.\u202f\u00a0 ]?000 \(<1%\)$/).waitFor();
     // Accessible: a meter with its figures, not only a coloured bar.
     const meter = resources.getByRole("meter", { name: "Resources" });
     assert.equal(await meter.getAttribute("aria-valuenow"), "1");
@@ -140,6 +140,10 @@ export default async function billing(h) {
     await page.waitForURL(h.base + "/billing");
     await page.getByTestId("billing-status").getByText("Trial").waitFor();
     await page.getByText("No invoices yet").waitFor();
+    // Leaving Checkout without paying (its cancel_url) says so and changes nothing.
+    await page.goto(h.base + "/billing?checkout=canceled");
+    await h.expectText(page, "Checkout was canceled: nothing was charged and your plan is unchanged.");
+    assert.equal((await get("/billing")).status, "trialing");
   });
 
   await test("checkout completed by signed webhooks makes the organization active", async () => {
@@ -288,5 +292,21 @@ export default async function billing(h) {
     await page.getByTestId("billing-status").getByText("Active").waitFor();
     await page.locator(`[data-invoice="${failed.id}"]`).getByText("Paid").waitFor();
     assert.equal(await page.locator(".billing-banner").count(), 0);
+  });
+
+  await test("a canceled subscription falls back to the free plan, with its banner", async () => {
+    const r = s.renewal;
+    await send("customer.subscription.deleted", () => ({ ...subscription({ ...r, status: "canceled" }), canceled_at: clock, ended_at: clock }));
+    const b = await billingUntil("canceled", (x) => x.status === "canceled");
+    assert.equal(b.plan.id, "free");
+    await page.goto(h.base + "/usage");
+    const banner = page.getByRole("status", { name: "Billing notice" });
+    await banner.getByText("The subscription was canceled.").waitFor();
+    await banner.getByText("on the Free plan").waitFor();
+    await page.getByTestId("usage-plan").getByText("Free").waitFor();
+    await page.locator('[data-metric="resources"]').getByText(/^3 of 100 \(3%\)$/).waitFor();
+    const usage = await get("/organizations/current/usage");
+    assert.equal(usage.plan.id, "free");
+    assert.equal(usage.metrics.find((m) => m.metric === "resources").limit, 100);
   });
 }

@@ -85,13 +85,15 @@ function MetricRow({ m }: { m: Metric }) {
   const pct = m.limit === 0 ? 100 : Math.min(100, Math.round((used / m.limit) * 100));
   const level = used >= m.limit ? "full" : pct >= 80 ? "near" : "ok";
   const words = level === "full" ? " — limit reached" : level === "near" ? " — near the limit" : "";
-  const text = `${amount(m.metric, used)} of ${amount(m.metric, m.limit)} (${pct}%)${words}`;
+  // A little use of a large limit reads "<1%", not "0%", and shows a sliver.
+  const shown = used > 0 && pct === 0 ? "<1%" : pct + "%";
+  const text = `${amount(m.metric, used)} of ${amount(m.metric, m.limit)} (${shown})${words}`;
   return (
     <li className={"meter meter-" + level} data-metric={m.metric}>
       <span id={id} className="meter-label">{label}</span>
       <div className="meter-track" role="meter" aria-labelledby={id} aria-valuemin={0} aria-valuemax={m.limit}
         aria-valuenow={Math.min(used, m.limit)} aria-valuetext={text}>
-        <div className="meter-fill" style={{ width: pct + "%" }} />
+        <div className="meter-fill" style={{ width: used > 0 && pct === 0 ? "3px" : pct + "%" }} />
       </div>
       <span className="meter-text">{text}</span>
     </li>
