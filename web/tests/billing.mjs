@@ -309,4 +309,35 @@ export default async function billing(h) {
     assert.equal(usage.plan.id, "free");
     assert.equal(usage.metrics.find((m) => m.metric === "resources").limit, 100);
   });
+
+  await test("a member sees the billing state, not the owners' buttons", async () => {
+    const email = h.uniqueEmail("billing-member");
+    await h.api("POST", "/organizations/current/invitations", acct.token, { email, role: "member" });
+    const token = await h.mailedLink(email, /accept-invitation\?token=([A-Za-z0-9_-]+)/);
+    let joined;
+    for (let i = 0; ; i++) {
+      try {
+        joined = await h.api("POST", "/invitations/accept", null, { token, name: "Billing Member", password: h.password });
+        break;
+      } catch (e) {
+        if (i === 50) throw e; // the token's hash commits just after the mail
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    assert.equal(joined.role, "member");
+    // The API refuses a member the portal (the page offers no button for it).
+    const refused = await fetch(h.base + "/api/v1/billing/portal", {
+      method: "POST", headers: { Authorization: "Bearer " + joined.session.access_token } });
+    assert.equal(refused.status, 403);
+    const context = await h.launch();
+    const p = context.pages()[0] ?? (await context.newPage());
+    s.shot = p;
+    await h.logIn(p, email);
+    await p.goto(h.base + "/billing");
+    await p.getByTestId("billing-status").getByText("Canceled").waitFor();
+    await p.getByText("Only an owner of the organization can choose a plan or manage payment").first().waitFor();
+    await p.getByRole("heading", { name: "Invoices" }).waitFor();
+    assert.equal(await p.getByRole("button", { name: /Subscribe|Change to|Manage payment|billing portal/ }).count(), 0);
+    await p.getByRole("status", { name: "Billing notice" }).getByText("The subscription was canceled.").waitFor();
+  });
 }

@@ -301,7 +301,10 @@ export function Billing({ role }: { role?: string }) {
         <h2 id="plan-h">Your plan</h2>
         <dl className="billing-status">
           <dt>Plan</dt>
-          <dd data-testid="billing-plan">{b.plan.name}{b.interval ? `, billed ${b.interval}ly` : ""}</dd>
+          <dd data-testid="billing-plan">
+            {b.plan.name}
+            {b.interval && b.status !== "canceled" && b.status !== "free" ? `, billed ${b.interval}ly` : ""}
+          </dd>
           <dt>Status</dt>
           <dd>
             <span className={"badge badge-billing-" + b.status} data-testid="billing-status">{statusWords[b.status]}</span>
@@ -392,7 +395,6 @@ export function Billing({ role }: { role?: string }) {
             );
           })}
         </ul>
-        {!owner && <p className="muted">{ownersOnly}</p>}
       </section>
 
       <Invoices first={b.invoices} />
