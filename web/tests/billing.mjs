@@ -37,10 +37,11 @@ export default async function billing(h) {
   const short = acct.orgId.replace(/-/g, "");
   const invoiceID = (n) => `in_kw${short}${n}`;
   const meta = () => ({ org_id: acct.orgId });
-  const price = (amount) => ({
-    id: "price_keel_pro_monthly", object: "price", active: true, currency: "usd", product: "prod_keel",
+  let plan = { price: "price_keel_pro_monthly", amount: 2900 }; // what the subscription charges
+  const price = () => ({
+    id: plan.price, object: "price", active: true, currency: "usd", product: "prod_keel",
     recurring: { interval: "month", interval_count: 1, usage_type: "licensed" }, type: "recurring",
-    unit_amount: amount, livemode: false,
+    unit_amount: plan.amount, livemode: false,
   });
   const subscription = (f) => ({
     id: ids.subscription, object: "subscription", customer: ids.customer, status: f.status,
@@ -52,7 +53,7 @@ export default async function billing(h) {
     discount: null,
     items: {
       object: "list", has_more: false, url: "/v1/subscription_items?subscription=" + ids.subscription,
-      data: [{ id: "si_" + ids.subscription.slice(4), object: "subscription_item", price: price(2900), quantity: 1,
+      data: [{ id: "si_" + ids.subscription.slice(4), object: "subscription_item", price: price(), quantity: 1,
         subscription: ids.subscription, created: ids.subCreated }],
     },
   });
@@ -69,7 +70,7 @@ export default async function billing(h) {
     subscription_details: { metadata: meta() },
     next_payment_attempt: paid || f.final ? null : clock + 3 * 86400,
     lines: { object: "list", has_more: false, data: [{ id: "il_" + f.id.slice(3), object: "line_item", amount: f.amount,
-      currency: "usd", price: price(2900), quantity: 1, type: "subscription",
+      currency: "usd", price: price(), quantity: 1, type: "subscription",
       period: { start: f.periodStart, end: f.periodEnd } }] },
   });
   async function send(type, object) {
@@ -292,6 +293,29 @@ export default async function billing(h) {
     await page.getByTestId("billing-status").getByText("Active").waitFor();
     await page.locator(`[data-invoice="${failed.id}"]`).getByText("Paid").waitFor();
     assert.equal(await page.locator(".billing-banner").count(), 0);
+  });
+
+  await test("an upgrade is requested in the page and applied by Stripe's events", async () => {
+    await page.goto(h.base + "/billing");
+    const answer = await answerOf("/api/v1/billing/subscribe");
+    await page.getByRole("listitem", { name: "Business plan" }).getByRole("button", { name: "Change to Business" }).click();
+    assert.deepEqual((await answer.json).change, { plan: "business", interval: "month", effective: "now" });
+    await h.expectText(page, "Changing to Business (monthly) now. Waiting for Stripe to confirm");
+    const requested = (await get("/organizations/current/audit-log?limit=50")).data.find((e) => e.action === "billing.plan_change_requested");
+    assert.ok(requested, "no billing.plan_change_requested in the audit log");
+    // Stripe applies it (the worker's billing:change-plan call, stripe-mock
+    // here) and reports the subscription and the proration invoice.
+    plan = { price: "price_keel_business_monthly", amount: 4900 };
+    const r = s.renewal;
+    const proration = { id: invoiceID(3), number: "KEELWEB-0004", amount: 2000, attempts: 1, created: tick(),
+      periodStart: r.periodStart, periodEnd: r.periodEnd };
+    await send("customer.subscription.updated", subscription({ ...r, status: "active" }));
+    await send("invoice.paid", () => invoice(proration, true));
+    await h.expectText(page, "You are subscribed to Business, billed monthly.");
+    const b = await billingUntil("business", (x) => x.plan.id === "business" && x.invoices.some((i) => i.id === proration.id));
+    assert.equal(b.status, "active");
+    await page.getByTestId("billing-plan").getByText("Business, billed monthly").waitFor();
+    await page.locator(`[data-invoice="${proration.id}"]`).getByText("$20.00").waitFor();
   });
 
   await test("a canceled subscription falls back to the free plan, with its banner", async () => {
