@@ -189,7 +189,8 @@ export default async function billing(h) {
     // The signup trial's banner is gone: the trial is Stripe's now.
     await page.reload();
     await page.getByTestId("billing-status").getByText("Trial").waitFor();
-    assert.equal(await page.getByRole("status", { name: "Billing notice" }).count(), 0);
+    await page.locator('[data-billing-state="trialing"]').waitFor({ state: "attached" });
+    assert.equal(await page.locator(".billing-banner").count(), 0);
 
     // The trial ends: Stripe charges the first invoice and the subscription turns active.
     const periodStart = tick();
@@ -213,7 +214,8 @@ export default async function billing(h) {
     // The current plan offers no "Change to Pro"; another plan is a change.
     await page.getByRole("listitem", { name: "Business plan" }).getByRole("button", { name: "Change to Business" }).waitFor();
     assert.equal(await page.getByRole("button", { name: /to Pro$/ }).count(), 0);
-    assert.equal(await page.getByRole("status", { name: "Billing notice" }).count(), 0);
+    await page.locator('[data-billing-state="active"]').waitFor({ state: "attached" });
+    assert.equal(await page.locator(".billing-banner").count(), 0);
     s.renewal = { ...active, periodStart: active.periodEnd, periodEnd: active.periodEnd + 30 * 86400 };
   });
 
@@ -287,11 +289,13 @@ export default async function billing(h) {
     await page.getByLabel("Name", { exact: true }).fill("Written after paying");
     await page.getByRole("button", { name: "Create" }).click();
     await page.waitForURL(/\/resources\/[0-9a-f-]{36}$/);
+    await page.locator('[data-billing-state="active"]').waitFor({ state: "attached" });
     assert.equal(await page.locator(".billing-banner").count(), 0);
     assert.equal((await usageOf("resources")).used, 3);
     await page.goto(h.base + "/billing");
     await page.getByTestId("billing-status").getByText("Active").waitFor();
     await page.locator(`[data-invoice="${failed.id}"]`).getByText("Paid").waitFor();
+    await page.locator('[data-billing-state="active"]').waitFor({ state: "attached" });
     assert.equal(await page.locator(".billing-banner").count(), 0);
   });
 
