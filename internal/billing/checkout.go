@@ -178,7 +178,8 @@ func (s *Service) checkout(ctx context.Context, p *tenant.Principal, a *Account,
 	}
 	err = tenant.InOrg(ctx, s.DB, p, tenant.RoleOwner, func(tx *sqlx.Tx, _ string) error {
 		return audit.Record(ctx, tx, audit.By(p, meta, "billing.checkout_started", "organization", org).WithDetails(map[string]any{
-			"plan": target.ID, "interval": interval, "quantity": quantity, "trial_days": trial, "session": sess.ID}))
+			"plan": target.ID, "interval": interval, "quantity": quantity, "trial_days": trial, "session": sess.ID,
+			"customer": customer}))
 	})
 	if err != nil {
 		return "", err

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -157,6 +158,20 @@ func TestSubscribeCheckout(t *testing.T) {
 		}
 	}
 	assertAudit(t, e, org, "billing.checkout_started")
+	// The audit row names the Stripe customer and session, so support (and
+	// the browser tests, through the audit log API) can match Stripe's
+	// records and events to the organization.
+	var details struct {
+		Customer string `json:"customer"`
+		Session  string `json:"session"`
+	}
+	var raw []byte
+	if err := e.db.Owner.Get(&raw, `SELECT details FROM audit_log WHERE org_id = $1 AND action = 'billing.checkout_started' LIMIT 1`, org); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &details); err != nil || details.Customer != linked || !strings.HasPrefix(details.Session, "cs_") {
+		t.Errorf("checkout_started details %s (%v), want customer %s and a session", raw, err, linked)
+	}
 
 	// Per seat: the quantity is the member count; another plan is another
 	// operation, with its own key.
