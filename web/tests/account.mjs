@@ -3,6 +3,7 @@
 // and the organization's audit log, on one account of its own. The tests
 // build on each other. Run by browser.mjs; see harness.mjs.
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 
 export default async function account(h) {
   const { base, api, expectText, totp } = h;
@@ -75,6 +76,7 @@ export default async function account(h) {
     secret = (await page.getByTestId("totp-secret").innerText()).trim();
     if (!/^[A-Z2-7]{16,}=*$/.test(secret)) throw new Error("the secret on the page is " + secret);
 
+    await page.screenshot({ path: join(h.artifacts, "account-2fa-qr-code.png"), fullPage: true });
     const f = form("Turn on two-factor authentication");
     // A wrong code: the API's refusal next to the code field.
     await f.getByLabel("Code from the app", { exact: true }).fill("000000");
@@ -88,6 +90,7 @@ export default async function account(h) {
     await list.waitFor();
     codes = (await list.locator("li").allInnerTexts()).map((c) => c.trim());
     if (codes.length !== 10 || new Set(codes).size !== 10) throw new Error("recovery codes: " + codes.join(", "));
+    await page.screenshot({ path: join(h.artifacts, "account-2fa-recovery-codes.png"), fullPage: true });
     // Copy puts exactly them on the clipboard; the download holds them too.
     await page.getByRole("button", { name: "Copy" }).click();
     await expectText(page, "Copied to the clipboard.");
@@ -236,5 +239,36 @@ export default async function account(h) {
     await expectText(page, "No entry matches these filters.");
     await page.getByRole("button", { name: "Clear filters" }).click();
     await list.getByText(`${who} created the resource “Audit filler 19”.`).waitFor();
+  });
+
+  await test("audit log: a member is told why it is not for them", async () => {
+    // A member of "Account Org": invited by the owner, accepted through the API.
+    const owner = await token(newEmail, newPassword, acct.orgId);
+    const mate = await h.newAccount("acct-mate", "Mate Org");
+    await api("POST", "/organizations/current/invitations", owner, { email: mate.email, role: "member" });
+    const inv = await h.mailedLink(mate.email, /accept-invitation\?token=([A-Za-z0-9_-]+)/);
+    for (let i = 0; ; i++) {
+      try {
+        await api("POST", "/invitations/accept", mate.token, { token: inv });
+        break;
+      } catch (e) {
+        if (i === 50) throw e; // the token's hash commits just after the mail
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    // The API refuses the member.
+    const s = await api("POST", "/auth/login", null, { email: mate.email, password: mate.password });
+    const mateTok = (await api("POST", "/auth/switch-org", s.access_token, { organization_id: acct.orgId })).access_token;
+    await api("GET", "/organizations/current/audit-log", mateTok).then(
+      () => { throw new Error("a member read the audit log"); },
+      (e) => { if (!String(e).includes("403")) throw e; },
+    );
+    // The page says why, and shows no entries.
+    await logOut();
+    await h.logIn(page, mate.email, mate.password);
+    await page.getByLabel("Organization", { exact: true }).selectOption(acct.orgId);
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Audit log" }).click();
+    await expectText(page, "The audit log is for the organization's admins and owners");
+    if (await page.getByRole("list", { name: "Audit entries" }).isVisible()) throw new Error("a member is shown entries");
   });
 }
