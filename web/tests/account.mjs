@@ -152,6 +152,9 @@ export default async function account(h) {
     await f.getByLabel("Current password", { exact: true }).fill(newPassword);
     await f.getByRole("button", { name: "Send confirmation link" }).click();
     await expectText(page, `We sent a confirmation link to ${newEmail}`);
+    // The tab remembers the pending change over a reload.
+    await page.reload();
+    await expectText(page, `We sent a confirmation link to ${newEmail}`);
     // Not changed until the link is followed.
     if ((await api("GET", "/me", tok2)).email !== acct.email) throw new Error("the email changed before the link was followed");
     const link = await h.mailedLink(newEmail, /(http:\/\/\S+\/verify-email\?token=[A-Za-z0-9_-]+)/);
@@ -159,6 +162,7 @@ export default async function account(h) {
     await h.openMailedLink(page, link, "Your email address is verified.");
     await page.goto(base + "/account");
     await page.getByTestId("current-email").getByText(newEmail).waitFor();
+    if (await page.getByText("We sent a confirmation link").isVisible()) throw new Error("the change still shows as pending");
     if ((await api("GET", "/me", tok2)).email !== newEmail) throw new Error("GET /me does not have the new email");
     // Log-ins now take the new address.
     await api("POST", "/auth/login", null, { email: newEmail, password: newPassword, totp_code: codes[2] });

@@ -87,11 +87,23 @@ function Profile({ user, onSaved }: { user: Me; onSaved: (u: Me) => void }) {
 
 function Email({ user, onSaved }: { user: Me; onSaved: (u: Me) => void }) {
   const s = useSubmit();
-  const [pending, setPending] = useState("");
+  // GET /me does not say a change is pending (it cannot: when the new
+  // address has an account no link is made, and saying so would reveal
+  // that account), so the page remembers what it asked for, for this tab.
+  const key = "keel-pending-email:" + user.id;
+  const [pending, setPendingState] = useState(() => sessionStorage.getItem(key) ?? "");
+  function setPending(v: string) {
+    if (v) sessionStorage.setItem(key, v);
+    else sessionStorage.removeItem(key);
+    setPendingState(v);
+  }
+  useEffect(() => {
+    if (pending && pending.toLowerCase() === user.email.toLowerCase()) setPending(""); // the link was followed
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [user.email]);
   async function submit(e: FormEvent<HTMLFormElement>) {
     const v = values(e);
     const form = e.currentTarget;
-    setPending("");
     await s.run(async () => {
       const u = await call(api.PATCH("/api/v1/me", { body: { email: v.email, current_password: v.current_password } }));
       onSaved(u);
@@ -107,7 +119,7 @@ function Email({ user, onSaved }: { user: Me; onSaved: (u: Me) => void }) {
         Your address is <strong data-testid="current-email">{user.email}</strong>
         {user.email_verified ? " (verified)." : " (not verified yet)."}
       </p>
-      {pending && (
+      {pending && pending.toLowerCase() !== user.email.toLowerCase() && (
         <Alert kind="info">
           We sent a confirmation link to <strong>{pending}</strong>. Your address stays {user.email} until you open
           that link (it works for 24 hours); {user.email} was told about the request. If the link does not arrive,
