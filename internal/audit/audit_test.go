@@ -72,7 +72,7 @@ func TestRecordAndList(t *testing.T) {
 	var got []audit.Entry
 	err = postgres.InTx(ctx, db.App, org, func(tx *sqlx.Tx) error {
 		var err error
-		got, err = audit.List(ctx, tx, org, nil, 10)
+		got, err = audit.List(ctx, tx, org, audit.Filter{}, nil, 10)
 		return err
 	})
 	if err != nil || len(got) != 2 {
@@ -99,7 +99,7 @@ func TestRecordAndList(t *testing.T) {
 
 	// The audit log is tenant data: another organization's transaction sees none of it.
 	err = postgres.InTx(ctx, db.App, uuid.New(), func(tx *sqlx.Tx) error {
-		got, err = audit.List(ctx, tx, org, nil, 10)
+		got, err = audit.List(ctx, tx, org, audit.Filter{}, nil, 10)
 		return err
 	})
 	if err != nil || len(got) != 0 {

@@ -146,6 +146,13 @@ func (s *Service) sendVerification(ctx context.Context, tx *sqlx.Tx, u *User, em
 // VerifyEmail consumes a verification token and marks its address verified;
 // for an email change it also makes the new address the account's.
 func (s *Service) VerifyEmail(ctx context.Context, token string) error {
+	return s.VerifyEmailFrom(ctx, token, audit.Meta{})
+}
+
+// VerifyEmailFrom is VerifyEmail for a request from meta: a link that
+// changes the account's address (an email change asked for with PATCH /me)
+// is audited as user.email_changed in each of the user's organizations.
+func (s *Service) VerifyEmailFrom(ctx context.Context, token string, meta audit.Meta) error {
 	err := postgres.InTx(ctx, s.DB, uuid.Nil, func(tx *sqlx.Tx) error {
 		t, err := s.Users.UseEmailToken(ctx, tx, PurposeVerifyEmail, HashToken(token))
 		if err != nil {
@@ -156,9 +163,16 @@ func (s *Service) VerifyEmail(ctx context.Context, token string) error {
 			return err
 		}
 		now := s.now()
+		changed := u.Email != t.Email
 		u.Email = t.Email
 		u.EmailVerifiedAt = &now
-		return s.Users.UpdateUser(ctx, tx, u)
+		if err := s.Users.UpdateUser(ctx, tx, u); err != nil {
+			return err
+		}
+		if changed {
+			return s.auditAllOrgs(ctx, tx, u.ID, "user.email_changed", meta)
+		}
+		return nil
 	})
 	switch {
 	case errors.Is(err, ErrNotFound):

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/keelhq/keel/internal/apperr"
+	"github.com/keelhq/keel/internal/audit"
 	"github.com/keelhq/keel/internal/org"
 	"github.com/keelhq/keel/internal/plan"
 	"github.com/keelhq/keel/internal/tenant"
@@ -397,7 +398,13 @@ func (h *orgHandlers) auditLog(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	rows, next, err := h.orgs.AuditLog(c.Request.Context(), principal(c), pg)
+	var bad fields
+	f := audit.Filter{ActorUserID: auditUUIDParam(c, "actor_user_id", &bad), Action: c.Query("action"),
+		Since: auditTimeParam(c, "since", &bad), Until: auditTimeParam(c, "until", &bad)}
+	if len(bad) > 0 {
+		return apperr.Validation(bad...)
+	}
+	rows, next, err := h.orgs.AuditLog(c.Request.Context(), principal(c), f, pg)
 	if err != nil {
 		return err
 	}

@@ -829,7 +829,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Security-relevant events, newest first (admins and owners) */
+        /**
+         * Security-relevant events, newest first (admins and owners)
+         * @description Filters combine. 400 validation_failed names a malformed UUID or time, an action over 256 characters, or an until not after since.
+         */
         get: operations["auditLog"];
         put?: never;
         post?: never;
@@ -1414,7 +1417,7 @@ export interface components {
              * @description The user a platform admin acted for (support access); absent otherwise.
              */
             acting_for_user_id?: string;
-            /** @description organization.created, organization.updated, user.login, user.login_locked, user.2fa_enabled, user.2fa_disabled, user.password_changed, user.password_reset, member.role_changed, member.removed, invitation.sent, invitation.resent, invitation.accepted, invitation.revoked, api_key.created, api_key.revoked. */
+            /** @description organization.created, organization.updated, user.login, user.login_locked, user.2fa_enabled, user.2fa_disabled, user.password_changed, user.password_reset, user.email_change_requested, user.email_changed, user.sessions_revoked, member.role_changed, member.removed, invitation.sent, invitation.resent, invitation.accepted, invitation.revoked, api_key.created, api_key.revoked. */
             action: string;
             /** Format: uuid */
             actor_api_key_id?: string;
@@ -3256,6 +3259,14 @@ export interface operations {
     auditLog: {
         parameters: {
             query?: {
+                /** @description Only entries this user did. */
+                actor_user_id?: string;
+                /** @description An action exactly, or every action starting with it when it ends with a dot ("user."). */
+                action?: string;
+                /** @description RFC 3339; entries at or after it. */
+                since?: string;
+                /** @description RFC 3339; entries before it. */
+                until?: string;
                 /** @description Page size, 1 to 100 (default 20). */
                 limit?: components["parameters"]["Limit"];
                 /** @description next_cursor of the previous page. */
