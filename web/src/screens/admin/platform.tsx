@@ -469,7 +469,7 @@ function SupportAccessForm({ u }: { u: UserDetail }) {
       }}>
         <Reason label="Reason for support access" value={reason} onChange={setReason} error={s.fields.reason} required />
         {open.length > 1 && (
-          <Select label="Organization" name="organization_id" value={org} error={s.fields.organization_id} onChange={setOrg}
+          <Select label="Organization to act in" name="organization_id" value={org} error={s.fields.organization_id} onChange={setOrg}
             options={[["", "Their oldest organization"], ...open.map((m): [string, string] => [m.organization_id, m.name])]} />
         )}
         <Problem error={s.error && !Object.keys(s.fields).length ? s.error : null} />
