@@ -669,18 +669,37 @@ function SuspendForm({ o, onChanged }: { o: OrgDetail; onChanged: (d: OrgDetail,
 
 // ---- audit log ----
 
+/** The signed-in user's ID (the token's sub), to say "you" in the log. */
+function myId(): string {
+  try {
+    return JSON.parse(atob((session.accessToken ?? "").split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).sub ?? "";
+  } catch {
+    return "";
+  }
+}
+
+/** A short name for an ID: its random tail (UUIDv7s of one day share their head), the whole ID as the title. */
+function IdLink({ href, id, me }: { href: string; id: string; me?: string }) {
+  return (
+    <Link href={href} title={id}>
+      {id === me ? "you" : "…" + id.slice(-8)}
+    </Link>
+  );
+}
+
 function AuditList({ rows }: { rows: AuditEntry[] }) {
   if (rows.length === 0) return <p className="empty">No entries.</p>;
+  const me = myId();
   return (
     <ul className="list audit">
       {rows.map((r) => (
         <li key={r.id}>
           <span className="who">
             <code className="action">{r.action}</code>{" "}
-            {r.actor_user_id && <>by <Link href={"/platform/users/" + r.actor_user_id}>{r.actor_user_id.slice(0, 8)}</Link></>}
-            {r.actor_api_key_id && <>by API key {r.actor_api_key_id.slice(0, 8)}</>}
-            {r.acting_for_user_id && <> for <Link href={"/platform/users/" + r.acting_for_user_id}>{r.acting_for_user_id.slice(0, 8)}</Link></>}
-            {r.organization_id ? <> in <Link href={"/platform/organizations/" + r.organization_id}>{r.organization_id.slice(0, 8)}</Link></> : <> (platform)</>}
+            {r.actor_user_id && <>by user <IdLink href={"/platform/users/" + r.actor_user_id} id={r.actor_user_id} me={me} /></>}
+            {r.actor_api_key_id && <>by API key …{r.actor_api_key_id.slice(-8)}</>}
+            {r.acting_for_user_id && <> acting for user <IdLink href={"/platform/users/" + r.acting_for_user_id} id={r.acting_for_user_id} /></>}
+            {r.organization_id ? <> in organization <IdLink href={"/platform/organizations/" + r.organization_id} id={r.organization_id} /></> : <> (platform)</>}
             {typeof r.details?.reason === "string" && <>: “{r.details.reason as string}”</>}
           </span>
           <small>{when(r.created_at)}</small>
