@@ -580,7 +580,20 @@ function Orgs() {
   );
 }
 
-const metricNames: Record<string, string> = { seats: "Seats", resources: "Resources", storage_bytes: "Storage (bytes)" };
+const metricNames: Record<string, string> = { seats: "Seats", resources: "Resources", storage_bytes: "Storage" };
+
+/** A usage figure: storage in bytes, KB, MB or GB (powers of 1024), the rest as counts. */
+function amount(metric: string, n: number): string {
+  if (metric !== "storage_bytes") return String(n);
+  const units = ["bytes", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return (i === 0 ? String(v) : v.toFixed(v < 10 ? 1 : 0)) + " " + units[i];
+}
 
 function OrgView({ id }: { id: string }) {
   const org = useLoad(() => call(api.GET("/api/v1/admin/organizations/{id}", { params: { path: { id } } })));
@@ -610,7 +623,7 @@ function OrgView({ id }: { id: string }) {
         {o.usage.map((u) => (
           <li key={u.metric}>
             <span className="who">{metricNames[u.metric] ?? u.metric}</span>
-            <small>{u.used} of {u.limit === null ? "unlimited" : u.limit}</small>
+            <small>{amount(u.metric, u.used)} of {u.limit === null ? "unlimited" : amount(u.metric, u.limit)}</small>
           </li>
         ))}
       </ul>
@@ -700,7 +713,7 @@ function AuditList({ rows }: { rows: AuditEntry[] }) {
             {r.actor_api_key_id && <>by API key …{r.actor_api_key_id.slice(-8)}</>}
             {r.acting_for_user_id && <> acting for user <IdLink href={"/platform/users/" + r.acting_for_user_id} id={r.acting_for_user_id} /></>}
             {r.organization_id ? <> in organization <IdLink href={"/platform/organizations/" + r.organization_id} id={r.organization_id} /></> : <> (platform)</>}
-            {typeof r.details?.reason === "string" && <>: “{r.details.reason as string}”</>}
+            {typeof r.details?.reason === "string" && r.details.reason !== "" && <>: “{r.details.reason as string}”</>}
           </span>
           <small>{when(r.created_at)}</small>
         </li>
