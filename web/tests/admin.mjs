@@ -189,8 +189,13 @@ export default async function admin(h) {
       if (!actions.includes(a)) throw new Error(`${a} missing from ${actions}`);
   });
 
-  await test("the queue monitor opens", async () => {
-    await sub("Overview").click();
+  await test("the jobs page, and the queue monitor opens", async () => {
+    await sub("Jobs").click();
+    await page.getByRole("heading", { name: "Dead tasks" }).waitFor();
+    const jobs = await api("GET", "/admin/jobs", adminToken);
+    const dead = page.getByRole("button", { name: "Replay" });
+    if (jobs.dead_tasks.length === 0) await expectText(page, "No dead task");
+    else if ((await dead.count()) !== jobs.dead_tasks.length) throw new Error(`${await dead.count()} dead tasks shown, API ${jobs.dead_tasks.length}`);
     const [popup] = await Promise.all([
       context.waitForEvent("page"),
       page.getByRole("button", { name: "Open the queue monitor" }).click(),
