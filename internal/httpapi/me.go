@@ -21,8 +21,11 @@ type membershipResponse struct {
 
 type meResponse struct {
 	userResponse
-	Memberships   []membershipResponse `json:"memberships"`
-	SupportAccess *supportAccessInfo   `json:"support_access,omitempty"`
+	Memberships []membershipResponse `json:"memberships"`
+	// PlatformAdmin lets a client show the admin area's link; the admin
+	// gate still decides on every /admin call (2FA, a TOTP login).
+	PlatformAdmin bool               `json:"platform_admin"`
+	SupportAccess *supportAccessInfo `json:"support_access,omitempty"`
 }
 
 // supportAccessInfo tells a client that a platform admin is acting as the
@@ -40,7 +43,7 @@ func toMemberships(ms []auth.Membership) []membershipResponse {
 }
 
 func toMe(p *auth.Profile) meResponse {
-	return meResponse{userResponse: toUser(p.User), Memberships: toMemberships(p.Memberships)}
+	return meResponse{userResponse: toUser(p.User), Memberships: toMemberships(p.Memberships), PlatformAdmin: p.User.IsPlatformAdmin}
 }
 
 func (h *authHandlers) me(c *gin.Context) error {

@@ -71,6 +71,7 @@ function Signed({ path, org, me }: { path: string; org: string; me: string }) {
 
   let screen;
   if (path === "/organizations/new") screen = <NewOrganization onCreated={reload} />;
+  else if (path === "/platform" || path.startsWith("/platform/")) screen = <PlatformAdmin path={path} />; // no organization needed
   else if (!org) screen = <NoOrganization />;
   else if (path === "/team") screen = role ? <Team key={org} role={role} me={me} onLeft={() => leave(reload)} /> : <main><Loading what="your role" /></main>;
   else if (path === "/resources") screen = <ResourceList key={org} />;
@@ -80,7 +81,6 @@ function Signed({ path, org, me }: { path: string; org: string; me: string }) {
   else if (path === "/usage") screen = <Usage key={org} />;
   else if (path === "/audit-log") screen = <AuditLog key={org} role={role} />;
   else if (path === "/account") screen = <Account me={me} />;
-  else if (path === "/platform" || path.startsWith("/platform/")) screen = <PlatformAdmin path={path} />;
   else screen = <main><h1>Not found</h1><Link href="/resources">Go to resources</Link></main>;
 
   return (

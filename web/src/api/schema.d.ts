@@ -1566,6 +1566,8 @@ export interface components {
         };
         Me: components["schemas"]["User"] & {
             memberships: components["schemas"]["Membership"][];
+            /** @description The user is a platform admin (keelctl admin grant), so a client can show the admin area's link; every /api/v1/admin call is still checked (2FA enabled, a login opened with a TOTP code). */
+            platform_admin: boolean;
             /** @description Present only when a platform admin acts as this user with a support-access token, so a client can show it (docs/admin.md). */
             support_access?: {
                 /** Format: uuid */

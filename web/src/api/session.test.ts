@@ -100,4 +100,26 @@ describe("Session", () => {
     ]);
     expect(s.accessToken).toBeNull();
   });
+
+  it("never refreshes a refused support-access token, and ending support brings the admin's session back", async () => {
+    const f = fakeApi();
+    f.release();
+    const s = new Session("http://api.test", f.impl as typeof fetch);
+    s.set({ access_token: "t0" });
+    const info = { userId: "u1", email: "u@example.com", organizationId: "o1", expiresAt: "2026-01-01T00:30:00Z" };
+    s.startSupport("support", info);
+    expect(s.support).toEqual(info);
+    expect(s.accessToken).toBe("support");
+    // The fake answers 401 to any token but its current one: the support
+    // token's 401 is passed on, not traded for the admin's own token.
+    const res = await s.fetch(new Request("http://api.test/api/v1/me"));
+    expect(res.status).toBe(401);
+    expect(s.refreshes).toBe(0);
+    expect(s.accessToken).toBe("support");
+    expect(f.seen.at(-1)?.auth).toBe("Bearer support");
+    expect(await s.endSupport()).toBe(true);
+    expect(s.support).toBeNull();
+    expect(s.accessToken).toBe("t1");
+    expect(s.refreshes).toBe(1);
+  });
 });

@@ -13,10 +13,19 @@ export const csrfHeader = { "X-Requested-With": "keel-web" } as const;
 
 type Listener = () => void;
 
+/**
+ * Support access: a platform admin acting as a user with the 30-minute
+ * token POST /admin/users/{id}/impersonate answers. It has no refresh
+ * token, so it lives here only; the admin's own refresh cookie is never
+ * touched and brings the admin's session back when support access ends.
+ */
+export type Support = { userId: string; email: string; organizationId: string | null; expiresAt: string };
+
 export class Session {
   private token: string | null = null;
   private inflight: Promise<boolean> | null = null;
   private listeners = new Set<Listener>();
+  private supportAccess: { token: string; info: Support } | null = null;
 
   /** refreshes counts the refresh calls made, for tests and diagnostics. */
   refreshes = 0;
@@ -30,10 +39,31 @@ export class Session {
     return this.token;
   }
 
-  /** Stores the token of a login, refresh or switch-org answer. */
+  /** Stores the token of a login, refresh or switch-org answer (which ends any support access). */
   set(body: Pick<SessionBody, "access_token"> | null): void {
     this.token = body ? body.access_token : null;
+    this.supportAccess = null;
     this.listeners.forEach((l) => l());
+  }
+
+  /** The support access under way, or null. */
+  get support(): Support | null {
+    return this.supportAccess?.info ?? null;
+  }
+
+  /** Acts as a user with a support-access token until endSupport (or a reload, or a refresh). */
+  startSupport(token: string, info: Support): void {
+    this.token = token;
+    this.supportAccess = { token, info };
+    this.listeners.forEach((l) => l());
+  }
+
+  /** Drops the support-access token; the refresh cookie brings the admin's own session back. */
+  endSupport(): Promise<boolean> {
+    this.supportAccess = null;
+    this.token = null;
+    this.listeners.forEach((l) => l());
+    return this.refresh();
   }
 
   subscribe(l: Listener): () => void {
@@ -107,6 +137,9 @@ export class Session {
     const sent = this.token;
     const res = await this.fetchImpl(withToken(input, sent));
     if (res.status !== 401 || sent === null) return res;
+    // A refused support-access token is not refreshed: the cookie is the
+    // admin's, and a refresh would swap the admin in under the user's screen.
+    if (sent === this.supportAccess?.token) return res;
     if (this.token === sent && !(await this.refresh())) return res;
     if (this.token === null) return res;
     return this.fetchImpl(withToken(replay, this.token));
