@@ -11,7 +11,11 @@ export default defineConfig({
     host: "127.0.0.1",
     port: Number(process.env.KEEL_WEB_PORT || 5173),
     strictPort: true,
-    proxy: { "/api": { target: process.env.KEEL_API_URL || "http://127.0.0.1:8080", changeOrigin: false } },
+    proxy: {
+      "/api": { target: process.env.KEEL_API_URL || "http://127.0.0.1:8080", changeOrigin: false },
+      // The queue monitor (asynqmon) the admin screens open, served by the api.
+      "/admin/queues": { target: process.env.KEEL_API_URL || "http://127.0.0.1:8080", changeOrigin: false },
+    },
   },
   build: { target: "es2020", sourcemap: false, manifest: true },
   test: { environment: "node" },

@@ -63,7 +63,7 @@ export default function PlatformArea({ path }: { path: string }) {
 const refusals: Record<string, [string, ReactNode]> = {
   platform_admin_required: [
     "Not a platform admin",
-    "This area is for the people who run the platform. An operator grants it on the server with keelctl admin grant.",
+    "This area is for the people who run the platform. If you need it, ask whoever operates this server.",
   ],
   admin_requires_2fa: [
     "Two-factor authentication required",
