@@ -235,6 +235,15 @@ export default async function account(h) {
     await page.getByRole("button", { name: "Clear filters" }).waitFor();
     await page.waitForFunction(() => [...document.querySelectorAll('[aria-label="Audit entries"] li')].every((li) => li.getAttribute("data-action") === "user.password_changed"));
     if ((await items.count()) !== 1) throw new Error(`${await items.count()} password changes shown`);
+    // Action and actor combined: the user's own logins, as many as the API holds.
+    const me = await api("GET", "/me", tok);
+    const logins = all.filter((e) => e.action === "user.login" && e.actor_user_id === me.id).length;
+    await page.getByLabel("Action", { exact: true }).selectOption("user.login");
+    await page.getByLabel("Done by", { exact: true }).selectOption({ label: who });
+    await page.getByRole("button", { name: "Filter", exact: true }).click();
+    await page.waitForFunction(() => [...document.querySelectorAll('[aria-label="Audit entries"] li')].every((li) => li.getAttribute("data-action") === "user.login"));
+    if (logins < 3 || (await items.count()) !== logins) throw new Error(`${await items.count()} logins shown, the API holds ${logins}`);
+    await page.getByLabel("Done by", { exact: true }).selectOption("");
     // A day range with nothing in it: the empty state.
     await page.getByLabel("Action", { exact: true }).selectOption("");
     await page.getByLabel("From (day)", { exact: true }).fill("2020-01-01");
