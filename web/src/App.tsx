@@ -54,7 +54,8 @@ export function App() {
     navigate("/resources", true);
     return null;
   }
-  return <Signed path={path} org={claim(token, "org")} me={claim(token, "sub")} />;
+  // Keyed by the user: support access (another user) starts from an empty shell, not the admin's organization list.
+  return <Signed key={claim(token, "sub")} path={path} org={claim(token, "org")} me={claim(token, "sub")} />;
 }
 
 function Signed({ path, org, me }: { path: string; org: string; me: string }) {
