@@ -156,9 +156,9 @@ export default async function files(h) {
     if (names.join() !== "photo.png") throw new Error("files after the refusals and the cancel: " + names.join());
     if (await page.getByText("slow.txt", { exact: true }).count()) throw new Error("the canceled file is still listed");
 
-    // The storage refusing the PUT (an expired link, S3's XML error) and
-    // not answering at all (network, or a bucket without CORS for the app)
-    // are told apart; the file announced for it is removed.
+    // The storage refusing the PUT (an expired link, S3's XML error,
+    // simulated) and a bucket whose CORS does not allow the app (real) are
+    // told apart; the file announced for each is removed.
     const s3 = new URL(h.must("S3_ENDPOINT")).origin;
     await page.route(s3 + "/**", (route) => route.request().method() !== "PUT" ? route.continue() : route.fulfill({
       status: 403, contentType: "application/xml", headers: { "Access-Control-Allow-Origin": h.base },
@@ -168,10 +168,20 @@ export default async function files(h) {
     await uploadButton().click();
     await expectText(page, "The upload link expired before the file was sent.");
     await page.unroute(s3 + "/**");
-    await page.route(s3 + "/**", (route) => route.request().method() !== "PUT" ? route.continue() : route.abort("connectionrefused"));
-    await uploadButton().click();
-    await expectText(page, "The upload could not reach the file storage");
-    await page.unroute(s3 + "/**");
+    // A bucket whose CORS rule names another origin: Chromium refuses the
+    // page's PUT for real.
+    h.keelctl("files", "cors", "http://elsewhere.example");
+    const logs = [];
+    const log = (m) => logs.push(m.text());
+    page.on("console", log);
+    try {
+      await uploadButton().click();
+      await expectText(page, "The upload could not reach the file storage");
+    } finally {
+      h.keelctl("files", "cors", h.base);
+      page.off("console", log);
+    }
+    if (!logs.some((t) => t.includes("CORS policy"))) throw new Error("no CORS refusal in the console: " + logs.join(" | "));
     const after = (await listed()).map((f) => f.filename);
     if (after.join() !== "photo.png") throw new Error("files after the failed PUTs: " + after.join());
   });

@@ -121,7 +121,7 @@ function putObject(
     xhr.onload = () => (xhr.status >= 200 && xhr.status < 300 ? resolve() : reject(new Error(s3Refusal(xhr))));
     xhr.onerror = () =>
       reject(new Error(
-        "The upload could not reach the file storage: the network failed, or the storage does not accept uploads from this site (its CORS settings, docs/files.md). Upload the file again.",
+        "The upload could not reach the file storage: the network failed, or the storage does not accept uploads from this site (its CORS settings). Upload the file again.",
       ));
     xhr.ontimeout = () => reject(new Error("The upload timed out. Upload the file again."));
     xhr.onabort = () => reject(new DOMException("canceled", "AbortError"));
