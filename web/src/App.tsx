@@ -105,7 +105,8 @@ function Signed({ path, org, me }: { path: string; org: string; me: string }) {
         </div>
       </header>
       <SupportBanner />
-      {org && <BillingBanners key={org} role={role} />}
+      {/* Its key must differ from the screen's, which is keyed by the org too: two equal keys among siblings left a second banner behind on a switch. */}
+      {org && <BillingBanners key={"billing:" + org} role={role} />}
       <Alert>{err}</Alert>
       {screen}
     </>

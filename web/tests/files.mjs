@@ -93,6 +93,11 @@ export default async function files(h) {
     await page.getByRole("link", { name: "Widget with files" }).click();
     await expectText(page, "Edit Widget with files");
     await expectText(page, "No files yet");
+    // One billing notice after the switch: the banner and the screen were
+    // once keyed alike, which left the first organization's banner behind.
+    await page.locator("[data-billing-state]").first().waitFor({ state: "attached" });
+    const notices = await page.locator("[data-billing-state]").count();
+    if (notices !== 1) throw new Error(`${notices} billing notices after switching organizations`);
 
     await fileInput().setInputFiles({ name: "photo.png", mimeType: "image/png", buffer: image });
     await throttle(256 * 1024);
