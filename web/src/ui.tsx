@@ -1,6 +1,6 @@
 // Form pieces every screen uses: labelled inputs with their field error
 // beside them (aria-describedby), the form-level error, busy buttons.
-import { useId, useState, type InputHTMLAttributes, type ReactNode } from "react";
+import { useEffect, useId, useState, type InputHTMLAttributes, type ReactNode } from "react";
 import { ApiError, message, toApiError } from "./api/problem";
 import { Link } from "./router";
 
@@ -123,4 +123,35 @@ export function LimitReached({ error }: { error: ApiError }) {
       </p>
     </div>
   );
+}
+
+/**
+ * A paged list: the first page on mount (when enabled), more from
+ * next_cursor with load(cursor). error is what the last load threw, as
+ * toError makes it (a sentence, an ApiError), or empty.
+ */
+export function usePaged<T, E>(fetchPage: (cursor?: string) => Promise<{ data: T[]; next_cursor?: string }>,
+  toError: (e: unknown) => E, empty: E, enabled = true) {
+  const [rows, setRows] = useState<T[] | null>(null);
+  const [next, setNext] = useState<string | undefined>();
+  const [loading, setLoading] = useState(enabled);
+  const [error, setError] = useState<E>(empty);
+  async function load(cursor?: string) {
+    setLoading(true);
+    setError(empty);
+    try {
+      const page = await fetchPage(cursor);
+      setRows((r) => (cursor && r ? [...r, ...page.data] : page.data));
+      setNext(page.next_cursor);
+    } catch (e) {
+      setError(toError(e));
+    } finally {
+      setLoading(false);
+    }
+  }
+  useEffect(() => {
+    if (enabled) void load();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [enabled]);
+  return { rows, next, loading, error, setError, load };
 }

@@ -9,7 +9,7 @@ import { message } from "../api/problem";
 import { csrfHeader } from "../api/session";
 import type { components } from "../api/schema";
 import { Link, navigate, useLocation } from "../router";
-import { Alert, Field, Loading, Select, useSubmit } from "../ui";
+import { Alert, Field, Loading, Select, usePaged, useSubmit } from "../ui";
 import { Login } from "./auth";
 import { switchOrg } from "./orgs";
 
@@ -34,32 +34,6 @@ function canManage(caller: Role, target: Role): boolean {
 
 function when(t?: string): string {
   return t ? new Date(t).toLocaleDateString() : "—";
-}
-
-/** A paged list: the first page on mount, "Load more" from next_cursor. */
-function usePaged<T>(fetchPage: (cursor?: string) => Promise<{ data: T[]; next_cursor?: string }>, enabled = true) {
-  const [rows, setRows] = useState<T[] | null>(null);
-  const [next, setNext] = useState<string | undefined>();
-  const [loading, setLoading] = useState(enabled);
-  const [err, setErr] = useState("");
-  async function load(cursor?: string) {
-    setLoading(true);
-    setErr("");
-    try {
-      const page = await fetchPage(cursor);
-      setRows((r) => (cursor && r ? [...r, ...page.data] : page.data));
-      setNext(page.next_cursor);
-    } catch (e) {
-      setErr(message(e));
-    } finally {
-      setLoading(false);
-    }
-  }
-  useEffect(() => {
-    if (enabled) void load();
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [enabled]);
-  return { rows, next, loading, err, setErr, load };
 }
 
 function More({ next, loading, load }: { next?: string; loading: boolean; load: (c?: string) => Promise<void> }) {
@@ -122,12 +96,13 @@ export function Team({ role, me, onLeft }: { role: Role; me: string; onLeft: () 
 function Members({ role, me, onLeft }: { role: Role; me: string; onLeft: () => void }) {
   const list = usePaged((cursor) =>
     call(api.GET("/api/v1/organizations/current/members", { params: { query: { limit: 50, ...(cursor ? { cursor } : {}) } } })),
+    message, "",
   );
   const [notice, setNotice] = useState("");
 
   async function changeRole(m: Member, to: Role) {
     setNotice("");
-    list.setErr("");
+    list.setError("");
     try {
       const r = await call(api.PATCH("/api/v1/organizations/current/members/{user_id}", { params: { path: { user_id: m.user_id } }, body: { role: to } }));
       setNotice(`${r.name || r.email} is now ${r.role}.`);
@@ -136,19 +111,19 @@ function Members({ role, me, onLeft }: { role: Role; me: string; onLeft: () => v
       // Reload first (load clears the error), so the select shows the
       // stored role again and the refusal stays on screen.
       await list.load();
-      list.setErr(message(e));
+      list.setError(message(e));
     }
   }
   async function remove(m: Member) {
     setNotice("");
-    list.setErr("");
+    list.setError("");
     try {
       await call(api.DELETE("/api/v1/organizations/current/members/{user_id}", { params: { path: { user_id: m.user_id } } }));
       if (m.user_id === me) return onLeft();
       setNotice(`${m.name || m.email} was removed.`);
       await list.load();
     } catch (e) {
-      list.setErr(message(e));
+      list.setError(message(e));
     }
   }
 
@@ -160,7 +135,7 @@ function Members({ role, me, onLeft }: { role: Role; me: string; onLeft: () => v
           Refresh
         </button>
       </div>
-      <Alert>{list.err}</Alert>
+      <Alert>{list.error}</Alert>
       <Alert kind="ok">{notice}</Alert>
       {list.rows && list.rows.length > 0 && (
         <ul className="list" aria-label="Members">
@@ -201,6 +176,7 @@ function Members({ role, me, onLeft }: { role: Role; me: string; onLeft: () => v
 function Invitations({ role }: { role: Role }) {
   const list = usePaged((cursor) =>
     call(api.GET("/api/v1/organizations/current/invitations", { params: { query: { limit: 50, ...(cursor ? { cursor } : {}) } } })),
+    message, "",
   );
   const s = useSubmit();
   const [email, setEmail] = useState("");
@@ -221,7 +197,7 @@ function Invitations({ role }: { role: Role }) {
   }
   async function act(inv: Invitation, what: "resend" | "revoke") {
     setNotice("");
-    list.setErr("");
+    list.setError("");
     try {
       if (what === "resend") {
         await call(api.POST("/api/v1/organizations/current/invitations/{id}/resend", {
@@ -234,7 +210,7 @@ function Invitations({ role }: { role: Role }) {
       }
       await list.load();
     } catch (e) {
-      list.setErr(message(e));
+      list.setError(message(e));
     }
   }
 
@@ -249,8 +225,8 @@ function Invitations({ role }: { role: Role }) {
         <button disabled={s.busy}>{s.busy ? "Sending…" : "Send invitation"}</button>
       </form>
       <Alert kind="ok">{notice}</Alert>
-      <Alert>{list.err}</Alert>
-      {list.rows && list.rows.length === 0 && !list.err && <p className="empty">No pending invitations.</p>}
+      <Alert>{list.error}</Alert>
+      {list.rows && list.rows.length === 0 && !list.error && <p className="empty">No pending invitations.</p>}
       {list.rows && list.rows.length > 0 && (
         <ul className="list" aria-label="Pending invitations">
           {list.rows.map((inv) => {
@@ -293,6 +269,7 @@ function PlanLimit({ text }: { text: string }) {
 function APIKeys() {
   const list = usePaged((cursor) =>
     call(api.GET("/api/v1/organizations/current/api-keys", { params: { query: { limit: 50, ...(cursor ? { cursor } : {}) } } })),
+    message, "",
   );
   const s = useSubmit();
   const [name, setName] = useState("");
@@ -319,13 +296,13 @@ function APIKeys() {
   }
   async function revoke(k: APIKey) {
     setNotice("");
-    list.setErr("");
+    list.setError("");
     try {
       await call(api.DELETE("/api/v1/organizations/current/api-keys/{id}", { params: { path: { id: k.id } } }));
       setNotice(`The key “${k.name}” was revoked; requests with it are refused from now on.`);
       await list.load();
     } catch (e) {
-      list.setErr(message(e));
+      list.setError(message(e));
     }
   }
 
@@ -346,8 +323,8 @@ function APIKeys() {
         </form>
       )}
       <Alert kind="ok">{notice}</Alert>
-      <Alert>{list.err}</Alert>
-      {list.rows && list.rows.length === 0 && !list.err && <p className="empty">No API keys yet.</p>}
+      <Alert>{list.error}</Alert>
+      {list.rows && list.rows.length === 0 && !list.error && <p className="empty">No API keys yet.</p>}
       {list.rows && list.rows.length > 0 && (
         <ul className="list" aria-label="API keys">
           {list.rows.map((k) => (

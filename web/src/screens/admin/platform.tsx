@@ -11,7 +11,7 @@ import { api, call, idempotencyKey, session } from "../../api/client";
 import { ApiError, message, toApiError } from "../../api/problem";
 import type { components } from "../../api/schema";
 import { Link, navigate } from "../../router";
-import { Alert, Field, Loading, Select, useSubmit } from "../../ui";
+import { Alert, Field, Loading, Select, usePaged, useSubmit } from "../../ui";
 
 type Stats = components["schemas"]["AdminStats"];
 type AdminUser = components["schemas"]["AdminUser"];
@@ -115,32 +115,6 @@ function useLoad<T>(fn: () => Promise<T>) {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
   return { data, setData, error, loading, reload };
-}
-
-/** A paged list: pages from fetchPage(cursor); search() starts over. */
-function usePaged<T>(fetchPage: (cursor?: string) => Promise<{ data: T[]; next_cursor?: string }>) {
-  const [rows, setRows] = useState<T[] | null>(null);
-  const [next, setNext] = useState<string | undefined>();
-  const [loading, setLoading] = useState(true);
-  const [error, setError] = useState<ApiError | null>(null);
-  async function load(cursor?: string) {
-    setLoading(true);
-    setError(null);
-    try {
-      const page = await fetchPage(cursor);
-      setRows((r) => (cursor && r ? [...r, ...page.data] : page.data));
-      setNext(page.next_cursor);
-    } catch (e) {
-      setError(toApiError(e));
-    } finally {
-      setLoading(false);
-    }
-  }
-  useEffect(() => {
-    void load();
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, []);
-  return { rows, next, loading, error, load };
 }
 
 function More({ next, loading, load }: { next?: string; loading: boolean; load: (c?: string) => Promise<void> }) {
@@ -327,6 +301,7 @@ function Users() {
   const qRef = useQueryRef("");
   const list = usePaged((cursor) =>
     call(api.GET("/api/v1/admin/users", { params: { query: { q: qRef.current || undefined, cursor, limit: 20 } } })),
+    toApiError, null as ApiError | null,
   );
   function search(e: FormEvent) {
     e.preventDefault();
@@ -540,7 +515,7 @@ function Orgs() {
         },
       },
     }));
-  });
+  }, toApiError, null as ApiError | null);
   function search(e: FormEvent) {
     e.preventDefault();
     filters.current = JSON.stringify({ q: q.trim(), status, suspended });
@@ -732,7 +707,7 @@ function Audit() {
     return call(api.GET("/api/v1/admin/audit-log", {
       params: { query: { action: f.action || undefined, organization_id: f.organization_id || undefined, actor_user_id: f.actor_user_id || undefined, cursor, limit: 50 } },
     }));
-  });
+  }, toApiError, null as ApiError | null);
   const fields = list.error?.fields() ?? {};
   return (
     <>
