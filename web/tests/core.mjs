@@ -44,9 +44,18 @@ export default async function core(h) {
     await page.getByLabel("Organization", { exact: true }).selectOption("new");
     await page.getByLabel("Name", { exact: true }).fill("Browser Test Co");
     await page.getByRole("button", { name: "Create organization" }).click();
+    // Once switched (the app then opens /resources), the switcher never
+    // names the old organization as current: until the list holds the new
+    // one it says it is loading it.
+    await page.waitForURL(base + "/resources");
+    const checked = page.getByLabel("Organization", { exact: true }).locator("option:checked");
+    for (;;) {
+      const current = await checked.innerText();
+      if (current.includes("Browser Test Co")) break;
+      if (!current.includes("Loading the organization")) throw new Error("switched to " + current);
+      await new Promise((r) => setTimeout(r, 20));
+    }
     await expectText(page, "No resources yet");
-    const current = await page.getByLabel("Organization", { exact: true }).locator("option:checked").innerText();
-    if (!current.includes("Browser Test Co")) throw new Error("switched to " + current);
   });
 
   await test("create and edit a resource, resolving a conflict", async () => {

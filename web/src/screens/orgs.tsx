@@ -42,6 +42,11 @@ export function OrgSwitcher(props: { orgs: Membership[]; current: string; onSwit
             {o.organization_name} ({o.role})
           </option>
         ))}
+        {/* Just created or joined: until the list is reloaded, the select
+            would otherwise show the first organization as the current one. */}
+        {props.current && !props.orgs.some((o) => o.organization_id === props.current) && (
+          <option value={props.current}>Loading the organization…</option>
+        )}
         <option value="new">+ New organization…</option>
       </select>
       {err && <span className="field-error" role="alert">{err}</span>}
