@@ -30,7 +30,7 @@ func runFiles(ctx context.Context, cfg *config.Ctl, args []string, out io.Writer
 	case len(args) == 1 && args[0] == "create-bucket":
 	case len(args) >= 2 && args[0] == "cors":
 	default:
-		return fmt.Errorf("%w: files needs create-bucket, or cors ORIGIN...", errUsage)
+		return fmt.Errorf("%w: files needs create-bucket, or cors with one or more origins", errUsage)
 	}
 	fc, err := cfg.Files()
 	if err != nil {
