@@ -3,14 +3,11 @@ package admin
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
-	"github.com/keelhq/keel/internal/apperr"
 	"github.com/keelhq/keel/internal/audit"
 	"github.com/keelhq/keel/internal/tenant"
 )
@@ -29,32 +26,11 @@ type AuditEntry = audit.Entry
 
 // AuditFilter narrows the cross-tenant audit log. Nil and empty fields
 // match everything.
+// Its action, actor and time fields are an organization log's (audit.Filter;
+// "admin." is every admin action).
 type AuditFilter struct {
-	OrgID       *uuid.UUID
-	ActorUserID *uuid.UUID
-	// Action matches exactly, or as a prefix when it ends with "."
-	// ("admin." is every admin action).
-	Action string
-	// Since is inclusive, Until exclusive.
-	Since, Until *time.Time
-}
-
-// ActionPrefix reports whether f.Action is a prefix ("admin.") rather than
-// one action.
-func (f AuditFilter) ActionPrefix() bool { return strings.HasSuffix(f.Action, ".") }
-
-func (f AuditFilter) validate() error {
-	var bad []apperr.FieldError
-	if utf8.RuneCountInString(f.Action) > 256 {
-		bad = append(bad, apperr.FieldError{Field: "action", Message: "must be at most 256 characters"})
-	}
-	if f.Since != nil && f.Until != nil && !f.Since.Before(*f.Until) {
-		bad = append(bad, apperr.FieldError{Field: "until", Message: "must be after since"})
-	}
-	if len(bad) > 0 {
-		return apperr.Validation(bad...)
-	}
-	return nil
+	OrgID *uuid.UUID
+	audit.Filter
 }
 
 // AuditLog lists the audit log across every organization, with the
@@ -63,7 +39,7 @@ func (f AuditFilter) validate() error {
 // in the same transaction, after the page is read: it shows from the next
 // read on.
 func (s *Service) AuditLog(ctx context.Context, a *Admin, f AuditFilter, pg tenant.Page, meta audit.Meta) ([]AuditEntry, string, error) {
-	if err := f.validate(); err != nil {
+	if err := f.Validate(); err != nil {
 		return nil, "", err
 	}
 	return auditedList(ctx, s, pg, func(tx *sqlx.Tx, after *tenant.Cursor, limit int) ([]AuditEntry, error) {

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
+	"github.com/keelhq/keel/internal/apperr"
 	"github.com/keelhq/keel/internal/platform/logging"
 	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/internal/tenant"
@@ -160,6 +161,46 @@ type Filter struct {
 // likeEscaper makes an action prefix match literally inside LIKE.
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
+// Validate refuses an action over 256 characters and an Until not after
+// Since, naming the field (400 validation_failed).
+func (f Filter) Validate() error {
+	var bad []apperr.FieldError
+	if utf8.RuneCountInString(f.Action) > 256 {
+		bad = append(bad, apperr.FieldError{Field: "action", Message: "must be at most 256 characters"})
+	}
+	if f.Since != nil && f.Until != nil && !f.Since.Before(*f.Until) {
+		bad = append(bad, apperr.FieldError{Field: "until", Message: "must be after since"})
+	}
+	if len(bad) > 0 {
+		return apperr.Validation(bad...)
+	}
+	return nil
+}
+
+// Where is f as SQL conditions on audit_log's columns, each starting with
+// " AND "; arg binds a value and returns its placeholder. The organization's
+// log and the platform admin's cross-tenant log filter alike through it.
+func (f Filter) Where(arg func(any) string) string {
+	var w string
+	if f.ActorUserID != nil {
+		w += ` AND actor_user_id = ` + arg(*f.ActorUserID)
+	}
+	switch {
+	case f.Action == "":
+	case strings.HasSuffix(f.Action, "."):
+		w += ` AND action LIKE ` + arg(likeEscaper.Replace(f.Action)+"%")
+	default:
+		w += ` AND action = ` + arg(f.Action)
+	}
+	if f.Since != nil {
+		w += ` AND created_at >= ` + arg(*f.Since)
+	}
+	if f.Until != nil {
+		w += ` AND created_at < ` + arg(*f.Until)
+	}
+	return w
+}
+
 // List returns an organization's audit log matching f, newest first, after
 // the cursor; tx must have orgID as its tenant. The page is a range of
 // audit_log_org_idx (org_id, created_at, id); the filters are checked on
@@ -172,22 +213,7 @@ func List(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID, f Filter
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
-	if f.ActorUserID != nil {
-		base += ` AND actor_user_id = ` + arg(*f.ActorUserID)
-	}
-	switch {
-	case f.Action == "":
-	case strings.HasSuffix(f.Action, "."):
-		base += ` AND action LIKE ` + arg(likeEscaper.Replace(f.Action)+"%")
-	default:
-		base += ` AND action = ` + arg(f.Action)
-	}
-	if f.Since != nil {
-		base += ` AND created_at >= ` + arg(*f.Since)
-	}
-	if f.Until != nil {
-		base += ` AND created_at < ` + arg(*f.Until)
-	}
+	base += f.Where(arg)
 	q, args := tenant.KeysetBy(base, args, "created_at", "id", true, after, limit)
 	rows, err := tx.QueryxContext(ctx, q, args...)
 	if err != nil {

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -292,15 +291,8 @@ func (s *Service) RemoveMember(ctx context.Context, p *tenant.Principal, userID 
 // owners. 400 validation_failed for an action over 256 characters or an
 // until not after since.
 func (s *Service) AuditLog(ctx context.Context, p *tenant.Principal, f audit.Filter, pg tenant.Page) ([]audit.Entry, string, error) {
-	var bad []apperr.FieldError
-	if utf8.RuneCountInString(f.Action) > 256 {
-		bad = append(bad, apperr.FieldError{Field: "action", Message: "must be at most 256 characters"})
-	}
-	if f.Since != nil && f.Until != nil && !f.Since.Before(*f.Until) {
-		bad = append(bad, apperr.FieldError{Field: "until", Message: "must be after since"})
-	}
-	if len(bad) > 0 {
-		return nil, "", apperr.Validation(bad...)
+	if err := f.Validate(); err != nil {
+		return nil, "", err
 	}
 	return tenant.List(ctx, s.DB, p, pg, tenant.RoleAdmin, func(tx *sqlx.Tx, after *tenant.Cursor, limit int) ([]audit.Entry, error) {
 		return audit.List(ctx, tx, p.OrgID, f, after, limit)

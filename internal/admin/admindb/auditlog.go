@@ -27,22 +27,7 @@ func (Store) ListAudit(ctx context.Context, tx sqlx.QueryerContext, f admin.Audi
 	if f.OrgID != nil {
 		base += ` AND org_id = ` + arg(*f.OrgID)
 	}
-	if f.ActorUserID != nil {
-		base += ` AND actor_user_id = ` + arg(*f.ActorUserID)
-	}
-	switch {
-	case f.Action == "":
-	case f.ActionPrefix():
-		base += ` AND action LIKE ` + arg(likeEscaper.Replace(f.Action)+"%")
-	default:
-		base += ` AND action = ` + arg(f.Action)
-	}
-	if f.Since != nil {
-		base += ` AND created_at >= ` + arg(*f.Since)
-	}
-	if f.Until != nil {
-		base += ` AND created_at < ` + arg(*f.Until)
-	}
+	base += f.Filter.Where(arg)
 	q, all := tenant.KeysetBy(base, args, "created_at", "id", true, after, limit)
 	rows, err := tx.QueryxContext(ctx, q, all...)
 	if err != nil {
