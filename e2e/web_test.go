@@ -17,10 +17,9 @@ import (
 
 // TestWebAppInABrowser runs web/tests/browser.mjs (playwright-core driving
 // Debian's Chromium) against the api serving the built app (WEB_DIR) in
-// cookie mode, and a worker that mails through a private Mailpit: sign-up,
-// the emailed verification link, login, organization creation, a resource
-// edited from two tabs, a teammate invited who accepts in a second browser
-// profile, the seat limit, an API key shown once. scripts/test.sh builds
+// cookie mode, and a worker, with a private Mailpit, S3 server and
+// stripe-mock: the suites core (sign-up to the team screens), files,
+// billing, account and admin (docs/web.md, "Tests"). scripts/test.sh builds
 // web/ first (npm ci, npm run build); screenshots land in web/test-results/.
 func TestWebAppInABrowser(t *testing.T) {
 	t.Parallel()

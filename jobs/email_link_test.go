@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/jmoiron/sqlx"
 
+	"github.com/keelhq/keel/internal/audit"
 	"github.com/keelhq/keel/internal/auth"
 	"github.com/keelhq/keel/internal/auth/authdb"
 	"github.com/keelhq/keel/internal/email"
@@ -162,7 +163,7 @@ func TestAccountLinkNotMailedWhenNoLongerLive(t *testing.T) {
 	m := e.mail.WaitFor(t, "verify@example.com", 15*time.Second)
 	waitState(t, insp, task.QueueCritical, "verify", asynq.TaskStateCompleted) // committed, hash stored
 	tok := linkToken(t, m.Text, "https://app.keel.test/verify-email?token=")
-	if err := (&auth.Service{DB: e.db.App, Users: authdb.Store{}}).VerifyEmail(ctx, tok); err != nil {
+	if err := (&auth.Service{DB: e.db.App, Users: authdb.Store{}}).VerifyEmail(ctx, tok, audit.Meta{}); err != nil {
 		t.Fatalf("verify: %v", err)
 	}
 }
@@ -215,10 +216,10 @@ func TestAccountLinkOfAnUncommittedSendNeverWorks(t *testing.T) {
 	if toks[0] == toks[1] {
 		t.Fatal("the retry mailed the same token")
 	}
-	if err := accounts.VerifyEmail(ctx, toks[1]); err == nil {
+	if err := accounts.VerifyEmail(ctx, toks[1], audit.Meta{}); err == nil {
 		t.Fatal("the link of the cut attempt works")
 	}
-	if err := accounts.VerifyEmail(ctx, toks[0]); err != nil {
+	if err := accounts.VerifyEmail(ctx, toks[0], audit.Meta{}); err != nil {
 		t.Fatalf("the retry's link does not work: %v", err)
 	}
 

@@ -144,15 +144,10 @@ func (s *Service) sendVerification(ctx context.Context, tx *sqlx.Tx, u *User, em
 }
 
 // VerifyEmail consumes a verification token and marks its address verified;
-// for an email change it also makes the new address the account's.
-func (s *Service) VerifyEmail(ctx context.Context, token string) error {
-	return s.VerifyEmailFrom(ctx, token, audit.Meta{})
-}
-
-// VerifyEmailFrom is VerifyEmail for a request from meta: a link that
-// changes the account's address (an email change asked for with PATCH /me)
-// is audited as user.email_changed in each of the user's organizations.
-func (s *Service) VerifyEmailFrom(ctx context.Context, token string, meta audit.Meta) error {
+// for an email change (asked for with PATCH /me) it also makes the new
+// address the account's, audited as user.email_changed, with meta, in each
+// of the user's organizations.
+func (s *Service) VerifyEmail(ctx context.Context, token string, meta audit.Meta) error {
 	err := postgres.InTx(ctx, s.DB, uuid.Nil, func(tx *sqlx.Tx) error {
 		t, err := s.Users.UseEmailToken(ctx, tx, PurposeVerifyEmail, HashToken(token))
 		if err != nil {

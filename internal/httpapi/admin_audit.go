@@ -8,6 +8,7 @@ import (
 
 	"github.com/keelhq/keel/internal/admin"
 	"github.com/keelhq/keel/internal/apperr"
+	"github.com/keelhq/keel/internal/audit"
 )
 
 // registerAudit adds GET /admin/audit-log (63-admin-audit.yaml).
@@ -55,21 +56,22 @@ func (h *adminHandlers) auditLog(c *gin.Context) error {
 	return nil
 }
 
-// auditFilter reads the audit log's query parameters, naming every bad one.
+// auditFilter reads the cross-tenant audit log's query parameters: an
+// organization's (auditFilterOf) and organization_id, naming every bad one.
 func auditFilter(c *gin.Context) (admin.AuditFilter, error) {
-	var (
-		f   admin.AuditFilter
-		bad fields
-	)
-	f.OrgID = auditUUIDParam(c, "organization_id", &bad)
-	f.ActorUserID = auditUUIDParam(c, "actor_user_id", &bad)
-	f.Action = c.Query("action")
-	f.Since = auditTimeParam(c, "since", &bad)
-	f.Until = auditTimeParam(c, "until", &bad)
+	var bad fields
+	f := admin.AuditFilter{OrgID: auditUUIDParam(c, "organization_id", &bad), Filter: auditFilterOf(c, &bad)}
 	if len(bad) > 0 {
 		return f, apperr.Validation(bad...)
 	}
 	return f, nil
+}
+
+// auditFilterOf reads the filters both audit logs take (actor_user_id,
+// action, since, until), adding a bad one to bad.
+func auditFilterOf(c *gin.Context, bad *fields) audit.Filter {
+	return audit.Filter{ActorUserID: auditUUIDParam(c, "actor_user_id", bad), Action: c.Query("action"),
+		Since: auditTimeParam(c, "since", bad), Until: auditTimeParam(c, "until", bad)}
 }
 
 func auditUUIDParam(c *gin.Context, name string, bad *fields) *uuid.UUID {

@@ -167,7 +167,7 @@ func (h *authHandlers) verifyEmail(c *gin.Context) error {
 	if err := BindJSON(c, &req); err != nil {
 		return err
 	}
-	if err := h.auth.VerifyEmailFrom(c.Request.Context(), req.Token, meta(c)); err != nil {
+	if err := h.auth.VerifyEmail(c.Request.Context(), req.Token, meta(c)); err != nil {
 		return err
 	}
 	c.Status(http.StatusNoContent)

@@ -9,7 +9,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/keelhq/keel/internal/apperr"
-	"github.com/keelhq/keel/internal/audit"
 	"github.com/keelhq/keel/internal/org"
 	"github.com/keelhq/keel/internal/plan"
 	"github.com/keelhq/keel/internal/tenant"
@@ -399,8 +398,7 @@ func (h *orgHandlers) auditLog(c *gin.Context) error {
 		return err
 	}
 	var bad fields
-	f := audit.Filter{ActorUserID: auditUUIDParam(c, "actor_user_id", &bad), Action: c.Query("action"),
-		Since: auditTimeParam(c, "since", &bad), Until: auditTimeParam(c, "until", &bad)}
+	f := auditFilterOf(c, &bad)
 	if len(bad) > 0 {
 		return apperr.Validation(bad...)
 	}

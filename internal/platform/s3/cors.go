@@ -40,19 +40,18 @@ func (c *Client) SetCORS(ctx context.Context, bucket string, origins []string) e
 	if len(origins) == 0 {
 		return errors.New("s3: SetCORS needs at least one origin")
 	}
-	for _, o := range origins {
-		if u, err := url.Parse(o); o != "*" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-			(u.Path != "" && u.Path != "/") || u.RawQuery != "") {
-			return fmt.Errorf("s3: CORS origin %q is not scheme://host[:port]", o)
-		}
-	}
+	// Stored as scheme://host[:port]: a trailing slash is dropped.
 	trimmed := make([]string, len(origins))
 	for i, o := range origins {
-		u, _ := url.Parse(o)
-		if o != "*" {
-			o = u.Scheme + "://" + u.Host
+		u, err := url.Parse(o)
+		if o == "*" {
+			trimmed[i] = o
+			continue
 		}
-		trimmed[i] = o
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return fmt.Errorf("s3: CORS origin %q is not scheme://host[:port]", o)
+		}
+		trimmed[i] = u.Scheme + "://" + u.Host
 	}
 	_, err := c.S3.PutBucketCors(ctx, &awss3.PutBucketCorsInput{
 		Bucket: aws.String(bucket),
