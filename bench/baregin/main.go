@@ -71,8 +71,9 @@ func run() error {
 	}
 	// The pool is cmd/api's: DATABASE_MAX_OPEN_CONNS and
 	// DATABASE_MAX_IDLE_CONNS, with the same defaults.
-	db, err := postgres.Open(dbURL, postgres.Options{MaxOpenConns: envInt("DATABASE_MAX_OPEN_CONNS", 20),
-		MaxIdleConns: envInt("DATABASE_MAX_IDLE_CONNS", 10), ConnMaxLifetime: 30 * time.Minute})
+	open := envInt("DATABASE_MAX_OPEN_CONNS", 20)
+	db, err := postgres.Open(dbURL, postgres.Options{MaxOpenConns: open,
+		MaxIdleConns: envInt("DATABASE_MAX_IDLE_CONNS", open), ConnMaxLifetime: 30 * time.Minute})
 	if err != nil {
 		return err
 	}

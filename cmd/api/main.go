@@ -54,7 +54,7 @@ func run(ctx context.Context) error {
 	}
 	defer sentry.Flush(2 * time.Second)
 
-	db, err := postgres.Open(cfg.Postgres.URL, postgres.Options{MaxOpenConns: cfg.MaxOpenConns, MaxIdleConns: cfg.MaxIdleConns, ConnMaxLifetime: cfg.ConnMaxLifetime})
+	db, err := postgres.Open(cfg.Postgres.URL, postgres.Options{MaxOpenConns: cfg.MaxOpenConns, MaxIdleConns: cfg.MaxIdleConns, ConnMaxLifetime: cfg.ConnMaxLifetime, Unprepared: cfg.Unprepared})
 	if err != nil {
 		return err
 	}

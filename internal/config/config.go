@@ -48,14 +48,23 @@ type Postgres struct {
 	MaxOpenConns    int
 	MaxIdleConns    int
 	ConnMaxLifetime time.Duration
+	// Unprepared: DATABASE_PREPARED_STATEMENTS=off, for a pooler that
+	// does not keep a session's prepared statements (postgres.Options).
+	Unprepared bool
 }
 
 func loadPostgres(l *Loader) Postgres {
+	open := l.Int("DATABASE_MAX_OPEN_CONNS", 20, 1, 1000)
 	return Postgres{
-		URL:             l.URL("DATABASE_URL", "", true, "postgres", "postgresql"),
-		MaxOpenConns:    l.Int("DATABASE_MAX_OPEN_CONNS", 20, 1, 1000),
-		MaxIdleConns:    l.Int("DATABASE_MAX_IDLE_CONNS", 10, 0, 1000),
+		URL:          l.URL("DATABASE_URL", "", true, "postgres", "postgresql"),
+		MaxOpenConns: open,
+		// As many as may be open by default: under a load that swings
+		// around the idle limit, database/sql closes and reopens
+		// connections many times a second, and each new one loses the
+		// statements prepared on it (postgres.QueryMessage).
+		MaxIdleConns:    l.Int("DATABASE_MAX_IDLE_CONNS", open, 0, 1000),
 		ConnMaxLifetime: l.Duration("DATABASE_CONN_MAX_LIFETIME", 30*time.Minute, time.Second),
+		Unprepared:      l.OneOf("DATABASE_PREPARED_STATEMENTS", "on", "on", "off") == "off",
 	}
 }
 

@@ -125,8 +125,23 @@ func TestDefaults(t *testing.T) {
 	if api.Env != "development" || api.LogLevel != "info" || api.LogFormat != "console" || api.SentryDSN != "" || api.Release != "dev" {
 		t.Errorf("base defaults: %+v", api.Base)
 	}
-	if api.MaxOpenConns != 20 || api.MaxIdleConns != 10 || api.ConnMaxLifetime != 30*time.Minute {
+	if api.MaxOpenConns != 20 || api.MaxIdleConns != 20 || api.ConnMaxLifetime != 30*time.Minute {
 		t.Errorf("pool defaults: %+v", api.Postgres)
+	}
+	if api.Unprepared {
+		t.Error("prepared statements are off by default")
+	}
+	if c, err := config.LoadAPI(config.MapEnv(with(valid(), "DATABASE_PREPARED_STATEMENTS", "off"))); err != nil || !c.Unprepared {
+		t.Errorf("DATABASE_PREPARED_STATEMENTS=off: %v, %v", c.Unprepared, err)
+	}
+	_, err = config.LoadAPI(config.MapEnv(with(valid(), "DATABASE_PREPARED_STATEMENTS", "no")))
+	wantErr(t, "prepared statements no", err, []string{"DATABASE_PREPARED_STATEMENTS"})
+	// The idle pool follows a set pool size unless it is set itself.
+	if c, err := config.LoadAPI(config.MapEnv(with(valid(), "DATABASE_MAX_OPEN_CONNS", "50"))); err != nil || c.MaxIdleConns != 50 {
+		t.Errorf("idle pool with 50 open: %d, %v", c.MaxIdleConns, err)
+	}
+	if c, err := config.LoadAPI(config.MapEnv(with(with(valid(), "DATABASE_MAX_OPEN_CONNS", "50"), "DATABASE_MAX_IDLE_CONNS", "5"))); err != nil || c.MaxIdleConns != 5 {
+		t.Errorf("idle pool set to 5: %d, %v", c.MaxIdleConns, err)
 	}
 	if c := api.Redis.Conn; c.Addr != "127.0.0.1:6379" || c.DB != 0 || c.Sentinel() {
 		t.Errorf("redis conn: %+v", c)

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -21,7 +22,13 @@ import (
 // PostgreSQL's jsonb output gives them (valid JSON, not compacted);
 // TestResourcePageJSON holds the two equal.
 func writeResourcePage(c *gin.Context, rows []resource.Resource, next string) {
-	b := make([]byte, 0, 64+len(rows)*400)
+	bp := pageBuffers.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 1<<20 { // a page of large attributes is not kept
+			pageBuffers.Put(bp)
+		}
+	}()
+	b := (*bp)[:0]
 	b = append(b, `{"data":[`...)
 	for i := range rows {
 		if i > 0 {
@@ -35,8 +42,16 @@ func writeResourcePage(c *gin.Context, rows []resource.Resource, next string) {
 		b = appendJSONString(b, next)
 	}
 	b = append(b, '}')
+	*bp = b
+	// With its length known, net/http writes the page in one piece instead
+	// of chunks and a terminating write.
+	c.Header("Content-Length", strconv.Itoa(len(b)))
 	c.Data(http.StatusOK, "application/json; charset=utf-8", b)
 }
+
+// pageBuffers reuses the pages' buffers: c.Data has written the page
+// before writeResourcePage returns.
+var pageBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
 // appendResource appends toResource(r) as JSON.
 func appendResource(b []byte, r *resource.Resource) []byte {

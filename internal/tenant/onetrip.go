@@ -18,40 +18,46 @@ type Querier interface {
 
 // oneTrip runs a tenant read as one simple-protocol message of three
 // statements: set app.org_id, the caller check of InOrg (organization
-// exists and is not suspended, caller's role), and the read with its
-// arguments inlined as literals. PostgreSQL runs a multi-statement message
-// as one implicit transaction, so the transaction-local tenant setting
-// covers the read and ends with it, as in InOrg; but the request costs one
-// round trip instead of five (BEGIN, set_config, check, read, COMMIT),
-// which on a busy API is most of a short read's cost (docs/benchmarks.md).
-// When the check refuses, the read's rows are discarded unread.
+// exists and is not suspended, caller's role), and the read.
+// PostgreSQL runs a multi-statement message as one implicit transaction, so
+// the transaction-local tenant setting covers the read and ends with it, as
+// in InOrg; but the request costs one round trip instead of five (BEGIN,
+// set_config, check, read, COMMIT), and each statement runs prepared on its
+// connection (postgres.QueryMessage), planned once per connection instead
+// of on every request: on a busy API those two are most of a short read's
+// cost (docs/benchmarks.md). When the check refuses, the read's rows are
+// discarded unread. close must be called once the fetch returns.
 type oneTrip struct {
 	db  *sqlx.DB
 	p   *Principal
 	min string
+	msg *postgres.Message
 }
 
-// QueryxContext implements Querier.
+// setTenantQuery is SetTenant's statement.
+const setTenantQuery = `SELECT set_config('app.org_id', $1, true)`
+
+// QueryxContext implements Querier; a oneTrip runs one read.
 func (o *oneTrip) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
-	read, err := postgres.Inline(query, args)
+	if o.msg != nil {
+		return nil, fmt.Errorf("one-trip read: a second statement (%.40q): a fetch of List or ListSorted runs one", query)
+	}
+	msg, err := postgres.QueryMessage(ctx, o.db,
+		postgres.Stmt{Query: setTenantQuery, Args: []any{o.p.OrgID.String()}},
+		postgres.Stmt{Query: callerRoleQuery, Args: []any{o.p.OrgID, o.p.UserID}},
+		postgres.Stmt{Query: query, Args: args})
 	if err != nil {
 		return nil, err
 	}
-	check, err := postgres.Inline(callerRoleQuery, []any{o.p.OrgID, o.p.UserID})
-	if err != nil {
+	o.msg = msg
+	if err := o.check(msg.Rows); err != nil {
 		return nil, err
 	}
-	org := postgres.QuoteLiteral(o.p.OrgID.String())
-	rows, err := o.db.QueryxContext(ctx, `SELECT set_config('app.org_id', `+org+`, true);`+check+`;`+read)
-	if err != nil {
-		return nil, err
-	}
-	if err := o.check(rows); err != nil {
-		rows.Close()
-		return nil, err
-	}
-	return rows, nil
+	return msg.Rows, nil
 }
+
+// close gives the read's connection back; err is the fetch's.
+func (o *oneTrip) close(err error) { o.msg.Close(err) }
 
 // check reads the first two result sets and leaves rows at the read's.
 func (o *oneTrip) check(rows *sqlx.Rows) error {

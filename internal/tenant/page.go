@@ -224,7 +224,9 @@ func listPage[T any](ctx context.Context, db *sqlx.DB, p *Principal, limit int, 
 		}
 		return trimPage(rows, limit, encode)
 	}
-	rows, err := fetch(&oneTrip{db: db, p: p, min: min}, after, limit+1)
+	o := &oneTrip{db: db, p: p, min: min}
+	rows, err := fetch(o, after, limit+1)
+	o.close(err)
 	if err != nil {
 		return nil, "", err
 	}

@@ -36,6 +36,10 @@ type Options struct {
 	MaxOpenConns    int
 	MaxIdleConns    int
 	ConnMaxLifetime time.Duration
+	// Unprepared makes QueryMessage inline its statements instead of
+	// preparing them on each connection: for a pooler that does not keep
+	// a session's prepared statements (PgBouncer in transaction mode).
+	Unprepared bool
 }
 
 // Open connects to url and returns a pool. It does not wait for the server:
@@ -53,6 +57,9 @@ func Open(url string, o Options) (*sqlx.DB, error) {
 		db.SetConnMaxLifetime(o.ConnMaxLifetime)
 	}
 	db.SetConnMaxIdleTime(5 * time.Minute)
+	if o.Unprepared {
+		unprepared.Store(db, struct{}{})
+	}
 	return db, nil
 }
 
