@@ -51,7 +51,7 @@ app() { psql "$DATABASE_URL" -X -v ON_ERROR_STOP=1 -Atq "$@"; }
 # with name compared and ordered as name COLLATE "C", the collation of the
 # index resources_name. When the store's SQL differs, change columns(),
 # key_expr() and query() below to match it.
-columns='org_id, id, name, description, status, attributes, version, created_by_user_id, created_by_api_key_id, created_at, updated_at'
+columns='id, name, description, status, attributes, version, created_by_user_id, created_by_api_key_id, created_at, updated_at'
 key_expr() { # sort field -> SQL expression of its key
   case $1 in
     name) echo 'name COLLATE "C"' ;;
