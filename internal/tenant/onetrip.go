@@ -34,16 +34,13 @@ type oneTrip struct {
 	msg *postgres.Message
 }
 
-// setTenantQuery is SetTenant's statement.
-const setTenantQuery = `SELECT set_config('app.org_id', $1, true)`
-
 // QueryxContext implements Querier; a oneTrip runs one read.
 func (o *oneTrip) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
 	if o.msg != nil {
 		return nil, fmt.Errorf("one-trip read: a second statement (%.40q): a fetch of List or ListSorted runs one", query)
 	}
 	msg, err := postgres.QueryMessage(ctx, o.db,
-		postgres.Stmt{Query: setTenantQuery, Args: []any{o.p.OrgID.String()}},
+		postgres.TenantStmt(o.p.OrgID),
 		postgres.Stmt{Query: callerRoleQuery, Args: []any{o.p.OrgID, o.p.UserID}},
 		postgres.Stmt{Query: query, Args: args})
 	if err != nil {
@@ -66,21 +63,7 @@ func (o *oneTrip) check(rows *sqlx.Rows) error {
 	if !rows.NextResultSet() {
 		return fmt.Errorf("one-trip read: no check result: %w", rowsErr(rows))
 	}
-	var (
-		found               bool
-		suspended, disabled bool
-		role                *string
-	)
-	for rows.Next() {
-		if err := rows.Scan(&suspended, &role, &disabled); err != nil {
-			return err
-		}
-		found = true
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	r, err := roleOf(o.p, found, suspended, disabled, role)
+	r, err := readCaller(rows, o.p)
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,7 @@ func NewID() uuid.UUID {
 // organization). It is transaction-local, so a pooled connection never
 // carries one tenant into another's transaction.
 func SetTenant(ctx context.Context, tx sqlx.ExecerContext, orgID uuid.UUID) error {
-	if _, err := tx.ExecContext(ctx, `SELECT set_config('app.org_id', $1, true)`, orgID.String()); err != nil {
+	if _, err := tx.ExecContext(ctx, setTenantQuery, orgID.String()); err != nil {
 		return fmt.Errorf("set tenant: %w", err)
 	}
 	return nil

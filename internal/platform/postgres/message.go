@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/google/uuid"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -66,19 +67,15 @@ func (m *Message) Close(err error) {
 // statements (PgBouncer in transaction mode).
 func QueryMessage(ctx context.Context, db *sqlx.DB, stmts ...Stmt) (*Message, error) {
 	if _, off := unprepared.Load(db); off {
-		parts := make([]string, len(stmts))
-		for i, s := range stmts {
-			q, err := Inline(s.Query, s.Args)
-			if err != nil {
-				return nil, err
-			}
-			parts[i] = q
+		msg, err := inlineAll(stmts)
+		if err != nil {
+			return nil, err
 		}
 		conn, err := db.Connx(ctx)
 		if err != nil {
 			return nil, err
 		}
-		rows, err := conn.QueryxContext(ctx, strings.Join(parts, ";"))
+		rows, err := conn.QueryxContext(ctx, msg)
 		if err != nil {
 			_ = conn.Close()
 			return nil, err
@@ -86,12 +83,137 @@ func QueryMessage(ctx context.Context, db *sqlx.DB, stmts ...Stmt) (*Message, er
 		return &Message{Rows: rows, conn: conn}, nil
 	}
 	m, err := prepared.query(ctx, db, stmts)
+	// Only a stale statement is retried: it failed before running
+	// anything.
 	if isStaleStatement(err) {
 		// The connection had lost a statement it had prepared; query
 		// discarded it, and a fresh connection prepares everything.
 		m, err = prepared.query(ctx, db, stmts)
 	}
 	return m, err
+}
+
+// inlineAll writes stmts as one message of statements with their
+// arguments inlined (Options.Unprepared).
+func inlineAll(stmts []Stmt) (string, error) {
+	parts := make([]string, len(stmts))
+	for i, s := range stmts {
+		q, err := Inline(s.Query, s.Args)
+		if err != nil {
+			return "", err
+		}
+		parts[i] = q
+	}
+	return strings.Join(parts, ";"), nil
+}
+
+// InTxWith is InTx for a transaction that opens with first: right after
+// BEGIN, one message sets the tenant (when orgID is not uuid.Nil) and runs
+// first's statements, prepared on the connection as QueryMessage's are;
+// read gets their result sets, the tenant's first, and then fn runs. A
+// check that every tenant transaction starts with thus costs one round
+// trip instead of four, and is planned once per connection. A connection
+// that had lost its statements is dropped and the transaction, which had
+// run nothing yet, starts again on another.
+func InTxWith(ctx context.Context, db *sqlx.DB, orgID uuid.UUID, first []Stmt, read func(rows *sqlx.Rows) error,
+	fn func(tx *sqlx.Tx) error) error {
+	err := inTxWith(ctx, db, orgID, first, read, fn)
+	var s staleStart
+	if errors.As(err, &s) {
+		err = inTxWith(ctx, db, orgID, first, read, fn)
+	}
+	if errors.As(err, &s) {
+		return s.err
+	}
+	return err
+}
+
+// staleStart is the error of a transaction whose opening message found a
+// statement missing: nothing ran, so it may start again.
+type staleStart struct{ err error }
+
+func (s staleStart) Error() string { return s.err.Error() }
+func (s staleStart) Unwrap() error { return s.err }
+
+func inTxWith(ctx context.Context, db *sqlx.DB, orgID uuid.UUID, first []Stmt, read func(rows *sqlx.Rows) error,
+	fn func(tx *sqlx.Tx) error) (err error) {
+	conn, err := db.Connx(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	key := connKey(conn)
+	unknown := false
+	defer func() { // after the transaction has ended (deferred below)
+		if unknown {
+			discard(conn, key)
+		}
+		_ = conn.Close()
+	}()
+	tx, err := conn.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			panic(p)
+		}
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	stmts := first
+	if orgID != uuid.Nil {
+		stmts = append([]Stmt{TenantStmt(orgID)}, first...)
+	}
+	var (
+		msg   string
+		added []string
+	)
+	if _, off := unprepared.Load(db); off {
+		msg, err = inlineAll(stmts)
+	} else {
+		msg, added, err = prepared.build(key, stmts)
+	}
+	if err != nil {
+		return err
+	}
+	rows, err := tx.QueryxContext(ctx, msg)
+	if err != nil {
+		unknown = unknownAfter(added, err)
+		if isStaleStatement(err) {
+			return staleStart{err}
+		}
+		return err
+	}
+	prepared.record(key, added)
+	err = read(rows)
+	if cerr := rows.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		if isStaleStatement(err) {
+			unknown = true
+			return staleStart{err}
+		}
+		return err
+	}
+	if err = fn(tx); err != nil {
+		return readOnly(err)
+	}
+	if err = tx.Commit(); err != nil {
+		return readOnly(fmt.Errorf("commit: %w", err))
+	}
+	return nil
+}
+
+// setTenantQuery is SetTenant's statement.
+const setTenantQuery = `SELECT set_config('app.org_id', $1, true)`
+
+// TenantStmt is SetTenant's statement for a message: app.org_id for the
+// rest of the message's transaction.
+func TenantStmt(orgID uuid.UUID) Stmt {
+	return Stmt{Query: setTenantQuery, Args: []any{orgID.String()}}
 }
 
 // unprepared holds the pools opened with Options.Unprepared.
@@ -116,12 +238,39 @@ func (p *preparedStatements) query(ctx context.Context, db *sqlx.DB, stmts []Stm
 	if err != nil {
 		return nil, err
 	}
+	key := connKey(conn)
+	msg, added, err := p.build(key, stmts)
+	if err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	rows, err := conn.QueryxContext(ctx, msg)
+	if err != nil {
+		if unknownAfter(added, err) {
+			discard(conn, key)
+		}
+		_ = conn.Close()
+		return nil, err
+	}
+	p.record(key, added)
+	return &Message{Rows: rows, conn: conn, key: key}, nil
+}
+
+// connKey identifies conn's connection: its driver connection, which
+// database/sql keeps for the connection's life.
+func connKey(conn *sqlx.Conn) any {
 	var key any
 	_ = conn.Raw(func(dc any) error { key = dc; return nil })
+	return key
+}
+
+// build writes stmts as one message for the connection known as key: a
+// PREPARE for each statement not prepared there yet, then an EXECUTE of
+// each with its arguments as literals. It returns the names it prepares.
+func (p *preparedStatements) build(key any, stmts []Stmt) (string, []string, error) {
 	p.mu.Lock()
 	have, _ := p.conns.Get(key)
 	p.mu.Unlock()
-
 	var b strings.Builder
 	names := make([]string, len(stmts))
 	var added []string
@@ -141,8 +290,7 @@ func (p *preparedStatements) query(ctx context.Context, db *sqlx.DB, stmts []Stm
 		for j, a := range s.Args {
 			l, err := literal(a)
 			if err != nil {
-				_ = conn.Close()
-				return nil, fmt.Errorf("statement %d, $%d: %w", i+1, j+1, err)
+				return "", nil, fmt.Errorf("statement %d, $%d: %w", i+1, j+1, err)
 			}
 			if j == 0 {
 				b.WriteByte('(')
@@ -155,31 +303,36 @@ func (p *preparedStatements) query(ctx context.Context, db *sqlx.DB, stmts []Stm
 			b.WriteByte(')')
 		}
 	}
-	rows, err := conn.QueryxContext(ctx, b.String())
-	if err != nil {
-		// Some PREPAREs may have run (they outlive a failed message): the
-		// connection's statements are no longer known, so it goes.
-		if len(added) > 0 || isStaleStatement(err) {
-			discard(conn, key)
-		}
-		_ = conn.Close()
-		return nil, err
+	return b.String(), added, nil
+}
+
+// record notes the statements a message that went through prepared on
+// key's connection: lib/pq reads past every statement that returns no rows
+// before the first that does, and the PREPAREs come first, so all of them
+// ran.
+func (p *preparedStatements) record(key any, added []string) {
+	if len(added) == 0 {
+		return
 	}
-	// lib/pq reads past every statement that returns no rows before the
-	// first that does; the PREPAREs come first, so all of them ran.
-	if len(added) > 0 {
-		p.mu.Lock()
-		next := make(map[string]struct{}, len(have)+len(added))
-		for n := range have {
-			next[n] = struct{}{}
-		}
-		for _, n := range added {
-			next[n] = struct{}{}
-		}
-		p.conns.Add(key, next)
-		p.mu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	have, _ := p.conns.Get(key)
+	next := make(map[string]struct{}, len(have)+len(added))
+	for n := range have {
+		next[n] = struct{}{}
 	}
-	return &Message{Rows: rows, conn: conn, key: key}, nil
+	for _, n := range added {
+		next[n] = struct{}{}
+	}
+	p.conns.Add(key, next)
+}
+
+// unknownAfter reports whether a message that failed with err leaves its
+// connection's statements unknown: some of its PREPAREs may have run (they
+// outlive a failed message and its transaction), or one it counted on is
+// missing or already there.
+func unknownAfter(added []string, err error) bool {
+	return len(added) > 0 || isStaleStatement(err)
 }
 
 // discard closes conn's connection instead of returning it to the pool,

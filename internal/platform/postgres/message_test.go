@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/google/uuid"
@@ -171,5 +172,86 @@ func TestQueryMessageUnprepared(t *testing.T) {
 	}
 	if names := preparedOn(t, db); len(names) != 0 {
 		t.Fatalf("unprepared, yet %v were prepared", names)
+	}
+}
+
+// InTxWith opens its transaction with the tenant and the first statements
+// in one message, prepared on the connection; fn's work commits with them,
+// or rolls back when fn fails, and the tenant ends with the transaction.
+func TestInTxWith(t *testing.T) {
+	t.Parallel()
+	d := postgrestest.New(t)
+	db, err := postgres.Open(d.AppURL, postgres.Options{MaxOpenConns: 1, MaxIdleConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := d.Owner.Exec(`CREATE TABLE intxwith (n int)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Owner.Exec(`GRANT SELECT, INSERT ON intxwith TO ` + postgrestest.AppRole()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	first := []postgres.Stmt{{Query: `SELECT current_setting('app.org_id', true), $1::int * 2`, Args: []any{21}}}
+	run := func(org uuid.UUID, n int, fail error) error {
+		return postgres.InTxWith(ctx, db, org, first, func(rows *sqlx.Rows) error {
+			for rows.Next() {
+			}
+			if !rows.NextResultSet() || !rows.Next() {
+				return errors.New("no result of the first statement")
+			}
+			var got string
+			var twice int
+			if err := rows.Scan(&got, &twice); err != nil {
+				return err
+			}
+			if got != org.String() || twice != 42 {
+				return fmt.Errorf("first statement saw %q, %d", got, twice)
+			}
+			return nil
+		}, func(tx *sqlx.Tx) error {
+			if _, err := tx.Exec(`INSERT INTO intxwith VALUES ($1)`, n); err != nil {
+				return err
+			}
+			return fail
+		})
+	}
+	for i := range 3 {
+		if err := run(uuid.New(), i, nil); err != nil {
+			t.Fatalf("transaction %d: %v", i, err)
+		}
+	}
+	boom := errors.New("boom")
+	if err := run(uuid.New(), 99, boom); !errors.Is(err, boom) {
+		t.Fatalf("failing fn: %v", err)
+	}
+	var ns []int
+	if err := db.Select(&ns, `SELECT n FROM intxwith ORDER BY n`); err != nil || fmt.Sprint(ns) != "[0 1 2]" {
+		t.Fatalf("committed %v (%v); want [0 1 2], the failed one rolled back", ns, err)
+	}
+	if names := preparedOn(t, db); len(names) != 2 {
+		t.Fatalf("prepared %v; want the tenant's and the first statement", names)
+	}
+	if v := orgSetting(t, db); v.String != "" {
+		t.Errorf("the connection kept app.org_id = %q", v.String)
+	}
+	// Its statements lost: the connection goes, and the transaction runs
+	// again on a fresh one, once.
+	var pid, after int
+	if err := db.Get(&pid, `SELECT pg_backend_pid()`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DEALLOCATE ALL`); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(uuid.New(), 7, nil); err != nil {
+		t.Fatalf("after the lost statements: %v", err)
+	}
+	if err := db.Get(&after, `SELECT pg_backend_pid()`); err != nil || after == pid {
+		t.Fatalf("the connection that lost its statements was kept (%d, %v)", after, err)
+	}
+	if err := db.Select(&ns, `SELECT n FROM intxwith ORDER BY n`); err != nil || fmt.Sprint(ns) != "[0 1 2 7]" {
+		t.Fatalf("committed %v (%v); want [0 1 2 7], 7 once", ns, err)
 	}
 }
