@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/uuid"
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -346,9 +347,25 @@ func discard(conn *sqlx.Conn, key any) {
 
 // statementName names a query's prepared statement after its text.
 func statementName(query string) string {
+	if n, ok := statementNames.Load(query); ok {
+		return n.(string)
+	}
 	h := sha256.Sum256([]byte(query))
-	return "keel_" + hex.EncodeToString(h[:10])
+	n := "keel_" + hex.EncodeToString(h[:10])
+	if statementCount.Add(1) <= maxStatementNames {
+		statementNames.Store(query, n)
+	}
+	return n
 }
+
+// statementNames keeps the names of the queries seen, which are a
+// program's constants and their combinations (a list's filters and sorts);
+// past maxStatementNames, names are hashed afresh.
+var (
+	statementNames    sync.Map
+	statementCount    atomic.Int64
+	maxStatementNames int64 = 10000
+)
 
 // isStaleStatement reports a prepared statement missing on the server, or
 // already there when it was thought not to be.
