@@ -7,7 +7,10 @@
 # transaction with app.org_id set to the benchmarked tenant, as the API's
 # store does; each is run once before it is explained, so the plans show a
 # warm cache, as under load. A summary line per case says which index
-# answered and whether a Sort was needed.
+# answered and whether a Sort was needed. Then, for every sort's first and
+# later page, the generic plan: the api runs the list as a statement
+# prepared on its connection, and PostgreSQL switches to its generic plan
+# (parameters unknown) after five executions when it costs no more.
 #
 # Against a seeded database (what bench/wrk-resources.sh passes):
 #   DATABASE_URL=app-role-url BENCH_ORG_ID=uuid bench/explain-resources.sh
@@ -76,6 +79,21 @@ query() {
   [ -n "$k" ] && where+=" AND ($key, id) $cmp ('$k'::$(key_type "$field"), '$id'::uuid)"
   echo "SELECT $columns FROM resources WHERE $where ORDER BY $key $dir, id $dir LIMIT 21"
 }
+# generic SORT [key id]: the same list with its values as parameters, as
+# the api prepares it.
+generic() {
+  local sort=$1 k=${2:-} id=${3:-} field dir cmp key where args
+  field=${sort#-}
+  if [ "$sort" = "$field" ]; then dir=ASC cmp='>'; else dir=DESC cmp='<'; fi
+  key=$(key_expr "$field")
+  where='org_id = $1 AND deleted_at IS NULL'
+  args="'$ORG'"
+  if [ -n "$k" ]; then
+    where+=" AND ($key, id) $cmp (\$2, \$3)"
+    args+=", '$k', '$id'"
+  fi
+  echo "PREPARE list AS SELECT $columns FROM resources WHERE $where ORDER BY $key $dir, id $dir LIMIT 21|$args"
+}
 # ---------------------------------------------------------------------------
 
 # in_tenant SQL: runs SQL as the app role with the tenant set, as InTx does.
@@ -120,6 +138,22 @@ later page (row $LATER), status=$STATUS|$STATUS||y
 first page, q=$Q_COMMON||$Q_COMMON|
 first page, q=$Q_RARE||$Q_RARE|
 CASES
+  for useCursor in n y; do
+    if [ "$useCursor" = y ]; then g=$(generic "$sort" "$k" "$id"); label="generic plan, later page (row $LATER)"; else g=$(generic "$sort"); label="generic plan, first page"; fi
+    echo
+    echo "-- sort=$sort, $label"
+    echo "${g%|*}; EXECUTE list(${g##*|});"
+    plan=$(in_tenant "SET LOCAL plan_cache_mode = force_generic_plan;
+${g%|*};
+EXECUTE list(${g##*|}) \\g /dev/null
+EXPLAIN (ANALYZE, BUFFERS) EXECUTE list(${g##*|});")
+    echo "$plan"
+    scan=$(echo "$plan" | { grep -oE '(Index Only Scan|Index Scan|Bitmap Index Scan)( Backward)? (using|on) [a-z_]+|Seq Scan on [a-z_]+' || true; } | sed -E 's/ (using|on) / /' | sort -u | paste -sd, -)
+    sorted=$(echo "$plan" | grep -qE '^\s*(->\s*)?(Incremental )?Sort ' && echo "sort" || echo "no sort")
+    ms=$(echo "$plan" | awk '/Execution Time/ {print $3}')
+    buf=$(echo "$plan" | awk '/Buffers:/ {print $0; exit}' | sed 's/.*Buffers: //')
+    summary+=("$(printf '%-12s %-34s %-7s ms %-42s %-8s buffers: %s' "$sort" "$label" "$ms" "$scan" "$sorted" "$buf")")
+  done
 done
 echo
 echo "== summary (execution time; plan nodes; buffers of the top node)"
