@@ -96,6 +96,18 @@ generic() {
 }
 # ---------------------------------------------------------------------------
 
+summary=()
+# summarize SORT LABEL PLAN: adds PLAN's summary line (execution time, scan
+# nodes, whether it sorts, the top node's buffers).
+summarize() {
+  local scan sorted ms buf
+  scan=$(echo "$3" | { grep -oE '(Index Only Scan|Index Scan|Bitmap Index Scan)( Backward)? (using|on) [a-z_]+|Seq Scan on [a-z_]+' || true; } | sed -E 's/ (using|on) / /' | sort -u | paste -sd, -)
+  sorted=$(echo "$3" | grep -qE '^\s*(->\s*)?(Incremental )?Sort ' && echo "sort" || echo "no sort")
+  ms=$(echo "$3" | awk '/Execution Time/ {print $3}')
+  buf=$(echo "$3" | awk '/Buffers:/ {print $0; exit}' | sed 's/.*Buffers: //')
+  summary+=("$(printf '%-12s %-34s %-7s ms %-42s %-8s buffers: %s' "$1" "$2" "$ms" "$scan" "$sorted" "$buf")")
+}
+
 # in_tenant SQL: runs SQL as the app role with the tenant set, as InTx does.
 in_tenant() {
   app <<SQL
@@ -109,7 +121,6 @@ SQL
 echo "== EXPLAIN of the resources list: tenant $ORG, as the application role under RLS"
 in_tenant "SELECT 'live resources of the tenant: ' || count(*) FROM resources WHERE deleted_at IS NULL;
 SELECT 'rows in the table (seen by the owner): ' || reltuples::bigint FROM pg_class WHERE relname = 'resources';"
-summary=()
 for sort in created_at -created_at name -name updated_at -updated_at; do
   field=${sort#-}
   if [ "$sort" = "$field" ]; then dir=ASC; else dir=DESC; fi
@@ -125,11 +136,7 @@ for sort in created_at -created_at name -name updated_at -updated_at; do
     plan=$(in_tenant "SELECT count(*) FROM ($sql) warm \\g /dev/null
 EXPLAIN (ANALYZE, BUFFERS) $sql;")
     echo "$plan"
-    scan=$(echo "$plan" | { grep -oE '(Index Only Scan|Index Scan|Bitmap Index Scan)( Backward)? (using|on) [a-z_]+|Seq Scan on [a-z_]+' || true; } | sed -E 's/ (using|on) / /' | sort -u | paste -sd, -)
-    sorted=$(echo "$plan" | grep -qE '^\s*(->\s*)?(Incremental )?Sort ' && echo "sort" || echo "no sort")
-    ms=$(echo "$plan" | awk '/Execution Time/ {print $3}')
-    buf=$(echo "$plan" | awk '/Buffers:/ {print $0; exit}' | sed 's/.*Buffers: //')
-    summary+=("$(printf '%-12s %-34s %-7s ms %-42s %-8s buffers: %s' "$sort" "$label" "$ms" "$scan" "$sorted" "$buf")")
+    summarize "$sort" "$label" "$plan"
   done <<CASES
 first page||| 
 later page (row $LATER)|||y
@@ -148,11 +155,7 @@ ${g%|*};
 EXECUTE list(${g##*|}) \\g /dev/null
 EXPLAIN (ANALYZE, BUFFERS) EXECUTE list(${g##*|});")
     echo "$plan"
-    scan=$(echo "$plan" | { grep -oE '(Index Only Scan|Index Scan|Bitmap Index Scan)( Backward)? (using|on) [a-z_]+|Seq Scan on [a-z_]+' || true; } | sed -E 's/ (using|on) / /' | sort -u | paste -sd, -)
-    sorted=$(echo "$plan" | grep -qE '^\s*(->\s*)?(Incremental )?Sort ' && echo "sort" || echo "no sort")
-    ms=$(echo "$plan" | awk '/Execution Time/ {print $3}')
-    buf=$(echo "$plan" | awk '/Buffers:/ {print $0; exit}' | sed 's/.*Buffers: //')
-    summary+=("$(printf '%-12s %-34s %-7s ms %-42s %-8s buffers: %s' "$sort" "$label" "$ms" "$scan" "$sorted" "$buf")")
+    summarize "$sort" "$label" "$plan"
   done
 done
 echo

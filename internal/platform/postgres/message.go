@@ -154,15 +154,7 @@ func inTxWith(ctx context.Context, db *sqlx.DB, orgID uuid.UUID, first []Stmt, r
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	defer func() {
-		if p := recover(); p != nil {
-			_ = tx.Rollback()
-			panic(p)
-		}
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
+	defer rollbackUnlessDone(tx, &err)
 	stmts := first
 	if orgID != uuid.Nil {
 		stmts = append([]Stmt{TenantStmt(orgID)}, first...)
@@ -199,13 +191,8 @@ func inTxWith(ctx context.Context, db *sqlx.DB, orgID uuid.UUID, first []Stmt, r
 		}
 		return err
 	}
-	if err = fn(tx); err != nil {
-		return readOnly(err)
-	}
-	if err = tx.Commit(); err != nil {
-		return readOnly(fmt.Errorf("commit: %w", err))
-	}
-	return nil
+	err = runAndCommit(tx, fn)
+	return err
 }
 
 // setTenantQuery is SetTenant's statement.

@@ -14,6 +14,19 @@ import (
 	"github.com/keelhq/keel/internal/platform/postgrestest"
 )
 
+// onePool is a fresh database and a pool of one connection to it as the
+// application role, so every call below shares that connection.
+func onePool(t *testing.T, unprepared bool) (*postgrestest.DB, *sqlx.DB) {
+	t.Helper()
+	d := postgrestest.New(t)
+	db, err := postgres.Open(d.AppURL, postgres.Options{MaxOpenConns: 1, MaxIdleConns: 1, Unprepared: unprepared})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return d, db
+}
+
 // readMessage runs set tenant + a read of app.org_id and a parameter, as a
 // tenant read does, and returns the read's row.
 func readMessage(ctx context.Context, db *sqlx.DB, org uuid.UUID, n int) (string, int, error) {
@@ -55,12 +68,7 @@ func preparedOn(t *testing.T, db *sqlx.DB) []string {
 // tenant it sets ends with the message.
 func TestQueryMessagePreparesOncePerConnection(t *testing.T) {
 	t.Parallel()
-	d := postgrestest.New(t)
-	db, err := postgres.Open(d.AppURL, postgres.Options{MaxOpenConns: 1, MaxIdleConns: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	_, db := onePool(t, false)
 	ctx := context.Background()
 	var pid int
 	if err := db.Get(&pid, `SELECT pg_backend_pid()`); err != nil {
@@ -95,12 +103,7 @@ func TestQueryMessagePreparesOncePerConnection(t *testing.T) {
 // since what it prepared is unknown; a failing EXECUTE keeps it.
 func TestQueryMessageRecoversLostStatements(t *testing.T) {
 	t.Parallel()
-	d := postgrestest.New(t)
-	db, err := postgres.Open(d.AppURL, postgres.Options{MaxOpenConns: 1, MaxIdleConns: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	_, db := onePool(t, false)
 	ctx := context.Background()
 	pid := func() int {
 		var p int
@@ -159,12 +162,7 @@ func TestQueryMessageRecoversLostStatements(t *testing.T) {
 // message reads the same.
 func TestQueryMessageUnprepared(t *testing.T) {
 	t.Parallel()
-	d := postgrestest.New(t)
-	db, err := postgres.Open(d.AppURL, postgres.Options{MaxOpenConns: 1, MaxIdleConns: 1, Unprepared: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	_, db := onePool(t, true)
 	org := uuid.New()
 	got, sum, err := readMessage(context.Background(), db, org, 41)
 	if err != nil || got != org.String() || sum != 42 {
@@ -180,12 +178,7 @@ func TestQueryMessageUnprepared(t *testing.T) {
 // or rolls back when fn fails, and the tenant ends with the transaction.
 func TestInTxWith(t *testing.T) {
 	t.Parallel()
-	d := postgrestest.New(t)
-	db, err := postgres.Open(d.AppURL, postgres.Options{MaxOpenConns: 1, MaxIdleConns: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	d, db := onePool(t, false)
 	if _, err := d.Owner.Exec(`CREATE TABLE intxwith (n int)`); err != nil {
 		t.Fatal(err)
 	}

@@ -72,27 +72,39 @@ func InTx(ctx context.Context, db *sqlx.DB, orgID uuid.UUID, fn func(tx *sqlx.Tx
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	defer func() {
-		if p := recover(); p != nil {
-			_ = tx.Rollback()
-			panic(p)
-		}
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
+	defer rollbackUnlessDone(tx, &err)
 	if orgID != uuid.Nil {
 		if err = SetTenant(ctx, tx, orgID); err != nil {
 			return err
 		}
 	}
-	if err = fn(tx); err != nil {
+	err = runAndCommit(tx, fn)
+	return err
+}
+
+// runAndCommit runs fn in tx and commits; a write refused as read-only
+// (the billing trigger) answers ErrPaymentRequired, whichever did it.
+func runAndCommit(tx *sqlx.Tx, fn func(tx *sqlx.Tx) error) error {
+	if err := fn(tx); err != nil {
 		return readOnly(err)
 	}
-	if err = tx.Commit(); err != nil {
+	if err := tx.Commit(); err != nil {
 		return readOnly(fmt.Errorf("commit: %w", err))
 	}
 	return nil
+}
+
+// rollbackUnlessDone, deferred by a function that opened tx and returns
+// *err, rolls tx back when that function failed or panicked (and panics
+// on).
+func rollbackUnlessDone(tx *sqlx.Tx, err *error) {
+	if p := recover(); p != nil {
+		_ = tx.Rollback()
+		panic(p)
+	}
+	if *err != nil {
+		_ = tx.Rollback()
+	}
 }
 
 // ErrPaymentRequired is what a write to a read-only organization's data

@@ -29,12 +29,7 @@ func orgSetting(t *testing.T, q sqlx.QueryerContext) sql.NullString {
 // one connection, the next transaction does not inherit it.
 func TestInTxScopesTheTenantToItsTransaction(t *testing.T) {
 	t.Parallel()
-	d := postgrestest.New(t)
-	db, err := postgres.Open(d.AppURL, postgres.Options{MaxOpenConns: 1, MaxIdleConns: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	_, db := onePool(t, false)
 	ctx := context.Background()
 	org := uuid.New()
 	if err := postgres.InTx(ctx, db, org, func(tx *sqlx.Tx) error {
