@@ -178,38 +178,8 @@ func TestQueryMessageUnprepared(t *testing.T) {
 // or rolls back when fn fails, and the tenant ends with the transaction.
 func TestInTxWith(t *testing.T) {
 	t.Parallel()
-	d, db := onePool(t, false)
-	if _, err := d.Owner.Exec(`CREATE TABLE intxwith (n int)`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.Owner.Exec(`GRANT SELECT, INSERT ON intxwith TO ` + postgrestest.AppRole()); err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	first := []postgres.Stmt{{Query: `SELECT current_setting('app.org_id', true), $1::int * 2`, Args: []any{21}}}
-	run := func(org uuid.UUID, n int, fail error) error {
-		return postgres.InTxWith(ctx, db, org, first, func(rows *sqlx.Rows) error {
-			for rows.Next() {
-			}
-			if !rows.NextResultSet() || !rows.Next() {
-				return errors.New("no result of the first statement")
-			}
-			var got string
-			var twice int
-			if err := rows.Scan(&got, &twice); err != nil {
-				return err
-			}
-			if got != org.String() || twice != 42 {
-				return fmt.Errorf("first statement saw %q, %d", got, twice)
-			}
-			return nil
-		}, func(tx *sqlx.Tx) error {
-			if _, err := tx.Exec(`INSERT INTO intxwith VALUES ($1)`, n); err != nil {
-				return err
-			}
-			return fail
-		})
-	}
+	db := inTxWithPool(t, false)
+	run := func(org uuid.UUID, n int, fail error) error { return insertInTxWith(db, org, n, fail) }
 	for i := range 3 {
 		if err := run(uuid.New(), i, nil); err != nil {
 			t.Fatalf("transaction %d: %v", i, err)
@@ -247,4 +217,64 @@ func TestInTxWith(t *testing.T) {
 	if err := db.Select(&ns, `SELECT n FROM intxwith ORDER BY n`); err != nil || fmt.Sprint(ns) != "[0 1 2 7]" {
 		t.Fatalf("committed %v (%v); want [0 1 2 7], 7 once", ns, err)
 	}
+}
+
+// With Unprepared the opening message inlines its values: the same
+// transaction, nothing prepared.
+func TestInTxWithUnprepared(t *testing.T) {
+	t.Parallel()
+	db := inTxWithPool(t, true)
+	org := uuid.New()
+	if err := insertInTxWith(db, org, 5, nil); err != nil {
+		t.Fatal(err)
+	}
+	var ns []int
+	if err := db.Select(&ns, `SELECT n FROM intxwith`); err != nil || fmt.Sprint(ns) != "[5]" {
+		t.Fatalf("committed %v (%v)", ns, err)
+	}
+	if names := preparedOn(t, db); len(names) != 0 {
+		t.Fatalf("unprepared, yet %v were prepared", names)
+	}
+}
+
+// inTxWithPool is onePool with a table intxwith (n int) the application
+// role may read and insert into.
+func inTxWithPool(t *testing.T, unprepared bool) *sqlx.DB {
+	t.Helper()
+	d, db := onePool(t, unprepared)
+	if _, err := d.Owner.Exec(`CREATE TABLE intxwith (n int)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Owner.Exec(`GRANT SELECT, INSERT ON intxwith TO ` + postgrestest.AppRole()); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// insertInTxWith inserts n in a transaction that InTxWith opens with the
+// tenant org and a statement that reads it back (checked, with its
+// argument), then fails with fail, if any.
+func insertInTxWith(db *sqlx.DB, org uuid.UUID, n int, fail error) error {
+	first := []postgres.Stmt{{Query: `SELECT current_setting('app.org_id', true), $1::int * 2`, Args: []any{21}}}
+	return postgres.InTxWith(context.Background(), db, org, first, func(rows *sqlx.Rows) error {
+		for rows.Next() {
+		}
+		if !rows.NextResultSet() || !rows.Next() {
+			return errors.New("no result of the first statement")
+		}
+		var got string
+		var twice int
+		if err := rows.Scan(&got, &twice); err != nil {
+			return err
+		}
+		if got != org.String() || twice != 42 {
+			return fmt.Errorf("first statement saw %q, %d", got, twice)
+		}
+		return nil
+	}, func(tx *sqlx.Tx) error {
+		if _, err := tx.Exec(`INSERT INTO intxwith VALUES ($1)`, n); err != nil {
+			return err
+		}
+		return fail
+	})
 }
