@@ -126,9 +126,11 @@ export function LimitReached({ error }: { error: ApiError }) {
 }
 
 /**
- * A paged list: the first page on mount (when enabled), more from
- * next_cursor with load(cursor). error is what the last load threw, as
- * toError makes it (a sentence, an ApiError), or empty.
+ * A paged list: the first page on mount (when enabled; else when the
+ * caller first calls load()), more from next_cursor with load(cursor).
+ * error is what the last load threw, as toError makes it (a sentence, an
+ * ApiError), or empty. rows is null until a page came; setRows lets the
+ * screen add and remove rows it changed itself.
  */
 export function usePaged<T, E>(fetchPage: (cursor?: string) => Promise<{ data: T[]; next_cursor?: string }>,
   toError: (e: unknown) => E, empty: E, enabled = true) {
@@ -141,7 +143,7 @@ export function usePaged<T, E>(fetchPage: (cursor?: string) => Promise<{ data: T
     setError(empty);
     try {
       const page = await fetchPage(cursor);
-      setRows((r) => (cursor && r ? [...r, ...page.data] : page.data));
+      setRows((r) => (cursor && r ? [...r, ...unseen(r, page.data)] : page.data));
       setNext(page.next_cursor);
     } catch (e) {
       setError(toError(e));
@@ -153,5 +155,16 @@ export function usePaged<T, E>(fetchPage: (cursor?: string) => Promise<{ data: T
     if (enabled) void load();
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [enabled]);
-  return { rows, next, loading, error, setError, load };
+  return { rows, next, loading, error, setError, load, setRows };
+}
+
+/**
+ * The rows of a later page not already shown: a screen that added a row
+ * itself (an upload) meets it again further down. Rows without an id are
+ * all kept.
+ */
+function unseen<T>(shown: T[], page: T[]): T[] {
+  const id = (x: T) => (x as { id?: unknown }).id;
+  const seen = new Set(shown.map(id));
+  return page.filter((x) => id(x) === undefined || !seen.has(id(x)));
 }

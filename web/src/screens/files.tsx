@@ -7,7 +7,7 @@ import { useEffect, useRef, useState, type FormEvent, type MouseEvent } from "re
 import { api, call, idempotencyKey } from "../api/client";
 import { message, toApiError, type ApiError } from "../api/problem";
 import type { components } from "../api/schema";
-import { Alert, Field, Loading, LimitReached, bytes } from "../ui";
+import { Alert, Field, Loading, LimitReached, bytes, usePaged } from "../ui";
 
 type FileRow = components["schemas"]["File"];
 
@@ -15,27 +15,14 @@ type FileRow = components["schemas"]["File"];
 const pollFor = 60_000;
 
 export function ResourceFiles({ resourceId }: { resourceId: string }) {
-  const [rows, setRows] = useState<FileRow[]>([]);
-  const [next, setNext] = useState<string | undefined>();
-  const [loading, setLoading] = useState(true);
-  const [err, setErr] = useState("");
+  const list = usePaged((cursor) =>
+    call(api.GET("/api/v1/resources/{id}/files", { params: { path: { id: resourceId }, query: { limit: 20, ...(cursor ? { cursor } : {}) } } })),
+    message, "", false,
+  );
+  const { next, loading, error: err, load, setRows } = list;
+  const rows = list.rows ?? [];
   const [notice, setNotice] = useState("");
 
-  async function load(cursor?: string) {
-    setLoading(true);
-    setErr("");
-    try {
-      const page = await call(
-        api.GET("/api/v1/resources/{id}/files", { params: { path: { id: resourceId }, query: { limit: 20, ...(cursor ? { cursor } : {}) } } }),
-      );
-      setRows((r) => (cursor ? [...r, ...page.data.filter((f) => !r.some((x) => x.id === f.id))] : page.data));
-      setNext(page.next_cursor);
-    } catch (e) {
-      setErr(message(e));
-    } finally {
-      setLoading(false);
-    }
-  }
   useEffect(() => {
     void load();
     // eslint-disable-next-line react-hooks/exhaustive-deps
@@ -43,25 +30,25 @@ export function ResourceFiles({ resourceId }: { resourceId: string }) {
 
   /** A file this page announced or saw change: newest first, once. */
   function put(f: FileRow) {
-    setRows((r) => (r.some((x) => x.id === f.id) ? r.map((x) => (x.id === f.id ? f : x)) : [f, ...r]));
+    setRows((r) => (r?.some((x) => x.id === f.id) ? r.map((x) => (x.id === f.id ? f : x)) : [f, ...(r ?? [])]));
   }
 
   return (
     <section className="files" aria-labelledby="files-title">
       <h2 id="files-title">Files</h2>
-      <Uploader resourceId={resourceId} onFile={put} onGone={(id) => setRows((r) => r.filter((x) => x.id !== id))} />
+      <Uploader resourceId={resourceId} onFile={put} onGone={(id) => setRows((r) => r && r.filter((x) => x.id !== id))} />
       <Alert kind="ok">{notice}</Alert>
       <Alert>{err}</Alert>
-      {!loading && !err && rows.length === 0 && <p className="empty">No files yet. Upload the first one.</p>}
+      {list.rows && !loading && !err && rows.length === 0 && <p className="empty">No files yet. Upload the first one.</p>}
       {rows.length > 0 && (
         <ul className="list files-list" aria-label="Files">
           {rows.map((f) => (
             <FileItem key={f.id} file={f} onChange={put}
-              onDeleted={() => { setRows((r) => r.filter((x) => x.id !== f.id)); setNotice(`Deleted ${f.filename}.`); }} />
+              onDeleted={() => { setRows((r) => r && r.filter((x) => x.id !== f.id)); setNotice(`Deleted ${f.filename}.`); }} />
           ))}
         </ul>
       )}
-      {loading && <Loading what="files" />}
+      {(loading || !list.rows) && !err && <Loading what="files" />}
       {next && !loading && (
         <button type="button" className="secondary" onClick={() => load(next)}>
           Load more files

@@ -8,7 +8,7 @@ import { api, call, idempotencyKey } from "../api/client";
 import { message, toApiError } from "../api/problem";
 import type { components } from "../api/schema";
 import { Link, navigate, useLocation } from "../router";
-import { Alert, Field, LimitReached, Loading, Select, useSubmit } from "../ui";
+import { Alert, Field, LimitReached, Loading, Select, usePaged, useSubmit } from "../ui";
 
 type Resource = components["schemas"]["Resource"];
 type Sort = "created_at" | "-created_at" | "name" | "-name" | "updated_at" | "-updated_at";
@@ -28,27 +28,15 @@ export function ResourceList() {
   const deleted = loc.searchParams.get("deleted");
   const [q, setQ] = useState("");
   const [sort, setSort] = useState<Sort>("-created_at");
-  const [rows, setRows] = useState<Resource[]>([]);
-  const [next, setNext] = useState<string | undefined>();
-  const [loading, setLoading] = useState(true);
-  const [err, setErr] = useState("");
+  // Loaded by the effect below, not on mount: typing in the search waits.
+  const list = usePaged((cursor) =>
+    call(api.GET("/api/v1/resources", { params: { query: { limit: 20, sort, ...(q ? { q } : {}), ...(cursor ? { cursor } : {}) } } })),
+    message, "", false,
+  );
+  const { next, loading, error: err, setError: setErr, load } = list;
+  const rows = list.rows ?? [];
   const [notice, setNotice] = useState("");
 
-  async function load(cursor?: string) {
-    setLoading(true);
-    setErr("");
-    try {
-      const page = await call(
-        api.GET("/api/v1/resources", { params: { query: { limit: 20, sort, ...(q ? { q } : {}), ...(cursor ? { cursor } : {}) } } }),
-      );
-      setRows((r) => (cursor ? [...r, ...page.data] : page.data));
-      setNext(page.next_cursor);
-    } catch (e) {
-      setErr(message(e));
-    } finally {
-      setLoading(false);
-    }
-  }
   useEffect(() => {
     const t = setTimeout(() => void load(), q ? 250 : 0);
     return () => clearTimeout(t);
@@ -88,7 +76,7 @@ export function ResourceList() {
         <Select label="Sort" name="sort" value={sort} options={sorts} onChange={(v) => setSort(v as Sort)} />
       </div>
       <Alert>{err}</Alert>
-      {!loading && !err && rows.length === 0 && <p className="empty">{q ? `No resource matches “${q}”.` : "No resources yet. Create the first one."}</p>}
+      {list.rows && !loading && !err && rows.length === 0 && <p className="empty">{q ? `No resource matches “${q}”.` : "No resources yet. Create the first one."}</p>}
       {rows.length > 0 && (
         <ul className="list" aria-label="Resources">
           {rows.map((r) => (
@@ -100,7 +88,7 @@ export function ResourceList() {
           ))}
         </ul>
       )}
-      {loading && <Loading what="resources" />}
+      {(loading || !list.rows) && !err && <Loading what="resources" />}
       {next && !loading && (
         <button type="button" onClick={() => load(next)}>
           Load more
