@@ -116,9 +116,11 @@ func Record(ctx context.Context, tx sqlx.ExecerContext, e Entry) error {
 	if e.OrgID != uuid.Nil {
 		org = &e.OrgID
 	}
+	// details as text, not bytes: postgres.Prepared writes a string as a
+	// literal the jsonb column takes, and bytes only as bytea.
 	_, err := tx.ExecContext(ctx, q, e.ID, org, e.ActorUserID, e.ActorAPIKeyID, e.ActingForUserID,
 		Clean(e.Action, maxText), Clean(e.TargetType, maxText), Clean(e.TargetID, maxText), Clean(e.RequestID, maxRequestID),
-		Clean(e.IP, maxIP), Clean(e.UserAgent, maxUserAgent), details)
+		Clean(e.IP, maxIP), Clean(e.UserAgent, maxUserAgent), string(details))
 	if err != nil {
 		return fmt.Errorf("audit %s: %w", e.Action, err)
 	}

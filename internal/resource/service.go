@@ -60,13 +60,13 @@ func versionConflict(current, sent int64) error {
 }
 
 func record(ctx context.Context, tx *sqlx.Tx, p *tenant.Principal, meta audit.Meta, action string, id uuid.UUID, details any) error {
-	return audit.Record(ctx, tx, audit.By(p, meta, action, "resource", id.String()).WithDetails(details))
+	return audit.Record(ctx, postgres.Prepared(tx), audit.By(p, meta, action, "resource", id.String()).WithDetails(details))
 }
 
 // live returns the live resource id, locked when lock; a deleted or
 // missing one is not found.
 func (s *Service) live(ctx context.Context, tx *sqlx.Tx, orgID, id uuid.UUID, lock bool) (*Resource, error) {
-	r, err := s.Store.Get(ctx, tx, orgID, id, lock)
+	r, err := s.Store.Get(ctx, postgres.Prepared(tx), orgID, id, lock)
 	if errors.Is(err, ErrNotFound) || (err == nil && r.DeletedAt != nil) {
 		return nil, errNotFound
 	}
@@ -89,7 +89,7 @@ func (s *Service) Create(ctx context.Context, p *tenant.Principal, in Input, met
 		} else if p.APIKeyID != uuid.Nil {
 			r.CreatedByAPIKeyID = &p.APIKeyID
 		}
-		if err := s.Store.Create(ctx, tx, r); err != nil {
+		if err := s.Store.Create(ctx, postgres.Prepared(tx), r); err != nil {
 			return err
 		}
 		if err := record(ctx, tx, p, meta, "resource.created", r.ID, map[string]string{"name": r.Name, "status": r.Status}); err != nil {
@@ -162,7 +162,7 @@ func (s *Service) Update(ctx context.Context, p *tenant.Principal, id uuid.UUID,
 		}
 		r.Version++
 		r.UpdatedAt = s.now()
-		if err := s.Store.Update(ctx, tx, r); err != nil {
+		if err := s.Store.Update(ctx, postgres.Prepared(tx), r); err != nil {
 			return err
 		}
 		return record(ctx, tx, p, meta, "resource.updated", r.ID, map[string]any{"fields": changed, "version": r.Version})
@@ -186,7 +186,7 @@ func (s *Service) Delete(ctx context.Context, p *tenant.Principal, id uuid.UUID,
 			return versionConflict(r.Version, version)
 		}
 		at := s.now()
-		if _, err := s.Store.SetDeleted(ctx, tx, p.OrgID, id, &at); err != nil {
+		if _, err := s.Store.SetDeleted(ctx, postgres.Prepared(tx), p.OrgID, id, &at); err != nil {
 			return err
 		}
 		if s.Limits != nil {
@@ -204,7 +204,7 @@ func (s *Service) Delete(ctx context.Context, p *tenant.Principal, id uuid.UUID,
 func (s *Service) Restore(ctx context.Context, p *tenant.Principal, id uuid.UUID, meta audit.Meta) (*Resource, error) {
 	var r *Resource
 	err := tenant.InOrg(ctx, s.DB, p, tenant.RoleAdmin, func(tx *sqlx.Tx, _ string) error {
-		cur, err := s.Store.Get(ctx, tx, p.OrgID, id, true)
+		cur, err := s.Store.Get(ctx, postgres.Prepared(tx), p.OrgID, id, true)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			return errNotFound
@@ -215,7 +215,7 @@ func (s *Service) Restore(ctx context.Context, p *tenant.Principal, id uuid.UUID
 		case !cur.DeletedAt.After(s.now().Add(-RestoreWindow)):
 			return errNotFound
 		}
-		if r, err = s.Store.SetDeleted(ctx, tx, p.OrgID, id, nil); err != nil {
+		if r, err = s.Store.SetDeleted(ctx, postgres.Prepared(tx), p.OrgID, id, nil); err != nil {
 			return err
 		}
 		if err := record(ctx, tx, p, meta, "resource.restored", id, map[string]string{"name": r.Name}); err != nil {
@@ -311,5 +311,5 @@ func (s *Service) reserve(ctx context.Context, tx *sqlx.Tx, orgID uuid.UUID) err
 	if s.Limits == nil {
 		return nil
 	}
-	return s.Limits.Reserve(ctx, tx, orgID, plan.Resources, 1)
+	return s.Limits.Reserve(ctx, postgres.Prepared(tx), orgID, plan.Resources, 1)
 }

@@ -144,8 +144,9 @@ func inTxWith(ctx context.Context, db *sqlx.DB, orgID uuid.UUID, first []Stmt, r
 	}
 	key := connKey(conn)
 	unknown := false
+	tc := &txConn{key: key}
 	defer func() { // after the transaction has ended (deferred below)
-		if unknown {
+		if unknown || (err != nil && tc.added) {
 			discard(conn, key)
 		}
 		_ = conn.Close()
@@ -163,7 +164,8 @@ func inTxWith(ctx context.Context, db *sqlx.DB, orgID uuid.UUID, first []Stmt, r
 		msg   string
 		added []string
 	)
-	if _, off := unprepared.Load(db); off {
+	_, off := unprepared.Load(db)
+	if off {
 		msg, err = inlineAll(stmts)
 	} else {
 		msg, added, err = prepared.build(key, stmts)
@@ -191,7 +193,18 @@ func inTxWith(ctx context.Context, db *sqlx.DB, orgID uuid.UUID, first []Stmt, r
 		}
 		return err
 	}
+	if !off {
+		txConns.Store(tx, tc)
+		defer txConns.Delete(tx)
+	}
 	err = runAndCommit(tx, fn)
+	if isStaleStatement(err) {
+		// A statement Prepared counted on was missing (or one it
+		// prepared was there): the transaction failed whole, so it may
+		// start again on another connection.
+		unknown = true
+		return staleStart{err}
+	}
 	return err
 }
 

@@ -238,14 +238,14 @@ func TestInTxWithUnprepared(t *testing.T) {
 }
 
 // inTxWithPool is onePool with a table intxwith (n int) the application
-// role may read and insert into.
+// role may read, insert into and update.
 func inTxWithPool(t *testing.T, unprepared bool) *sqlx.DB {
 	t.Helper()
 	d, db := onePool(t, unprepared)
 	if _, err := d.Owner.Exec(`CREATE TABLE intxwith (n int)`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.Owner.Exec(`GRANT SELECT, INSERT ON intxwith TO ` + postgrestest.AppRole()); err != nil {
+	if _, err := d.Owner.Exec(`GRANT SELECT, INSERT, UPDATE ON intxwith TO ` + postgrestest.AppRole()); err != nil {
 		t.Fatal(err)
 	}
 	return db

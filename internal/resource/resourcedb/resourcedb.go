@@ -63,7 +63,9 @@ func (Store) Create(ctx context.Context, tx sqlx.ExtContext, r *resource.Resourc
 		created_by_user_id, created_by_api_key_id, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING ` + cols
 	var out row
-	err := sqlx.GetContext(ctx, tx, &out, q, r.OrgID, r.ID, r.Name, r.Description, r.Status, []byte(r.Attributes), r.Version,
+	// Attributes as text: postgres.Prepared writes a string as a literal
+	// the jsonb column takes, and bytes only as bytea.
+	err := sqlx.GetContext(ctx, tx, &out, q, r.OrgID, r.ID, r.Name, r.Description, r.Status, string(r.Attributes), r.Version,
 		r.CreatedByUserID, r.CreatedByAPIKeyID, r.CreatedAt)
 	if err != nil {
 		return postgres.Translate(err)
@@ -160,7 +162,7 @@ func (Store) Update(ctx context.Context, tx sqlx.ExtContext, r *resource.Resourc
 	const q = `UPDATE resources SET name = $3, description = $4, status = $5, attributes = $6, version = $7, updated_at = $8
 		WHERE org_id = $1 AND id = $2 RETURNING ` + cols
 	var out row
-	err := sqlx.GetContext(ctx, tx, &out, q, r.OrgID, r.ID, r.Name, r.Description, r.Status, []byte(r.Attributes), r.Version, r.UpdatedAt)
+	err := sqlx.GetContext(ctx, tx, &out, q, r.OrgID, r.ID, r.Name, r.Description, r.Status, string(r.Attributes), r.Version, r.UpdatedAt)
 	if err != nil {
 		return postgres.Translate(err)
 	}

@@ -1,0 +1,103 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Prepared is tx for statements run one at a time in a transaction that
+// InTxWith opened (every tenant.InOrg transaction): each goes as one
+// simple-protocol message, an EXECUTE of a statement prepared on the
+// transaction's connection (PREPAREd in the same message the first time
+// that connection sees it), with its arguments as literals. That is one
+// round trip and no planning, where lib/pq spends two round trips and a
+// plan on each statement with arguments (docs/benchmarks.md, "writes
+// prepared per connection").
+//
+// A statement found missing on the connection fails the transaction, and
+// InTxWith runs it again on another connection, so a function using
+// Prepared may run twice: keep it free of effects outside the transaction.
+//
+// A transaction InTxWith did not open, a database opened with
+// Options.Unprepared, and a statement with an argument Inline cannot write
+// as a literal ([]byte, whose type only the server knows: pass JSON as a
+// string) go to tx as they are.
+func Prepared(tx *sqlx.Tx) sqlx.ExtContext {
+	tc, ok := txConns.Load(tx)
+	if !ok {
+		return tx
+	}
+	return preparedTx{Tx: tx, tc: tc.(*txConn)}
+}
+
+// txConns are the transactions InTxWith has open in prepared mode, by tx.
+var txConns sync.Map // *sqlx.Tx → *txConn
+
+// txConn is an open transaction's connection: its key in prepared, and
+// whether a statement of the transaction prepared something there. A
+// transaction that prepared and then failed leaves the connection's
+// statements unknown (a PREPARE outlives its failed transaction, or may
+// not have run), so InTxWith drops that connection.
+type txConn struct {
+	key   any
+	added bool // a transaction runs on one goroutine at a time
+}
+
+type preparedTx struct {
+	*sqlx.Tx
+	tc *txConn
+}
+
+// message is query with args as one message for the transaction's
+// connection, or ok false when an argument has no literal.
+func (p preparedTx) message(query string, args []any) (string, bool) {
+	for _, a := range args {
+		// Inline writes bytes as bytea, which a jsonb or text parameter
+		// does not take; lib/pq sends them for the parameter's type.
+		if _, ok := a.([]byte); ok {
+			return "", false
+		}
+	}
+	msg, added, err := prepared.build(p.tc.key, []Stmt{{Query: query, Args: args}})
+	if err != nil {
+		return "", false
+	}
+	if len(added) > 0 {
+		// Recorded before the outcome is known: if it failed, the
+		// transaction failed, and InTxWith drops the connection.
+		p.tc.added = true
+		prepared.record(p.tc.key, added)
+	}
+	return msg, true
+}
+
+func (p preparedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if msg, ok := p.message(query, args); ok {
+		return p.Tx.ExecContext(ctx, msg)
+	}
+	return p.Tx.ExecContext(ctx, query, args...)
+}
+
+func (p preparedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if msg, ok := p.message(query, args); ok {
+		return p.Tx.QueryContext(ctx, msg)
+	}
+	return p.Tx.QueryContext(ctx, query, args...)
+}
+
+func (p preparedTx) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
+	if msg, ok := p.message(query, args); ok {
+		return p.Tx.QueryxContext(ctx, msg)
+	}
+	return p.Tx.QueryxContext(ctx, query, args...)
+}
+
+func (p preparedTx) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
+	if msg, ok := p.message(query, args); ok {
+		return p.Tx.QueryRowxContext(ctx, msg)
+	}
+	return p.Tx.QueryRowxContext(ctx, query, args...)
+}
