@@ -6,9 +6,13 @@ package redistest
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,15 +31,48 @@ type Server struct {
 	persistent bool
 }
 
-// FreePort returns a loopback port that was free a moment ago.
+// FreePort returns a loopback port that was free a moment ago, for a
+// server the test starts next. It is drawn at random from below the
+// kernel's ephemeral range: a port the kernel handed out (":0") can be
+// given again, in the moment before the server binds it, as the local
+// port of any outgoing connection (a test's PostgreSQL clients make
+// thousands), which a port outside that range never is. A process never
+// gets the same port twice; another test binary picks the same one only by
+// a rare chance in the moment before the bind, which the e2e starts retry.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	lo, hi := portRange()
+	for range 200 {
+		port := lo + rand.IntN(hi-lo)
+		if _, taken := handedOut.LoadOrStore(port, true); taken {
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		_ = l.Close()
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("free port: none free in [%d, %d) after 200 tries", lo, hi)
+	return 0
+}
+
+var handedOut sync.Map // int → true: the ports FreePort returned
+
+// portRange is where FreePort draws from: the 10,000 ports below the
+// kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768 by
+// default), never below 1024.
+func portRange() (lo, hi int) {
+	hi = 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 2048 {
+				hi = n
+			}
+		}
+	}
+	return max(1024, hi-10000), hi
 }
 
 // Start runs a redis-server for t and stops it when t ends.
