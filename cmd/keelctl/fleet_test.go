@@ -194,6 +194,36 @@ func TestBackupTakeCommand(t *testing.T) {
 	if err := rdb.Get(&back, `SELECT count(*) FROM dead_tasks`); err != nil || back != live || live == 0 {
 		t.Fatalf("restored dead_tasks: %d (%v), live %d", back, err, live)
 	}
+	// Steps 4 and 5: the dump holds the source's schema version; migrate
+	// up on the restored database applies nothing and grants the
+	// application role, which then reads the rows as the binaries would
+	// after the switch (step 6).
+	const version = `SELECT max(version_id) FROM goose_db_version WHERE is_applied`
+	var liveVersion, backVersion int64
+	if err := db.Owner.Get(&liveVersion, version); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Get(&backVersion, version); err != nil || backVersion != liveVersion {
+		t.Fatalf("restored schema version %d (%v), live %d", backVersion, err, liveVersion)
+	}
+	restoredApp := strings.Replace(db.AppURL, "/"+db.Name+"?", "/"+restored+"?", 1)
+	t.Setenv("DATABASE_OWNER_URL", restoredURL)
+	t.Setenv("DATABASE_URL", restoredApp)
+	out.Reset()
+	if err := run(ctx, []string{"migrate", "up"}, &out); err != nil || !strings.Contains(out.String(), "application role ready") {
+		t.Fatalf("migrate up on the restored database: %v\n%s", err, out.String())
+	}
+	adb, err := sqlx.Open("postgres", restoredApp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adb.Close()
+	if err := adb.Get(&back, `SELECT count(*) FROM dead_tasks`); err != nil || back != live {
+		t.Fatalf("the application role on the restored database: %d dead tasks (%v), live %d", back, err, live)
+	}
+	adb.Close()
+	t.Setenv("DATABASE_OWNER_URL", db.OwnerURL)
+	t.Setenv("DATABASE_URL", db.AppURL)
 	out.Reset()
 	if err := run(ctx, []string{"backup", "take", "-if-older-than", "1h"}, &out); err != nil || !strings.Contains(out.String(), "backup not taken") {
 		t.Fatalf("-if-older-than with a fresh dump: %v\n%s", err, out.String())
