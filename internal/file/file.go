@@ -158,13 +158,14 @@ func (s *Service) Create(ctx context.Context, p *tenant.Principal, resourceID uu
 	}
 	var put s3.Presigned
 	err := tenant.InOrg(ctx, s.DB, p, tenant.RoleMember, func(tx *sqlx.Tx, _ string) error {
-		if err := s.Store.Create(ctx, tx, f, s.now()); errors.Is(err, postgres.ErrNotFound) {
+		q := postgres.Prepared(tx)
+		if err := s.Store.Create(ctx, q, f, s.now()); errors.Is(err, postgres.ErrNotFound) {
 			return ErrNoResource
 		} else if err != nil {
 			return err
 		}
 		if s.Limiter != nil {
-			if err := s.Limiter.Check(ctx, tx, p.OrgID, plan.StorageBytes, f.Size); err != nil {
+			if err := s.Limiter.Check(ctx, q, p.OrgID, plan.StorageBytes, f.Size); err != nil {
 				return err
 			}
 		}
@@ -172,7 +173,7 @@ func (s *Service) Create(ctx context.Context, p *tenant.Principal, resourceID uu
 		if put, err = s.Objects.PresignPut(ctx, Key(f.OrgID, f.ID), f.ContentType, f.Size, UploadTTL); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, audit.By(p, meta, "file.created", "file", f.ID.String()).WithDetails(map[string]any{
+		return audit.Record(ctx, q, audit.By(p, meta, "file.created", "file", f.ID.String()).WithDetails(map[string]any{
 			"resource_id": resourceID, "filename": f.Filename, "content_type": f.ContentType, "size": f.Size}))
 	})
 	if err != nil {
@@ -188,8 +189,9 @@ func (s *Service) Create(ctx context.Context, p *tenant.Principal, resourceID uu
 func (s *Service) Complete(ctx context.Context, p *tenant.Principal, id uuid.UUID, meta audit.Meta) (*File, error) {
 	var f *File
 	err := tenant.InOrg(ctx, s.DB, p, tenant.RoleMember, func(tx *sqlx.Tx, _ string) error {
+		q := postgres.Prepared(tx)
 		var err error
-		if f, err = s.get(ctx, tx, p.OrgID, id, true); err != nil {
+		if f, err = s.get(ctx, q, p.OrgID, id, true); err != nil {
 			return err
 		}
 		switch {
@@ -199,7 +201,7 @@ func (s *Service) Complete(ctx context.Context, p *tenant.Principal, id uuid.UUI
 			return nil
 		}
 		at := s.now()
-		if err := s.Store.SetCompleted(ctx, tx, p.OrgID, id, at); err != nil {
+		if err := s.Store.SetCompleted(ctx, q, p.OrgID, id, at); err != nil {
 			return err
 		}
 		f.CompletedAt = &at
@@ -210,7 +212,7 @@ func (s *Service) Complete(ctx context.Context, p *tenant.Principal, id uuid.UUI
 		if _, err := outbox.Add(ctx, tx, t); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, audit.By(p, meta, "file.completed", "file", id.String()))
+		return audit.Record(ctx, q, audit.By(p, meta, "file.completed", "file", id.String()))
 	})
 	return f, err
 }
@@ -231,7 +233,7 @@ func (s *Service) Get(ctx context.Context, p *tenant.Principal, id uuid.UUID) (*
 	var f *File
 	err := tenant.InOrg(ctx, s.DB, p, tenant.RoleMember, func(tx *sqlx.Tx, _ string) error {
 		var err error
-		f, err = s.get(ctx, tx, p.OrgID, id, false)
+		f, err = s.get(ctx, postgres.Prepared(tx), p.OrgID, id, false)
 		return err
 	})
 	if err != nil {
@@ -280,7 +282,8 @@ func (s *Service) List(ctx context.Context, p *tenant.Principal, resourceID uuid
 // the thumbnail.
 func (s *Service) Delete(ctx context.Context, p *tenant.Principal, id uuid.UUID, meta audit.Meta) error {
 	return tenant.InOrg(ctx, s.DB, p, tenant.RoleMember, func(tx *sqlx.Tx, role string) error {
-		f, err := s.get(ctx, tx, p.OrgID, id, true)
+		q := postgres.Prepared(tx)
+		f, err := s.get(ctx, q, p.OrgID, id, true)
 		if err != nil {
 			return err
 		}
@@ -290,7 +293,7 @@ func (s *Service) Delete(ctx context.Context, p *tenant.Principal, id uuid.UUID,
 		if _, err := s.remove(ctx, tx, p.OrgID, func() ([]File, error) { return s.Store.Delete(ctx, tx, p.OrgID, []uuid.UUID{id}) }); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, audit.By(p, meta, "file.deleted", "file", id.String()).WithDetails(map[string]any{
+		return audit.Record(ctx, q, audit.By(p, meta, "file.deleted", "file", id.String()).WithDetails(map[string]any{
 			"resource_id": f.ResourceID, "filename": f.Filename, "status": f.Status}))
 	})
 }
