@@ -198,10 +198,11 @@ func inTxWith(ctx context.Context, db *sqlx.DB, orgID uuid.UUID, first []Stmt, r
 		defer txConns.Delete(tx)
 	}
 	err = runAndCommit(tx, fn)
-	if isStaleStatement(err) {
+	if err != nil && (tc.stale || isStaleStatement(err)) {
 		// A statement Prepared counted on was missing (or one it
 		// prepared was there): the transaction failed whole, so it may
-		// start again on another connection.
+		// start again on another connection, whatever fn made of the
+		// error.
 		unknown = true
 		return staleStart{err}
 	}

@@ -42,8 +42,18 @@ var txConns sync.Map // *sqlx.Tx → *txConn
 // statements unknown (a PREPARE outlives its failed transaction, or may
 // not have run), so InTxWith drops that connection.
 type txConn struct {
-	key   any
-	added bool // a transaction runs on one goroutine at a time
+	key any
+	// A transaction runs on one goroutine at a time.
+	added bool // it prepared something on the connection
+	stale bool // a statement it counted on was missing, or one it prepared there already
+}
+
+// saw notes a stale statement among a statement's errors, whatever the
+// caller then makes of the error.
+func (tc *txConn) saw(err error) {
+	if isStaleStatement(err) {
+		tc.stale = true
+	}
 }
 
 type preparedTx struct {
@@ -76,28 +86,38 @@ func (p preparedTx) message(query string, args []any) (string, bool) {
 
 func (p preparedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if msg, ok := p.message(query, args); ok {
-		return p.Tx.ExecContext(ctx, msg)
+		res, err := p.Tx.ExecContext(ctx, msg)
+		p.tc.saw(err)
+		return res, err
 	}
 	return p.Tx.ExecContext(ctx, query, args...)
 }
 
 func (p preparedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if msg, ok := p.message(query, args); ok {
-		return p.Tx.QueryContext(ctx, msg)
+		rows, err := p.Tx.QueryContext(ctx, msg)
+		p.tc.saw(err)
+		return rows, err
 	}
 	return p.Tx.QueryContext(ctx, query, args...)
 }
 
 func (p preparedTx) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
 	if msg, ok := p.message(query, args); ok {
-		return p.Tx.QueryxContext(ctx, msg)
+		rows, err := p.Tx.QueryxContext(ctx, msg)
+		p.tc.saw(err)
+		return rows, err
 	}
 	return p.Tx.QueryxContext(ctx, query, args...)
 }
 
 func (p preparedTx) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
 	if msg, ok := p.message(query, args); ok {
-		return p.Tx.QueryRowxContext(ctx, msg)
+		row := p.Tx.QueryRowxContext(ctx, msg)
+		// A missing statement fails the message before any row:
+		// lib/pq returns it from the query, which Row keeps for Scan.
+		p.tc.saw(row.Err())
+		return row
 	}
 	return p.Tx.QueryRowxContext(ctx, query, args...)
 }

@@ -142,6 +142,33 @@ func TestPrepared(t *testing.T) {
 	if got := committed(t, db); got != "[0 1 2 3 7 8]" {
 		t.Fatalf("committed %s; want 8 once", got)
 	}
+	// The same when fn replaces the error with its own (as a service
+	// hiding a driver error might): the lost statement is seen where it
+	// failed.
+	pid = backendPID(t, db)
+	runs = 0
+	err = postgres.InTxWith(context.Background(), db, uuid.New(), nil, func(*sqlx.Rows) error { return nil }, func(tx *sqlx.Tx) error {
+		runs++
+		if runs == 1 {
+			if _, err := tx.Exec(`DEALLOCATE ` + insertName); err != nil {
+				return err
+			}
+		}
+		var tens int
+		if err := sqlx.GetContext(context.Background(), postgres.Prepared(tx), &tens, preparedInsert, 9); err != nil {
+			return errors.New("something went wrong")
+		}
+		return nil
+	})
+	if err != nil || runs != 2 {
+		t.Fatalf("after a lost statement whose error fn replaced: %v, %d runs; want one retry", err, runs)
+	}
+	if backendPID(t, db) == pid {
+		t.Fatal("the connection that lost a statement was kept")
+	}
+	if got := committed(t, db); got != "[0 1 2 3 7 8 9]" {
+		t.Fatalf("committed %s; want 9 once", got)
+	}
 
 	// Bytes, whose type only the server knows, go through lib/pq as they
 	// are, prepared nowhere.
