@@ -58,11 +58,6 @@ func (o *oneTrip) close(err error) { o.msg.Close(err) }
 
 // check reads the first two result sets and leaves rows at the read's.
 func (o *oneTrip) check(rows *sqlx.Rows) error {
-	for rows.Next() { // set_config's
-	}
-	if !rows.NextResultSet() {
-		return fmt.Errorf("one-trip read: no check result: %w", rowsErr(rows))
-	}
 	r, err := readCaller(rows, o.p)
 	if err != nil {
 		return err

@@ -54,11 +54,6 @@ func InOrg(ctx context.Context, db *sqlx.DB, p *Principal, min string, fn func(t
 	var role string
 	check := []postgres.Stmt{{Query: callerRoleQuery, Args: []any{p.OrgID, p.UserID}}}
 	return postgres.InTxWith(ctx, db, p.OrgID, check, func(rows *sqlx.Rows) error {
-		for rows.Next() { // set_config's
-		}
-		if !rows.NextResultSet() {
-			return fmt.Errorf("caller check: no result: %w", rowsErr(rows))
-		}
 		var err error
 		role, err = readCaller(rows, p)
 		return err
@@ -112,9 +107,15 @@ const callerRoleQuery = `SELECT o.suspended_at IS NOT NULL, m.role,
 		FROM organizations o LEFT JOIN memberships m ON m.org_id = o.id AND m.user_id = $2
 		WHERE o.id = $1`
 
-// readCaller reads callerRoleQuery's result set, where rows stand, and
-// decides the caller's role from it.
+// readCaller reads a message's first two result sets, the tenant
+// setting's and callerRoleQuery's, and decides the caller's role from the
+// second; rows are left at its end.
 func readCaller(rows *sqlx.Rows, p *Principal) (string, error) {
+	for rows.Next() { // set_config's
+	}
+	if !rows.NextResultSet() {
+		return "", fmt.Errorf("caller check: no result: %w", rowsErr(rows))
+	}
 	var (
 		found               bool
 		suspended, disabled bool

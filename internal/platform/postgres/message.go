@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -278,7 +279,7 @@ func (p *preparedStatements) build(key any, stmts []Stmt) (string, []string, err
 	var added []string
 	for i, s := range stmts {
 		names[i] = statementName(s.Query)
-		if _, ok := have[names[i]]; ok || contains(added, names[i]) {
+		if _, ok := have[names[i]]; ok || slices.Contains(added, names[i]) {
 			continue
 		}
 		b.WriteString("PREPARE " + names[i] + " AS " + s.Query + ";")
@@ -376,13 +377,4 @@ func isStaleStatement(err error) bool {
 		return false
 	}
 	return pe.Code == "26000" || pe.Code == "42P05" // invalid_sql_statement_name, duplicate_prepared_statement
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

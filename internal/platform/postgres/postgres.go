@@ -36,9 +36,10 @@ type Options struct {
 	MaxOpenConns    int
 	MaxIdleConns    int
 	ConnMaxLifetime time.Duration
-	// Unprepared makes QueryMessage inline its statements instead of
-	// preparing them on each connection: for a pooler that does not keep
-	// a session's prepared statements (PgBouncer in transaction mode).
+	// Unprepared makes QueryMessage and InTxWith inline their statements,
+	// and Prepared hand its transaction's to lib/pq, instead of preparing
+	// them on each connection: for a pooler that does not keep a session's
+	// prepared statements (PgBouncer in transaction mode).
 	Unprepared bool
 }
 
