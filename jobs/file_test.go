@@ -15,6 +15,7 @@ import (
 	"github.com/keelhq/keel/internal/outbox"
 	"github.com/keelhq/keel/internal/plan"
 	"github.com/keelhq/keel/internal/plan/plandb"
+	"github.com/keelhq/keel/internal/platform/postgrestest"
 	"github.com/keelhq/keel/internal/platform/s3"
 	"github.com/keelhq/keel/internal/platform/s3test"
 	"github.com/keelhq/keel/jobs"
@@ -92,7 +93,7 @@ func TestFileTasksRunUnderTheirOrganization(t *testing.T) {
 	// resource's ready file along: its row and counted storage go in the
 	// purge's transaction, and file:delete-objects deletes the object.
 	var stored int64
-	e.db.Owner.Get(&stored, `SELECT value FROM usage_counters WHERE org_id = $1 AND metric = 'storage_bytes'`, orgB)
+	e.db.Owner.Get(&stored, postgrestest.UsageSQL, orgB, "storage_bytes")
 	if stored != 5 {
 		t.Fatalf("storage counted %d, want the 5 bytes of the ready file", stored)
 	}
@@ -103,7 +104,7 @@ func TestFileTasksRunUnderTheirOrganization(t *testing.T) {
 	var files, resources int
 	e.db.Owner.Get(&files, `SELECT count(*) FROM files WHERE id = $1`, fileB)
 	e.db.Owner.Get(&resources, `SELECT count(*) FROM resources WHERE id = $1`, res)
-	e.db.Owner.Get(&stored, `SELECT value FROM usage_counters WHERE org_id = $1 AND metric = 'storage_bytes'`, orgB)
+	e.db.Owner.Get(&stored, postgrestest.UsageSQL, orgB, "storage_bytes")
 	if files != 0 || resources != 0 || stored != 0 {
 		t.Fatalf("after the purge: %d files, %d resources, %d bytes counted", files, resources, stored)
 	}

@@ -71,7 +71,7 @@ func TestSeedDemo(t *testing.T) {
 	resources := func() (n, used int, statuses int) {
 		t.Helper()
 		if err := db.Owner.QueryRow(`SELECT count(*), count(DISTINCT r.status),
-			coalesce((SELECT value FROM usage_counters u WHERE u.org_id = o.id AND metric = 'resources'), 0)
+			GREATEST(coalesce((SELECT value FROM usage_counters WHERE org_id = o.id AND metric = 'resources'), 0) + coalesce((SELECT sum(delta) FROM usage_deltas WHERE org_id = o.id AND metric = 'resources'), 0), 0)::bigint
 			FROM organizations o JOIN resources r ON r.org_id = o.id WHERE o.name = 'Acme Demo' GROUP BY o.id`).Scan(&n, &statuses, &used); err != nil {
 			t.Fatal(err)
 		}
@@ -80,7 +80,7 @@ func TestSeedDemo(t *testing.T) {
 	if n, used, st := resources(); n != 25 || used != 25 || st != 3 {
 		t.Fatalf("demo resources: %d, usage %d, %d statuses", n, used, st)
 	}
-	if _, err := db.Owner.Exec(`DELETE FROM resources WHERE name LIKE 'Pump%'; UPDATE usage_counters SET value = value - 5`); err != nil {
+	if _, err := db.Owner.Exec(`DELETE FROM resources WHERE name LIKE 'Pump%'; INSERT INTO usage_deltas (org_id, metric, delta) SELECT id, 'resources', -5 FROM organizations WHERE name = 'Acme Demo'`); err != nil {
 		t.Fatal(err)
 	}
 	if err := demo.Seed(ctx, db.App, &out); err != nil {
@@ -89,7 +89,7 @@ func TestSeedDemo(t *testing.T) {
 	if n, _, _ := resources(); n != 20 {
 		t.Fatalf("a re-run added resources to an organization that has some: %d", n)
 	}
-	if _, err := db.Owner.Exec(`DELETE FROM resources; DELETE FROM usage_counters`); err != nil {
+	if _, err := db.Owner.Exec(`DELETE FROM resources; DELETE FROM usage_counters; DELETE FROM usage_deltas`); err != nil {
 		t.Fatal(err)
 	}
 	if err := demo.Seed(ctx, db.App, &out); err != nil {

@@ -57,7 +57,7 @@ func TestSeedFile(t *testing.T) {
 		Usage  int64  `db:"usage"`
 	}
 	err = db.Owner.Get(&got, `SELECT count(*) OVER () AS n, f.status, r.name,
-		(SELECT value FROM usage_counters u WHERE u.org_id = f.org_id AND metric = 'storage_bytes') AS usage
+		GREATEST(coalesce((SELECT value FROM usage_counters WHERE org_id = f.org_id AND metric = 'storage_bytes'), 0) + coalesce((SELECT sum(delta) FROM usage_deltas WHERE org_id = f.org_id AND metric = 'storage_bytes'), 0), 0)::bigint AS usage
 		FROM files f JOIN resources r ON r.org_id = f.org_id AND r.id = f.resource_id`)
 	if err != nil || got.N != 1 || got.Status != "ready" || got.Res != "Demo resource" || got.Usage != int64(len(demo.FileBody)) {
 		t.Fatalf("demo files %+v (%v)\n%s", got, err, out.String())

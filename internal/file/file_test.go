@@ -133,7 +133,7 @@ func (f *fixture) row(t *testing.T, id uuid.UUID) (status, reason, sha string, t
 func (f *fixture) usage(t *testing.T, org uuid.UUID) int64 {
 	t.Helper()
 	var n int64
-	if err := f.db.Owner.Get(&n, `SELECT coalesce((SELECT value FROM usage_counters WHERE org_id = $1 AND metric = 'storage_bytes'), 0)`, org); err != nil {
+	if err := f.db.Owner.Get(&n, postgrestest.UsageSQL, org, "storage_bytes"); err != nil {
 		t.Fatal(err)
 	}
 	return n

@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/keelhq/keel/internal/file"
+	"github.com/keelhq/keel/internal/platform/postgrestest"
 	"github.com/keelhq/keel/internal/platform/s3"
 	"github.com/keelhq/keel/internal/platform/s3test"
 )
@@ -112,7 +113,7 @@ func (e *env) waitFile(tok, id string) fileOut {
 func (e *env) storageUsage(org string) int64 {
 	e.t.Helper()
 	var n int64
-	e.db.Owner.Get(&n, `SELECT coalesce((SELECT value FROM usage_counters WHERE org_id = $1 AND metric = 'storage_bytes'), 0)`, org)
+	e.db.Owner.Get(&n, postgrestest.UsageSQL, org, "storage_bytes")
 	return n
 }
 

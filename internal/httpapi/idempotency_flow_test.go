@@ -68,7 +68,7 @@ func TestIdempotentConcurrentResourceCreates(t *testing.T) {
 		t.Fatal(err)
 	}
 	var used int64
-	if err := e.db.Owner.Get(&used, `SELECT value FROM usage_counters WHERE metric = 'resources'`); err != nil {
+	if err := e.db.Owner.Get(&used, `SELECT GREATEST(coalesce((SELECT sum(value) FROM usage_counters WHERE metric = 'resources'), 0) + coalesce((SELECT sum(delta) FROM usage_deltas WHERE metric = 'resources'), 0), 0)::bigint`); err != nil {
 		t.Fatal(err)
 	}
 	if n != 1 || used != 1 {

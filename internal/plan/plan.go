@@ -28,12 +28,15 @@ func (f Fixed) PlanOf(context.Context, sqlx.QueryerContext, uuid.UUID) (Plan, er
 // Store keeps the usage counters (usage_counters, under the tenant's RLS).
 type Store interface {
 	// Add adds delta to orgID's counter of m when the sum stays within
-	// limit (Unlimited: always), and returns the new value and true; when it
-	// would not, it changes nothing and returns the current value and
-	// false. The counter row stays locked until tx ends, so concurrent Adds
-	// for one organization and metric run one after the other.
+	// limit (Unlimited: always), and returns true; when it would not, it
+	// changes nothing and returns the current value and false. With a
+	// limit, the counter stays locked until tx ends, so concurrent Adds
+	// for one organization and metric run one after the other, and after
+	// every Add without one that is still in flight; Adds without a limit
+	// do not wait for each other.
 	Add(ctx context.Context, tx sqlx.ExtContext, orgID uuid.UUID, m Metric, delta, limit int64) (int64, bool, error)
-	// Sub takes delta off orgID's counter of m, never below zero.
+	// Sub takes delta off orgID's counter of m (usage reads never below
+	// zero); it waits for no other writer.
 	Sub(ctx context.Context, tx sqlx.ExtContext, orgID uuid.UUID, m Metric, delta int64) error
 	// Lock locks orgID's counter row of m until tx ends, creating it, and
 	// returns its value: for metrics counted live (seats), it serializes
@@ -86,8 +89,9 @@ func bytesString(n int64) string {
 
 // Reserve adds delta of m to orgID's usage in tx, or returns Reached when
 // that would pass its plan's limit. The check and the increment are one
-// statement holding the counter's row lock until tx ends, so 50 concurrent
-// creates against a limit of 10 leave exactly 10.
+// statement holding the counter's lock until tx ends, so 50 concurrent
+// creates against a limit of 10 leave exactly 10; without a limit, nothing
+// is checked and concurrent Reserves do not queue (plandb.Store).
 func (l *Limiter) Reserve(ctx context.Context, tx sqlx.ExtContext, orgID uuid.UUID, m Metric, delta int64) error {
 	p, err := l.Plans.PlanOf(ctx, tx, orgID)
 	if err != nil {

@@ -3,10 +3,12 @@ package plan_test
 import (
 	"context"
 	"errors"
+	"math"
 	"os"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -116,7 +118,7 @@ func TestReserveIsRaceFree(t *testing.T) {
 	}
 	wg.Wait()
 	var v int64
-	if err := db.Owner.Get(&v, `SELECT value FROM usage_counters WHERE org_id = $1 AND metric = 'resources'`, org); err != nil {
+	if err := db.Owner.Get(&v, postgrestest.UsageSQL, org, "resources"); err != nil {
 		t.Fatal(err)
 	}
 	if ok != 10 || reached != 40 || v != 10 {
@@ -217,5 +219,170 @@ func TestAdmitSerializesLiveCounts(t *testing.T) {
 	}
 	if n != 2 {
 		t.Fatalf("seats taken = %d, want the limit 2", n)
+	}
+}
+
+// usage is what the store says orgID uses of m, read as the owner.
+func usage(t *testing.T, db *postgrestest.DB, org uuid.UUID, m plan.Metric) (counter, deltas int64) {
+	t.Helper()
+	if err := db.Owner.QueryRow(`SELECT coalesce((SELECT value FROM usage_counters WHERE org_id = $1 AND metric = $2), 0),
+		(SELECT count(*) FROM usage_deltas WHERE org_id = $1 AND metric = $2)`, org, string(m)).Scan(&counter, &deltas); err != nil {
+		t.Fatal(err)
+	}
+	return counter, deltas
+}
+
+// open starts a tenant transaction for org that the test ends.
+func open(t *testing.T, db *postgrestest.DB, org uuid.UUID) *sqlx.Tx {
+	t.Helper()
+	tx, err := db.App.Beginx()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback() })
+	if err := postgres.SetTenant(context.Background(), tx, org); err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
+// Without a limit, reservations do not wait for each other: a second one
+// commits while the first is still open (on a counter row lock it would
+// wait for the first to end).
+func TestUnlimitedReservesDoNotQueue(t *testing.T) {
+	t.Parallel()
+	db, _, org := fixture(t, plan.Unlimited)
+	l := unlimited(math.MaxInt)
+	ctx := context.Background()
+	first := open(t, db, org)
+	if err := l.Reserve(ctx, first, org, plan.Resources, 1); err != nil {
+		t.Fatal(err)
+	}
+	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := postgres.InTx(wait, db.App, org, func(tx *sqlx.Tx) error { return l.Reserve(wait, tx, org, plan.Resources, 1) }); err != nil {
+		t.Fatalf("the second reservation, with the first open: %v", err)
+	}
+	if err := first.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if c, d := usage(t, db, org, plan.Resources); c != 0 || d != 2 {
+		t.Fatalf("counter %d with %d deltas; want 0 with 2", c, d)
+	}
+	got := 0
+	if err := postgres.InTx(ctx, db.App, org, func(tx *sqlx.Tx) error {
+		all, err := plandb.Store{}.All(ctx, tx, org)
+		got = int(all[plan.Resources])
+		return err
+	}); err != nil || got != 2 {
+		t.Fatalf("usage %d (%v), want 2", got, err)
+	}
+}
+
+func unlimited(foldOneIn int) *plan.Limiter {
+	p := plan.Plan{ID: "big", Name: "Big", Limits: plan.Limits{Resources: plan.Unlimited, StorageBytes: plan.Unlimited, Seats: plan.Unlimited, APIRequestsPerMinute: plan.Unlimited}}
+	return &plan.Limiter{Plans: plan.Fixed{Plan: p}, Store: plandb.Store{FoldOneIn: foldOneIn}}
+}
+
+// The attacker's sequence for the deltas: an organization on an unlimited
+// plan reserves 10 in a transaction still open when its plan drops to a
+// limit of 10. A reservation checked against the new limit must wait for
+// the open one and then refuse, not count it out and pass.
+func TestLimitWaitsForUnlimitedWritesInFlight(t *testing.T) {
+	t.Parallel()
+	db, limited, org := fixture(t, 10)
+	ctx := context.Background()
+	first := open(t, db, org)
+	if err := unlimited(math.MaxInt).Reserve(ctx, first, org, plan.Resources, 10); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- postgres.InTx(ctx, db.App, org, func(tx *sqlx.Tx) error { return limited.Reserve(ctx, tx, org, plan.Resources, 1) })
+	}()
+	// The checked reservation waits on the counter's lock.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if time.Now().After(deadline) {
+			t.Fatal("the checked reservation never waited on a lock")
+		}
+		var waiting int
+		if err := db.Owner.Get(&waiting, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND wait_event_type = 'Lock'`); err != nil {
+			t.Fatal(err)
+		}
+		if waiting == 1 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the checked reservation ended (%v) while an unchecked one was in flight", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := first.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	err := <-done
+	if e, ok := apperr.As(err); !ok || e.Code != "plan_limit_reached" || e.Limit.Usage != 10 {
+		t.Fatalf("checked reservation after 10 unchecked: %v, want plan_limit_reached at 10", err)
+	}
+	// Its fold was rolled back with it; the next checked write folds.
+	if c, d := usage(t, db, org, plan.Resources); c != 0 || d != 1 {
+		t.Fatalf("counter %d with %d deltas; want the delta still pending", c, d)
+	}
+	if err := postgres.InTx(ctx, db.App, org, func(tx *sqlx.Tx) error { return limited.Release(ctx, tx, org, plan.Resources, 1) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := postgres.InTx(ctx, db.App, org, func(tx *sqlx.Tx) error { return limited.Reserve(ctx, tx, org, plan.Resources, 1) }); err != nil {
+		t.Fatalf("reservation after a release: %v", err)
+	}
+	if c, d := usage(t, db, org, plan.Resources); c != 10 || d != 0 {
+		t.Fatalf("counter %d with %d deltas; want 10 folded", c, d)
+	}
+}
+
+// Whichever path each write takes (a delta, a fold, a checked add), usage
+// is the sum of what was reserved and released, never below zero, and the
+// deltas do not pile up when every write folds.
+func TestFoldKeepsUsage(t *testing.T) {
+	t.Parallel()
+	for _, foldOneIn := range []int{1, 3, math.MaxInt} {
+		db, limited, org := fixture(t, 1000)
+		ctx := context.Background()
+		free := unlimited(foldOneIn)
+		want := int64(0)
+		for i := range 60 {
+			l, delta := free, int64(i%7+1)
+			if i%5 == 0 {
+				l = limited
+			}
+			err := postgres.InTx(ctx, db.App, org, func(tx *sqlx.Tx) error {
+				if i%4 == 3 {
+					return l.Release(ctx, tx, org, plan.Resources, delta)
+				}
+				return l.Reserve(ctx, tx, org, plan.Resources, delta)
+			})
+			if err != nil {
+				t.Fatalf("fold one in %d, write %d: %v", foldOneIn, i, err)
+			}
+			if i%4 == 3 {
+				want = max(want-delta, 0)
+			} else {
+				want += delta
+			}
+		}
+		var got int64
+		if err := postgres.InTx(ctx, db.App, org, func(tx *sqlx.Tx) error {
+			all, err := plandb.Store{}.All(ctx, tx, org)
+			got = all[plan.Resources]
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		c, d := usage(t, db, org, plan.Resources)
+		if got != want || (foldOneIn == 1 && (d != 0 || c != want)) {
+			t.Fatalf("fold one in %d: usage %d (counter %d, %d deltas), want %d", foldOneIn, got, c, d, want)
+		}
 	}
 }

@@ -330,7 +330,7 @@ func TestPlanLimit(t *testing.T) {
 		t.Fatalf("restore with room: %v", err)
 	}
 	var used int64
-	if err := f.db.Owner.Get(&used, `SELECT value FROM usage_counters WHERE org_id = $1 AND metric = 'resources'`, f.a); err != nil || used != 3 {
+	if err := f.db.Owner.Get(&used, postgrestest.UsageSQL, f.a, "resources"); err != nil || used != 3 {
 		t.Fatalf("usage %d %v, want 3", used, err)
 	}
 }

@@ -190,7 +190,7 @@ func (s *Service) Delete(ctx context.Context, p *tenant.Principal, id uuid.UUID,
 			return err
 		}
 		if s.Limits != nil {
-			if err := s.Limits.Release(ctx, tx, p.OrgID, plan.Resources, 1); err != nil {
+			if err := s.Limits.Release(ctx, postgres.Prepared(tx), p.OrgID, plan.Resources, 1); err != nil {
 				return err
 			}
 		}

@@ -141,12 +141,14 @@ func (Store) OrgMembers(ctx context.Context, tx sqlx.QueryerContext, id uuid.UUI
 
 // OrgUsage implements admin.OrgStore: the counts org.Usage and the limits
 // engine use (memberships and live invitations for seats, usage_counters
-// for the rest).
+// with their pending usage_deltas for the rest).
 func (Store) OrgUsage(ctx context.Context, tx sqlx.QueryerContext, id uuid.UUID, now time.Time) (admin.OrgUsage, error) {
 	const q = `SELECT (SELECT count(*) FROM memberships WHERE org_id = $1),
 		(SELECT count(*) FROM invitations WHERE org_id = $1 AND accepted_at IS NULL AND expires_at > $2),
-		COALESCE((SELECT value FROM usage_counters WHERE org_id = $1 AND metric = 'resources'), 0),
-		COALESCE((SELECT value FROM usage_counters WHERE org_id = $1 AND metric = 'storage_bytes'), 0)`
+		GREATEST(COALESCE((SELECT value FROM usage_counters WHERE org_id = $1 AND metric = 'resources'), 0)
+			+ COALESCE((SELECT sum(delta) FROM usage_deltas WHERE org_id = $1 AND metric = 'resources'), 0), 0)::bigint,
+		GREATEST(COALESCE((SELECT value FROM usage_counters WHERE org_id = $1 AND metric = 'storage_bytes'), 0)
+			+ COALESCE((SELECT sum(delta) FROM usage_deltas WHERE org_id = $1 AND metric = 'storage_bytes'), 0), 0)::bigint`
 	var u admin.OrgUsage
 	if err := tx.QueryRowxContext(ctx, q, id, now).Scan(&u.Members, &u.PendingInvitations, &u.Resources, &u.StorageBytes); err != nil {
 		return admin.OrgUsage{}, fmt.Errorf("organization usage: %w", err)

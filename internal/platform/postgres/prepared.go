@@ -64,14 +64,22 @@ type preparedTx struct {
 // message is query with args as one message for the transaction's
 // connection, or ok false when an argument has no literal.
 func (p preparedTx) message(query string, args []any) (string, bool) {
-	for _, a := range args {
-		// Inline writes bytes as bytea, which a jsonb or text parameter
-		// does not take; lib/pq sends them for the parameter's type.
-		if _, ok := a.([]byte); ok {
-			return "", false
+	return p.messageAll([]Stmt{{Query: query, Args: args}})
+}
+
+// messageAll is message for several statements in one message.
+func (p preparedTx) messageAll(stmts []Stmt) (string, bool) {
+	for _, s := range stmts {
+		for _, a := range s.Args {
+			// Inline writes bytes as bytea, which a jsonb or text
+			// parameter does not take; lib/pq sends them for the
+			// parameter's type.
+			if _, ok := a.([]byte); ok {
+				return "", false
+			}
 		}
 	}
-	msg, added, err := prepared.build(p.tc.key, []Stmt{{Query: query, Args: args}})
+	msg, added, err := prepared.build(p.tc.key, stmts)
 	if err != nil {
 		return "", false
 	}
@@ -120,4 +128,24 @@ func (p preparedTx) QueryRowxContext(ctx context.Context, query string, args ...
 		return row
 	}
 	return p.Tx.QueryRowxContext(ctx, query, args...)
+}
+
+// ExecAll runs stmts in order on ext, which returns no rows the caller
+// wants: on a Prepared transaction as one message (one round trip), each
+// statement with its own snapshot, as if sent one by one; on anything else
+// one statement at a time. A statement's error stops the rest.
+func ExecAll(ctx context.Context, ext sqlx.ExtContext, stmts ...Stmt) error {
+	if p, ok := ext.(preparedTx); ok {
+		if msg, ok := p.messageAll(stmts); ok {
+			_, err := p.Tx.ExecContext(ctx, msg)
+			p.tc.saw(err)
+			return err
+		}
+	}
+	for _, s := range stmts {
+		if _, err := ext.ExecContext(ctx, s.Query, s.Args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }

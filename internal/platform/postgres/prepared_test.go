@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -208,5 +209,39 @@ func TestPreparedPassesThrough(t *testing.T) {
 	}
 	if got := committed(t, un); got != "[1]" {
 		t.Fatalf("committed %s", got)
+	}
+}
+
+// ExecAll runs its statements in order, prepared on a Prepared
+// transaction (one message) and one by one elsewhere; either way an error
+// stops the rest and fails the transaction.
+func TestExecAll(t *testing.T) {
+	t.Parallel()
+	for _, unprepared := range []bool{false, true} {
+		db := inTxWithPool(t, unprepared)
+		ctx := context.Background()
+		run := func(stmts ...postgres.Stmt) error {
+			return postgres.InTxWith(ctx, db, uuid.New(), nil, func(*sqlx.Rows) error { return nil }, func(tx *sqlx.Tx) error {
+				return postgres.ExecAll(ctx, postgres.Prepared(tx), stmts...)
+			})
+		}
+		ins := func(n int) postgres.Stmt {
+			return postgres.Stmt{Query: `INSERT INTO intxwith VALUES ($1)`, Args: []any{n}}
+		}
+		if err := run(ins(1), postgres.Stmt{Query: `SELECT pg_advisory_xact_lock_shared($1)`, Args: []any{int64(7)}}, ins(2)); err != nil {
+			t.Fatal(err)
+		}
+		if names := preparedOn(t, db); unprepared != (len(names) == 0) {
+			t.Fatalf("unprepared=%v: prepared %v", unprepared, names)
+		}
+		// The second statement fails (1 / 0): neither the first nor the
+		// third is committed.
+		err := run(ins(3), postgres.Stmt{Query: `INSERT INTO intxwith VALUES (1 / $1)`, Args: []any{0}}, ins(4))
+		if err == nil || !strings.Contains(err.Error(), "division by zero") {
+			t.Fatalf("unprepared=%v: failing statement: %v", unprepared, err)
+		}
+		if got := committed(t, db); got != "[1 2]" {
+			t.Fatalf("unprepared=%v: committed %s, want [1 2]", unprepared, got)
+		}
 	}
 }

@@ -345,3 +345,9 @@ func NewEmpty(t testing.TB) *Empty {
 // URL returns the test server's URL for database db as user (the admin's own
 // credentials when user is empty).
 func URL(db, user, password string) string { return withDB(AdminURL(), db, user, password) }
+
+// UsageSQL reads an organization's counted usage of a metric ($1 the
+// organization, $2 the metric) as the limits engine does: the counter row
+// plus its pending deltas, never below zero. Run it as the owner.
+const UsageSQL = `SELECT GREATEST(coalesce((SELECT value FROM usage_counters WHERE org_id = $1 AND metric = $2), 0)
+	+ coalesce((SELECT sum(delta) FROM usage_deltas WHERE org_id = $1 AND metric = $2), 0), 0)::bigint`
