@@ -230,9 +230,13 @@ check() {
 }
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
+# What was measured: the commit, and whether the tree had changes on top.
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$commit with uncommitted changes"; fi
+
 echo
 echo "== setup: $ROUNDS rounds, wrk $THREADS threads, $CONNS connections, $DURATION per server per round; $(nproc) cores;" \
-  "api_requests_per_minute $RATE_LIMIT; Idempotency-Key on POST: $([ "$IDEMPOTENCY" = 1 ] && echo yes || echo no); POST tenants: $POST_TENANTS; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  "api_requests_per_minute $RATE_LIMIT; Idempotency-Key on POST: $([ "$IDEMPOTENCY" = 1 ] && echo yes || echo no); POST tenants: $POST_TENANTS; commit $commit"
 echo "== load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 list_ratios=() list_p99=() post_ratios=()
@@ -283,7 +287,7 @@ verdict() { if [ "$(echo "$1" | bc -l)" = 1 ]; then echo met; else echo MISSED; 
 summary=$(printf '%s list ratio %.2f (target >= 0.60: %s), list p99 median %.1f ms, worst %.1f ms (target < 50: %s); POST ratio %.2f (target >= 0.50: %s); %d rounds x %s, %d connections, %d cores, rate limit %s/min, idempotency key %s, POST tenants %d, commit %s' \
   "$stamp" "$lr" "$(verdict "$lr >= 0.6")" "$lp" "$lpmax" "$(verdict "$lp < 50")" "$pr" "$(verdict "$pr >= 0.5")" \
   "$ROUNDS" "$DURATION" "$CONNS" "$(nproc)" "$RATE_LIMIT" "$([ "$IDEMPOTENCY" = 1 ] && echo yes || echo no)" "$POST_TENANTS" \
-  "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)")
+  "$commit")
 echo "$summary"
 echo "$summary" >> bench/results/wrk-resources-summary.txt
 echo "raw output: $OUT"
