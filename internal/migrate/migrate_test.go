@@ -635,3 +635,56 @@ func mustProvisioned(t *testing.T) (*postgrestest.Empty, *migrate.Migrator, *sql
 	}
 	return e, m, owner
 }
+
+// Stepping down past usage_deltas folds the pending deltas into the
+// counters, so going back loses no usage.
+func TestUsageDeltasDownKeepsUsage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := postgrestest.NewEmpty(t)
+	m := mustNew(t, e.OwnerURL)
+	db := mustOpen(t, e.OwnerURL)
+	if err := m.Up(ctx, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	const org = "01a221e8-ae6d-7e69-9f4a-cf953fd7c357"
+	// One message, so no parameters: the organization's id is written in.
+	seed := strings.ReplaceAll(`INSERT INTO organizations (id, name) VALUES ('ORG', 'A');
+		INSERT INTO usage_counters (org_id, metric, value) VALUES ('ORG', 'resources', 10);
+		INSERT INTO usage_deltas (org_id, metric, delta) VALUES ('ORG', 'resources', 5), ('ORG', 'resources', -3), ('ORG', 'storage_bytes', 7)`, "ORG", org)
+	if _, err := db.Exec(seed); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		var exists bool
+		if err := db.QueryRow(`SELECT to_regclass('usage_deltas') IS NOT NULL`).Scan(&exists); err != nil {
+			t.Fatal(err)
+		}
+		if !exists {
+			break
+		}
+		if i == 100 {
+			t.Fatal("usage_deltas still there after 100 steps down")
+		}
+		if err := m.Down(ctx, &bytes.Buffer{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]int64{}
+	rows, err := db.Query(`SELECT metric, value FROM usage_counters WHERE org_id = $1`, org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var m string
+		var v int64
+		if err := rows.Scan(&m, &v); err != nil {
+			t.Fatal(err)
+		}
+		got[m] = v
+	}
+	if got["resources"] != 12 || got["storage_bytes"] != 7 || len(got) != 2 {
+		t.Fatalf("counters after stepping down: %v, want resources 12 and storage_bytes 7", got)
+	}
+}

@@ -69,15 +69,8 @@ func (p preparedTx) message(query string, args []any) (string, bool) {
 
 // messageAll is message for several statements in one message.
 func (p preparedTx) messageAll(stmts []Stmt) (string, bool) {
-	for _, s := range stmts {
-		for _, a := range s.Args {
-			// Inline writes bytes as bytea, which a jsonb or text
-			// parameter does not take; lib/pq sends them for the
-			// parameter's type.
-			if _, ok := a.([]byte); ok {
-				return "", false
-			}
-		}
+	if hasBytes(stmts) {
+		return "", false
 	}
 	msg, added, err := prepared.build(p.tc.key, stmts)
 	if err != nil {
@@ -131,9 +124,11 @@ func (p preparedTx) QueryRowxContext(ctx context.Context, query string, args ...
 }
 
 // ExecAll runs stmts in order on ext, which returns no rows the caller
-// wants: on a Prepared transaction as one message (one round trip), each
-// statement with its own snapshot, as if sent one by one; on anything else
-// one statement at a time. A statement's error stops the rest.
+// wants, as one message (one round trip), each statement with its own
+// snapshot, as if sent one by one: on a Prepared transaction as EXECUTEs,
+// on anything else inlined (as Options.Unprepared does). Statements with
+// bytes among their arguments go one at a time. A statement's error stops
+// the rest.
 func ExecAll(ctx context.Context, ext sqlx.ExtContext, stmts ...Stmt) error {
 	if p, ok := ext.(preparedTx); ok {
 		if msg, ok := p.messageAll(stmts); ok {
@@ -141,6 +136,13 @@ func ExecAll(ctx context.Context, ext sqlx.ExtContext, stmts ...Stmt) error {
 			p.tc.saw(err)
 			return err
 		}
+	} else if !hasBytes(stmts) {
+		msg, err := inlineAll(stmts)
+		if err != nil {
+			return err
+		}
+		_, err = ext.ExecContext(ctx, msg)
+		return err
 	}
 	for _, s := range stmts {
 		if _, err := ext.ExecContext(ctx, s.Query, s.Args...); err != nil {
@@ -148,4 +150,18 @@ func ExecAll(ctx context.Context, ext sqlx.ExtContext, stmts ...Stmt) error {
 		}
 	}
 	return nil
+}
+
+// hasBytes reports an argument Inline would write as bytea, which a jsonb
+// or text parameter does not take; lib/pq sends bytes for the parameter's
+// type.
+func hasBytes(stmts []Stmt) bool {
+	for _, s := range stmts {
+		for _, a := range s.Args {
+			if _, ok := a.([]byte); ok {
+				return true
+			}
+		}
+	}
+	return false
 }
