@@ -354,10 +354,33 @@ func TestReadOnlyFlipRace(t *testing.T) {
 	for count() < start+40 {
 		time.Sleep(2 * time.Millisecond)
 	}
-	if _, err := e.db.Owner.ExecContext(ctx, `UPDATE subscriptions SET status = 'read_only' WHERE org_id = $1`, org); err != nil {
+	// Switched as billing does (billingdb.Store.Account with lock): the
+	// billing lock first, so the writes arriving meanwhile queue behind it.
+	created := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return answers[http.StatusCreated]
+	}
+	createdBefore := created()
+	flipTx, err := e.db.Owner.BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := flipTx.ExecContext(ctx, `SELECT billing_lock($1, true)`, org); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := flipTx.ExecContext(ctx, `UPDATE subscriptions SET status = 'read_only' WHERE org_id = $1`, org); err != nil {
+		t.Fatal(err)
+	}
+	if err := flipTx.Commit(); err != nil {
 		t.Fatal(err)
 	}
 	atFlip := count()
+	// Not starved: while the switch waited, only the writes already in
+	// flight (one per writer, and one each answered just before) passed.
+	if n := created() - createdBefore; n > 16 {
+		t.Fatalf("%d creates passed while the switch to read-only waited; want at most the 8 writers' in flight", n)
+	}
 	// Let the writers run against the switched row for a while.
 	for {
 		mu.Lock()

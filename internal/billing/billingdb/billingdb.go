@@ -37,10 +37,17 @@ func notFound(err error) error {
 	return err
 }
 
-// Account implements billing.Store.
+// Account implements billing.Store. Locking, it first queues on the
+// organization's billing lock (billing_lock, migration 00750), which every
+// write checked by billing_assert_writable takes shared: writes arriving
+// after it wait for it instead of keeping the row's share lock taken.
 func (Store) Account(ctx context.Context, q sqlx.QueryerContext, orgID uuid.UUID, lock bool) (*billing.Account, error) {
 	query := `SELECT ` + accountCols + ` FROM subscriptions WHERE org_id = $1`
 	if lock {
+		var one int
+		if err := q.QueryRowxContext(ctx, `SELECT 1 FROM billing_lock($1, true)`, orgID).Scan(&one); err != nil {
+			return nil, fmt.Errorf("lock billing of %s: %w", orgID, err)
+		}
 		query += ` FOR UPDATE`
 	}
 	var a billing.Account
