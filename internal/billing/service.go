@@ -16,6 +16,7 @@ import (
 	"github.com/keelhq/keel/internal/audit"
 	"github.com/keelhq/keel/internal/outbox"
 	"github.com/keelhq/keel/internal/plan"
+	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/jobs/task"
 )
 
@@ -94,13 +95,35 @@ func (s *Service) StartOrg(ctx context.Context, tx *sqlx.Tx, orgID uuid.UUID) er
 
 // Resolver is the plan limiter's plan.Resolver: an organization's plan
 // from its subscriptions row, read in the caller's transaction (so a limit
-// or a write follows a payment at once, never a cache).
+// or a write follows a payment at once, never a cache). It is also a
+// plan.Assumer for one-message writes, whose guard rereads the row in the
+// write; NewResolver's keeps what it assumed (Assumed), a Resolver made
+// without it reads the row before every such write.
 type Resolver struct {
 	Store Store
 	Plans *plan.Catalog
+	// Assumed keeps Assume's answers until a write's guard fails
+	// (Forget) or for a minute; nil keeps nothing.
+	Assumed *expirable.LRU[uuid.UUID, Assumption]
 }
 
-var _ plan.Resolver = Resolver{}
+// Assumption is what Assume read of an organization's subscriptions row.
+type Assumption struct {
+	PlanID *string
+	Status Status
+	Found  bool
+}
+
+var (
+	_ plan.Resolver = Resolver{}
+	_ plan.Assumer  = Resolver{}
+)
+
+// NewResolver returns a Resolver over store and plans that keeps up to
+// 10,000 organizations' assumptions for a minute.
+func NewResolver(store Store, plans *plan.Catalog) Resolver {
+	return Resolver{Store: store, Plans: plans, Assumed: expirable.NewLRU[uuid.UUID, Assumption](10000, nil, time.Minute)}
+}
 
 // PlanOf implements plan.Resolver. An organization without a row (from
 // before billing, or made without billing wired) is on the fallback plan.
@@ -109,11 +132,43 @@ func (r Resolver) PlanOf(ctx context.Context, q sqlx.QueryerContext, orgID uuid.
 	if err != nil {
 		return plan.Plan{}, fmt.Errorf("billing: %w", err)
 	}
-	if !found {
-		return r.Plans.FallbackPlan(), nil
+	return r.plan(Assumption{PlanID: planID, Status: status, Found: found}), nil
+}
+
+func (r Resolver) plan(a Assumption) plan.Plan {
+	if !a.Found {
+		return r.Plans.FallbackPlan()
 	}
-	a := Account{PlanID: planID, Status: status}
-	return a.Plan(r.Plans), nil
+	acc := Account{PlanID: a.PlanID, Status: a.Status}
+	return acc.Plan(r.Plans)
+}
+
+// Assume implements plan.Assumer: the row as read on q (or kept from an
+// earlier read), and a guard that it still reads the same.
+func (r Resolver) Assume(ctx context.Context, q sqlx.QueryerContext, orgID uuid.UUID) (plan.Plan, *postgres.Stmt, error) {
+	a, ok := Assumption{}, false
+	if r.Assumed != nil {
+		a, ok = r.Assumed.Get(orgID)
+	}
+	if !ok {
+		planID, status, found, err := r.Store.PlanOf(ctx, q, orgID)
+		if err != nil {
+			return plan.Plan{}, nil, fmt.Errorf("billing: %w", err)
+		}
+		a = Assumption{PlanID: planID, Status: status, Found: found}
+		if r.Assumed != nil {
+			r.Assumed.Add(orgID, a)
+		}
+	}
+	guard := r.Store.PlanGuard(orgID, a.PlanID, a.Status, a.Found)
+	return r.plan(a), &guard, nil
+}
+
+// Forget implements plan.Assumer.
+func (r Resolver) Forget(orgID uuid.UUID) {
+	if r.Assumed != nil {
+		r.Assumed.Remove(orgID)
+	}
 }
 
 // Cached is a Resolver whose answers are kept for ttl: for the API rate

@@ -3,6 +3,7 @@ package billing
 import (
 	"context"
 	"errors"
+	"github.com/keelhq/keel/internal/platform/postgres"
 	"time"
 
 	"github.com/google/uuid"
@@ -38,6 +39,10 @@ type Store interface {
 	// snapshot of the transaction q is in, tenant set or not. found is
 	// false for an organization without a row.
 	PlanOf(ctx context.Context, q sqlx.QueryerContext, orgID uuid.UUID) (planID *string, status Status, found bool, err error)
+	// PlanGuard is a keel_assume guard for a one-message write: it fails
+	// unless PlanOf, run where the guard runs, would answer planID,
+	// status and found.
+	PlanGuard(orgID uuid.UUID, planID *string, status Status, found bool) postgres.Stmt
 	// OrgsWithStatus lists the organizations in any of statuses (platform
 	// jobs: trial expiry, dunning).
 	OrgsWithStatus(ctx context.Context, q sqlx.QueryerContext, statuses ...Status) ([]uuid.UUID, error)

@@ -8,6 +8,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/keelhq/keel/internal/apperr"
+	"github.com/keelhq/keel/internal/platform/postgres"
 )
 
 // Resolver says which plan an organization is on: billing.Resolver, from
@@ -17,13 +18,38 @@ type Resolver interface {
 	PlanOf(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID) (Plan, error)
 }
 
+// Assumer is a Resolver that can also answer for a one-message write
+// (tenant.WriteOnce), which cannot read the plan and then decide: Assume
+// reads orgID's plan on q, outside the write, and returns with it a
+// keel_assume guard (nil when the plan cannot change) that fails unless
+// the plan still reads the same. The write runs the guard after its rows,
+// whose billing check holds the organization's billing lock until commit,
+// so a plan change either committed before the guard (which then fails)
+// or waits for the write.
+type Assumer interface {
+	Assume(ctx context.Context, q sqlx.QueryerContext, orgID uuid.UUID) (Plan, *postgres.Stmt, error)
+	// Forget drops what Assume keeps of orgID, after a write whose
+	// guards failed.
+	Forget(orgID uuid.UUID)
+}
+
 // Fixed puts every organization on one plan.
 type Fixed struct{ Plan Plan }
+
+var _ Assumer = Fixed{}
 
 // PlanOf returns f.Plan.
 func (f Fixed) PlanOf(context.Context, sqlx.QueryerContext, uuid.UUID) (Plan, error) {
 	return f.Plan, nil
 }
+
+// Assume implements Assumer: the plan never changes.
+func (f Fixed) Assume(context.Context, sqlx.QueryerContext, uuid.UUID) (Plan, *postgres.Stmt, error) {
+	return f.Plan, nil, nil
+}
+
+// Forget implements Assumer.
+func (Fixed) Forget(uuid.UUID) {}
 
 // Store keeps the usage counters (usage_counters, under the tenant's RLS).
 type Store interface {
@@ -44,6 +70,11 @@ type Store interface {
 	Lock(ctx context.Context, tx sqlx.ExtContext, orgID uuid.UUID, m Metric) (int64, error)
 	// All returns orgID's counters; a metric never counted is absent.
 	All(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID) (map[Metric]int64, error)
+	// AddStmts are Add's statements for a one-message write: the same
+	// locks and writes, and, under a limit, a keel_assume guard that
+	// fails the whole message instead of answering false when the sum
+	// would pass it.
+	AddStmts(orgID uuid.UUID, m Metric, delta, limit int64) []postgres.Stmt
 }
 
 // Limiter is the limits engine: services call it inside their tenant
@@ -106,6 +137,37 @@ func (l *Limiter) Reserve(ctx context.Context, tx sqlx.ExtContext, orgID uuid.UU
 		return Reached(p, m, limit, used)
 	}
 	return nil
+}
+
+// ReserveStmts returns Reserve's statements for a one-message write
+// (tenant.WriteOnce), to follow the write's own: a guard that the plan is
+// the one read now on q (outside the write), and the reservation, which
+// fails the message instead of answering Reached. ok is false when the
+// plan's resolver cannot assume (not an Assumer): the caller then writes
+// through a transaction and Reserve. After a failed message, Reserve in
+// that transaction answers exactly, Reached included.
+func (l *Limiter) ReserveStmts(ctx context.Context, q sqlx.QueryerContext, orgID uuid.UUID, m Metric, delta int64) (stmts []postgres.Stmt, ok bool, err error) {
+	a, ok := l.Plans.(Assumer)
+	if !ok {
+		return nil, false, nil
+	}
+	p, guard, err := a.Assume(ctx, q, orgID)
+	if err != nil {
+		return nil, false, fmt.Errorf("plan of %s: %w", orgID, err)
+	}
+	if guard != nil {
+		stmts = append(stmts, *guard)
+	}
+	return append(stmts, l.Store.AddStmts(orgID, m, delta, p.Limits.Of(m))...), true, nil
+}
+
+// Forget tells the plan's resolver that a one-message write with
+// ReserveStmts' statements failed a guard: what it assumed of orgID may be
+// stale.
+func (l *Limiter) Forget(orgID uuid.UUID) {
+	if a, ok := l.Plans.(Assumer); ok {
+		a.Forget(orgID)
+	}
 }
 
 // Release takes delta of m off orgID's usage in tx.

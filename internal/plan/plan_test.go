@@ -386,3 +386,159 @@ func TestFoldKeepsUsage(t *testing.T) {
 		}
 	}
 }
+
+// reserveInMessage sends ReserveStmts' statements as one message in org's
+// tenant, as tenant.WriteOnce does after a write, and returns its outcome.
+func reserveInMessage(ctx context.Context, db *postgrestest.DB, l *plan.Limiter, org uuid.UUID, delta int64) error {
+	stmts, ok, err := l.ReserveStmts(ctx, db.App, org, plan.Resources, delta)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errors.New("ReserveStmts: the resolver cannot assume")
+	}
+	msg, err := postgres.QueryMessage(ctx, db.App, append([]postgres.Stmt{postgres.TenantStmt(org)}, stmts...)...)
+	if err != nil {
+		return err
+	}
+	rows := msg.Rows
+	for ok := true; ok; ok = rows.NextResultSet() {
+		for rows.Next() {
+		}
+	}
+	err = rows.Err()
+	msg.Close(err)
+	return err
+}
+
+// The acceptance test, with the reservation sent as one message: 50
+// concurrent messages against a limit of 10 leave exactly 10; the other 40
+// fail their guard and change nothing.
+func TestReserveStmtsIsRaceFree(t *testing.T) {
+	t.Parallel()
+	db, l, org := fixture(t, 10)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, refused := 0, 0
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := reserveInMessage(ctx, db, l, org, 1)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case postgres.IsAssumptionFailed(err):
+				refused++
+			case err != nil:
+				t.Error(err)
+			default:
+				ok++
+			}
+		}()
+	}
+	wg.Wait()
+	var v int64
+	if err := db.Owner.Get(&v, postgrestest.UsageSQL, org, "resources"); err != nil {
+		t.Fatal(err)
+	}
+	if ok != 10 || refused != 40 || v != 10 {
+		t.Fatalf("ok %d, refused %d, usage %d; want 10, 40, 10", ok, refused, v)
+	}
+	// The transaction the writer falls back to answers exactly.
+	err := postgres.InTx(ctx, db.App, org, func(tx *sqlx.Tx) error { return l.Reserve(ctx, tx, org, plan.Resources, 1) })
+	if e, isApp := apperr.As(err); !isApp || e.Code != "plan_limit_reached" || e.Limit.Usage != 10 {
+		t.Fatalf("Reserve after the refused messages: %v", err)
+	}
+	// Unlimited, the message adds a delta (or folds) and waits for no one.
+	big := unlimited(3)
+	for range 20 {
+		if err := reserveInMessage(ctx, db, big, org, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Owner.Get(&v, postgrestest.UsageSQL, org, "resources"); err != nil || v != 50 {
+		t.Fatalf("usage %d (%v) after 20 unlimited reservations of 2; want 50", v, err)
+	}
+}
+
+// The attacker's sequence for a plan assumed by one-message writes: an
+// organization on an unlimited plan writes (the resolver keeps that plan),
+// then drops to a plan whose limit it already reaches. Its next message
+// must fail the plan's guard, not reserve as unlimited; after Forget the
+// resolver reads the new plan, and the message fails the limit's guard.
+func TestReserveStmtsFollowPlanChanges(t *testing.T) {
+	t.Parallel()
+	db := postgrestest.New(t)
+	ctx := context.Background()
+	org := uuid.New()
+	if _, err := db.Owner.Exec(`INSERT INTO organizations (id, name) VALUES ($1, 'A')`, org); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Owner.Exec(`INSERT INTO subscriptions (org_id, plan_id, status) VALUES ($1, 'big', 'active')`, org); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := plan.Parse([]byte(`default: free
+fallback: free
+plans:
+  - id: free
+    name: Free
+    limits: {seats: unlimited, resources: 3, storage_bytes: unlimited, api_requests_per_minute: unlimited}
+  - id: big
+    name: Big
+    limits: {seats: unlimited, resources: unlimited, storage_bytes: unlimited, api_requests_per_minute: unlimited}
+  - id: tiny
+    name: Tiny
+    limits: {seats: unlimited, resources: 10, storage_bytes: unlimited, api_requests_per_minute: unlimited}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := plandb.NewLimiter(cat)
+	if err := reserveInMessage(ctx, db, l, org, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Owner.Exec(`UPDATE subscriptions SET plan_id = 'tiny' WHERE org_id = $1`, org); err != nil {
+		t.Fatal(err)
+	}
+	if err := reserveInMessage(ctx, db, l, org, 1); !postgres.IsAssumptionFailed(err) {
+		t.Fatalf("message on the kept plan after a plan change: %v, want its guard to fail", err)
+	}
+	// Without Forget the kept plan keeps failing, never passing.
+	if err := reserveInMessage(ctx, db, l, org, 1); !postgres.IsAssumptionFailed(err) {
+		t.Fatalf("second message on the kept plan: %v", err)
+	}
+	l.Forget(org)
+	if err := reserveInMessage(ctx, db, l, org, 1); !postgres.IsAssumptionFailed(err) {
+		t.Fatalf("message on the new plan at its limit: %v, want the limit's guard to fail", err)
+	}
+	// An organization without a subscriptions row is on the fallback plan,
+	// and its guard holds until a row appears.
+	other := uuid.New()
+	if _, err := db.Owner.Exec(`INSERT INTO organizations (id, name) VALUES ($1, 'B')`, other); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := reserveInMessage(ctx, db, l, other, 1); err != nil {
+			t.Fatalf("fallback plan within its limit: %v", err)
+		}
+	}
+	if err := reserveInMessage(ctx, db, l, other, 1); !postgres.IsAssumptionFailed(err) {
+		t.Fatalf("fallback plan past its limit of 3: %v", err)
+	}
+	if _, err := db.Owner.Exec(`INSERT INTO subscriptions (org_id, plan_id, status) VALUES ($1, 'big', 'active')`, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := reserveInMessage(ctx, db, l, other, 1); !postgres.IsAssumptionFailed(err) {
+		t.Fatalf("message assuming no row after the row appeared: %v", err)
+	}
+	l.Forget(other)
+	if err := reserveInMessage(ctx, db, l, other, 1); err != nil {
+		t.Fatalf("message on the new unlimited plan: %v", err)
+	}
+	var used int64
+	if err := db.Owner.Get(&used, postgrestest.UsageSQL, org, "resources"); err != nil || used != 10 {
+		t.Fatalf("usage %d (%v), want the 10 reserved before the change", used, err)
+	}
+}

@@ -99,6 +99,11 @@ type Filter struct {
 type Store interface {
 	// Create inserts r and fills the fields the database sets.
 	Create(ctx context.Context, tx sqlx.ExtContext, r *Resource) error
+	// CreateStmt is Create's statement, for a one-message write
+	// (tenant.WriteOnce); ScanCreated reads its result set into r as
+	// Create does.
+	CreateStmt(r *Resource) postgres.Stmt
+	ScanCreated(rows *sqlx.Rows, r *Resource) error
 	// Get returns one resource, deleted or not; lock takes its row lock
 	// until tx ends. ErrNotFound when there is none.
 	Get(ctx context.Context, tx sqlx.QueryerContext, orgID, id uuid.UUID, lock bool) (*Resource, error)
@@ -133,6 +138,17 @@ type Limiter interface {
 }
 
 var _ Limiter = (*plan.Limiter)(nil)
+
+// MessageLimiter is a Limiter that can also reserve inside a one-message
+// write (tenant.WriteOnce): *plan.Limiter. A Service whose Limits is not
+// one writes through transactions only.
+type MessageLimiter interface {
+	Limiter
+	ReserveStmts(ctx context.Context, q sqlx.QueryerContext, orgID uuid.UUID, m plan.Metric, delta int64) ([]postgres.Stmt, bool, error)
+	Forget(orgID uuid.UUID)
+}
+
+var _ MessageLimiter = (*plan.Limiter)(nil)
 
 // FileRemover removes the files of resources about to be purged, in the
 // purge's transaction (tx has orgID as its tenant), so a resource never

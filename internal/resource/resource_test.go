@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -651,5 +652,73 @@ func TestPurgeDeleted(t *testing.T) {
 	// Run again: nothing more to do.
 	if res, err := f.svc.PurgeDeleted(ctx); err != nil || res.Purged != 0 {
 		t.Fatalf("second purge %+v %v", res, err)
+	}
+}
+
+// txOnly is a Limiter that cannot reserve inside a message, so the
+// service writes through InOrg transactions only.
+type txOnly struct{ resource.Limiter }
+
+// A create sent as one message and one written through a transaction
+// answer the same resource, audit the same entry and count the same usage;
+// a refused one-message create falls back and answers the transaction's
+// exact error.
+func TestCreateOneMessageMatchesTransaction(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 4)
+	ctx := context.Background()
+	slow := *f.svc
+	slow.Limits = txOnly{f.svc.Limits}
+	in := resource.Input{Name: "Pump", Description: "d", Status: resource.StatusArchived, Attributes: json.RawMessage(`{ "b": [1, 2], "a": "é" }`)}
+	a, err := f.svc.Create(ctx, f.member, in, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := slow.Create(ctx, f.member, in, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ID == b.ID {
+		t.Fatal("one ID for two creates")
+	}
+	norm := func(r *resource.Resource) resource.Resource { c := *r; c.ID = uuid.Nil; return c }
+	if got, want := norm(a), norm(b); !reflect.DeepEqual(got, want) {
+		t.Fatalf("one message created\n%+v\na transaction\n%+v", got, want)
+	}
+	var details []string
+	if err := f.db.Owner.Select(&details, `SELECT details::text || actor_user_id::text || target_id FROM audit_log
+		WHERE org_id = $1 AND action = 'resource.created' ORDER BY target_id = $2`, f.a, b.ID.String()); err != nil {
+		t.Fatal(err)
+	}
+	if len(details) != 2 || strings.Replace(details[0], a.ID.String(), "", 1) != strings.Replace(details[1], b.ID.String(), "", 1) {
+		t.Fatalf("audit entries %q", details)
+	}
+	// Two more fill the plan; past it, both paths answer the same 402.
+	f.create(t, f.member, resource.Input{Name: "3"})
+	f.create(t, f.member, resource.Input{Name: "4"})
+	for _, s := range []*resource.Service{f.svc, &slow} {
+		_, err := s.Create(ctx, f.member, resource.Input{Name: "5"}, meta)
+		if e, ok := apperr.As(err); !ok || e.Code != "plan_limit_reached" || e.Limit.Usage != 4 {
+			t.Fatalf("past the limit: %v", err)
+		}
+	}
+	// A member removed since the token was issued is refused (by the
+	// transaction the refused message falls back to), and nothing is kept.
+	if _, err := f.db.Owner.Exec(`DELETE FROM memberships WHERE user_id = $1`, f.member.UserID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Delete(ctx, f.owner, a.ID, 0, meta); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Create(ctx, f.member, resource.Input{Name: "removed"}, meta); code(err) != "not_a_member" {
+		t.Fatalf("removed member: %v", err)
+	}
+	var n int
+	if err := f.db.Owner.Get(&n, `SELECT count(*) FROM resources WHERE name = 'removed'`); err != nil || n != 0 {
+		t.Fatalf("%d resources by the removed member (%v)", n, err)
+	}
+	var used int64
+	if err := f.db.Owner.Get(&used, postgrestest.UsageSQL, f.a, "resources"); err != nil || used != 3 {
+		t.Fatalf("usage %d (%v), want 3", used, err)
 	}
 }

@@ -75,34 +75,89 @@ func (s *Service) live(ctx context.Context, tx *sqlx.Tx, orgID, id uuid.UUID, lo
 
 // Create adds a resource; members and up. It counts against the plan's
 // resources in the same transaction (402 plan_limit_reached past it).
+//
+// It is sent first as one message (createOnce); when an assumption of that
+// message no longer holds, nothing of it is kept and the create runs again
+// as an InOrg transaction, which answers exactly.
 func (s *Service) Create(ctx context.Context, p *tenant.Principal, in Input, meta audit.Meta) (*Resource, error) {
 	r, err := in.resource()
 	if err != nil {
 		return nil, err
 	}
-	err = tenant.InOrg(ctx, s.DB, p, tenant.RoleMember, func(tx *sqlx.Tx, _ string) error {
-		r.ID, r.OrgID, r.Version = postgres.NewID(), p.OrgID, 1
-		r.CreatedAt = s.now()
-		r.UpdatedAt = r.CreatedAt
-		if p.IsUser() {
-			r.CreatedByUserID = &p.UserID
-		} else if p.APIKeyID != uuid.Nil {
-			r.CreatedByAPIKeyID = &p.APIKeyID
+	if done, err := s.createOnce(ctx, p, r, meta); done {
+		if err != nil {
+			return nil, err
 		}
+		return r, nil
+	}
+	err = tenant.InOrg(ctx, s.DB, p, tenant.RoleMember, func(tx *sqlx.Tx, _ string) error {
+		s.stamp(p, r)
 		if err := s.Store.Create(ctx, postgres.Prepared(tx), r); err != nil {
 			return err
 		}
-		if err := record(ctx, tx, p, meta, "resource.created", r.ID, map[string]string{"name": r.Name, "status": r.Status}); err != nil {
+		if err := record(ctx, tx, p, meta, "resource.created", r.ID, createdDetails(r)); err != nil {
 			return err
 		}
-		// Last: the counter's row lock serializes one organization's
-		// creates until commit, so it is held for as little as possible.
+		// Last: under a limit, the counter's lock serializes one
+		// organization's creates until commit, so it is held for as
+		// little as possible.
 		return s.reserve(ctx, tx, p.OrgID)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// createOnce runs Create as one message (tenant.WriteOnce): the caller's
+// guard, the INSERT, the audit entry, the plan's guard and the
+// reservation, in Create's order. A write the message did not settle
+// (done false: a guard failed, or the message does not apply) leaves
+// nothing behind.
+func (s *Service) createOnce(ctx context.Context, p *tenant.Principal, r *Resource, meta audit.Meta) (done bool, err error) {
+	ml, ok := s.Limits.(MessageLimiter)
+	if s.Limits != nil && !ok {
+		return false, nil
+	}
+	s.stamp(p, r)
+	var c postgres.Collect
+	if err := audit.Record(ctx, &c, audit.By(p, meta, "resource.created", "resource", r.ID.String()).WithDetails(createdDetails(r))); err != nil {
+		return true, err
+	}
+	stmts := append([]postgres.Stmt{s.Store.CreateStmt(r)}, c.Stmts...)
+	if ml != nil {
+		reserve, ok, err := ml.ReserveStmts(ctx, s.DB, p.OrgID, plan.Resources, 1)
+		if err != nil || !ok {
+			return err != nil, err
+		}
+		stmts = append(stmts, reserve...)
+	}
+	done, err = tenant.WriteOnce(ctx, s.DB, p, tenant.RoleMember, stmts, func(rows *sqlx.Rows) error {
+		return s.Store.ScanCreated(rows, r)
+	})
+	if !done && ml != nil {
+		ml.Forget(p.OrgID)
+	}
+	return done, err
+}
+
+// stamp sets what the service decides of a new resource: its ID,
+// organization, first version, timestamps and creator.
+func (s *Service) stamp(p *tenant.Principal, r *Resource) {
+	r.ID, r.OrgID, r.Version = postgres.NewID(), p.OrgID, 1
+	r.CreatedAt = s.now()
+	r.UpdatedAt = r.CreatedAt
+	r.CreatedByUserID, r.CreatedByAPIKeyID = nil, nil
+	if p.IsUser() {
+		r.CreatedByUserID = &p.UserID
+	} else if p.APIKeyID != uuid.Nil {
+		r.CreatedByAPIKeyID = &p.APIKeyID
+	}
+}
+
+// createdDetails is the audit detail of a create.
+func createdDetails(r *Resource) map[string]string {
+	return map[string]string{"name": r.Name, "status": r.Status}
 }
 
 // Get returns a live resource; members and up.

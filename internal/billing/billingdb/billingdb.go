@@ -106,6 +106,21 @@ func (Store) PlanOf(ctx context.Context, q sqlx.QueryerContext, orgID uuid.UUID)
 	return planID, billing.Status(status), true, nil
 }
 
+// PlanGuard implements billing.Store. It compares billing_plan_of's
+// answer as one text, plan ID and status (which has no slash) joined by a
+// slash, and empty for no row.
+func (Store) PlanGuard(orgID uuid.UUID, planID *string, status billing.Status, found bool) postgres.Stmt {
+	const q = `SELECT keel_assume(COALESCE((SELECT COALESCE(plan_id, '') || '/' || status FROM billing_plan_of($1)), '') = $2, 'plan')`
+	key := ""
+	if found {
+		if planID != nil {
+			key = *planID
+		}
+		key += "/" + string(status)
+	}
+	return postgres.Stmt{Query: q, Args: []any{orgID, key}}
+}
+
 // OrgsWithStatus implements billing.Store.
 func (Store) OrgsWithStatus(ctx context.Context, q sqlx.QueryerContext, statuses ...billing.Status) ([]uuid.UUID, error) {
 	ss := make([]string, len(statuses))

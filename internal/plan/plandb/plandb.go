@@ -50,6 +50,16 @@ const (
 		n AS (SELECT COALESCE(sum(delta), 0) + $3::bigint AS n FROM d)
 		INSERT INTO usage_counters (org_id, metric, value) SELECT $1::uuid, $2::text, GREATEST(n, 0) FROM n WHERE n <> 0
 		ON CONFLICT (org_id, metric) DO UPDATE SET value = GREATEST(usage_counters.value + (SELECT n FROM n), 0), updated_at = now()`
+	// addWithin adds $3 to the counter when the sum stays within $4 and
+	// returns the new value; when it would not, it returns no row and
+	// changes nothing. Under lockExclusive, after a fold.
+	addWithin = `INSERT INTO usage_counters (org_id, metric, value) SELECT $1::uuid, $2::text, $3::bigint WHERE $3::bigint <= $4::bigint
+		ON CONFLICT (org_id, metric) DO UPDATE SET value = usage_counters.value + EXCLUDED.value, updated_at = now()
+		WHERE usage_counters.value + EXCLUDED.value <= $4::bigint
+		RETURNING value`
+	// addWithinOrFail is addWithin for a one-message write, which cannot
+	// answer false: past the limit, keel_assume fails the whole message.
+	addWithinOrFail = `WITH a AS (` + addWithin + `) SELECT keel_assume(EXISTS (SELECT 1 FROM a), 'limit')`
 )
 
 func (s Store) foldNow() bool {
@@ -63,12 +73,18 @@ func (s Store) foldNow() bool {
 // unchecked adds delta (which may be negative) to orgID's counter of m
 // with no limit to keep.
 func (s Store) unchecked(ctx context.Context, tx sqlx.ExtContext, orgID uuid.UUID, m plan.Metric, delta int64) error {
+	return postgres.ExecAll(ctx, tx, s.uncheckedStmts(orgID, m, delta)...)
+}
+
+// uncheckedStmts are unchecked's statements: a delta under the shared
+// lock, or, one time in FoldOneIn, a fold under the exclusive one.
+func (s Store) uncheckedStmts(orgID uuid.UUID, m plan.Metric, delta int64) []postgres.Stmt {
 	if s.foldNow() {
-		return postgres.ExecAll(ctx, tx, postgres.Stmt{Query: lockExclusive, Args: []any{orgID, string(m)}},
-			postgres.Stmt{Query: fold, Args: []any{orgID, string(m), delta}})
+		return []postgres.Stmt{{Query: lockExclusive, Args: []any{orgID, string(m)}},
+			{Query: fold, Args: []any{orgID, string(m), delta}}}
 	}
-	return postgres.ExecAll(ctx, tx, postgres.Stmt{Query: lockShared, Args: []any{orgID, string(m)}},
-		postgres.Stmt{Query: addDelta, Args: []any{orgID, string(m), delta}})
+	return []postgres.Stmt{{Query: lockShared, Args: []any{orgID, string(m)}},
+		{Query: addDelta, Args: []any{orgID, string(m), delta}}}
 }
 
 // Add implements plan.Store. Without a limit it adds a delta (or folds)
@@ -88,12 +104,8 @@ func (s Store) Add(ctx context.Context, tx sqlx.ExtContext, orgID uuid.UUID, m p
 		postgres.Stmt{Query: fold, Args: []any{orgID, string(m), int64(0)}}); err != nil {
 		return 0, false, fmt.Errorf("add usage: %w", err)
 	}
-	const q = `INSERT INTO usage_counters (org_id, metric, value) SELECT $1::uuid, $2::text, $3::bigint WHERE $3::bigint <= $4::bigint
-		ON CONFLICT (org_id, metric) DO UPDATE SET value = usage_counters.value + EXCLUDED.value, updated_at = now()
-		WHERE usage_counters.value + EXCLUDED.value <= $4::bigint
-		RETURNING value`
 	var v int64
-	err := sqlx.GetContext(ctx, tx, &v, q, orgID, string(m), delta, limit)
+	err := sqlx.GetContext(ctx, tx, &v, addWithin, orgID, string(m), delta, limit)
 	if err == nil {
 		return v, true, nil
 	}
@@ -102,6 +114,19 @@ func (s Store) Add(ctx context.Context, tx sqlx.ExtContext, orgID uuid.UUID, m p
 	}
 	v, err = s.Lock(ctx, tx, orgID, m)
 	return v, false, err
+}
+
+// AddStmts implements plan.Store: Add's statements, in order, for a
+// one-message write. Past the limit they fail the message (SQLSTATE
+// KL409) instead of answering false; the writer then runs Add in a
+// transaction for the exact answer.
+func (s Store) AddStmts(orgID uuid.UUID, m plan.Metric, delta, limit int64) []postgres.Stmt {
+	if limit < 0 { // plan.Unlimited
+		return s.uncheckedStmts(orgID, m, delta)
+	}
+	return []postgres.Stmt{{Query: lockExclusive, Args: []any{orgID, string(m)}},
+		{Query: fold, Args: []any{orgID, string(m), int64(0)}},
+		{Query: addWithinOrFail, Args: []any{orgID, string(m), delta, limit}}}
 }
 
 // Sub implements plan.Store: a delta, as for a write without a limit.
@@ -151,5 +176,5 @@ func (Store) All(ctx context.Context, tx sqlx.QueryerContext, orgID uuid.UUID) (
 // (billing.Resolver, read in the writing transaction). One constructor, so
 // the api, the worker and keelctl never disagree on it.
 func NewLimiter(c *plan.Catalog) *plan.Limiter {
-	return &plan.Limiter{Plans: billing.Resolver{Store: billingdb.Store{}, Plans: c}, Store: Store{}}
+	return &plan.Limiter{Plans: billing.NewResolver(billingdb.Store{}, c), Store: Store{}}
 }

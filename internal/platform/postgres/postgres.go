@@ -114,6 +114,11 @@ func rollbackUnlessDone(tx *sqlx.Tx, err *error) {
 var ErrPaymentRequired = apperr.New(apperr.PaymentRequired, "payment_required",
 	"This organization's payment is overdue, so it is read-only until the invoice is paid. An owner can pay it or update the card under Billing.")
 
+// ReadOnly is, for a write that ends outside InTx (tenant.WriteOnce), what
+// every transaction here does to its error: the read-only trigger's
+// becomes ErrPaymentRequired.
+func ReadOnly(err error) error { return readOnly(err) }
+
 // readOnly turns the read-only trigger's error into ErrPaymentRequired,
 // keeping the original for logs.
 func readOnly(err error) error {

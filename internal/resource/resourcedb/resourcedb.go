@@ -9,6 +9,7 @@ package resourcedb
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -57,18 +58,41 @@ const cols = `org_id, id, name, description, status, attributes, version, create
 const listCols = `id, name, description, status, attributes, version, created_by_user_id, created_by_api_key_id,
 	created_at, updated_at`
 
-// Create inserts r.
-func (Store) Create(ctx context.Context, tx sqlx.ExtContext, r *resource.Resource) error {
-	const q = `INSERT INTO resources (org_id, id, name, description, status, attributes, version,
+// createQuery inserts a resource and returns it as stored.
+const createQuery = `INSERT INTO resources (org_id, id, name, description, status, attributes, version,
 		created_by_user_id, created_by_api_key_id, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING ` + cols
+
+// Create inserts r.
+func (s Store) Create(ctx context.Context, tx sqlx.ExtContext, r *resource.Resource) error {
+	st := s.CreateStmt(r)
 	var out row
-	// Attributes as text: postgres.Prepared writes a string as a literal
-	// the jsonb column takes, and bytes only as bytea.
-	err := sqlx.GetContext(ctx, tx, &out, q, r.OrgID, r.ID, r.Name, r.Description, r.Status, string(r.Attributes), r.Version,
-		r.CreatedByUserID, r.CreatedByAPIKeyID, r.CreatedAt)
-	if err != nil {
+	if err := sqlx.GetContext(ctx, tx, &out, st.Query, st.Args...); err != nil {
 		return postgres.Translate(err)
+	}
+	*r = out.resource()
+	return nil
+}
+
+// CreateStmt implements resource.Store.
+func (Store) CreateStmt(r *resource.Resource) postgres.Stmt {
+	// Attributes as text: postgres.Prepared and messages write a string
+	// as a literal the jsonb column takes, and bytes only as bytea.
+	return postgres.Stmt{Query: createQuery, Args: []any{r.OrgID, r.ID, r.Name, r.Description, r.Status, string(r.Attributes),
+		r.Version, r.CreatedByUserID, r.CreatedByAPIKeyID, r.CreatedAt}}
+}
+
+// ScanCreated implements resource.Store.
+func (Store) ScanCreated(rows *sqlx.Rows, r *resource.Resource) error {
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return postgres.Translate(err)
+		}
+		return fmt.Errorf("create: no row returned")
+	}
+	var out row
+	if err := rows.StructScan(&out); err != nil {
+		return fmt.Errorf("create: %w", err)
 	}
 	*r = out.resource()
 	return nil
