@@ -92,31 +92,21 @@ func TestReserveIsRaceFree(t *testing.T) {
 	t.Parallel()
 	db, l, org := fixture(t, 10)
 	ctx := context.Background()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
 	ok, reached := 0, 0
-	for range 50 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := postgres.InTx(ctx, db.App, org, func(tx *sqlx.Tx) error {
-				return l.Reserve(ctx, tx, org, plan.Resources, 1)
-			})
-			mu.Lock()
-			defer mu.Unlock()
-			if e, isApp := apperr.As(err); isApp && e.Code == "plan_limit_reached" {
-				reached++
-				if e.Limit == nil || e.Limit.Limit != 10 || e.Limit.Usage != 10 || e.Limit.Plan != "tiny" {
-					t.Errorf("limit detail = %+v", e.Limit)
-				}
-			} else if err != nil {
-				t.Error(err)
-			} else {
-				ok++
+	for _, err := range concurrently(50, func() error {
+		return postgres.InTx(ctx, db.App, org, func(tx *sqlx.Tx) error { return l.Reserve(ctx, tx, org, plan.Resources, 1) })
+	}) {
+		if e, isApp := apperr.As(err); isApp && e.Code == "plan_limit_reached" {
+			reached++
+			if e.Limit == nil || e.Limit.Limit != 10 || e.Limit.Usage != 10 || e.Limit.Plan != "tiny" {
+				t.Errorf("limit detail = %+v", e.Limit)
 			}
-		}()
+		} else if err != nil {
+			t.Error(err)
+		} else {
+			ok++
+		}
 	}
-	wg.Wait()
 	var v int64
 	if err := db.Owner.Get(&v, postgrestest.UsageSQL, org, "resources"); err != nil {
 		t.Fatal(err)
@@ -223,6 +213,21 @@ func TestAdmitSerializesLiveCounts(t *testing.T) {
 }
 
 // usage is what the store says orgID uses of m, read as the owner.
+// concurrently runs f n times at once and returns their errors.
+func concurrently(n int, f func() error) []error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f()
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
 func usage(t *testing.T, db *postgrestest.DB, org uuid.UUID, m plan.Metric) (counter, deltas int64) {
 	t.Helper()
 	if err := db.Owner.QueryRow(`SELECT coalesce((SELECT value FROM usage_counters WHERE org_id = $1 AND metric = $2), 0),
@@ -418,27 +423,17 @@ func TestReserveStmtsIsRaceFree(t *testing.T) {
 	t.Parallel()
 	db, l, org := fixture(t, 10)
 	ctx := context.Background()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
 	ok, refused := 0, 0
-	for range 50 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := reserveInMessage(ctx, db, l, org, 1)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case postgres.IsAssumptionFailed(err):
-				refused++
-			case err != nil:
-				t.Error(err)
-			default:
-				ok++
-			}
-		}()
+	for _, err := range concurrently(50, func() error { return reserveInMessage(ctx, db, l, org, 1) }) {
+		switch {
+		case postgres.IsAssumptionFailed(err):
+			refused++
+		case err != nil:
+			t.Error(err)
+		default:
+			ok++
+		}
 	}
-	wg.Wait()
 	var v int64
 	if err := db.Owner.Get(&v, postgrestest.UsageSQL, org, "resources"); err != nil {
 		t.Fatal(err)

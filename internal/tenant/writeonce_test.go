@@ -3,12 +3,12 @@ package tenant_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
 	"github.com/keelhq/keel/internal/platform/postgres"
 	"github.com/keelhq/keel/internal/tenant"
@@ -120,8 +120,7 @@ func TestWriteOnceIsAtomic(t *testing.T) {
 		t.Fatalf("failed guard: done %v, %v; want done false and no error", done, err)
 	}
 	done, err = send("then-error", postgres.Stmt{Query: `SELECT 1 / $1::int`, Args: []any{int64(0)}})
-	var pe *pq.Error
-	if !done || !errors.As(err, &pe) || pe.Code != "22012" {
+	if !done || err == nil || !strings.Contains(err.Error(), "division by zero") {
 		t.Fatalf("failing statement: done %v, %v; want done and the division by zero", done, err)
 	}
 	done, err = send("then-guard-holds", postgres.Stmt{Query: postgres.AssumeQuery, Args: []any{true, "test"}})

@@ -29,9 +29,10 @@ type Stmt struct {
 // connection; Rows are the message's result sets. Close it once Rows are
 // read: it closes Rows and gives the connection back to the pool.
 type Message struct {
-	Rows *sqlx.Rows
-	conn *sqlx.Conn
-	key  any
+	Rows    *sqlx.Rows
+	conn    *sqlx.Conn
+	key     any
+	release func() // the pool queue's place (gate.go)
 }
 
 // Close closes the rows and releases the connection. err is how reading
@@ -50,6 +51,9 @@ func (m *Message) Close(err error) {
 	}
 	_ = m.conn.Close()
 	m.conn = nil
+	if m.release != nil {
+		m.release()
+	}
 }
 
 // QueryMessage runs stmts as one simple-protocol message: PostgreSQL runs
@@ -68,6 +72,20 @@ func (m *Message) Close(err error) {
 // inlined instead, for poolers that do not keep a session's prepared
 // statements (PgBouncer in transaction mode).
 func QueryMessage(ctx context.Context, db *sqlx.DB, stmts ...Stmt) (*Message, error) {
+	release, err := wait(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	m, err := queryMessage(ctx, db, stmts)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	m.release = release
+	return m, nil
+}
+
+func queryMessage(ctx context.Context, db *sqlx.DB, stmts []Stmt) (*Message, error) {
 	if _, off := unprepared.Load(db); off {
 		msg, err := inlineAll(stmts)
 		if err != nil {
@@ -139,6 +157,11 @@ func (s staleStart) Unwrap() error { return s.err }
 
 func inTxWith(ctx context.Context, db *sqlx.DB, orgID uuid.UUID, first []Stmt, read func(rows *sqlx.Rows) error,
 	fn func(tx *sqlx.Tx) error) (err error) {
+	release, err := wait(ctx, db)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer release() // after the connection's Close deferred below
 	conn, err := db.Connx(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)

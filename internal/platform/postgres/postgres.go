@@ -52,6 +52,7 @@ func Open(url string, o Options) (*sqlx.DB, error) {
 	}
 	if o.MaxOpenConns > 0 {
 		db.SetMaxOpenConns(o.MaxOpenConns)
+		gates.Store(db, newGate(o.MaxOpenConns))
 	}
 	db.SetMaxIdleConns(o.MaxIdleConns)
 	if o.ConnMaxLifetime > 0 {
@@ -69,6 +70,11 @@ func Open(url string, o Options) (*sqlx.DB, error) {
 // Security; set_config(..., true) is transaction-local, so a pooled connection
 // never carries one tenant into another's request.
 func InTx(ctx context.Context, db *sqlx.DB, orgID uuid.UUID, fn func(tx *sqlx.Tx) error) (err error) {
+	release, err := wait(ctx, db)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer release() // after the rollback deferred below
 	tx, err := db.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)

@@ -1,0 +1,4 @@
+package postgres
+
+// Waiting is waiting, for the package's external tests.
+var Waiting = waiting
