@@ -27,8 +27,9 @@ const callerGuardQuery = `SELECT keel_assume(EXISTS (SELECT 1 FROM organizations
 // PostgreSQL's implicit transaction for a multi-statement message, each
 // prepared on its connection (postgres.QueryMessage). A write that InOrg
 // runs in seven round trips (BEGIN, the opening message, four statements,
-// COMMIT) costs one, and the API and the server spend about a third less
-// CPU on it (docs/benchmarks.md).
+// COMMIT) costs one: on the resources benchmark the api spent about a
+// third less CPU on a create and PostgreSQL about a fifth less
+// (docs/benchmarks.md).
 //
 // A message cannot branch, so what InOrg decides between statements is
 // assumed and checked in SQL instead: stmts include a keel_assume guard
