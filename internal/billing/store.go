@@ -3,13 +3,13 @@ package billing
 import (
 	"context"
 	"errors"
-	"github.com/keelhq/keel/internal/platform/postgres"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/keelhq/keel/internal/outbox"
+	"github.com/keelhq/keel/internal/platform/postgres"
 )
 
 // ErrNotFound is a Store's answer for a missing row.

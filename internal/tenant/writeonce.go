@@ -33,10 +33,13 @@ const callerGuardQuery = `SELECT keel_assume(EXISTS (SELECT 1 FROM organizations
 //
 // A message cannot branch, so what InOrg decides between statements is
 // assumed and checked in SQL instead: stmts include a keel_assume guard
-// for each assumption the caller made (the plan, a limit, a version). When
-// a guard fails, nothing of the message is kept and WriteOnce returns
-// done = false with a nil error: the caller then runs the same write
-// through InOrg, which reads, decides and answers exactly (a 403, a 402).
+// for each assumption the caller made (the plan, a limit). When a guard
+// fails, nothing of the message is kept and WriteOnce returns done = false
+// with a nil error: the caller then runs the same write through InOrg,
+// which reads, decides and answers exactly (a 403, a 402). So does a
+// message that found one of its prepared statements missing on its
+// connection (someone ran DISCARD or DEALLOCATE): it too rolled back whole,
+// and its connection is dropped, as InOrg's transaction is run again.
 // It also returns done = false, without sending anything, for what it does
 // not cover: support access (audited per transaction) and an API key whose
 // role is below min.
@@ -107,7 +110,7 @@ func WriteOnce(ctx context.Context, db *sqlx.DB, p *Principal, min string, stmts
 
 // assumed is WriteOnce's answer for a message that failed with err.
 func assumed(err error) (bool, error) {
-	if postgres.IsAssumptionFailed(err) {
+	if postgres.IsAssumptionFailed(err) || postgres.IsStaleStatement(err) {
 		return false, nil
 	}
 	return true, postgres.ReadOnly(err)

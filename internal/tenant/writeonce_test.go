@@ -140,3 +140,51 @@ func TestWriteOnceIsAtomic(t *testing.T) {
 		}
 	}
 }
+
+// A message that finds one of its prepared statements gone from its
+// connection mid-way (someone ran DEALLOCATE) keeps nothing and hands the
+// write back (done false) for the transaction to run, as InOrg runs its
+// transaction again; the connection is dropped and the next message
+// prepares afresh.
+func TestWriteOnceLostStatement(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	db, err := postgres.Open(f.db.AppURL, postgres.Options{MaxOpenConns: 1, MaxIdleConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	p := &tenant.Principal{UserID: f.owner, OrgID: f.org, Role: "owner"}
+	// An INSERT whose parameter types no other statement of the message
+	// has, so the test can find it among the connection's statements.
+	write := func(mark string) (bool, error) {
+		return tenant.WriteOnce(ctx, db, p, tenant.RoleMember, []postgres.Stmt{{
+			Query: `INSERT INTO audit_log (id, org_id, action, target_type) VALUES ($1, $2, $3, $4)`,
+			Args:  []any{uuid.New(), p.OrgID, mark, "lost-statement"}}}, nil)
+	}
+	if done, err := write("first"); !done || err != nil {
+		t.Fatalf("first write: done %v, %v", done, err)
+	}
+	// The pool's one connection loses the INSERT's statement, after the
+	// tenant setting and the guard, which still run. (Its source text is
+	// the whole message that prepared it; its types tell it apart.)
+	var name string
+	if err := db.Get(&name, `SELECT name FROM pg_prepared_statements WHERE parameter_types::text = '{uuid,uuid,text,text}'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DEALLOCATE ` + name); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := write("lost"); done || err != nil {
+		t.Fatalf("write whose statement was gone: done %v, %v; want done false and no error", done, err)
+	}
+	if done, err := write("after"); !done || err != nil {
+		t.Fatalf("write after: done %v, %v", done, err)
+	}
+	for mark, want := range map[string]int{"first": 1, "lost": 0, "after": 1} {
+		if got := f.entries(t, mark); got != want {
+			t.Errorf("%s: %d rows, want %d", mark, got, want)
+		}
+	}
+}

@@ -14,7 +14,7 @@ import (
 // waiter (connRequestSet.TakeRandom), so once requests outnumber
 // connections some wait many times longer than the rest: under the
 // resources benchmark's 64 connections to a pool of 20, the list's p99 was
-// three times its mean. semaphore.Weighted serves waiters in arrival
+// about four times its mean. semaphore.Weighted serves waiters in arrival
 // order. The tenant paths (QueryMessage, InTxWith, InTx) take a place
 // before they take a connection and give it back when they give the
 // connection back; other uses of the pool do not queue here and still get
