@@ -16,10 +16,20 @@
 // the same Row Level Security policy, whose tenant is set once per
 // connection: the baseline of POST /api/v1/resources.
 //
+// GET /resources, served when ORG_ID is given, is the same read as GET
+// /api/v1/resources?sort=-created_at&limit=20 done by the simplest code:
+// one sqlx Select of the tenant's 21 newest live rows under the same Row
+// Level Security policy (tenant set per connection), the page and its
+// next cursor as JSON through encoding/json; no authentication, no caller
+// check, no middleware. bench/wrk-resources.sh measures it beside both, so
+// a run shows what the read itself costs against the one-row baseline and
+// what Keel adds to the read.
+//
 //	baregin ADDR DATABASE_URL USER_ID [ORG_ID]
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -103,6 +113,7 @@ func run() error {
 	})
 	if orgID != uuid.Nil {
 		r.POST("/resources", createResource(db, orgID, userID))
+		r.GET("/resources", listResources(db, orgID))
 	}
 	return http.ListenAndServe(addr, r)
 }
@@ -146,6 +157,51 @@ func createResource(db *sqlx.DB, orgID, userID uuid.UUID) gin.HandlerFunc {
 			return
 		}
 		c.JSON(http.StatusCreated, out)
+	}
+}
+
+// listResources is the bare list: one page of the 20 newest live resources
+// and the cursor of the next, as the API answers it.
+func listResources(db *sqlx.DB, orgID uuid.UUID) gin.HandlerFunc {
+	type resource struct {
+		ID                uuid.UUID       `db:"id" json:"id"`
+		Name              string          `db:"name" json:"name"`
+		Description       string          `db:"description" json:"description"`
+		Status            string          `db:"status" json:"status"`
+		Attributes        json.RawMessage `db:"attributes" json:"attributes"`
+		Version           int64           `db:"version" json:"version"`
+		CreatedByUserID   *uuid.UUID      `db:"created_by_user_id" json:"created_by_user_id,omitempty"`
+		CreatedByAPIKeyID *uuid.UUID      `db:"created_by_api_key_id" json:"created_by_api_key_id,omitempty"`
+		CreatedAt         time.Time       `db:"created_at" json:"created_at"`
+		UpdatedAt         time.Time       `db:"updated_at" json:"updated_at"`
+	}
+	type cursor struct {
+		Sort string    `json:"o"`
+		At   time.Time `json:"t"`
+		ID   uuid.UUID `json:"i"`
+	}
+	const limit = 20
+	q := `SELECT id, name, description, status, attributes, version, created_by_user_id, created_by_api_key_id,
+		created_at, updated_at FROM resources WHERE org_id = $1 AND deleted_at IS NULL
+		ORDER BY created_at DESC, id DESC LIMIT ` + strconv.Itoa(limit+1)
+	return func(c *gin.Context) {
+		var rows []resource
+		if err := db.SelectContext(c.Request.Context(), &rows, q, orgID); err != nil {
+			c.String(http.StatusInternalServerError, err.Error())
+			return
+		}
+		next := ""
+		if len(rows) > limit {
+			rows = rows[:limit]
+			last := rows[limit-1]
+			b, err := json.Marshal(cursor{Sort: "-created_at", At: last.CreatedAt, ID: last.ID})
+			if err != nil {
+				c.String(http.StatusInternalServerError, err.Error())
+				return
+			}
+			next = base64.RawURLEncoding.EncodeToString(b)
+		}
+		c.JSON(http.StatusOK, gin.H{"data": rows, "next_cursor": next})
 	}
 }
 
