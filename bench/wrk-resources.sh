@@ -11,9 +11,10 @@
 #      Targets: at least 0.6 of the baseline's requests/s, p99 under 50 ms.
 #      Each round also measures baregin's GET /resources, the same read (the
 #      21 newest live rows under the same RLS policy, as JSON) done by the
-#      simplest code, and prints two more ratios: the bare list against the
-#      one-row read (what the read itself costs on this machine) and Keel
-#      against the bare list (what Keel adds to it).
+#      simplest code, and GET /resources/prepared, the same through a
+#      prepared statement, and prints more ratios: each bare list against
+#      the one-row read (what the read itself costs on this machine) and
+#      Keel against the faster of the two (what Keel adds to it).
 #   2. POST /api/v1/resources (a JSON body; plan limit check and usage
 #      counter, audit record, in one transaction) against baregin's POST
 #      /resources (bind the body, one INSERT … RETURNING under the same RLS
@@ -67,8 +68,8 @@ GIN_PORT=${GIN_PORT:-18191}
 REDIS_PORT=${REDIS_PORT:-18189}
 # Each phase runs on access tokens taken at its start, which live 15 minutes.
 secs() { case $1 in *ms) echo 0 ;; *s) echo "${1%s}" ;; *m) echo $((${1%m} * 60)) ;; *h) echo $((${1%h} * 3600)) ;; *) echo "$1" ;; esac; }
-if [ $((ROUNDS * 3 * $(secs "$DURATION"))) -gt 840 ]; then
-  echo "wrk-resources: ROUNDS x 3 x DURATION must stay under 14 minutes (access tokens live 15)" >&2
+if [ $((ROUNDS * 4 * $(secs "$DURATION"))) -gt 840 ]; then
+  echo "wrk-resources: ROUNDS x 4 x DURATION must stay under 14 minutes (access tokens live 15)" >&2
   exit 2
 fi
 stamp=${stamp:-$(date -u +%Y%m%dT%H%M%SZ)}
@@ -148,16 +149,18 @@ if [ "$code" != 200 ]; then
   exit 1
 fi
 curl -sf -o "$work/bare-list.json" "http://127.0.0.1:$GIN_PORT/resources"
-python3 - "$work/list.json" "$work/bare-list.json" "${LIST_LIMIT:-20}" <<'PY'
+curl -sf -o "$work/bare-prepared.json" "http://127.0.0.1:$GIN_PORT/resources/prepared"
+python3 - "$work/list.json" "$work/bare-list.json" "$work/bare-prepared.json" "${LIST_LIMIT:-20}" <<'PY'
 import json, sys
-doc, bare = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
-want = int(sys.argv[3])
+doc, bare, prepared = (json.load(open(f)) for f in sys.argv[1:4])
+want = int(sys.argv[4])
 lists = [v for v in doc.values() if isinstance(v, list)] if isinstance(doc, dict) else [doc]
 if not lists or len(lists[0]) != want:
     sys.exit("wrk-resources: GET /api/v1/resources did not return %d items: %s" % (want, json.dumps(doc)[:300]))
 # The bare list must be the same page: the same rows, the same fields.
-if want == 20 and bare != doc:
-    sys.exit("wrk-resources: baregin's GET /resources is not the API's page:\n%s\n%s" % (json.dumps(bare)[:300], json.dumps(doc)[:300]))
+for b in (bare, prepared):
+    if want == 20 and b != doc:
+        sys.exit("wrk-resources: baregin's GET /resources is not the API's page:\n%s\n%s" % (json.dumps(b)[:300], json.dumps(doc)[:300]))
 PY
 
 # Checked only now: a create adds to the tenant the list was measured on.
@@ -248,22 +251,28 @@ echo "== setup: $ROUNDS rounds, wrk $THREADS threads, $CONNS connections, $DURAT
   "api_requests_per_minute $RATE_LIMIT; Idempotency-Key on POST: $([ "$IDEMPOTENCY" = 1 ] && echo yes || echo no); POST tenants: $POST_TENANTS; commit $commit"
 echo "== load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-list_ratios=() list_p99=() post_ratios=() bare_ratios=() over_bare=()
+list_ratios=() list_p99=() post_ratios=() bare_ratios=() prepared_ratios=() over_bare=()
 for round in $(seq 1 "$ROUNDS"); do
   echo "== list round $round: bare Gin + sqlx: GET /me (one row by primary key, app role, no middleware, no auth)"
   run "http://127.0.0.1:$GIN_PORT/me" | tee "$work/gin.txt"
   echo "== list round $round: bare Gin + sqlx: GET /resources (the same 21 rows under RLS as JSON, no middleware, no auth, no caller check)"
   run "http://127.0.0.1:$GIN_PORT/resources" | tee "$work/bare-list.txt"
+  echo "== list round $round: bare Gin + sqlx: GET /resources/prepared (the same through a statement prepared once per connection)"
+  run "http://127.0.0.1:$GIN_PORT/resources/prepared" | tee "$work/bare-prepared.txt"
   echo "== list round $round: Keel API: GET /api/v1/resources?sort=-created_at&limit=20 (authenticated, RLS, 10,000 of 1,000,000 rows)"
   run -H "Authorization: Bearer $token" "$list_url" | tee "$work/list.txt"
   check "the read baseline" "$work/gin.txt"
   check "the bare list" "$work/bare-list.txt"
+  check "the prepared bare list" "$work/bare-prepared.txt"
   check "GET /api/v1/resources" "$work/list.txt"
-  g=$(rps "$work/gin.txt") b=$(rps "$work/bare-list.txt") l=$(rps "$work/list.txt") lp=$(p99 "$work/list.txt") gp=$(p99 "$work/gin.txt")
-  r=$(echo "$l / $g" | bc -l) br=$(echo "$b / $g" | bc -l) ob=$(echo "$l / $b" | bc -l)
-  list_ratios+=("$r") list_p99+=("$lp") bare_ratios+=("$br") over_bare+=("$ob")
-  printf 'list round %d: bare Gin + sqlx %s req/s (p99 %.1f ms), GET /api/v1/resources %s req/s (p99 %.1f ms), ratio %.2f; bare list %s req/s (p99 %.1f ms): bare list / one row %.2f, Keel / bare list %.2f\n' \
-    "$round" "$g" "$gp" "$l" "$lp" "$r" "$b" "$(p99 "$work/bare-list.txt")" "$br" "$ob" | tee -a "$work/rounds.txt"
+  g=$(rps "$work/gin.txt") b=$(rps "$work/bare-list.txt") bp=$(rps "$work/bare-prepared.txt") l=$(rps "$work/list.txt")
+  lp=$(p99 "$work/list.txt") gp=$(p99 "$work/gin.txt")
+  best=$(printf '%s\n%s\n' "$b" "$bp" | sort -g | tail -1)
+  r=$(echo "$l / $g" | bc -l) br=$(echo "$b / $g" | bc -l) bpr=$(echo "$bp / $g" | bc -l) ob=$(echo "$l / $best" | bc -l)
+  list_ratios+=("$r") list_p99+=("$lp") bare_ratios+=("$br") prepared_ratios+=("$bpr") over_bare+=("$ob")
+  printf 'list round %d: bare Gin + sqlx %s req/s (p99 %.1f ms), GET /api/v1/resources %s req/s (p99 %.1f ms), ratio %.2f; bare list %s req/s (p99 %.1f ms), prepared %s req/s (p99 %.1f ms): bare list / one row %.2f, prepared %.2f; Keel / the faster bare list %.2f\n' \
+    "$round" "$g" "$gp" "$l" "$lp" "$r" "$b" "$(p99 "$work/bare-list.txt")" "$bp" "$(p99 "$work/bare-prepared.txt")" "$br" "$bpr" "$ob" |
+    tee -a "$work/rounds.txt"
 done
 
 if [ "$EXPLAIN" = 1 ]; then
@@ -296,10 +305,11 @@ lp=$(printf '%s\n' "${list_p99[@]}" | median)
 lpmax=$(printf '%s\n' "${list_p99[@]}" | sort -g | tail -1)
 pr=$(printf '%s\n' "${post_ratios[@]}" | median)
 br=$(printf '%s\n' "${bare_ratios[@]}" | median)
+bpr=$(printf '%s\n' "${prepared_ratios[@]}" | median)
 ob=$(printf '%s\n' "${over_bare[@]}" | median)
 verdict() { if [ "$(echo "$1" | bc -l)" = 1 ]; then echo met; else echo MISSED; fi; }
-summary=$(printf '%s list ratio %.2f (target >= 0.60: %s), list p99 median %.1f ms, worst %.1f ms (target < 50: %s); bare list / one row %.2f, Keel / bare list %.2f; POST ratio %.2f (target >= 0.50: %s); %d rounds x %s, %d connections, %d cores, rate limit %s/min, idempotency key %s, POST tenants %d, commit %s' \
-  "$stamp" "$lr" "$(verdict "$lr >= 0.6")" "$lp" "$lpmax" "$(verdict "$lp < 50")" "$br" "$ob" "$pr" "$(verdict "$pr >= 0.5")" \
+summary=$(printf '%s list ratio %.2f (target >= 0.60: %s), list p99 median %.1f ms, worst %.1f ms (target < 50: %s); bare list / one row %.2f, prepared %.2f, Keel / the faster bare list %.2f; POST ratio %.2f (target >= 0.50: %s); %d rounds x %s, %d connections, %d cores, rate limit %s/min, idempotency key %s, POST tenants %d, commit %s' \
+  "$stamp" "$lr" "$(verdict "$lr >= 0.6")" "$lp" "$lpmax" "$(verdict "$lp < 50")" "$br" "$bpr" "$ob" "$pr" "$(verdict "$pr >= 0.5")" \
   "$ROUNDS" "$DURATION" "$CONNS" "$(nproc)" "$RATE_LIMIT" "$([ "$IDEMPOTENCY" = 1 ] && echo yes || echo no)" "$POST_TENANTS" \
   "$commit")
 echo "$summary"
