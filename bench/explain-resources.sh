@@ -51,6 +51,9 @@ app() { psql "$DATABASE_URL" -X -v ON_ERROR_STOP=1 -Atq "$@"; }
 #   WHERE org_id = $1 AND deleted_at IS NULL [AND status = $2]
 #     [AND lower(name) LIKE '%' || $q || '%'] [AND (key, id) </> ($k, $id)]
 #   ORDER BY key DESC|ASC, id DESC|ASC LIMIT limit+1
+# and, with q, that query selecting only id, inside
+#   SELECT columns FROM resources WHERE org_id = $1 AND deleted_at IS NULL
+#     AND id IN (...) ORDER BY key DESC|ASC, id DESC|ASC
 # with name compared and ordered as name COLLATE "C", the collation of the
 # index resources_name. When the store's SQL differs, change columns(),
 # key_expr() and query() below to match it.
@@ -75,8 +78,14 @@ query() {
   key=$(key_expr "$field")
   where="org_id = '$ORG' AND deleted_at IS NULL"
   [ -n "$status" ] && where+=" AND status = '$status'"
-  [ -n "$q" ] && where+=" AND lower(name) LIKE '%' || lower('$q') || '%'"
   [ -n "$k" ] && where+=" AND ($key, id) $cmp ('$k'::$(key_type "$field"), '$id'::uuid)"
+  if [ -n "$q" ]; then
+    # A search picks the page's IDs by walking the sort's index (index
+    # tuples only), then reads those rows.
+    where+=" AND lower(name) LIKE '%' || lower('$q') || '%'"
+    echo "SELECT $columns FROM resources WHERE org_id = '$ORG' AND deleted_at IS NULL AND id IN (SELECT id FROM resources WHERE $where ORDER BY $key $dir, id $dir LIMIT 21) ORDER BY $key $dir, id $dir"
+    return
+  fi
   echo "SELECT $columns FROM resources WHERE $where ORDER BY $key $dir, id $dir LIMIT 21"
 }
 # generic SORT [key id]: the same list with its values as parameters, as

@@ -465,6 +465,19 @@ func TestListSortsSearchesFiltersAndPages(t *testing.T) {
 	})) {
 		t.Errorf("q and status: %q", got)
 	}
+	// A search pages in every sort and direction, as the list does: its
+	// page's IDs come from the sort's index and its rows are read after.
+	for _, field := range resource.SortFields {
+		for _, desc := range []bool{false, true} {
+			s := tenant.Sort{Field: field, Desc: desc}
+			has := func(r rec) bool { return strings.Contains(strings.ToLower(r.name), "a") }
+			for _, limit := range []int{1, 3} {
+				if got, want := listAll(t, f, f.member, resource.Filter{Sort: s, Q: "A"}, limit), expect(s, has); !slices.Equal(got, want) {
+					t.Errorf("q=A sort %s limit %d:\n got %q\nwant %q", s, limit, got, want)
+				}
+			}
+		}
+	}
 
 	// A cursor continues only its own sort.
 	_, next, err := f.svc.List(ctx, f.member, tenant.Page{Limit: 2}, resource.Filter{Sort: byName})

@@ -165,20 +165,29 @@ func listQuery(orgID uuid.UUID, f resource.Filter, after *tenant.Cursor, limit i
 	if !ok {
 		key = sortKeys["created_at"]
 	}
-	base := `SELECT ` + listCols + ` FROM resources WHERE org_id = $1 AND deleted_at IS NULL`
+	live := ` FROM resources WHERE org_id = $1 AND deleted_at IS NULL`
 	args := []any{orgID}
 	if f.Status != "" {
 		args = append(args, f.Status)
-		base += ` AND status = $2`
+		live += ` AND status = $2`
 	}
-	if f.Q != "" {
-		// A filter over the tenant's live rows, walked in the sort's index
-		// order: under RLS no index can answer a non-leakproof LIKE (see
-		// migrations/00500_resources.sql).
-		args = append(args, "%"+likeEscaper.Replace(f.Q)+"%")
-		base += ` AND lower(name) LIKE lower($` + strconv.Itoa(len(args)) + `)`
+	if f.Q == "" {
+		return tenant.KeysetBy(`SELECT `+listCols+live, args, key, "id", f.Sort.Desc, after, limit)
 	}
-	return tenant.KeysetBy(base, args, key, "id", f.Sort.Desc, after, limit)
+	// A search filters the tenant's live rows walked in the sort's index
+	// order: under RLS no index can answer a non-leakproof LIKE (see
+	// migrations/00500_resources.sql). The walk picks the page's IDs from
+	// the index alone (each sort's index holds name and status, migration
+	// 00770), and only the page's rows are read from the table.
+	args = append(args, "%"+likeEscaper.Replace(f.Q)+"%")
+	inner, args := tenant.KeysetBy(`SELECT id`+live+` AND lower(name) LIKE lower($`+strconv.Itoa(len(args))+`)`,
+		args, key, "id", f.Sort.Desc, after, limit)
+	dir := ""
+	if f.Sort.Desc {
+		dir = " DESC"
+	}
+	return `SELECT ` + listCols + ` FROM resources WHERE org_id = $1 AND deleted_at IS NULL AND id IN (` + inner +
+		`) ORDER BY ` + key + dir + `, id` + dir, args
 }
 
 // Update writes r's mutable fields.
