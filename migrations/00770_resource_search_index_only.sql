@@ -7,7 +7,7 @@
 -- query, resourcedb.listQuery) instead of fetching every row it rejects
 -- from the heap, where a tenant's rows lie scattered among other tenants'.
 -- On the benchmark's data set, a search that matches nothing in a tenant
--- of 191,000 resources went from 220-340 ms to 56-63 ms (docs/benchmarks.md).
+-- of 191,000 resources went from 205-340 ms to 56-69 ms (docs/benchmarks.md).
 --
 -- Built in the migration's transaction: writes to resources wait while
 -- each index is built (a few seconds per million rows), reads do not.
