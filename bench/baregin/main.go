@@ -135,16 +135,6 @@ func createResource(db *sqlx.DB, orgID, userID uuid.UUID) gin.HandlerFunc {
 		Status      string          `json:"status"`
 		Attributes  json.RawMessage `json:"attributes"`
 	}
-	type resource struct {
-		ID          uuid.UUID       `db:"id" json:"id"`
-		Name        string          `db:"name" json:"name"`
-		Description string          `db:"description" json:"description"`
-		Status      string          `db:"status" json:"status"`
-		Attributes  json.RawMessage `db:"attributes" json:"attributes"`
-		Version     int64           `db:"version" json:"version"`
-		CreatedAt   time.Time       `db:"created_at" json:"created_at"`
-		UpdatedAt   time.Time       `db:"updated_at" json:"updated_at"`
-	}
 	const q = `INSERT INTO resources (org_id, id, name, description, status, attributes, created_by_user_id)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		RETURNING id, name, description, status, attributes, version, created_at, updated_at`
@@ -160,7 +150,9 @@ func createResource(db *sqlx.DB, orgID, userID uuid.UUID) gin.HandlerFunc {
 		if len(in.Attributes) == 0 {
 			in.Attributes = json.RawMessage(`{}`)
 		}
-		var out resource
+		// The creator columns are not returned, so they stay nil and out
+		// of the JSON.
+		var out bareResource
 		if err := db.GetContext(c.Request.Context(), &out, q, orgID, postgres.NewID(), in.Name, in.Description, in.Status, []byte(in.Attributes), userID); err != nil {
 			c.String(http.StatusInternalServerError, err.Error())
 			return
@@ -169,7 +161,8 @@ func createResource(db *sqlx.DB, orgID, userID uuid.UUID) gin.HandlerFunc {
 	}
 }
 
-// bareResource is a resource as the API's list writes it.
+// bareResource is a resource as the API's list writes it; the bare create
+// answers with it too.
 type bareResource struct {
 	ID                uuid.UUID       `db:"id" json:"id"`
 	Name              string          `db:"name" json:"name"`

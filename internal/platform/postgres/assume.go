@@ -6,14 +6,11 @@ import (
 	"github.com/lib/pq"
 )
 
-// AssumeQuery is the statement that checks one assumption of a one-message
-// write: $1 is whether it holds, $2 names it. When $1 is not true it raises
-// SQLSTATE KL409 (IsAssumptionFailed), which rolls the message's implicit
-// transaction back whole (migration 00760).
-const AssumeQuery = `SELECT keel_assume($1, $2)`
-
 // IsAssumptionFailed reports keel_assume's error: a one-message write ran
-// on an assumption that no longer held, and nothing of it was kept.
+// on an assumption that no longer held, and nothing of it was kept. A
+// guard is a statement `SELECT keel_assume(<condition>, '<name>')`, which
+// raises SQLSTATE KL409 when the condition is not true and so rolls the
+// message's implicit transaction back whole (migration 00760).
 func IsAssumptionFailed(err error) bool {
 	var pe *pq.Error
 	return errors.As(err, &pe) && pe.Code == "KL409"
